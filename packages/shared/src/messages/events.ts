@@ -1,0 +1,42 @@
+import { Type, type Static } from 'typebox';
+import { EnvelopeFields } from '../envelope.js';
+
+export const DEPLOYMENT_PHASES = [
+  'downloading',
+  'verifying',
+  'loading',
+  'health-check',
+  'active',
+  'failed',
+  'removed',
+] as const;
+export type DeploymentPhase = (typeof DEPLOYMENT_PHASES)[number];
+
+/** One step of a deployment on the device; `failed` carries the reason and the model kept instead. */
+export const DeploymentEvent = Type.Object({
+  ...EnvelopeFields,
+  type: Type.Literal('deployment'),
+  rolloutId: Type.Optional(Type.String()),
+  model: Type.String(),
+  version: Type.String(),
+  sha256: Type.String(),
+  phase: Type.Union(DEPLOYMENT_PHASES.map((p) => Type.Literal(p))),
+  /** Fraction done within the phase (downloads), 0..1. */
+  progress: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
+  code: Type.Optional(Type.String()),
+  message: Type.Optional(Type.String()),
+  /** The version still serving after a failure, if any. */
+  keptVersion: Type.Optional(Type.String()),
+});
+export type DeploymentEvent = Static<typeof DeploymentEvent>;
+
+export const ErrorEvent = Type.Object({
+  ...EnvelopeFields,
+  type: Type.Literal('error'),
+  code: Type.String(),
+  message: Type.String(),
+});
+export type ErrorEvent = Static<typeof ErrorEvent>;
+
+export const EventMessage = Type.Union([DeploymentEvent, ErrorEvent]);
+export type EventMessage = Static<typeof EventMessage>;

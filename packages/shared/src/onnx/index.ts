@@ -1,0 +1,2 @@
+export * from './model-io.js';
+export * from './builder.js';
