@@ -1,0 +1,68 @@
+import type { Datatype, TensorSpec } from '@edgefleet/shared';
+
+export type TensorData =
+  | Float32Array
+  | Float64Array
+  | Int8Array
+  | Uint8Array
+  | Int16Array
+  | Uint16Array
+  | Int32Array
+  | Uint32Array
+  | BigInt64Array
+  | BigUint64Array;
+
+/** A tensor as it crosses into and out of the worker pool (its buffer is transferred, not copied). */
+export interface Tensor {
+  name: string;
+  datatype: Datatype;
+  shape: number[];
+  data: TensorData;
+}
+
+export interface ModelFile {
+  name: string;
+  version: string;
+  sha256: string;
+  profile: string;
+  /** Path of the verified ONNX file on disk. */
+  path: string;
+  inputs: TensorSpec[];
+  outputs: TensorSpec[];
+}
+
+/** One model version loaded in its own worker pool. */
+export interface LoadedModel extends ModelFile {
+  /** Validates inputs against the signature (EdgefleetError INVALID_TENSOR naming the expected signature) and runs. */
+  infer(inputs: Tensor[]): Promise<Tensor[]>;
+  close(): Promise<void>;
+}
+
+/** Loads model files into worker pools; the only owner of onnxruntime-node. */
+export interface ModelRuntime {
+  load(file: ModelFile): Promise<LoadedModel>;
+  stop(): Promise<void>;
+}
+
+export interface ModelStatsSnapshot {
+  name: string;
+  version: string;
+  requests: number;
+  errors: number;
+  /** Latency percentiles (ms) over requests since the previous snapshot. */
+  latencyMs: { p50: number; p90: number; p99: number };
+}
+
+/** The active model per name, as served by the local API and reported by telemetry. */
+export interface ModelTable {
+  /** Makes `model` the active version of its name; returns the one it replaced (the caller closes it). */
+  activate(model: LoadedModel): LoadedModel | undefined;
+  /** Removes the active model of that name and returns it (the caller closes it). */
+  deactivate(name: string): LoadedModel | undefined;
+  get(name: string): LoadedModel | undefined;
+  list(): LoadedModel[];
+  /** Records one served request for telemetry and /metrics. */
+  record(name: string, version: string, latencyMs: number, ok: boolean): void;
+  /** Counters since start, latency percentiles since the previous call. */
+  snapshot(): ModelStatsSnapshot[];
+}

@@ -1,0 +1,160 @@
+#!/usr/bin/env node
+// The demo fleet: one hub, three agents with their own state directories, a sample model made by the
+// project's own ONNX builder, a rollout to all three, one inference through an agent's socket, then the
+// dashboard URL and a token. Ctrl-C stops every process it started.
+import { spawn, execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, rm } from 'node:fs/promises';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { buildMlp } from '../packages/shared/dist/onnx/index.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const workDir = process.env.EDGEFLEET_DEMO_DIR ?? join(root, '.demo');
+const httpPort = process.env.EDGEFLEET_HUB_HTTP_PORT ?? '8080';
+const mqttPort = process.env.EDGEFLEET_HUB_MQTT_PORT ?? '1883';
+const adminToken = randomBytes(24).toString('base64url');
+const children = [];
+
+function say(line) {
+  process.stdout.write(`${line}\n`);
+}
+
+/** Starts a process and resolves with its first JSON log line whose msg is `readyMsg`. */
+function start(name, args, env, readyMsg) {
+  const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  const tail = [];
+  return new Promise((resolve, reject) => {
+    const onLine = (text) => {
+      tail.push(text);
+      if (tail.length > 20) tail.shift();
+      try {
+        const line = JSON.parse(text);
+        if (line.msg === readyMsg) resolve(line);
+        if (line.level >= 50) say(`[${name}] ${line.msg}${line.err ? `: ${line.err.message}` : ''}`);
+      } catch {
+        /* not a log line */
+      }
+    };
+    createInterface({ input: child.stdout }).on('line', onLine);
+    createInterface({ input: child.stderr }).on('line', onLine);
+    child.on('exit', (code) => reject(new Error(`${name} exited (${code}) before it was ready:\n${tail.join('\n')}`)));
+  });
+}
+
+async function hubApi(apiUrl, method, path, body) {
+  const isBytes = body instanceof Uint8Array;
+  const res = await fetch(`${apiUrl}${path}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${adminToken}`,
+      ...(body ? { 'content-type': isBytes ? 'application/octet-stream' : 'application/json' } : {}),
+    },
+    body: body ? (isBytes ? body : JSON.stringify(body)) : undefined,
+  });
+  const json = await res.json();
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${json.error ?? ''}`);
+  return json;
+}
+
+function socketInfer(socketPath, model, payload) {
+  return new Promise((resolve, reject) => {
+    const body = JSON.stringify(payload);
+    const req = request(
+      { socketPath, method: 'POST', path: `/v2/models/${model}/infer`, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+      (res) => {
+        let text = '';
+        res.on('data', (c) => (text += c));
+        res.on('end', () => (res.statusCode === 200 ? resolve(JSON.parse(text)) : reject(new Error(`infer: ${res.statusCode} ${text}`))));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+async function stopAll() {
+  await Promise.all(
+    children.map(
+      (child) =>
+        new Promise((resolve) => {
+          if (child.exitCode !== null || child.signalCode !== null) return resolve();
+          child.once('exit', resolve);
+          child.kill('SIGTERM');
+        }),
+    ),
+  );
+}
+
+async function main() {
+  await rm(workDir, { recursive: true, force: true });
+  await mkdir(workDir, { recursive: true });
+  const logLevel = process.env.EDGEFLEET_LOG_LEVEL ?? 'warn';
+
+  say('starting the hub…');
+  const hub = await start('hub', [join(root, 'packages/hub/dist/main.js')], {
+    EDGEFLEET_HUB_DATA_DIR: join(workDir, 'hub'),
+    EDGEFLEET_HUB_HOST: '127.0.0.1',
+    EDGEFLEET_HUB_HTTP_PORT: httpPort,
+    EDGEFLEET_HUB_MQTT_PORT: mqttPort,
+    EDGEFLEET_ADMIN_TOKEN: adminToken,
+    EDGEFLEET_LOG_LEVEL: 'info',
+  }, 'hub ready');
+  const { apiUrl } = hub;
+
+  const agents = [];
+  for (let i = 1; i <= 3; i++) {
+    const stateDir = join(workDir, `agent-${i}`);
+    const { token } = await hubApi(apiUrl, 'POST', '/api/v1/enrollment-tokens', { ttlSeconds: 600, labels: { site: 'demo' } });
+    const { stdout } = await promisify(execFile)(process.execPath, [join(root, 'packages/agent/dist/main.js'), 'enroll', '--hub', apiUrl, '--token', token, '--name', `demo-${i}`, '--state-dir', stateDir]);
+    const socketPath = join(stateDir, 'agent.sock');
+    await start(`agent-${i}`, [join(root, 'packages/agent/dist/main.js'), 'run', '--state-dir', stateDir, '--socket', socketPath], {
+      EDGEFLEET_TELEMETRY_INTERVAL_MS: '2000',
+      EDGEFLEET_AGENT_WORKERS: '1',
+      EDGEFLEET_LOG_LEVEL: 'info',
+    }, 'agent ready');
+    agents.push({ socketPath, deviceId: stdout.trim().split(/\s+/).pop() });
+    say(`agent demo-${i} enrolled and running (socket ${socketPath})`);
+  }
+
+  const model = buildMlp({ name: 'demo-classifier', inputSize: 4, hidden: [16], outputSize: 3, seed: 7 });
+  await hubApi(apiUrl, 'POST', '/api/v1/models/demo-classifier/versions?version=1.0.0', model);
+  say(`uploaded model demo-classifier 1.0.0 (${model.byteLength} bytes)`);
+  const rollout = await hubApi(apiUrl, 'POST', '/api/v1/rollouts', { model: 'demo-classifier', version: '1.0.0', target: { all: true } });
+  let state = rollout;
+  while (state.state === 'in-progress') {
+    await new Promise((r) => setTimeout(r, 250));
+    state = await hubApi(apiUrl, 'GET', `/api/v1/rollouts/${rollout.id}`);
+  }
+  if (state.state !== 'succeeded') throw new Error(`rollout ${state.state}: ${JSON.stringify(state.counts)}`);
+  say(`rollout ${rollout.id} succeeded on ${agents.length} devices`);
+
+  const result = await socketInfer(agents[0].socketPath, 'demo-classifier', {
+    inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [0.1, 0.2, 0.3, 0.4] }],
+  });
+  say(`inference result: ${JSON.stringify(result.outputs[0].data)} (model ${result.model_name} ${result.model_version ?? ''} via ${agents[0].socketPath})`);
+  say(`processes: ${children.map((c) => c.pid).join(' ')}`);
+  say(`dashboard: ${apiUrl}/`);
+  say(`token: ${adminToken}`);
+  say('press Ctrl-C to stop the fleet');
+}
+
+let stopping = false;
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    say('stopping…');
+    void stopAll().then(() => process.exit(0));
+  });
+}
+
+main().catch(async (err) => {
+  say(`demo failed: ${err.message}`);
+  await stopAll();
+  process.exit(1);
+});
