@@ -1,0 +1,117 @@
+// Fleet-side numbers: the agent's idle footprint with one model loaded, and the hub's event-loop lag
+// while a rollout runs. Real hub and agent processes on loopback, as in the end-to-end tests.
+import { execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { buildConvNet } from '../packages/shared/dist/onnx/index.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const AGENTS = Number(process.env.BENCH_AGENTS ?? 5);
+const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 10);
+const token = randomBytes(24).toString('base64url');
+const children = [];
+
+function start(args, env, readyMsg) {
+  const child = spawn(process.execPath, args, { env: { ...process.env, EDGEFLEET_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(child);
+  const lines = createInterface({ input: child.stdout });
+  const ready = new Promise((resolve, reject) => {
+    lines.on('line', (text) => {
+      try {
+        const line = JSON.parse(text);
+        if (line.msg === readyMsg) resolve(line);
+      } catch {}
+    });
+    child.on('exit', (code) => reject(new Error(`${args[0]} exited ${code}`)));
+  });
+  return { child, ready, lines };
+}
+
+async function hub(apiUrl, method, path, body) {
+  const bytes = body instanceof Uint8Array;
+  const res = await fetch(`${apiUrl}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': bytes ? 'application/octet-stream' : 'application/json' } : {}) },
+    body: body ? (bytes ? body : JSON.stringify(body)) : undefined,
+  });
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
+  return res.json();
+}
+
+async function procStat(pid) {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)[1]);
+  const stat = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1].split(' ');
+  const ticks = Number(stat[11]) + Number(stat[12]);
+  return { rssMb: rssKb / 1024, cpuSeconds: ticks / 100 };
+}
+
+async function main() {
+  const dir = await mkdtemp(join(tmpdir(), 'ef-bench-fleet-'));
+  try {
+    const h = start([join(root, 'packages/hub/dist/main.js')], {
+      EDGEFLEET_HUB_DATA_DIR: join(dir, 'hub'),
+      EDGEFLEET_HUB_HOST: '127.0.0.1',
+      EDGEFLEET_HUB_HTTP_PORT: '0',
+      EDGEFLEET_HUB_MQTT_PORT: '0',
+      EDGEFLEET_ADMIN_TOKEN: token,
+    }, 'hub ready');
+    const { apiUrl } = await h.ready;
+    const agents = [];
+    for (let i = 0; i < AGENTS; i++) {
+      const stateDir = join(dir, `agent-${i}`);
+      const { token: t } = await hub(apiUrl, 'POST', '/api/v1/enrollment-tokens', {});
+      await promisify(execFile)(process.execPath, [join(root, 'packages/agent/dist/main.js'), 'enroll', '--hub', apiUrl, '--token', t, '--state-dir', stateDir]);
+      const a = start([join(root, 'packages/agent/dist/main.js'), 'run', '--state-dir', stateDir, '--socket', join(stateDir, 'agent.sock')], {}, 'agent ready');
+      await a.ready;
+      agents.push(a);
+    }
+    const model = buildConvNet({ name: 'bench-conv', channels: 3, size: 64, filters: [16, 32, 64], classes: 10 });
+    await hub(apiUrl, 'POST', '/api/v1/models/bench-conv/versions?version=1', model);
+
+    await hub(apiUrl, 'GET', '/api/v1/health?reset=1');
+    const t0 = performance.now();
+    const rollout = await hub(apiUrl, 'POST', '/api/v1/rollouts', { model: 'bench-conv', version: '1', target: { all: true } });
+    let state = rollout;
+    while (state.state === 'in-progress') {
+      await new Promise((r) => setTimeout(r, 50));
+      state = await hub(apiUrl, 'GET', `/api/v1/rollouts/${rollout.id}`);
+    }
+    const rolloutMs = performance.now() - t0;
+    const health = await hub(apiUrl, 'GET', '/api/v1/health');
+
+    // Idle: one model loaded, telemetry at its default period, no requests.
+    const pid = agents[0].child.pid;
+    const before = await procStat(pid);
+    await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000));
+    const after = await procStat(pid);
+    const idleCpu = ((after.cpuSeconds - before.cpuSeconds) / IDLE_SECONDS) * 100;
+
+    const result = {
+      rollout: { devices: AGENTS, state: state.state, seconds: +(rolloutMs / 1000).toFixed(2) },
+      hubEventLoopLagMs: health.eventLoopDelayMs,
+      agentIdle: { rssMb: +after.rssMb.toFixed(1), cpuPercent: +idleCpu.toFixed(2), windowSeconds: IDLE_SECONDS },
+    };
+    console.log('\nfleet');
+    console.log(`  rollout of a ${(model.byteLength / 1024).toFixed(0)} KB model to ${AGENTS} agents: ${result.rollout.state} in ${result.rollout.seconds} s`);
+    console.log(`  hub event-loop lag during the rollout: p50 ${health.eventLoopDelayMs.p50} ms, p99 ${health.eventLoopDelayMs.p99} ms, max ${health.eventLoopDelayMs.max} ms (target p99 < 50 ms)`);
+    console.log(`  agent idle with one model: RSS ${result.agentIdle.rssMb} MB (target ≤ 100), CPU ${result.agentIdle.cpuPercent}% (target ≤ 1%)`);
+    return result;
+  } finally {
+    await Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r() : (c.once('exit', r), c.kill('SIGTERM'))))));
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+export { main as benchFleet };
+if (import.meta.url === `file://${process.argv[1]}`) {
+  main().catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}

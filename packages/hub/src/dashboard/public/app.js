@@ -1,0 +1,216 @@
+import { createCpuChart, MAX_SERIES } from './cpu-chart.js';
+import { createDevicesTable } from './devices-table.js';
+import { connectEvents } from './event-stream.js';
+import { createRolloutsPanel } from './rollouts-panel.js';
+import { toMs } from './time-format.js';
+
+const API = '/api/v1';
+const HISTORY_LIMIT = 60;
+const POLL_MS = 15000; // only while the event stream is down
+const TICK_MS = 5000;
+
+class AuthRequired extends Error {}
+
+const $ = (id) => document.getElementById(id);
+const devices = new Map();
+const table = createDevicesTable($('device-rows'));
+const chart = createCpuChart($('cpu-chart'), $('cpu-caption'));
+const rollouts = createRolloutsPanel($('rollouts'), (id) => devices.get(id)?.name || id);
+let events = null;
+let streamState = 'idle';
+let refetchTimer = null;
+
+async function api(path, init = {}) {
+  const res = await fetch(`${API}${path}`, {
+    credentials: 'same-origin',
+    ...init,
+    headers: { accept: 'application/json', ...(init.body ? { 'content-type': 'application/json' } : {}), ...init.headers },
+  });
+  if (res.status === 401) throw new AuthRequired('the hub wants an admin token');
+  const body = res.status === 204 ? null : await res.json().catch(() => null);
+  if (!res.ok) throw new Error(`${init.method ?? 'GET'} ${path}: ${res.status} ${body?.error ?? res.statusText}`);
+  return body;
+}
+
+function showLogin(message = '') {
+  events?.close();
+  events = null;
+  $('dashboard').hidden = true;
+  $('fleet-summary').hidden = true;
+  $('login').hidden = false;
+  $('login-error').textContent = message;
+  $('token-input').focus();
+}
+
+function showDashboard() {
+  $('login').hidden = true;
+  $('dashboard').hidden = false;
+  $('fleet-summary').hidden = false;
+}
+
+function renderSummary() {
+  const all = [...devices.values()];
+  const online = all.filter((d) => d.online).length;
+  const summary = $('fleet-summary');
+  summary.querySelector('[data-count="total"]').textContent = String(all.length);
+  summary.querySelector('[data-count="online"]').textContent = String(online);
+  summary.querySelector('[data-count="offline"]').textContent = String(all.length - online);
+}
+
+function renderAll() {
+  const all = [...devices.values()];
+  table.sync(all);
+  chart.setDevices(all);
+  renderSummary();
+}
+
+/** Merges fields into a device and re-renders its row (the whole table when the row set or order changes). */
+function mergeDevice(id, fields) {
+  const existing = devices.get(id);
+  const next = { models: [], labels: {}, ...existing, ...fields, id };
+  devices.set(id, next);
+  if (!existing || existing.name !== next.name) renderAll();
+  else {
+    table.update(next);
+    renderSummary();
+  }
+  if (!existing && !fields.name) scheduleRefetch(); // a partial about a device we have never seen
+}
+
+async function loadDevices() {
+  const { devices: list } = await api('/devices');
+  devices.clear();
+  for (const d of list) devices.set(d.id, d);
+  renderAll();
+  for (const d of list) if (d.telemetry) chart.add(d.id, d.telemetry.ts, d.telemetry.system?.cpuPercent);
+}
+
+async function loadRollouts() {
+  try {
+    const { rollouts: list } = await api('/rollouts');
+    rollouts.setAll(list);
+  } catch (err) {
+    if (err instanceof AuthRequired) throw err;
+    $('rollouts').textContent = `Could not load rollouts: ${err.message}`;
+  }
+}
+
+async function fillHistory() {
+  const first = [...devices.values()].sort((a, b) => (a.name || a.id).localeCompare(b.name || b.id)).slice(0, MAX_SERIES);
+  await Promise.all(first.map(async (d) => {
+    try {
+      const { points } = await api(`/devices/${encodeURIComponent(d.id)}/telemetry?limit=${HISTORY_LIMIT}`);
+      for (const p of points) chart.add(d.id, p.ts, p.system?.cpuPercent);
+    } catch (err) {
+      if (err instanceof AuthRequired) throw err;
+    }
+  }));
+}
+
+function onTelemetry(p) {
+  const id = p.deviceId ?? p.id;
+  if (!id) return;
+  const ts = typeof p.ts === 'number' ? new Date(p.ts).toISOString() : p.ts ?? new Date().toISOString();
+  const prev = devices.get(id);
+  const lastSeen = toMs(prev?.lastSeen) !== null && toMs(prev.lastSeen) > toMs(ts) ? prev.lastSeen : ts;
+  mergeDevice(id, { telemetry: { ts, system: p.system, models: p.models ?? [] }, lastSeen });
+  chart.add(id, ts, p.system?.cpuPercent);
+}
+
+function onPresence(p) {
+  const id = p.deviceId ?? p.id;
+  if (!id) return;
+  const online = typeof p.online === 'boolean' ? p.online : p.state === 'online' || p.presence === 'online';
+  const fields = { online };
+  if (p.lastSeen !== undefined) fields.lastSeen = typeof p.lastSeen === 'number' ? new Date(p.lastSeen).toISOString() : p.lastSeen;
+  mergeDevice(id, fields);
+}
+
+function onDevice(p) {
+  const id = p.id ?? p.deviceId;
+  if (!id) return;
+  if (p.deleted || p.removed) {
+    devices.delete(id);
+    renderAll();
+    return;
+  }
+  const { deviceId: _ignored, ...fields } = p;
+  mergeDevice(id, fields);
+}
+
+function onEvent(kind, payload) {
+  if (kind === 'device') onDevice(payload);
+  else if (kind === 'telemetry') onTelemetry(payload);
+  else if (kind === 'presence') onPresence(payload);
+  else if (kind === 'rollout' && !rollouts.apply(payload)) scheduleRefetch();
+}
+
+/** Refetches devices and rollouts soon, coalescing bursts (stream errors, unknown ids). */
+function scheduleRefetch(delayMs = 500) {
+  if (refetchTimer !== null) return;
+  refetchTimer = setTimeout(async () => {
+    refetchTimer = null;
+    try {
+      await Promise.all([loadDevices(), loadRollouts()]);
+      $('load-error').textContent = '';
+    } catch (err) {
+      if (err instanceof AuthRequired) showLogin('Your session has ended; sign in again.');
+      else $('load-error').textContent = `Could not refresh: ${err.message}`;
+    }
+  }, delayMs);
+}
+
+function setStreamState(state) {
+  streamState = state;
+  const el = $('sse-status');
+  el.dataset.state = state;
+  el.textContent = { live: 'live', connecting: 'connecting…', down: 'disconnected', idle: 'idle' }[state] ?? state;
+}
+
+async function start() {
+  await loadDevices();
+  showDashboard();
+  await Promise.all([loadRollouts(), fillHistory()]);
+  if (!events) {
+    events = connectEvents(`${API}/events`, { onEvent, onStatus: setStreamState, onResync: () => scheduleRefetch(1000) });
+  }
+}
+
+async function boot() {
+  try {
+    await start();
+  } catch (err) {
+    if (err instanceof AuthRequired) showLogin();
+    else {
+      showDashboard();
+      $('load-error').textContent = `Could not load the fleet: ${err.message}`;
+    }
+  }
+}
+
+$('login-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const input = $('token-input');
+  const button = e.currentTarget.querySelector('button');
+  button.disabled = true;
+  $('login-error').textContent = '';
+  try {
+    await api('/session', { method: 'POST', body: JSON.stringify({ token: input.value.trim() }) });
+    input.value = '';
+    await start();
+  } catch (err) {
+    $('login-error').textContent = err instanceof AuthRequired ? 'That token was not accepted.' : err.message;
+  } finally {
+    button.disabled = false;
+  }
+});
+
+setInterval(() => {
+  table.tick([...devices.values()]);
+  rollouts.render();
+}, TICK_MS);
+setInterval(() => {
+  if (events && streamState !== 'live') scheduleRefetch(0);
+}, POLL_MS);
+
+boot();
