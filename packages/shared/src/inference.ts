@@ -22,10 +22,6 @@ export const DATATYPES = {
   BOOL: { ort: 'bool', bytes: 1 },
 } as const;
 export type Datatype = keyof typeof DATATYPES;
-export const DatatypeSchema = Type.Union(Object.keys(DATATYPES).map((d) => Type.Literal(d))) as unknown as ReturnType<
-  typeof Type.Union<ReturnType<typeof Type.Literal<Datatype>>[]>
->;
-
 export function isDatatype(d: string): d is Datatype {
   return Object.hasOwn(DATATYPES, d);
 }

@@ -21,7 +21,7 @@ export type RolloutDeviceState = (typeof ROLLOUT_DEVICE_STATES)[number];
 
 export const RolloutDevice = Type.Object({
   deviceId: Type.String(),
-  state: Type.Union(ROLLOUT_DEVICE_STATES.map((s) => Type.Literal(s))),
+  state: Type.Enum(ROLLOUT_DEVICE_STATES),
   progress: Type.Union([Type.Number(), Type.Null()]),
   error: Type.Union([Type.String(), Type.Null()]),
   updatedAt: Type.String(),
@@ -35,7 +35,7 @@ export const Rollout = Type.Object({
   model: Type.String(),
   version: Type.String(),
   target: RolloutTarget,
-  state: Type.Union(ROLLOUT_STATES.map((s) => Type.Literal(s))),
+  state: Type.Enum(ROLLOUT_STATES),
   createdAt: Type.String(),
   waves: Type.Array(
     Type.Object({

@@ -20,7 +20,7 @@ export const DeploymentEvent = Type.Object({
   model: Type.String(),
   version: Type.String(),
   sha256: Type.String(),
-  phase: Type.Union(DEPLOYMENT_PHASES.map((p) => Type.Literal(p))),
+  phase: Type.Enum(DEPLOYMENT_PHASES),
   /** Fraction done within the phase (downloads), 0..1. */
   progress: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
   code: Type.Optional(Type.String()),

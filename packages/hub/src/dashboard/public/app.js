@@ -2,7 +2,6 @@ import { createCpuChart, MAX_SERIES } from './cpu-chart.js';
 import { createDevicesTable } from './devices-table.js';
 import { connectEvents } from './event-stream.js';
 import { createRolloutsPanel } from './rollouts-panel.js';
-import { toMs } from './time-format.js';
 
 const API = '/api/v1';
 const HISTORY_LIMIT = 60;
@@ -107,41 +106,20 @@ async function fillHistory() {
   }));
 }
 
+/** `telemetry` event: {deviceId, seq, ts (ISO), system, models}. */
 function onTelemetry(p) {
-  const id = p.deviceId ?? p.id;
-  if (!id) return;
-  const ts = typeof p.ts === 'number' ? new Date(p.ts).toISOString() : p.ts ?? new Date().toISOString();
-  const prev = devices.get(id);
-  const lastSeen = toMs(prev?.lastSeen) !== null && toMs(prev.lastSeen) > toMs(ts) ? prev.lastSeen : ts;
-  mergeDevice(id, { telemetry: { ts, system: p.system, models: p.models ?? [] }, lastSeen });
-  chart.add(id, ts, p.system?.cpuPercent);
+  mergeDevice(p.deviceId, { telemetry: { ts: p.ts, system: p.system, models: p.models }, lastSeen: p.ts });
+  chart.add(p.deviceId, p.ts, p.system.cpuPercent);
 }
 
-function onPresence(p) {
-  const id = p.deviceId ?? p.id;
-  if (!id) return;
-  const online = typeof p.online === 'boolean' ? p.online : p.state === 'online' || p.presence === 'online';
-  const fields = { online };
-  if (p.lastSeen !== undefined) fields.lastSeen = typeof p.lastSeen === 'number' ? new Date(p.lastSeen).toISOString() : p.lastSeen;
-  mergeDevice(id, fields);
-}
-
-function onDevice(p) {
-  const id = p.id ?? p.deviceId;
-  if (!id) return;
-  if (p.deleted || p.removed) {
-    devices.delete(id);
-    renderAll();
-    return;
-  }
-  const { deviceId: _ignored, ...fields } = p;
-  mergeDevice(id, fields);
+/** `device` event: the whole device as the hub sees it now. */
+function onDevice(device) {
+  mergeDevice(device.id, device);
 }
 
 function onEvent(kind, payload) {
   if (kind === 'device') onDevice(payload);
   else if (kind === 'telemetry') onTelemetry(payload);
-  else if (kind === 'presence') onPresence(payload);
   else if (kind === 'rollout' && !rollouts.apply(payload)) scheduleRefetch();
 }
 

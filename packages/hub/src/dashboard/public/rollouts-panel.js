@@ -78,31 +78,17 @@ export function createRolloutsPanel(list, deviceName) {
    * {rolloutId, deviceId, state, progress?, error?}. Returns false when the rollout is unknown and the
    * payload is not a whole one, so the caller can refetch the list.
    */
+  /** Applies the hub's `rollout` event {rolloutId, state, counts, deviceId?, deviceState?}; false if unknown. */
   function apply(payload) {
-    const id = payload.rolloutId ?? payload.id;
-    if (!id) return false;
-    if (Array.isArray(payload.waves) && payload.model) {
-      rollouts.set(id, payload);
-      render();
-      return true;
-    }
-    const r = rollouts.get(id);
+    const r = rollouts.get(payload.rolloutId);
     if (!r) return false;
-    if (payload.deviceId && payload.state && payload.rolloutId) {
+    if (payload.deviceId && payload.deviceState) {
       const devices = (r.waves ?? []).flatMap((w) => w.devices ?? []);
       const d = devices.find((x) => x.deviceId === payload.deviceId);
-      const fields = { state: payload.state, progress: payload.progress ?? null, error: payload.error ?? null };
-      if (d) Object.assign(d, fields);
-      else {
-        r.waves = r.waves?.length ? r.waves : [{ index: 0, devices: [] }];
-        r.waves[0].devices.push({ deviceId: payload.deviceId, ...fields });
-      }
-      r.counts = payload.counts ?? countsFromWaves(r);
-      if (payload.rolloutState) r.state = payload.rolloutState;
-    } else {
-      const { rolloutId: _ignored, ...rest } = payload;
-      Object.assign(r, rest, { id });
+      if (d) d.state = payload.deviceState;
     }
+    r.state = payload.state;
+    r.counts = payload.counts ?? countsFromWaves(r);
     render();
     return true;
   }

@@ -1,0 +1,77 @@
+import { resolve } from 'node:path';
+
+/** Everything the hub reads from its environment, validated once at start-up. */
+export interface HubConfig {
+  dataDir: string;
+  host: string;
+  httpPort: number;
+  mqttPort: number;
+  /** API base URL handed to devices at enrollment; derived from the request's Host when absent. */
+  publicUrl: string | undefined;
+  /** Broker URL handed to devices at enrollment; derived from the request's Host when absent. */
+  brokerUrl: string | undefined;
+  adminToken: string | undefined;
+  logLevel: string;
+  /** Cap on broker connections, kept below the process's file-descriptor limit. */
+  maxConnections: number;
+  /** Upload limit for model files, bytes. */
+  maxModelBytes: number;
+  /** Telemetry rows kept per device. */
+  telemetryHistory: number;
+}
+
+export const DEFAULT_CONFIG: Omit<HubConfig, 'dataDir'> = {
+  host: '0.0.0.0',
+  httpPort: 8080,
+  mqttPort: 1883,
+  publicUrl: undefined,
+  brokerUrl: undefined,
+  adminToken: undefined,
+  logLevel: 'info',
+  maxConnections: 15_000,
+  maxModelBytes: 512 * 1024 * 1024,
+  telemetryHistory: 1000,
+};
+
+function port(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`${name}="${raw}": expected a port number 0-65535`);
+  return n;
+}
+
+function positiveInt(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name}="${raw}": expected a positive integer`);
+  return n;
+}
+
+function url(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  try {
+    new URL(raw);
+  } catch {
+    throw new Error(`${name}="${raw}": expected an absolute URL`);
+  }
+  return raw.replace(/\/+$/, '');
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv): HubConfig {
+  return {
+    dataDir: resolve(env.EDGEFLEET_HUB_DATA_DIR || './hub-data'),
+    host: env.EDGEFLEET_HUB_HOST || DEFAULT_CONFIG.host,
+    httpPort: port(env, 'EDGEFLEET_HUB_HTTP_PORT', DEFAULT_CONFIG.httpPort),
+    mqttPort: port(env, 'EDGEFLEET_HUB_MQTT_PORT', DEFAULT_CONFIG.mqttPort),
+    publicUrl: url(env, 'EDGEFLEET_HUB_PUBLIC_URL'),
+    brokerUrl: url(env, 'EDGEFLEET_HUB_BROKER_URL'),
+    adminToken: env.EDGEFLEET_ADMIN_TOKEN || undefined,
+    logLevel: env.EDGEFLEET_LOG_LEVEL || DEFAULT_CONFIG.logLevel,
+    maxConnections: positiveInt(env, 'EDGEFLEET_HUB_MAX_CONNECTIONS', DEFAULT_CONFIG.maxConnections),
+    maxModelBytes: positiveInt(env, 'EDGEFLEET_HUB_MAX_MODEL_BYTES', DEFAULT_CONFIG.maxModelBytes),
+    telemetryHistory: positiveInt(env, 'EDGEFLEET_HUB_TELEMETRY_HISTORY', DEFAULT_CONFIG.telemetryHistory),
+  };
+}

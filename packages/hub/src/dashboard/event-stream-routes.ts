@@ -1,0 +1,42 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { ServerResponse } from 'node:http';
+import type { RequireOperator } from '../auth/operator-auth.js';
+import type { Device } from '@edgefleet/shared';
+import type { HubEventBus } from '../events/hub-event-bus.js';
+
+const HEARTBEAT_MS = 15_000;
+
+/**
+ * GET /api/v1/events: server-sent events (`event: device|telemetry|rollout`, JSON `data:`) for the dashboard.
+ * A `device` event carries the whole device as it is now, so the page never has to guess what changed.
+ */
+export const eventStreamRoutes: FastifyPluginAsync<{ bus: HubEventBus; requireOperator: RequireOperator; deviceById: (id: string) => Device | undefined }> = async (app, opts) => {
+  const open = new Set<ServerResponse>();
+  app.addHook('preClose', async () => {
+    for (const res of open) res.end();
+    open.clear();
+  });
+
+  app.get('/api/v1/events', { onRequest: opts.requireOperator, schema: { hide: true } }, async (req, reply) => {
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache, no-transform',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
+    res.write('retry: 3000\n: connected\n\n');
+    open.add(res);
+    const unsubscribe = opts.bus.subscribe((name, payload) => {
+      const data = name === 'device' ? opts.deviceById((payload as { deviceId: string }).deviceId) : payload;
+      if (data) res.write(`event: ${name}\ndata: ${JSON.stringify(data)}\n\n`);
+    });
+    const heartbeat = setInterval(() => res.write(': ping\n\n'), HEARTBEAT_MS);
+    req.raw.once('close', () => {
+      clearInterval(heartbeat);
+      unsubscribe();
+      open.delete(res);
+    });
+  });
+};

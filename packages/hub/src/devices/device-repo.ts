@@ -1,0 +1,115 @@
+import type { Capabilities, Device, InstalledModel, Labels, TelemetryMessage } from '@edgefleet/shared';
+import type { Db } from '../store/database.js';
+
+interface DeviceRow {
+  id: string;
+  name: string;
+  labels: string;
+  secret_sha256: string;
+  revoked: number;
+  enrolled_at: string;
+  last_seen: string | null;
+  online: number;
+  capabilities: string | null;
+  models: string;
+  desired_version: number;
+  reported_version: number;
+  tel_ts: number | null;
+  tel_payload: string | null;
+}
+
+export interface DeviceFilter {
+  labels?: Labels;
+  online?: boolean;
+}
+
+const SELECT = `
+SELECT d.*, t.ts AS tel_ts, t.payload AS tel_payload
+FROM devices d
+LEFT JOIN telemetry t ON t.rowid = (SELECT rowid FROM telemetry WHERE device_id = d.id ORDER BY seq DESC LIMIT 1)`;
+
+function toDevice(row: DeviceRow): Device {
+  const tel = row.tel_payload ? (JSON.parse(row.tel_payload) as TelemetryMessage) : null;
+  return {
+    id: row.id,
+    name: row.name,
+    labels: JSON.parse(row.labels) as Labels,
+    online: row.online === 1,
+    revoked: row.revoked === 1,
+    enrolledAt: row.enrolled_at,
+    lastSeen: row.last_seen,
+    capabilities: row.capabilities ? (JSON.parse(row.capabilities) as Capabilities) : null,
+    models: JSON.parse(row.models) as InstalledModel[],
+    desiredVersion: row.desired_version,
+    reportedVersion: row.reported_version,
+    telemetry: tel && row.tel_ts !== null ? { ts: new Date(row.tel_ts).toISOString(), system: tel.system, models: tel.models } : null,
+  };
+}
+
+export function matchesLabels(labels: Labels, wanted: Labels): boolean {
+  return Object.entries(wanted).every(([k, v]) => labels[k] === v);
+}
+
+/** SQL for the devices table. */
+export function createDeviceRepo(db: Db) {
+  const byId = db.prepare(`${SELECT} WHERE d.id = ?`);
+  const all = db.prepare(`${SELECT} ORDER BY d.enrolled_at, d.id`);
+  const credentials = db.prepare('SELECT secret_sha256, revoked FROM devices WHERE id = ?');
+  const insert = db.prepare(
+    'INSERT INTO devices (id, name, labels, secret_sha256, enrolled_at) VALUES (@id, @name, @labels, @secretSha256, @enrolledAt)',
+  );
+  const setOnline = db.prepare('UPDATE devices SET online = ?, last_seen = ? WHERE id = ?');
+  const allOffline = db.prepare('UPDATE devices SET online = 0');
+  const setLabels = db.prepare('UPDATE devices SET labels = ? WHERE id = ?');
+  const revoke = db.prepare('UPDATE devices SET revoked = 1, online = 0 WHERE id = ?');
+  const setReported = db.prepare(
+    'UPDATE devices SET capabilities = ?, models = ?, reported_version = ?, last_seen = ? WHERE id = ?',
+  );
+  const touch = db.prepare('UPDATE devices SET last_seen = ? WHERE id = ?');
+  const setDesiredVersion = db.prepare('UPDATE devices SET desired_version = ? WHERE id = ?');
+  const ids = db.prepare('SELECT id FROM devices WHERE revoked = 0 ORDER BY enrolled_at, id').pluck();
+
+  return {
+    get(id: string): Device | undefined {
+      const row = byId.get(id) as DeviceRow | undefined;
+      return row && toDevice(row);
+    },
+    list(filter: DeviceFilter = {}): Device[] {
+      return (all.all() as DeviceRow[])
+        .map(toDevice)
+        .filter((d) => (filter.online === undefined || d.online === filter.online) && (!filter.labels || matchesLabels(d.labels, filter.labels)));
+    },
+    activeIds(): string[] {
+      return ids.all() as string[];
+    },
+    credentials(id: string): { secretSha256: string; revoked: boolean } | undefined {
+      const row = credentials.get(id) as { secret_sha256: string; revoked: number } | undefined;
+      return row && { secretSha256: row.secret_sha256, revoked: row.revoked === 1 };
+    },
+    insert(d: { id: string; name: string; labels: Labels; secretSha256: string; enrolledAt: string }): void {
+      insert.run({ ...d, labels: JSON.stringify(d.labels) });
+    },
+    setOnline(id: string, online: boolean, at: string): void {
+      setOnline.run(online ? 1 : 0, at, id);
+    },
+    markAllOffline(): void {
+      allOffline.run();
+    },
+    setLabels(id: string, labels: Labels): boolean {
+      return setLabels.run(JSON.stringify(labels), id).changes === 1;
+    },
+    revoke(id: string): boolean {
+      return revoke.run(id).changes === 1;
+    },
+    setReported(id: string, r: { capabilities: Capabilities; models: InstalledModel[]; desiredVersion: number }, at: string): void {
+      setReported.run(JSON.stringify(r.capabilities), JSON.stringify(r.models), r.desiredVersion, at, id);
+    },
+    touch(id: string, at: string): void {
+      touch.run(at, id);
+    },
+    setDesiredVersion(id: string, version: number): void {
+      setDesiredVersion.run(version, id);
+    },
+  };
+}
+export type DeviceRepo = ReturnType<typeof createDeviceRepo>;

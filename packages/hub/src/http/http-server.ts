@@ -1,0 +1,53 @@
+import { ERROR_CODES, isEdgefleetError, type ErrorCode } from '@edgefleet/shared';
+import cookie from '@fastify/cookie';
+import swagger from '@fastify/swagger';
+import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+
+function codeForStatus(status: number): ErrorCode {
+  if (status === 401) return 'UNAUTHORIZED';
+  if (status === 403) return 'FORBIDDEN';
+  if (status === 404) return 'NOT_FOUND';
+  if (status === 409) return 'CONFLICT';
+  if (status === 413) return 'PAYLOAD_TOO_LARGE';
+  if (status === 416) return 'RANGE_NOT_SATISFIABLE';
+  if (status >= 400 && status < 500) return 'BAD_REQUEST';
+  if (status === 503) return 'UNAVAILABLE';
+  return 'INTERNAL';
+}
+
+/** Fastify with TypeBox validation, the OpenAPI generator and the one error handler: EdgefleetError codes → HTTP status, `{error, code}`. */
+export async function createHttpServer(log: Logger): Promise<FastifyInstance> {
+  // Per-request access logs only at debug; errors are logged by the error handler.
+  const httpLog = log.isLevelEnabled('debug') ? log : log.child({}, { level: 'warn' });
+  const app = Fastify({ loggerInstance: httpLog, forceCloseConnections: true })
+    .setValidatorCompiler(TypeBoxValidatorCompiler)
+    .withTypeProvider<TypeBoxTypeProvider>();
+
+  await app.register(cookie);
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: 'edgefleet hub API', version: '1' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' }, device: { type: 'http', scheme: 'basic' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    if (isEdgefleetError(err)) {
+      return reply.code(ERROR_CODES[err.code]).send({ error: err.message, code: err.code });
+    }
+    if (err.validation) {
+      return reply.code(400).send({ error: `invalid request: ${err.validationContext ?? 'request'} ${err.message}`, code: 'BAD_REQUEST' });
+    }
+    const status = typeof err.statusCode === 'number' && err.statusCode >= 400 ? err.statusCode : 500;
+    if (status >= 500) req.log.error({ err, url: req.url }, 'request failed');
+    return reply.code(status).send({ error: status >= 500 ? 'internal error' : err.message, code: codeForStatus(status) });
+  });
+  app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `no route ${req.method} ${req.url}`, code: 'NOT_FOUND' }));
+
+  app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  return app as unknown as FastifyInstance;
+}

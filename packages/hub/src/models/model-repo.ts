@@ -1,0 +1,65 @@
+import type { ModelVersion, SignedManifest, TensorSpec } from '@edgefleet/shared';
+import type { Db } from '../store/database.js';
+
+interface VersionRow {
+  model: string;
+  version: string;
+  sha256: string;
+  size: number;
+  inputs: string;
+  outputs: string;
+  manifest: string;
+  created_at: string;
+}
+
+function toVersion(r: VersionRow): ModelVersion {
+  return {
+    name: r.model,
+    version: r.version,
+    sha256: r.sha256,
+    size: r.size,
+    inputs: JSON.parse(r.inputs) as TensorSpec[],
+    outputs: JSON.parse(r.outputs) as TensorSpec[],
+    createdAt: r.created_at,
+    manifest: JSON.parse(r.manifest) as SignedManifest,
+  };
+}
+
+/** SQL for the model registry. */
+export function createModelRepo(db: Db) {
+  const insertModel = db.prepare('INSERT OR IGNORE INTO models (name, created_at) VALUES (?, ?)');
+  const insertVersion = db.prepare(
+    'INSERT INTO model_versions (model, version, sha256, size, inputs, outputs, manifest, created_at) VALUES (@name, @version, @sha256, @size, @inputs, @outputs, @manifest, @createdAt)',
+  );
+  const one = db.prepare('SELECT * FROM model_versions WHERE model = ? AND version = ?');
+  const ofModel = db.prepare('SELECT * FROM model_versions WHERE model = ? ORDER BY created_at, rowid');
+  const models = db.prepare('SELECT m.name, v.version FROM models m JOIN model_versions v ON v.model = m.name ORDER BY m.name, v.created_at, v.rowid');
+  const bySha = db.prepare('SELECT count(*) FROM model_versions WHERE sha256 = ?').pluck();
+
+  return {
+    insert(v: ModelVersion): void {
+      db.transaction(() => {
+        insertModel.run(v.name, v.createdAt);
+        insertVersion.run({ ...v, inputs: JSON.stringify(v.inputs), outputs: JSON.stringify(v.outputs), manifest: JSON.stringify(v.manifest) });
+      })();
+    },
+    get(name: string, version: string): ModelVersion | undefined {
+      const row = one.get(name, version) as VersionRow | undefined;
+      return row && toVersion(row);
+    },
+    versions(name: string): ModelVersion[] {
+      return (ofModel.all(name) as VersionRow[]).map(toVersion);
+    },
+    list(): Array<{ name: string; versions: string[]; latest: string }> {
+      const byName = new Map<string, string[]>();
+      for (const r of models.all() as Array<{ name: string; version: string }>) {
+        byName.set(r.name, [...(byName.get(r.name) ?? []), r.version]);
+      }
+      return [...byName].map(([name, versions]) => ({ name, versions, latest: versions[versions.length - 1]! }));
+    },
+    isReferenced(sha256: string): boolean {
+      return (bySha.get(sha256) as number) > 0;
+    },
+  };
+}
+export type ModelRepo = ReturnType<typeof createModelRepo>;

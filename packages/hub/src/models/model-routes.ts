@@ -1,0 +1,48 @@
+import { ApiError, ModelList, ModelVersion } from '@edgefleet/shared';
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { RequireOperator } from '../auth/operator-auth.js';
+import type { ModelService } from './model-service.js';
+
+const ModelName = Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' });
+const VersionName = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._+-]*$' });
+const errors = { 400: ApiError, 401: ApiError, 404: ApiError, 409: ApiError, 413: ApiError };
+
+export const modelRoutes: FastifyPluginAsyncTypebox<{ service: ModelService; requireOperator: RequireOperator; maxModelBytes: number }> = async (
+  app,
+  opts,
+) => {
+  const { service } = opts;
+  app.addHook('onRequest', opts.requireOperator);
+  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: opts.maxModelBytes }, (_req, body, done) => done(null, body));
+
+  app.post(
+    '/api/v1/models/:name/versions',
+    {
+      bodyLimit: opts.maxModelBytes,
+      schema: {
+        params: Type.Object({ name: ModelName }),
+        querystring: Type.Object({ version: VersionName }),
+        consumes: ['application/octet-stream'],
+        response: { 201: ModelVersion, ...errors },
+      },
+    },
+    async (req, reply) => {
+      const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+      return reply.code(201).send(await service.upload(req.params.name, req.query.version, body));
+    },
+  );
+
+  app.get('/api/v1/models', { schema: { response: { 200: ModelList, ...errors } } }, async () => ({ models: service.list() }));
+
+  app.get(
+    '/api/v1/models/:name/versions',
+    { schema: { params: Type.Object({ name: Type.String() }), response: { 200: Type.Object({ versions: Type.Array(ModelVersion) }), ...errors } } },
+    async (req) => ({ versions: service.versions(req.params.name) }),
+  );
+
+  app.get(
+    '/api/v1/models/:name/versions/:version',
+    { schema: { params: Type.Object({ name: Type.String(), version: Type.String() }), response: { 200: ModelVersion, ...errors } } },
+    async (req) => service.get(req.params.name, req.params.version),
+  );
+};

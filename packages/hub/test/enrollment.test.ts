@@ -1,0 +1,99 @@
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestHub, type TestHub } from './hub-harness.js';
+
+describe('enrollment and devices', () => {
+  let t: TestHub;
+  beforeAll(async () => {
+    t = await startTestHub();
+  });
+  afterAll(async () => {
+    await t.stop();
+  });
+
+  it('requires the admin token for operator routes', async () => {
+    const res = await t.api('POST', '/api/v1/enrollment-tokens', { ttlSeconds: 60 }, { authorization: 'Bearer wrong' });
+    expect(res.status).toBe(401);
+    expect(res.body).toMatchObject({ code: 'UNAUTHORIZED' });
+  });
+
+  it('enrolls a device once per token, with the token labels and the hub endpoints', async () => {
+    const tok = await t.api<{ token: string; expiresAt: string }>('POST', '/api/v1/enrollment-tokens', { ttlSeconds: 60, labels: { site: 'north' } });
+    expect(tok.status).toBe(201);
+    const ok = await t.api<Record<string, string>>('POST', '/api/v1/enroll', { token: tok.body.token, name: 'cam-1', labels: { role: 'cam' } });
+    expect(ok.status).toBe(201);
+    expect(ok.body.deviceId).toMatch(/^dev-[0-9a-f]+$/);
+    expect(Buffer.from(ok.body.secret!, 'base64url')).toHaveLength(32);
+    expect(ok.body.hubPublicKey).toBe(t.hub.hubPublicKey);
+    expect(ok.body.brokerUrl).toBe(t.hub.brokerUrl);
+    expect(ok.body.apiUrl).toBe(t.hub.apiUrl);
+
+    const reused = await t.api('POST', '/api/v1/enroll', { token: tok.body.token });
+    expect(reused.status).toBe(401);
+    expect(reused.body).toMatchObject({ code: 'TOKEN_INVALID' });
+
+    const device = await t.api<{ name: string; labels: Record<string, string>; online: boolean }>('GET', `/api/v1/devices/${ok.body.deviceId}`);
+    expect(device.body).toMatchObject({ name: 'cam-1', labels: { site: 'north', role: 'cam' }, online: false });
+  });
+
+  it('refuses an expired or unknown token', async () => {
+    const tok = await t.api<{ token: string }>('POST', '/api/v1/enrollment-tokens', { ttlSeconds: 60 });
+    const db = new Database(join(t.dataDir, 'hub.db'));
+    db.prepare('UPDATE enrollment_tokens SET expires_at = ? WHERE used_at IS NULL').run(Date.now() - 1);
+    db.close();
+    const expired = await t.api('POST', '/api/v1/enroll', { token: tok.body.token });
+    expect(expired.status).toBe(401);
+    expect(expired.body).toMatchObject({ code: 'TOKEN_INVALID' });
+    const unknown = await t.api('POST', '/api/v1/enroll', { token: 'nope' });
+    expect(unknown.status).toBe(401);
+  });
+
+  it('answers validation errors as 400 BAD_REQUEST', async () => {
+    const res = await t.api('POST', '/api/v1/enroll', { name: 'x' });
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ code: 'BAD_REQUEST' });
+  });
+
+  it('filters devices by label and sets labels', async () => {
+    const tok = await t.api<{ token: string }>('POST', '/api/v1/enrollment-tokens', { ttlSeconds: 60 });
+    const dev = await t.api<{ deviceId: string }>('POST', '/api/v1/enroll', { token: tok.body.token, labels: { site: 'south' } });
+    const south = await t.api<{ devices: Array<{ id: string }> }>('GET', '/api/v1/devices?label=site=south');
+    expect(south.body.devices.map((d) => d.id)).toEqual([dev.body.deviceId]);
+    const put = await t.api<{ labels: Record<string, string> }>('PUT', `/api/v1/devices/${dev.body.deviceId}/labels`, { labels: { site: 'east' } });
+    expect(put.body.labels).toEqual({ site: 'east' });
+    const none = await t.api<{ devices: unknown[] }>('GET', '/api/v1/devices?label=site=south&online=false');
+    expect(none.body.devices).toHaveLength(0);
+    const missing = await t.api('GET', '/api/v1/devices/dev-nope');
+    expect(missing.status).toBe(404);
+  });
+
+  it('serves the OpenAPI document and a session cookie for the dashboard', async () => {
+    const doc = await t.api<{ paths: Record<string, unknown> }>('GET', '/api/v1/openapi.json');
+    expect(Object.keys(doc.body.paths)).toEqual(expect.arrayContaining(['/api/v1/enroll', '/api/v1/rollouts', '/api/v1/models/{name}/versions']));
+    const bad = await t.api('POST', '/api/v1/session', { token: 'wrong' }, { authorization: '' });
+    expect(bad.status).toBe(401);
+    const ok = await t.api('POST', '/api/v1/session', { token: t.adminToken }, { authorization: '' });
+    expect(ok.status).toBe(200);
+    const cookie = ok.headers.get('set-cookie')!;
+    expect(cookie).toMatch(/HttpOnly/);
+    expect(cookie).toMatch(/SameSite=Strict/);
+    const list = await t.api('GET', '/api/v1/devices', undefined, { authorization: '', cookie: cookie.split(';')[0]! });
+    expect(list.status).toBe(200);
+  });
+
+  it('streams hub events over SSE to an authenticated client', async () => {
+    const controller = new AbortController();
+    const res = await fetch(`${t.hub.apiUrl}/api/v1/events`, { headers: { authorization: `Bearer ${t.adminToken}` }, signal: controller.signal });
+    expect(res.headers.get('content-type')).toMatch(/text\/event-stream/);
+    const reader = res.body!.getReader();
+    let text = '';
+    const tok = await t.api<{ token: string }>('POST', '/api/v1/enrollment-tokens', { ttlSeconds: 60 });
+    await t.api('POST', '/api/v1/enroll', { token: tok.body.token });
+    while (!text.includes('event: device')) text += new TextDecoder().decode((await reader.read()).value);
+    expect(text).toMatch(/event: device\ndata: \{"id":"dev-[0-9a-f]+",/);
+    controller.abort();
+    const unauth = await fetch(`${t.hub.apiUrl}/api/v1/events`);
+    expect(unauth.status).toBe(401);
+  });
+});
