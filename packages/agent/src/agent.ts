@@ -1,0 +1,161 @@
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import type { CmdMessage, ReportedMessage } from '@edgefleet/shared';
+import type { Logger } from 'pino';
+import type { RunConfig } from './config.js';
+import { createDeploymentRunner, type DeploymentRunner } from './deployment/runner.js';
+import { restoreActiveModels } from './deployment/restore.js';
+import { createHubLink, type HubLink, type RecordBody } from './hub-link/hub-link.js';
+import { createModelRuntime, type PooledModelRuntime } from './inference/model-runtime.js';
+import { createModelTable } from './inference/model-table.js';
+import type { ModelTable } from './inference/types.js';
+import { createLocalApi } from './local-api/local-api.js';
+import { createDownloader } from './models/download.js';
+import { ensureModelsDir } from './models/model-files.js';
+import { createAgentStore, type AgentStore } from './store/agent-store.js';
+import { readIdentity } from './store/identity-file.js';
+import { gatherCapabilities } from './telemetry/capabilities.js';
+import { createTelemetry } from './telemetry/telemetry.js';
+
+export type { RunConfig } from './config.js';
+
+export const AGENT_VERSION: string = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
+
+export interface Agent {
+  /** Resolves once the local API listens; the hub link keeps connecting in the background. */
+  start(): Promise<void>;
+  /** Stops everything in reverse order of start; safe to call twice. */
+  stop(): Promise<void>;
+  readonly socketPath: string;
+}
+
+/** Composition root: store → runtime → model table → local API → telemetry → deployment → hub link. */
+export function createAgent(config: RunConfig, logger: Logger): Agent {
+  const log = logger.child({ module: 'agent' });
+  const stops: Array<{ name: string; stop: () => unknown }> = [];
+  let stopping: Promise<void> | undefined;
+
+  function started(name: string, stop: () => unknown): void {
+    stops.push({ name, stop });
+  }
+
+  async function start(): Promise<void> {
+    const identity = await readIdentity(config.stateDir);
+    await ensureModelsDir(config.stateDir);
+
+    const store: AgentStore = createAgentStore({ path: join(config.stateDir, 'agent.db'), logger });
+    store.start();
+    started('store', () => store.stop());
+
+    const runtime: PooledModelRuntime = createModelRuntime({
+      ...(config.workers === undefined ? {} : { workers: config.workers }),
+      ...(config.threads === undefined ? {} : { threads: config.threads }),
+      logger,
+    });
+    started('runtime', () => runtime.stop());
+
+    const table: ModelTable = createModelTable();
+    started('model table', async () => {
+      for (const model of table.list()) {
+        table.deactivate(model.name);
+        await model.close();
+      }
+    });
+    await restoreActiveModels({ store, runtime, table, logger });
+
+    const localApi = createLocalApi({
+      socketPath: config.socketPath,
+      ...(config.tcpPort === undefined ? {} : { tcpPort: config.tcpPort }),
+      models: table,
+      logger,
+      serverName: 'edgefleet-agent',
+      serverVersion: AGENT_VERSION,
+    });
+    await localApi.start();
+    started('local api', () => localApi.stop());
+
+    // `hubLink` is assigned below; telemetry and deployment only publish through it once it exists.
+    let hubLink: HubLink | undefined;
+    const capabilities = await gatherCapabilities({ executionProviders: runtime.executionProviders(), agentVersion: AGENT_VERSION });
+    const reported = (): ReportedMessage => ({
+      capabilities,
+      models: store.listModels().map((m) => ({ name: m.name, version: m.version, sha256: m.sha256, profile: m.profile, active: m.active })),
+      desiredVersion: store.desiredVersion(),
+      ts: Date.now(),
+    });
+
+    const telemetry = createTelemetry({
+      intervalMs: config.telemetryIntervalMs,
+      stateDir: config.stateDir,
+      table,
+      publish: (body) => hubLink?.publishRecord('telemetry', body),
+      logger,
+    });
+    telemetry.start();
+    started('telemetry', () => telemetry.stop());
+
+    const runner: DeploymentRunner = createDeploymentRunner({
+      stateDir: config.stateDir,
+      apiUrl: identity.apiUrl,
+      deviceId: identity.deviceId,
+      secret: identity.secret,
+      hubPublicKey: identity.hubPublicKey,
+      store,
+      runtime,
+      table,
+      download: createDownloader({ logger }),
+      publishEvent: (event) => hubLink?.publishRecord('events', event as unknown as RecordBody<'events'>),
+      onStateChange: () => hubLink?.publishReported(),
+      logger,
+    });
+    runner.start();
+    started('deployment', () => runner.stop());
+
+    const onCmd = (cmd: CmdMessage) => {
+      log.warn({ id: cmd.id, verb: cmd.verb }, 'unknown command');
+      hubLink?.publishRecord('cmd/result', { id: cmd.id, ok: false, error: `unknown verb "${cmd.verb}": this agent knows none yet` });
+    };
+    hubLink = createHubLink({
+      brokerUrl: identity.brokerUrl,
+      deviceId: identity.deviceId,
+      secret: identity.secret,
+      logger,
+      nextSeq: () => store.nextSeq(),
+      reported,
+      onDesired: (desired) => runner.submit(desired),
+      onCmd,
+    });
+    hubLink.start();
+    const link = hubLink;
+    started('hub link', () => link.stop());
+    log.info({ deviceId: identity.deviceId, brokerUrl: identity.brokerUrl, models: table.list().length }, 'agent started');
+  }
+
+  async function stopAll(): Promise<void> {
+    while (stops.length > 0) {
+      const part = stops.pop()!;
+      try {
+        await part.stop();
+      } catch (err) {
+        log.error({ part: part.name, err: (err as Error).message }, 'stopping a part failed');
+      }
+    }
+    log.info('agent stopped');
+  }
+
+  return {
+    socketPath: config.socketPath,
+    async start() {
+      try {
+        await start();
+      } catch (err) {
+        await stopAll();
+        throw err;
+      }
+    },
+    stop() {
+      stopping ??= stopAll();
+      return stopping;
+    },
+  };
+}

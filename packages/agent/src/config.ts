@@ -1,0 +1,152 @@
+import { parseArgs } from 'node:util';
+import { EdgefleetError, type Labels } from '@edgefleet/shared';
+
+/**
+ * The only place that reads the environment. CLI flags override environment variables, which
+ * override defaults; every value is checked here, so the rest of the agent trusts its config.
+ */
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+export interface RunConfig {
+  stateDir: string;
+  socketPath: string;
+  /** Optional loopback listener for the local API (127.0.0.1 only). */
+  tcpPort?: number;
+  /** Worker threads per loaded model and onnxruntime intra-op threads per worker; unset = the runtime sizes the pool to the cores. */
+  workers?: number;
+  threads?: number;
+  telemetryIntervalMs: number;
+  logLevel: LogLevel;
+}
+
+export interface EnrollConfig {
+  hubUrl: string;
+  token: string;
+  name?: string;
+  labels: Labels;
+  stateDir: string;
+  logLevel: LogLevel;
+}
+
+export type Command = { command: 'run'; config: RunConfig } | { command: 'enroll'; config: EnrollConfig } | { command: 'help' };
+
+export const USAGE = `usage:
+  edgefleet-agent enroll --hub <apiUrl> --token <token> [--name N] [--label k=v ...] [--state-dir DIR]
+  edgefleet-agent run [--state-dir DIR] [--socket PATH] [--tcp-port N] [--workers N] [--threads N]
+env: EDGEFLEET_AGENT_STATE_DIR, EDGEFLEET_AGENT_SOCKET, EDGEFLEET_AGENT_TCP_PORT, EDGEFLEET_AGENT_WORKERS,
+     EDGEFLEET_AGENT_THREADS, EDGEFLEET_TELEMETRY_INTERVAL_MS, EDGEFLEET_LOG_LEVEL`;
+
+const DEFAULT_STATE_DIR = '/var/lib/edgefleet';
+const DEFAULT_SOCKET = '/run/edgefleet/agent.sock';
+const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+const LABEL_KEY = /^[A-Za-z0-9_.-]{1,63}$/;
+
+type Env = Record<string, string | undefined>;
+
+function bad(message: string): never {
+  throw new EdgefleetError('BAD_REQUEST', message);
+}
+
+function integer(value: string | undefined, what: string, min: number, max: number): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) bad(`${what} is "${value}", expected an integer from ${min} to ${max}`);
+  return n;
+}
+
+function logLevel(value: string | undefined): LogLevel {
+  const level = (value ?? 'info').toLowerCase();
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) bad(`EDGEFLEET_LOG_LEVEL is "${value}", expected one of ${LOG_LEVELS.join(', ')}`);
+  return level as LogLevel;
+}
+
+export function parseLabels(pairs: readonly string[]): Labels {
+  const labels: Labels = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=');
+    const key = eq > 0 ? pair.slice(0, eq) : '';
+    if (!LABEL_KEY.test(key)) bad(`label "${pair}" is not key=value with a key of 1-63 of [A-Za-z0-9_.-]`);
+    labels[key] = pair.slice(eq + 1);
+  }
+  return labels;
+}
+
+function runConfig(argv: string[], env: Env): RunConfig {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      'state-dir': { type: 'string' },
+      socket: { type: 'string' },
+      'tcp-port': { type: 'string' },
+      workers: { type: 'string' },
+      threads: { type: 'string' },
+    },
+    strict: true,
+  });
+  const workers = integer(values.workers ?? env.EDGEFLEET_AGENT_WORKERS, 'workers (EDGEFLEET_AGENT_WORKERS)', 1, 64);
+  const threads = integer(values.threads ?? env.EDGEFLEET_AGENT_THREADS, 'threads (EDGEFLEET_AGENT_THREADS)', 1, 64);
+  const tcpPort = integer(values['tcp-port'] ?? env.EDGEFLEET_AGENT_TCP_PORT, 'tcp port (EDGEFLEET_AGENT_TCP_PORT)', 0, 65535);
+  return {
+    stateDir: values['state-dir'] ?? env.EDGEFLEET_AGENT_STATE_DIR ?? DEFAULT_STATE_DIR,
+    socketPath: values.socket ?? env.EDGEFLEET_AGENT_SOCKET ?? DEFAULT_SOCKET,
+    ...(tcpPort === undefined ? {} : { tcpPort }),
+    ...(workers === undefined ? {} : { workers }),
+    ...(threads === undefined ? {} : { threads }),
+    telemetryIntervalMs:
+      integer(env.EDGEFLEET_TELEMETRY_INTERVAL_MS, 'EDGEFLEET_TELEMETRY_INTERVAL_MS', 100, 24 * 3600 * 1000) ?? 10_000,
+    logLevel: logLevel(env.EDGEFLEET_LOG_LEVEL),
+  };
+}
+
+function enrollConfig(argv: string[], env: Env): EnrollConfig {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      hub: { type: 'string' },
+      token: { type: 'string' },
+      name: { type: 'string' },
+      label: { type: 'string', multiple: true },
+      'state-dir': { type: 'string' },
+    },
+    strict: true,
+  });
+  if (!values.hub) bad('enroll needs --hub <apiUrl>, e.g. --hub http://hub.local:8080');
+  if (!values.token) bad('enroll needs --token <enrollment token> (create one with POST /api/v1/enrollment-tokens)');
+  try {
+    new URL(values.hub);
+  } catch {
+    bad(`--hub is "${values.hub}", expected the hub's API URL such as http://hub.local:8080`);
+  }
+  return {
+    hubUrl: values.hub.replace(/\/+$/, ''),
+    token: values.token,
+    ...(values.name ? { name: values.name } : {}),
+    labels: parseLabels(values.label ?? []),
+    stateDir: values['state-dir'] ?? env.EDGEFLEET_AGENT_STATE_DIR ?? DEFAULT_STATE_DIR,
+    logLevel: logLevel(env.EDGEFLEET_LOG_LEVEL),
+  };
+}
+
+/** Parses `argv` (without node and the script) into a command with its checked config. */
+export function parseCommand(argv: string[], env: Env = process.env): Command {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'run':
+        return { command: 'run', config: runConfig(rest, env) };
+      case 'enroll':
+        return { command: 'enroll', config: enrollConfig(rest, env) };
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        return { command: 'help' };
+      default:
+        return bad(`unknown command "${command}", expected "enroll" or "run"`);
+    }
+  } catch (err) {
+    if (err instanceof EdgefleetError) throw err;
+    // parseArgs errors (unknown flag, missing value) name the flag already.
+    throw new EdgefleetError('BAD_REQUEST', (err as Error).message);
+  }
+}

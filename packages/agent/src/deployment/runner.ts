@@ -1,0 +1,186 @@
+import type { DesiredMessage } from '@edgefleet/shared';
+import type { Logger } from 'pino';
+import type { ModelRuntime, ModelTable } from '../inference/types.js';
+import type { Downloader } from '../models/download.js';
+import type { AgentStore, FailureRow } from '../store/agent-store.js';
+import { blockKey, reconcile } from './reconcile.js';
+import { runInstall, runRemove, type DeploymentEventBody, type StepContext } from './steps.js';
+
+export interface DeploymentRunnerOptions {
+  stateDir: string;
+  apiUrl: string;
+  deviceId: string;
+  secret: string;
+  hubPublicKey: string;
+  store: AgentStore;
+  runtime: ModelRuntime;
+  table: ModelTable;
+  download: Downloader;
+  publishEvent: (event: DeploymentEventBody) => void;
+  /** Called after a desired document was applied or models changed, so `reported` goes out. */
+  onStateChange: () => void;
+  logger: Logger;
+  /** Delay before retrying an assignment that failed for a retryable reason (network, hub down). */
+  retryDelayMs?: (attempts: number) => number;
+  now?: () => number;
+}
+
+export interface DeploymentRunner {
+  start(): void;
+  stop(): Promise<void>;
+  /** Queues a desired document; a newer one arriving mid-run replaces any queued one (coalesced). */
+  submit(desired: DesiredMessage): void;
+  /** Resolves when nothing is running or queued (tests, shutdown). */
+  idle(): Promise<void>;
+}
+
+const defaultRetryDelay = (attempts: number): number => Math.min(10 * 60_000, 10_000 * 2 ** Math.max(0, attempts - 1));
+
+/**
+ * Applies desired documents one at a time, in arrival order with coalescing. A failure is remembered
+ * (in the store) with the desired version it happened under: the same document is not retried in a
+ * loop; a retryable failure is tried again after a growing delay; a new desired version tries again.
+ */
+export function createDeploymentRunner(opts: DeploymentRunnerOptions): DeploymentRunner {
+  const log = opts.logger.child({ module: 'deployment' });
+  const now = opts.now ?? Date.now;
+  const retryDelay = opts.retryDelayMs ?? defaultRetryDelay;
+  let pending: DesiredMessage | undefined;
+  let latest: DesiredMessage | undefined;
+  let running: Promise<void> | undefined;
+  let started = false;
+  let abort = new AbortController();
+  let retryTimer: NodeJS.Timeout | undefined;
+  const idleWaiters: Array<() => void> = [];
+
+  const ctx = (): StepContext => ({
+    stateDir: opts.stateDir,
+    apiUrl: opts.apiUrl,
+    auth: { username: opts.deviceId, password: opts.secret },
+    hubPublicKey: opts.hubPublicKey,
+    store: opts.store,
+    runtime: opts.runtime,
+    table: opts.table,
+    download: opts.download,
+    publishEvent: opts.publishEvent,
+    logger: log,
+    signal: abort.signal,
+  });
+
+  function dueAt(f: FailureRow): number {
+    return f.failedAt + retryDelay(f.attempts);
+  }
+
+  function blockedFor(desired: DesiredMessage): Set<string> {
+    const t = now();
+    const blocked = opts.store
+      .listFailures()
+      .filter((f) => f.desiredVersion === desired.version && (!f.retryable || t < dueAt(f)));
+    return new Set(blocked.map((f) => blockKey(f.name, f.sha256)));
+  }
+
+  function scheduleRetry(desired: DesiredMessage): void {
+    if (retryTimer) clearTimeout(retryTimer);
+    retryTimer = undefined;
+    const retryable = opts.store.listFailures().filter((f) => f.retryable && f.desiredVersion === desired.version);
+    const names = new Set(desired.models.map((m) => `${m.manifest.manifest.model}@${m.manifest.manifest.sha256}`));
+    const due = retryable.filter((f) => names.has(blockKey(f.name, f.sha256))).map(dueAt);
+    if (due.length === 0) return;
+    const wait = Math.max(0, Math.min(...due) - now());
+    log.info({ retryInMs: wait, desiredVersion: desired.version }, 'retry of failed assignments scheduled');
+    retryTimer = setTimeout(() => {
+      retryTimer = undefined;
+      if (!pending && latest) submit(latest);
+    }, wait);
+    retryTimer.unref();
+  }
+
+  /** Failures of assignments the hub no longer asks for are history, not policy. */
+  function forgetStaleFailures(desired: DesiredMessage): void {
+    const wanted = new Set(desired.models.map((m) => blockKey(m.manifest.manifest.model, m.manifest.manifest.sha256)));
+    for (const f of opts.store.listFailures()) {
+      if (!wanted.has(blockKey(f.name, f.sha256))) opts.store.clearFailure(f.name, f.sha256);
+    }
+  }
+
+  async function apply(desired: DesiredMessage): Promise<void> {
+    forgetStaleFailures(desired);
+    const plan = reconcile({ current: opts.store.listModels(), desired, blocked: blockedFor(desired) });
+    if (plan.duplicates.length > 0) log.warn({ duplicates: plan.duplicates, desiredVersion: desired.version }, 'desired lists a model twice; the first assignment wins');
+    if (plan.skipped.length > 0) log.info({ skipped: plan.skipped, desiredVersion: desired.version }, 'not retrying assignments that failed under this desired version');
+    log.info({ desiredVersion: desired.version, steps: plan.steps.map((s) => `${s.kind} ${s.name}@${s.version}`) }, 'reconciling');
+    let changed = false;
+    for (const step of plan.steps) {
+      if (abort.signal.aborted) return;
+      if (step.kind === 'remove') {
+        await runRemove(ctx(), step);
+        changed = true;
+        continue;
+      }
+      const failure = await runInstall(ctx(), step);
+      if (failure?.aborted) return;
+      if (failure) {
+        opts.store.recordFailure({ name: step.name, sha256: step.sha256, version: step.version, desiredVersion: desired.version, ...failure });
+      }
+      changed = true;
+    }
+    const versionChanged = opts.store.desiredVersion() !== desired.version;
+    opts.store.setDesiredVersion(desired.version);
+    if (changed || versionChanged) opts.onStateChange();
+    scheduleRetry(desired);
+  }
+
+  async function loop(): Promise<void> {
+    while (pending && started) {
+      const desired = pending;
+      pending = undefined;
+      try {
+        await apply(desired);
+      } catch (err) {
+        log.error({ err, desiredVersion: desired.version }, 'applying desired state failed');
+      }
+    }
+  }
+
+  function kick(): void {
+    if (running || !started) return;
+    running = loop().finally(() => {
+      running = undefined;
+      if (pending && started) kick();
+      else idleWaiters.splice(0).forEach((resolve) => resolve());
+    });
+  }
+
+  function submit(desired: DesiredMessage): void {
+    if (pending && pending.version > desired.version) {
+      log.warn({ queued: pending.version, received: desired.version }, 'ignoring a desired document older than the queued one');
+      return;
+    }
+    pending = desired;
+    latest = desired;
+    kick();
+  }
+
+  return {
+    start() {
+      if (started) return;
+      started = true;
+      abort = new AbortController();
+      kick();
+    },
+    async stop() {
+      if (!started) return;
+      started = false;
+      pending = undefined;
+      if (retryTimer) clearTimeout(retryTimer);
+      retryTimer = undefined;
+      abort.abort();
+      await running;
+    },
+    submit,
+    idle() {
+      if (!running && !pending) return Promise.resolve();
+      return new Promise((resolve) => idleWaiters.push(resolve));
+    },
+  };
+}

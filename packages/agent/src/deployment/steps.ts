@@ -1,0 +1,166 @@
+import {
+  EdgefleetError,
+  isEdgefleetError,
+  verifyManifest,
+  type DeploymentEvent,
+  type DeploymentPhase,
+  type ErrorCode,
+  type Manifest,
+} from '@edgefleet/shared';
+import type { Logger } from 'pino';
+import type { LoadedModel, ModelRuntime, ModelTable } from '../inference/types.js';
+import type { Downloader } from '../models/download.js';
+import { fetchModelFile } from '../models/fetch-model.js';
+import { hasVerifiedFile, modelPath, removeFile } from '../models/model-files.js';
+import type { AgentStore } from '../store/agent-store.js';
+import { checkGolden } from './health-check.js';
+import type { Step } from './reconcile.js';
+
+/**
+ * A deployment event as the runner hands it to the hub link, which adds the envelope. `phase` is
+ * restated because shared's `Type.Union(array.map(Type.Literal))` gives a static type of `never`.
+ */
+export type DeploymentEventBody = Omit<DeploymentEvent, 'v' | 'seq' | 'ts' | 'phase'> & { phase: DeploymentPhase };
+
+export interface StepContext {
+  stateDir: string;
+  apiUrl: string;
+  auth: { username: string; password: string };
+  hubPublicKey: string;
+  store: AgentStore;
+  runtime: ModelRuntime;
+  table: ModelTable;
+  download: Downloader;
+  publishEvent: (event: DeploymentEventBody) => void;
+  logger: Logger;
+  signal: AbortSignal;
+}
+
+export interface StepFailure {
+  code: ErrorCode;
+  message: string;
+  /** Worth trying again later (network, hub unavailable) rather than a property of the artifact. */
+  retryable: boolean;
+  /** The agent is stopping: nothing to report or remember. */
+  aborted?: boolean;
+}
+
+const RETRYABLE: ReadonlySet<ErrorCode> = new Set(['UNAVAILABLE', 'RANGE_NOT_SATISFIABLE', 'INTERNAL']);
+const PROGRESS_STEP = 0.1;
+
+function failureOf(err: unknown): StepFailure {
+  const code: ErrorCode = isEdgefleetError(err) ? err.code : 'INTERNAL';
+  return { code, message: (err as Error).message ?? String(err), retryable: RETRYABLE.has(code) };
+}
+
+/** Deletes a model file unless another installed row still points at the same content. */
+async function removeFileIfUnused(ctx: StepContext, sha256: string, except: { name: string; version: string }): Promise<void> {
+  const users = ctx.store.listModels().filter((m) => m.sha256 === sha256 && !(m.name === except.name && m.version === except.version));
+  if (users.length === 0) await removeFile(modelPath(ctx.stateDir, sha256));
+}
+
+/** Keeps the active version and the one before it (for a quick way back); deletes older ones. */
+async function pruneOldVersions(ctx: StepContext, name: string): Promise<void> {
+  const rows = ctx.store.listModels().filter((m) => m.name === name && !m.active);
+  const old = rows.sort((a, b) => b.installedAt - a.installedAt).slice(1);
+  for (const row of old) {
+    ctx.store.deleteModel(row.name, row.version);
+    await removeFileIfUnused(ctx, row.sha256, row);
+  }
+}
+
+async function closeQuietly(ctx: StepContext, model: LoadedModel): Promise<void> {
+  try {
+    await model.close();
+  } catch (err) {
+    ctx.logger.warn({ model: model.name, version: model.version, err: (err as Error).message }, 'closing a model failed');
+  }
+}
+
+/**
+ * verify manifest → download → verify file → load → golden check → activate. On any failure the
+ * previous version stays active, the new one is closed, a bad file is deleted, and the failure is
+ * returned (the runner reports and remembers it).
+ */
+export async function runInstall(ctx: StepContext, step: Extract<Step, { kind: 'install' }>): Promise<StepFailure | undefined> {
+  const { name, version, sha256 } = step;
+  const base = { type: 'deployment' as const, model: name, version, sha256, ...(step.assignment.rolloutId ? { rolloutId: step.assignment.rolloutId } : {}) };
+  const emit = (phase: DeploymentEventBody['phase'], extra: Partial<DeploymentEventBody> = {}) => ctx.publishEvent({ ...base, phase, ...extra });
+  let loaded: LoadedModel | undefined;
+  let fileIsBad = false;
+  try {
+    // The signature is checked before a single byte is downloaded.
+    const manifest: Manifest = verifyManifest(step.assignment.manifest, ctx.hubPublicKey);
+    emit('downloading', { progress: 0 });
+    let lastProgress = 0;
+    const path = await fetchModelFile(manifest, {
+      stateDir: ctx.stateDir,
+      apiUrl: ctx.apiUrl,
+      auth: ctx.auth,
+      download: ctx.download,
+      signal: ctx.signal,
+      onProgress: (p) => {
+        if (p - lastProgress >= PROGRESS_STEP || (p === 1 && lastProgress < 1)) {
+          lastProgress = p;
+          emit('downloading', { progress: Math.min(1, p) });
+        }
+      },
+    });
+
+    emit('verifying');
+    if (!(await hasVerifiedFile(path, manifest.sha256, manifest.size))) {
+      fileIsBad = true;
+      throw new EdgefleetError('INVALID_MODEL', `file ${path} does not have the manifest's sha256 ${manifest.sha256} and size ${manifest.size}`);
+    }
+    ctx.store.putModel({ name, version, sha256, profile: manifest.profile, path, manifest });
+
+    emit('loading');
+    fileIsBad = true; // from here a failure means the artifact itself is unusable
+    try {
+      loaded = await ctx.runtime.load({ name, version, sha256, profile: manifest.profile, path, inputs: manifest.inputs, outputs: manifest.outputs });
+    } catch (err) {
+      // The file matches its signed digest, so a load failure is a property of the artifact.
+      if (isEdgefleetError(err)) throw err;
+      throw new EdgefleetError('INVALID_MODEL', `onnxruntime could not load ${name}@${version}: ${(err as Error).message}`, { cause: err });
+    }
+
+    emit('health-check');
+    const check = await checkGolden(loaded, manifest.golden);
+    if (!check.ok) throw new EdgefleetError('INVALID_MODEL', `golden vector check of ${name}@${version} failed: ${check.reason ?? 'outputs differ'}`);
+    fileIsBad = false;
+
+    const previous = ctx.table.activate(loaded);
+    loaded = undefined;
+    ctx.store.setActive(name, version);
+    if (previous) await closeQuietly(ctx, previous);
+    ctx.store.clearFailure(name, sha256);
+    ctx.logger.info({ model: name, version, sha256, worst: check.worst }, 'model active');
+    emit('active');
+    await pruneOldVersions(ctx, name);
+    return undefined;
+  } catch (err) {
+    const failure = failureOf(err);
+    if (loaded) await closeQuietly(ctx, loaded);
+    if (ctx.signal.aborted) return { ...failure, aborted: true };
+    if (fileIsBad) {
+      const row = ctx.store.listModels().find((m) => m.name === name && m.version === version);
+      if (row && !row.active) ctx.store.deleteModel(name, version);
+      await removeFileIfUnused(ctx, sha256, { name, version });
+    }
+    const kept = ctx.table.get(name)?.version;
+    ctx.logger.warn({ model: name, version, sha256, code: failure.code, err: failure.message, keptVersion: kept }, 'deployment failed');
+    emit('failed', { code: failure.code, message: failure.message, ...(kept ? { keptVersion: kept } : {}) });
+    return failure;
+  }
+}
+
+export async function runRemove(ctx: StepContext, step: Extract<Step, { kind: 'remove' }>): Promise<void> {
+  const model = ctx.table.deactivate(step.name);
+  if (model) await closeQuietly(ctx, model);
+  for (const row of ctx.store.listModels().filter((m) => m.name === step.name)) {
+    ctx.store.deleteModel(row.name, row.version);
+    await removeFileIfUnused(ctx, row.sha256, row);
+  }
+  ctx.logger.info({ model: step.name, version: step.version }, 'model removed');
+  ctx.publishEvent({ type: 'deployment', model: step.name, version: step.version, sha256: step.sha256, phase: 'removed' });
+}

@@ -1,0 +1,224 @@
+import { connect, type MqttClient } from 'mqtt';
+import {
+  decodeMessage,
+  deviceTopic,
+  encodeMessage,
+  type CmdMessage,
+  type DesiredMessage,
+  type MessageOf,
+  type ReportedMessage,
+} from '@edgefleet/shared';
+import type { Logger } from 'pino';
+import { Outbox } from './outbox.js';
+
+/** Record kinds: each carries the envelope {v, seq, ts} the link adds. */
+export type RecordKind = 'telemetry' | 'events' | 'drift' | 'cmd/result';
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+export type RecordBody<K extends RecordKind> = DistributiveOmit<MessageOf<K>, 'v' | 'seq' | 'ts'>;
+
+export interface HubLinkOptions {
+  brokerUrl: string;
+  deviceId: string;
+  secret: string;
+  logger: Logger;
+  nextSeq: () => number;
+  /** The current `reported` document, published (retained) on every connect and on demand. */
+  reported: () => ReportedMessage;
+  onDesired: (desired: DesiredMessage) => void;
+  onCmd?: (cmd: CmdMessage) => void;
+  /** Reconnect back-off: starts at minMs, doubles per failed attempt, capped at maxMs. */
+  reconnect?: { minMs: number; maxMs: number };
+  outboxCapacity?: number;
+  now?: () => number;
+}
+
+export interface HubLinkStats {
+  connected: boolean;
+  queued: number;
+  dropped: number;
+  invalidMessages: number;
+}
+
+export interface HubLink {
+  start(): void;
+  /** Publishes `status` offline (when connected) and disconnects. */
+  stop(): Promise<void>;
+  publishRecord<K extends RecordKind>(kind: K, body: RecordBody<K>): void;
+  publishReported(): void;
+  stats(): HubLinkStats;
+  /** Resolves on the next successful connect (or now, when connected). */
+  connected(): Promise<void>;
+}
+
+const MAX_IN_FLIGHT = 64;
+const STOP_PUBLISH_TIMEOUT_MS = 2000;
+
+/** The MQTT session to the hub: the only module that imports mqtt. */
+export function createHubLink(opts: HubLinkOptions): HubLink {
+  const log = opts.logger.child({ module: 'hub-link' });
+  const now = opts.now ?? Date.now;
+  const backoff = opts.reconnect ?? { minMs: 1000, maxMs: 30_000 };
+  const outbox = new Outbox(opts.outboxCapacity ?? 1000);
+  const topic = (kind: Parameters<typeof deviceTopic>[1]) => deviceTopic(opts.deviceId, kind);
+  const desiredTopic = topic('desired');
+  const cmdTopic = topic('cmd');
+  let client: MqttClient | undefined;
+  let started = false;
+  let failures = 0;
+  let reconnectTimer: NodeJS.Timeout | undefined;
+  let invalidMessages = 0;
+  let connectWaiters: Array<() => void> = [];
+
+  function drain(): void {
+    const c = client;
+    if (!c?.connected) return;
+    while (outbox.inFlightCount < MAX_IN_FLIGHT) {
+      const record = outbox.take();
+      if (!record) return;
+      c.publish(record.topic, record.payload, { qos: 1 }, (err) => {
+        if (err) {
+          // Stays in flight; the close that follows puts it back in the queue.
+          log.debug({ seq: record.seq, err: err.message }, 'record publish not acknowledged');
+          return;
+        }
+        outbox.acked(record.seq);
+        drain();
+      });
+    }
+  }
+
+  function publishState(kind: 'status' | 'reported', payload: Buffer): void {
+    if (!client?.connected) return;
+    client.publish(topic(kind), payload, { qos: 1, retain: true }, (err) => {
+      if (err) log.debug({ kind, err: err.message }, 'state publish not acknowledged');
+    });
+  }
+
+  function publishReported(): void {
+    try {
+      publishState('reported', encodeMessage('reported', opts.reported()));
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'building the reported document failed');
+    }
+  }
+
+  function onMessage(t: string, payload: Buffer): void {
+    if (t === desiredTopic) {
+      const decoded = decodeMessage('desired', payload);
+      if (!decoded.ok) {
+        invalidMessages++;
+        log.warn({ topic: t, err: decoded.error, invalidMessages }, 'invalid desired message ignored');
+        return;
+      }
+      log.info({ desiredVersion: decoded.value.version, models: decoded.value.models.length }, 'desired state received');
+      opts.onDesired(decoded.value);
+    } else if (t === cmdTopic) {
+      const decoded = decodeMessage('cmd', payload);
+      if (!decoded.ok) {
+        invalidMessages++;
+        log.warn({ topic: t, err: decoded.error, invalidMessages }, 'invalid cmd message ignored');
+        return;
+      }
+      opts.onCmd?.(decoded.value);
+    } else {
+      log.warn({ topic: t }, 'message on an unexpected topic ignored');
+    }
+  }
+
+  function onConnect(): void {
+    failures = 0;
+    log.info({ brokerUrl: opts.brokerUrl, queued: outbox.size, dropped: outbox.dropped }, 'connected to hub');
+    publishState('status', encodeMessage('status', { state: 'online', ts: now() }));
+    publishReported();
+    client?.subscribe([desiredTopic, cmdTopic], { qos: 1 }, (err, granted) => {
+      if (err) {
+        log.error({ err: err.message }, 'subscribe failed');
+        return;
+      }
+      for (const g of granted ?? []) {
+        if (g.qos === 128) log.error({ topic: g.topic }, 'hub refused the subscription');
+      }
+    });
+    drain();
+    connectWaiters.splice(0).forEach((resolve) => resolve());
+  }
+
+  function onClose(): void {
+    outbox.requeueInFlight();
+    if (!started || reconnectTimer) return;
+    const wait = Math.min(backoff.maxMs, backoff.minMs * 2 ** failures) * (0.8 + Math.random() * 0.4);
+    failures++;
+    log.info({ retryInMs: Math.round(wait), attempt: failures }, 'hub connection closed; reconnecting');
+    reconnectTimer = setTimeout(() => {
+      reconnectTimer = undefined;
+      if (started) client?.reconnect();
+    }, wait);
+  }
+
+  return {
+    start() {
+      if (started) return;
+      started = true;
+      client = connect(opts.brokerUrl, {
+        protocolVersion: 4, // aedes speaks MQTT 3.1.1 only
+        clientId: opts.deviceId,
+        username: opts.deviceId,
+        password: opts.secret,
+        clean: true,
+        keepalive: 30,
+        connectTimeout: 10_000,
+        reconnectPeriod: 0, // reconnects are ours, with growing back-off
+        will: { topic: topic('status'), payload: encodeMessage('status', { state: 'offline' }), qos: 1, retain: true },
+      });
+      client.on('connect', onConnect);
+      client.on('close', onClose);
+      client.on('message', onMessage);
+      client.on('error', (err) => log.warn({ err: err.message }, 'hub connection error'));
+    },
+
+    async stop() {
+      if (!started) return;
+      started = false;
+      if (reconnectTimer) clearTimeout(reconnectTimer);
+      reconnectTimer = undefined;
+      const c = client;
+      client = undefined;
+      if (!c) return;
+      if (c.connected) {
+        const offline = c.publishAsync(topic('status'), encodeMessage('status', { state: 'offline', ts: now() }), { qos: 1, retain: true });
+        let timer: NodeJS.Timeout | undefined;
+        const timeout = new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, STOP_PUBLISH_TIMEOUT_MS);
+        });
+        await Promise.race([offline.catch((err: Error) => log.warn({ err: err.message }, 'offline status not acknowledged')), timeout]);
+        clearTimeout(timer);
+        await c.endAsync();
+      } else {
+        await c.endAsync(true);
+      }
+      log.info({ queued: outbox.size, dropped: outbox.dropped }, 'hub link stopped');
+    },
+
+    publishRecord(kind, body) {
+      const record = { v: 1 as const, seq: opts.nextSeq(), ts: now(), ...body } as MessageOf<typeof kind>;
+      let payload: Buffer;
+      try {
+        payload = encodeMessage(kind, record);
+      } catch (err) {
+        log.error({ kind, err: (err as Error).message }, 'refusing to publish an invalid record');
+        return;
+      }
+      outbox.push({ seq: record.seq, topic: topic(kind), payload });
+      drain();
+    },
+
+    publishReported,
+
+    stats: () => ({ connected: client?.connected ?? false, queued: outbox.size, dropped: outbox.dropped, invalidMessages }),
+
+    connected() {
+      if (client?.connected) return Promise.resolve();
+      return new Promise((resolve) => connectWaiters.push(resolve));
+    },
+  };
+}

@@ -1,0 +1,82 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { rename } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { createBrotliDecompress, createGunzip } from 'node:zlib';
+import { EdgefleetError, type Manifest } from '@edgefleet/shared';
+import type { Downloader } from './download.js';
+import { ensureModelsDir, fileDigest, hasVerifiedFile, modelPath, modelsDir, partPath, removeFile } from './model-files.js';
+
+export interface FetchModelOptions {
+  stateDir: string;
+  apiUrl: string;
+  auth: { username: string; password: string };
+  download: Downloader;
+  signal?: AbortSignal;
+  onProgress?: (fraction: number) => void;
+}
+
+export function artifactUrl(apiUrl: string, sha256: string): string {
+  return `${apiUrl.replace(/\/+$/, '')}/api/v1/artifacts/${sha256}`;
+}
+
+/**
+ * Puts the manifest's model file at <stateDir>/models/<sha256>.onnx: reuses a file already there
+ * with the right digest, else downloads it (or its compressed `transfer` copy, then unpacks it).
+ * The caller still verifies the final file before loading it.
+ */
+export async function fetchModelFile(manifest: Manifest, opts: FetchModelOptions): Promise<string> {
+  await ensureModelsDir(opts.stateDir);
+  const finalPath = modelPath(opts.stateDir, manifest.sha256);
+  if (await hasVerifiedFile(finalPath, manifest.sha256, manifest.size)) {
+    opts.onProgress?.(1);
+    return finalPath;
+  }
+  const common = { auth: opts.auth, ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) };
+  const transfer = manifest.transfer;
+  if (!transfer) {
+    await opts.download({
+      url: artifactUrl(opts.apiUrl, manifest.sha256),
+      partPath: partPath(opts.stateDir, manifest.sha256),
+      finalPath,
+      sha256: manifest.sha256,
+      size: manifest.size,
+      ...common,
+    });
+    return finalPath;
+  }
+  if (transfer.encoding === 'zstd') {
+    throw new EdgefleetError('INVALID_MODEL', `transfer encoding zstd of ${manifest.model}@${manifest.version} is not supported by this agent, expected gzip or br`);
+  }
+  const packedPath = join(modelsDir(opts.stateDir), `${transfer.sha256}.${transfer.encoding}`);
+  if (!(await hasVerifiedFile(packedPath, transfer.sha256, transfer.size))) {
+    await opts.download({
+      url: artifactUrl(opts.apiUrl, transfer.sha256),
+      partPath: partPath(opts.stateDir, transfer.sha256),
+      finalPath: packedPath,
+      sha256: transfer.sha256,
+      size: transfer.size,
+      ...common,
+    });
+  }
+  const tmpPath = `${finalPath}.tmp`;
+  try {
+    try {
+      await pipeline(createReadStream(packedPath), transfer.encoding === 'gzip' ? createGunzip() : createBrotliDecompress(), createWriteStream(tmpPath, { mode: 0o600 }));
+    } catch (err) {
+      throw new EdgefleetError('INVALID_MODEL', `cannot unpack the ${transfer.encoding} transfer file of ${manifest.model}@${manifest.version}: ${(err as Error).message}`);
+    }
+    const digest = await fileDigest(tmpPath);
+    if (digest.sha256 !== manifest.sha256 || digest.size !== manifest.size) {
+      throw new EdgefleetError(
+        'INVALID_MODEL',
+        `unpacked ${transfer.encoding} file has sha256 ${digest.sha256} and ${digest.size} bytes, expected ${manifest.sha256} and ${manifest.size} bytes`,
+      );
+    }
+    await rename(tmpPath, finalPath);
+  } finally {
+    await removeFile(tmpPath);
+    await removeFile(packedPath);
+  }
+  return finalPath;
+}

@@ -1,0 +1,219 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { Compile } from 'typebox/compile';
+import { EdgefleetError, Manifest } from '@edgefleet/shared';
+import type { Logger } from 'pino';
+import { MIGRATIONS } from './migrations.js';
+
+/** How many sequence numbers one durable write reserves; a restart skips the unused rest (gaps are fine, going back is not). */
+const SEQ_BLOCK = 100;
+
+export interface InstalledModelRow {
+  name: string;
+  version: string;
+  sha256: string;
+  profile: string;
+  path: string;
+  manifest: Manifest;
+  active: boolean;
+  installedAt: number;
+}
+
+export interface FailureRow {
+  name: string;
+  sha256: string;
+  version: string;
+  desiredVersion: number;
+  code: string;
+  message: string;
+  retryable: boolean;
+  attempts: number;
+  failedAt: number;
+}
+
+export interface AgentStore {
+  start(): void;
+  stop(): void;
+  /** The next record sequence number; strictly increasing across restarts and crashes. */
+  nextSeq(): number;
+  desiredVersion(): number;
+  setDesiredVersion(version: number): void;
+  listModels(): InstalledModelRow[];
+  /** Records a verified file as installed (inactive); replaces an earlier row of the same version. */
+  putModel(row: Omit<InstalledModelRow, 'active' | 'installedAt'>): void;
+  /** Makes name@version the only active version of its name. */
+  setActive(name: string, version: string): void;
+  setInactive(name: string): void;
+  deleteModel(name: string, version: string): void;
+  listFailures(): FailureRow[];
+  recordFailure(failure: Omit<FailureRow, 'attempts' | 'failedAt'>): FailureRow;
+  clearFailure(name: string, sha256: string): void;
+}
+
+const manifestCheck = Compile(Manifest);
+
+interface ModelDbRow {
+  name: string;
+  version: string;
+  sha256: string;
+  profile: string;
+  path: string;
+  manifest: string;
+  active: number;
+  installed_at: number;
+}
+
+function toModelRow(r: ModelDbRow): InstalledModelRow {
+  const manifest: unknown = JSON.parse(r.manifest);
+  if (!manifestCheck.Check(manifest)) {
+    throw new EdgefleetError('INTERNAL', `agent.db row ${r.name}@${r.version} holds a manifest that does not match its schema`);
+  }
+  return {
+    name: r.name,
+    version: r.version,
+    sha256: r.sha256,
+    profile: r.profile,
+    path: r.path,
+    manifest,
+    active: r.active === 1,
+    installedAt: r.installed_at,
+  };
+}
+
+export function createAgentStore(opts: { path: string; logger: Logger; now?: () => number }): AgentStore {
+  const log = opts.logger.child({ module: 'store' });
+  const now = opts.now ?? Date.now;
+  let db: Database.Database | undefined;
+  let seqNext = 0;
+  let seqLimit = 0;
+
+  function open(): Database.Database {
+    if (!db) throw new EdgefleetError('UNAVAILABLE', 'agent store is not started');
+    return db;
+  }
+
+  function migrate(d: Database.Database): void {
+    d.exec('CREATE TABLE IF NOT EXISTS schema_migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
+    const applied = new Set(d.prepare('SELECT id FROM schema_migrations').pluck().all() as number[]);
+    for (const m of MIGRATIONS) {
+      if (applied.has(m.id)) continue;
+      d.transaction(() => {
+        d.exec(m.sql);
+        d.prepare('INSERT INTO schema_migrations (id, name, applied_at) VALUES (?, ?, ?)').run(m.id, m.name, now());
+      })();
+      log.info({ migration: m.id, name: m.name }, 'migration applied');
+    }
+  }
+
+  function metaGet(key: string): number {
+    return open().prepare('SELECT value FROM meta WHERE key = ?').pluck().get(key) as number;
+  }
+
+  function metaSet(key: string, value: number): void {
+    open().prepare('UPDATE meta SET value = ? WHERE key = ?').run(value, key);
+  }
+
+function listFailures(): FailureRow[] {
+    const rows = open().prepare('SELECT * FROM failures ORDER BY failed_at').all() as Array<Record<string, unknown>>;
+    return rows.map((r) => ({
+      name: String(r.name),
+      sha256: String(r.sha256),
+      version: String(r.version),
+      desiredVersion: Number(r.desired_version),
+      code: String(r.code),
+      message: String(r.message),
+      retryable: r.retryable === 1,
+      attempts: Number(r.attempts),
+      failedAt: Number(r.failed_at),
+    }));
+  }
+
+  return {
+    start() {
+      if (db) return;
+      mkdirSync(dirname(opts.path), { recursive: true });
+      const d = new Database(opts.path);
+      d.pragma('journal_mode = WAL');
+      // FULL: a reserved sequence block must survive power loss, or seq could go back after a crash.
+      d.pragma('synchronous = FULL');
+      d.pragma('foreign_keys = ON');
+      migrate(d);
+      db = d;
+      // Numbers below the reserved mark may have been used before a restart: never hand them out again.
+      seqNext = metaGet('seq_reserved') + 1;
+      seqLimit = seqNext - 1;
+      log.debug({ path: opts.path, seqNext }, 'store opened');
+    },
+
+    stop() {
+      if (!db) return;
+      db.close();
+      db = undefined;
+    },
+
+    nextSeq() {
+      if (seqNext > seqLimit) {
+        seqLimit = seqNext + SEQ_BLOCK - 1;
+        metaSet('seq_reserved', seqLimit);
+      }
+      return seqNext++;
+    },
+
+    desiredVersion: () => metaGet('desired_version'),
+    setDesiredVersion: (version) => metaSet('desired_version', version),
+
+    listModels() {
+      const rows = open().prepare('SELECT * FROM models ORDER BY name, installed_at').all() as ModelDbRow[];
+      return rows.map(toModelRow);
+    },
+
+    putModel(row) {
+      open()
+        .prepare(
+          `INSERT INTO models (name, version, sha256, profile, path, manifest, active, installed_at)
+           VALUES (@name, @version, @sha256, @profile, @path, @manifest, 0, @installedAt)
+           ON CONFLICT (name, version) DO UPDATE SET sha256 = excluded.sha256, profile = excluded.profile,
+             path = excluded.path, manifest = excluded.manifest, installed_at = excluded.installed_at`,
+        )
+        .run({ ...row, manifest: JSON.stringify(row.manifest), installedAt: now() });
+    },
+
+    setActive(name, version) {
+      const d = open();
+      d.transaction(() => {
+        d.prepare('UPDATE models SET active = 0 WHERE name = ? AND active = 1').run(name);
+        const res = d.prepare('UPDATE models SET active = 1 WHERE name = ? AND version = ?').run(name, version);
+        if (res.changes !== 1) throw new EdgefleetError('NOT_FOUND', `cannot activate ${name}@${version}: it is not installed`);
+      })();
+    },
+
+    setInactive(name) {
+      open().prepare('UPDATE models SET active = 0 WHERE name = ?').run(name);
+    },
+
+    deleteModel(name, version) {
+      open().prepare('DELETE FROM models WHERE name = ? AND version = ?').run(name, version);
+    },
+
+    listFailures,
+
+    recordFailure(f) {
+      const d = open();
+      d.prepare(
+        `INSERT INTO failures (name, sha256, version, desired_version, code, message, retryable, attempts, failed_at)
+         VALUES (@name, @sha256, @version, @desiredVersion, @code, @message, @retryable, 1, @failedAt)
+         ON CONFLICT (name, sha256) DO UPDATE SET version = excluded.version, desired_version = excluded.desired_version,
+           code = excluded.code, message = excluded.message, retryable = excluded.retryable,
+           attempts = failures.attempts + 1, failed_at = excluded.failed_at`,
+      ).run({ ...f, retryable: f.retryable ? 1 : 0, failedAt: now() });
+      const row = listFailures().find((x) => x.name === f.name && x.sha256 === f.sha256);
+      if (!row) throw new EdgefleetError('INTERNAL', `failure of ${f.name}@${f.version} was not recorded`);
+      return row;
+    },
+
+    clearFailure(name, sha256) {
+      open().prepare('DELETE FROM failures WHERE name = ? AND sha256 = ?').run(name, sha256);
+    },
+  };
+}

@@ -1,0 +1,121 @@
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect, type MqttClient } from 'mqtt';
+import { deviceTopic, generateSigningKeyPair, goldenInputs, type DesiredMessage } from '@edgefleet/shared';
+import { decodeModel, readSignature } from '@edgefleet/shared/onnx';
+import { killAll, startProcess, type RunningProcess } from '../../../test/support/processes.js';
+import { unixRequest } from '../../../test/support/unix-http.js';
+import { writeIdentity } from '../src/store/identity-file.js';
+import { startArtifactServer, type ArtifactServer } from './support/artifact-server.js';
+import { startBroker, type TestBroker } from './support/broker.js';
+import { createModelRuntime } from '../src/inference/model-runtime.js';
+import { assignmentFor, mlp, sha256Of } from './support/manifests.js';
+import { startNotifySocket } from './support/notify-socket.js';
+import { eventually, silentLogger, tempDir } from './support/temp.js';
+
+const AGENT_MAIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+const deviceId = 'dev-proc1';
+const creds = { username: deviceId, password: 'proc-secret' };
+
+interface Seen {
+  topic: string;
+  body: Record<string, unknown>;
+}
+
+/** The built agent process against a real broker and artifact server, with a fake NOTIFY_SOCKET. */
+describe('edgefleet-agent run', () => {
+  const keys = generateSigningKeyPair();
+  const model = mlp(7);
+  let dir: { path: string; remove: () => Promise<void> };
+  let broker: TestBroker;
+  let artifacts: ArtifactServer;
+  let observer: MqttClient;
+  const seen: Seen[] = [];
+  let notify: Awaited<ReturnType<typeof startNotifySocket>>;
+  let agent: RunningProcess;
+  const socketPath = () => join(dir.path, 'agent.sock');
+
+  function startAgent(): RunningProcess {
+    return startProcess('agent', [AGENT_MAIN, 'run', '--state-dir', dir.path, '--socket', socketPath()], {
+      EDGEFLEET_TELEMETRY_INTERVAL_MS: '200',
+      NOTIFY_SOCKET: join(dir.path, 'notify.sock'),
+    });
+  }
+
+  beforeAll(async () => {
+    dir = await tempDir('proc');
+    broker = await startBroker(creds);
+    artifacts = await startArtifactServer(creds);
+    artifacts.files.set(sha256Of(model), model);
+    await writeIdentity(dir.path, { deviceId, secret: creds.password, hubPublicKey: keys.publicKeyPem, brokerUrl: broker.url, apiUrl: artifacts.apiUrl });
+    notify = await startNotifySocket(join(dir.path, 'notify.sock'));
+    observer = connect(broker.url, { protocolVersion: 4, clientId: 'observer', ...creds, reconnectPeriod: 100 });
+    observer.on('message', (topic, payload) => seen.push({ topic, body: JSON.parse(payload.toString()) as Record<string, unknown> }));
+    await observer.subscribeAsync(`ef/v1/dev/${deviceId}/#`, { qos: 1 });
+  });
+
+  afterAll(async () => {
+    await killAll();
+    await observer?.endAsync(true);
+    await notify?.close();
+    await broker?.close();
+    await artifacts?.close();
+    await dir?.remove();
+  });
+
+  it('gets ready, tells systemd, and reports to the hub', async () => {
+    agent = startAgent();
+    const ready = await agent.waitForMsg('agent ready');
+    expect(ready.socketPath).toBe(socketPath());
+    await eventually(() => notify.messages.includes('READY=1'), 'READY=1 on NOTIFY_SOCKET');
+    const live = await unixRequest(socketPath(), 'GET', '/v2/health/live');
+    expect(live.status).toBe(200);
+    await eventually(() => seen.find((s) => s.topic.endsWith('/status') && s.body.state === 'online'), 'status online');
+    await eventually(() => seen.find((s) => s.topic.endsWith('/reported')), 'reported');
+    const telemetry = await eventually(() => {
+      const t = seen.filter((s) => s.topic.endsWith('/telemetry'));
+      return t.length >= 2 && t;
+    }, 'telemetry');
+    expect(Number(telemetry[1]!.body.seq)).toBeGreaterThan(Number(telemetry[0]!.body.seq));
+  });
+
+  it('deploys a desired model, serves it on the socket, and reports it active', async () => {
+    const runtime = createModelRuntime({ workers: 1, threads: 1, logger: silentLogger });
+    const assignment = await assignmentFor({ name: 'clf', version: '1.0.0', bytes: model, privateKeyPem: keys.privateKeyPem, runtime, scratchDir: dir.path, rolloutId: 'r-1' });
+    await runtime.stop();
+    const desired: DesiredMessage = { version: 1, models: [assignment] };
+    await observer.publishAsync(deviceTopic(deviceId, 'desired'), JSON.stringify(desired), { qos: 1, retain: true });
+    const active = await agent.waitForLine((l) => l.msg === 'model active' && l.model === 'clf', 30_000, 'model active');
+    expect(active).toMatchObject({ version: '1.0.0', sha256: sha256Of(model) });
+    await eventually(() => seen.find((s) => s.topic.endsWith('/events') && s.body.phase === 'active' && s.body.rolloutId === 'r-1'), 'active event');
+    await eventually(
+      () => seen.find((s) => s.topic.endsWith('/reported') && s.body.desiredVersion === 1 && JSON.stringify(s.body.models).includes('"active":true')),
+      'reported with the active model',
+    );
+    const [input] = goldenInputs(readSignature(decodeModel(model)).inputs);
+    const res = await unixRequest(
+      socketPath(),
+      'POST',
+      '/v2/models/clf/infer',
+      JSON.stringify({ inputs: [{ name: input!.name, shape: input!.shape, datatype: input!.datatype, data: input!.values }] }),
+      { 'content-type': 'application/json' },
+    );
+    expect(res.status).toBe(200);
+  });
+
+  it('stops on SIGTERM with exit 0 and an offline status', async () => {
+    expect(await agent.stop()).toBe(0);
+    await eventually(() => seen.filter((s) => s.topic.endsWith('/status')).at(-1)?.body.state === 'offline', 'status offline');
+  });
+
+  it('serves its active model after a restart while the hub is unreachable', async () => {
+    await broker.close();
+    agent = startAgent();
+    await agent.waitForLine((l) => l.msg === 'model active' && l.model === 'clf', 30_000, 'model active after restart');
+    await agent.waitForMsg('agent ready');
+    const meta = await unixRequest(socketPath(), 'GET', '/v2/models/clf');
+    expect(meta.status).toBe(200);
+    expect(await agent.stop('SIGINT')).toBe(0);
+  });
+});

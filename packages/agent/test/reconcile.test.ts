@@ -1,0 +1,94 @@
+import { describe, expect, it } from 'vitest';
+import type { DesiredMessage, ModelAssignment } from '@edgefleet/shared';
+import { blockKey, reconcile, type CurrentModel } from '../src/deployment/reconcile.js';
+
+const sha = (c: string) => c.repeat(64);
+
+function assignment(model: string, version: string, digest: string, rolloutId?: string): ModelAssignment {
+  return {
+    ...(rolloutId ? { rolloutId } : {}),
+    manifest: {
+      signature: 'sig',
+      manifest: {
+        v: 1,
+        model,
+        version,
+        profile: 'fp32',
+        sha256: digest,
+        size: 10,
+        inputs: [],
+        outputs: [],
+        golden: { inputs: [], outputs: [], tolerance: { atol: 1e-4 } },
+        createdAt: '2026-01-01T00:00:00Z',
+      },
+    },
+  };
+}
+
+const desired = (version: number, ...models: ModelAssignment[]): DesiredMessage => ({ version, models });
+const none = new Set<string>();
+
+describe('reconcile', () => {
+  it('installs what is desired and not present', () => {
+    const plan = reconcile({ current: [], desired: desired(1, assignment('a', '1', sha('a'), 'r1')), blocked: none });
+    expect(plan.steps).toHaveLength(1);
+    expect(plan.steps[0]).toMatchObject({ kind: 'install', name: 'a', version: '1', sha256: sha('a') });
+    expect(plan.steps[0]!.kind === 'install' && plan.steps[0]!.assignment.rolloutId).toBe('r1');
+  });
+
+  it('does nothing when the desired version is already active', () => {
+    const current: CurrentModel[] = [{ name: 'a', version: '1', sha256: sha('a'), active: true }];
+    expect(reconcile({ current, desired: desired(2, assignment('a', '1', sha('a'))), blocked: none }).steps).toEqual([]);
+  });
+
+  it('installs a new version over the active one', () => {
+    const current: CurrentModel[] = [{ name: 'a', version: '1', sha256: sha('a'), active: true }];
+    const plan = reconcile({ current, desired: desired(2, assignment('a', '2', sha('b'))), blocked: none });
+    expect(plan.steps.map((s) => [s.kind, s.name, s.version])).toEqual([['install', 'a', '2']]);
+  });
+
+  it('installs a model that is installed but not active (e.g. its file went bad at start)', () => {
+    const current: CurrentModel[] = [{ name: 'a', version: '1', sha256: sha('a'), active: false }];
+    const plan = reconcile({ current, desired: desired(1, assignment('a', '1', sha('a'))), blocked: none });
+    expect(plan.steps.map((s) => s.kind)).toEqual(['install']);
+  });
+
+  it('removes active models that are no longer desired, before installing', () => {
+    const current: CurrentModel[] = [
+      { name: 'old', version: '3', sha256: sha('c'), active: true },
+      { name: 'kept-file', version: '1', sha256: sha('d'), active: false },
+    ];
+    const plan = reconcile({ current, desired: desired(5, assignment('new', '1', sha('e'))), blocked: none });
+    expect(plan.steps.map((s) => `${s.kind} ${s.name}@${s.version}`)).toEqual(['remove old@3', 'install new@1']);
+  });
+
+  it('removes everything for an empty document', () => {
+    const current: CurrentModel[] = [
+      { name: 'a', version: '1', sha256: sha('a'), active: true },
+      { name: 'b', version: '1', sha256: sha('b'), active: true },
+    ];
+    expect(reconcile({ current, desired: desired(9), blocked: none }).steps.map((s) => s.kind)).toEqual(['remove', 'remove']);
+  });
+
+  it('skips blocked assignments and reports them', () => {
+    const current: CurrentModel[] = [{ name: 'a', version: '1', sha256: sha('a'), active: true }];
+    const plan = reconcile({
+      current,
+      desired: desired(2, assignment('a', '2', sha('b')), assignment('c', '1', sha('c'))),
+      blocked: new Set([blockKey('a', sha('b'))]),
+    });
+    expect(plan.steps.map((s) => s.name)).toEqual(['c']);
+    expect(plan.skipped).toEqual([{ name: 'a', version: '2', sha256: sha('b') }]);
+  });
+
+  it('keeps the first assignment of a duplicated model name', () => {
+    const plan = reconcile({ current: [], desired: desired(1, assignment('a', '1', sha('a')), assignment('a', '2', sha('b'))), blocked: none });
+    expect(plan.steps.map((s) => s.version)).toEqual(['1']);
+    expect(plan.duplicates).toEqual(['a']);
+  });
+
+  it('keeps document order for installs', () => {
+    const plan = reconcile({ current: [], desired: desired(1, assignment('z', '1', sha('a')), assignment('b', '1', sha('b'))), blocked: none });
+    expect(plan.steps.map((s) => s.name)).toEqual(['z', 'b']);
+  });
+});

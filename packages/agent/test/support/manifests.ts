@@ -1,0 +1,76 @@
+import { createHash } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  encodeTensor,
+  goldenInputs,
+  signManifest,
+  typedArrayFor,
+  type DesiredMessage,
+  type Manifest,
+  type ModelAssignment,
+  type NumericTensor,
+} from '@edgefleet/shared';
+import { buildMlp, decodeModel, readSignature } from '@edgefleet/shared/onnx';
+import type { ModelRuntime } from '../../src/inference/types.js';
+
+export function mlp(seed: number): Uint8Array {
+  return buildMlp({ inputSize: 4, hidden: [8], outputSize: 3, seed });
+}
+
+export function sha256Of(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** The fp32 outputs of the model on its default golden inputs, computed with the given runtime. */
+async function goldenOutputs(runtime: ModelRuntime, dir: string, bytes: Uint8Array, inputs: NumericTensor[]): Promise<NumericTensor[]> {
+  const sha = sha256Of(bytes);
+  const path = join(dir, `golden-${sha}.onnx`);
+  await writeFile(path, bytes);
+  const sig = readSignature(decodeModel(bytes));
+  const model = await runtime.load({ name: 'golden', version: '0', sha256: sha, profile: 'fp32', path, inputs: sig.inputs, outputs: sig.outputs });
+  try {
+    const out = await model.infer(inputs.map((t) => ({ name: t.name, datatype: t.datatype, shape: t.shape, data: typedArrayFor(t.datatype, t.values) })));
+    return out.map((t) => ({ name: t.name, datatype: t.datatype, shape: t.shape, values: Array.from(t.data as ArrayLike<number>, Number) }));
+  } finally {
+    await model.close();
+  }
+}
+
+export interface AssignmentOptions {
+  name: string;
+  version: string;
+  bytes: Uint8Array;
+  privateKeyPem: string;
+  runtime: ModelRuntime;
+  scratchDir: string;
+  rolloutId?: string;
+  /** Add this to every golden output value (a wrong golden vector). */
+  goldenOffset?: number;
+  /** Sign a manifest claiming this digest instead of the file's. */
+  claimSha256?: string;
+}
+
+export async function assignmentFor(opts: AssignmentOptions): Promise<ModelAssignment> {
+  const sig = readSignature(decodeModel(opts.bytes));
+  const inputs = goldenInputs(sig.inputs);
+  const outputs = (await goldenOutputs(opts.runtime, opts.scratchDir, opts.bytes, inputs)).map((t) => ({
+    ...t,
+    values: t.values.map((v) => v + (opts.goldenOffset ?? 0)),
+  }));
+  const manifest: Manifest = {
+    v: 1,
+    model: opts.name,
+    version: opts.version,
+    profile: 'fp32',
+    sha256: opts.claimSha256 ?? sha256Of(opts.bytes),
+    size: opts.bytes.byteLength,
+    inputs: sig.inputs,
+    outputs: sig.outputs,
+    golden: { inputs: inputs.map(encodeTensor), outputs: outputs.map(encodeTensor), tolerance: { atol: 1e-4 } },
+    createdAt: new Date(0).toISOString(),
+  };
+  return { ...(opts.rolloutId ? { rolloutId: opts.rolloutId } : {}), manifest: signManifest(manifest, opts.privateKeyPem) };
+}
+
+export const desired = (version: number, ...models: ModelAssignment[]): DesiredMessage => ({ version, models });
