@@ -3,7 +3,6 @@ import {
   isEdgefleetError,
   verifyManifest,
   type DeploymentEvent,
-  type DeploymentPhase,
   type ErrorCode,
   type Manifest,
 } from '@edgefleet/shared';
@@ -16,11 +15,8 @@ import type { AgentStore } from '../store/agent-store.js';
 import { checkGolden } from './health-check.js';
 import type { Step } from './reconcile.js';
 
-/**
- * A deployment event as the runner hands it to the hub link, which adds the envelope. `phase` is
- * restated because shared's `Type.Union(array.map(Type.Literal))` gives a static type of `never`.
- */
-export type DeploymentEventBody = Omit<DeploymentEvent, 'v' | 'seq' | 'ts' | 'phase'> & { phase: DeploymentPhase };
+/** A deployment event as the runner hands it to the hub link, which adds the envelope. */
+export type DeploymentEventBody = Omit<DeploymentEvent, 'v' | 'seq' | 'ts'>;
 
 export interface StepContext {
   stateDir: string;

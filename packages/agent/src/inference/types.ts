@@ -36,6 +36,8 @@ export interface LoadedModel extends ModelFile {
   /** Validates inputs against the signature (EdgefleetError INVALID_TENSOR naming the expected signature) and runs. */
   infer(inputs: Tensor[]): Promise<Tensor[]>;
   close(): Promise<void>;
+  /** False while no worker holds a ready session (e.g. all respawning); absent means always ready. */
+  isReady?(): boolean;
 }
 
 /** Loads model files into worker pools; the only owner of onnxruntime-node. */

@@ -1,0 +1,186 @@
+// Socket inference benchmark: requests/s and p50/p99 through the agent's local API (createLocalApi +
+// createModelRuntime from packages/agent/dist, a real Unix socket, the load generator in its own process)
+// against raw in-process `session.run` in the same run. Prints a table and writes bench/results/*.json.
+// Env: BENCH_SECONDS (per measurement, default 2.5), BENCH_WARMUP_MS (default 400).
+import { fork } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as ort from 'onnxruntime-node';
+import { BINARY_HEADER, joinBinaryBody } from '../packages/shared/dist/index.js';
+import { buildConvNet, buildMlp, decodeModel, readSignature } from '../packages/shared/dist/onnx/index.js';
+import { createModelRuntime } from '../packages/agent/dist/inference/model-runtime.js';
+import { createModelTable } from '../packages/agent/dist/inference/model-table.js';
+import { createLocalApi } from '../packages/agent/dist/local-api/local-api.js';
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+const { pino } = createRequire(join(here, '../packages/agent/package.json'))('pino');
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 2.5);
+const WARMUP_MS = Number(process.env.BENCH_WARMUP_MS ?? 400);
+const logger = pino({ level: 'warn' });
+
+const MODELS = {
+  // Compute-bound: raw p50 ≥ 2 ms on a 2-core x64 box with default session options.
+  conv: { bytes: buildConvNet({ channels: 3, size: 128, filters: [32, 64, 128, 256], classes: 10 }), input: 'image', shape: [1, 3, 128, 128] },
+  tiny: { bytes: buildMlp({ inputSize: 16, hidden: [32], outputSize: 4 }), input: 'input', shape: [1, 16] },
+};
+
+function percentile(sorted, q) {
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
+}
+
+function sample(shape) {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const x = new Float32Array(n);
+  for (let i = 0; i < n; i++) x[i] = Math.sin(i * 0.37) * 0.5;
+  return x;
+}
+
+/** Sequential in-process session.run for SECONDS: the baseline. */
+async function raw(path, model, options) {
+  const session = await ort.InferenceSession.create(path, options);
+  const x = sample(model.shape);
+  const feeds = () => ({ [model.input]: new ort.Tensor('float32', x, model.shape) });
+  const warm = performance.now() + WARMUP_MS;
+  while (performance.now() < warm) await session.run(feeds());
+  const lat = [];
+  const start = performance.now();
+  while (performance.now() - start < SECONDS * 1000) {
+    const t0 = performance.now();
+    await session.run(feeds());
+    lat.push(performance.now() - t0);
+  }
+  const seconds = (performance.now() - start) / 1000;
+  await session.release();
+  lat.sort((a, b) => a - b);
+  return { count: lat.length, rps: lat.length / seconds, p50: percentile(lat, 0.5), p99: percentile(lat, 0.99) };
+}
+
+function requestBody(model, mode) {
+  const x = sample(model.shape);
+  if (mode === 'json') {
+    return { body: Buffer.from(JSON.stringify({ inputs: [{ name: model.input, datatype: 'FP32', shape: model.shape, data: Array.from(x) }] })), headers: { 'content-type': 'application/json' } };
+  }
+  const { body, headerLength } = joinBinaryBody(
+    { inputs: [{ name: model.input, datatype: 'FP32', shape: model.shape, parameters: { binary_data_size: x.byteLength } }], parameters: { binary_data_output: true } },
+    [new Uint8Array(x.buffer)],
+  );
+  return { body, headers: { 'content-type': 'application/octet-stream', [BINARY_HEADER]: String(headerLength) } };
+}
+
+function loadGenerator() {
+  const child = fork(join(here, 'load-generator.mjs'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return {
+    run(job) {
+      return new Promise((resolve, reject) => {
+        child.once('message', (m) => (m.ok ? resolve(m.result) : reject(new Error(m.error))));
+        child.send(job);
+      });
+    },
+    close: () => child.kill(),
+  };
+}
+
+async function socketRuns(gen, socketPath, name, model, cases) {
+  const out = {};
+  for (const [mode, concurrency] of cases) {
+    const { body, headers } = requestBody(model, mode);
+    const r = await gen.run({ socketPath, path: `/v2/models/${name}/infer`, body: body.toString('base64'), headers, concurrency, durationMs: SECONDS * 1000, warmupMs: WARMUP_MS });
+    if (r.errors > 0) throw new Error(`${name} ${mode} c${concurrency}: ${r.errors} failed requests (${r.lastError})`);
+    out[`${mode}-c${concurrency}`] = r;
+  }
+  return out;
+}
+
+async function serve(dir, files, pool) {
+  const runtime = createModelRuntime({ ...pool, logger });
+  const table = createModelTable();
+  for (const f of files) table.activate(await runtime.load(f));
+  const socketPath = join(dir, `agent-${pool.workers}x${pool.threads}.sock`);
+  const api = createLocalApi({ socketPath, models: table, logger });
+  await api.start();
+  return { socketPath, stop: async () => (await api.stop(), await runtime.stop()) };
+}
+
+const fmt = (v, d = 2) => (typeof v === 'number' ? v.toFixed(d) : String(v));
+
+async function main() {
+  const dir = await mkdtemp(join(tmpdir(), 'ef-bench-socket-'));
+  const gen = loadGenerator();
+  const started = Date.now();
+  const results = { machine: { cores: availableParallelism(), loadavg: loadavg(), node: process.version }, seconds: SECONDS, raw: {}, socket: {} };
+  try {
+    const files = [];
+    for (const [name, m] of Object.entries(MODELS)) {
+      const path = join(dir, `${name}.onnx`);
+      await writeFile(path, m.bytes);
+      files.push({ name, version: '1', sha256: '-', profile: 'fp32', path, ...readSignature(decodeModel(m.bytes)) });
+      results.raw[name] = { default: await raw(path, m, {}), threads1: await raw(path, m, { intraOpNumThreads: 1 }) };
+    }
+    const cases = [['binary', 1], ['binary', 16], ['json', 1], ['json', 16]];
+    const server = await serve(dir, files, { workers: 2, threads: 1 });
+    try {
+      for (const name of Object.keys(MODELS)) results.socket[name] = await socketRuns(gen, server.socketPath, name, MODELS[name], cases);
+    } finally {
+      await server.stop();
+    }
+    // Latency-oriented pool (one worker using both cores) for the compute-bound model at concurrency 1.
+    const latencyServer = await serve(dir, files.slice(0, 1), { workers: 1, threads: 2 });
+    try {
+      results.socket.conv['binary-c1-pool1x2'] = (await socketRuns(gen, latencyServer.socketPath, 'conv', MODELS.conv, [['binary', 1]]))['binary-c1'];
+    } finally {
+      await latencyServer.stop();
+    }
+  } finally {
+    gen.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+  results.elapsedSeconds = (Date.now() - started) / 1000;
+  report(results);
+  await mkdir(join(here, 'results'), { recursive: true });
+  const file = join(here, 'results', `socket-inference-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  await writeFile(file, JSON.stringify(results, null, 2));
+  console.log(`\nresults written to ${file}`);
+}
+
+function report(r) {
+  console.log(`\nsocket inference bench — ${r.machine.cores} cores, node ${r.machine.node}, load avg at start ${r.machine.loadavg.map((l) => l.toFixed(2)).join(' ')}, ${r.seconds}s per row`);
+  console.log('server pool 2 workers x 1 thread (default on 2 cores) unless noted; load generator in a separate process\n');
+  const rows = [];
+  for (const name of Object.keys(r.raw)) {
+    rows.push([name, 'raw session.run, default options', 'seq', r.raw[name].default]);
+    rows.push([name, 'raw session.run, intraOpNumThreads 1', 'seq', r.raw[name].threads1]);
+    for (const [key, v] of Object.entries(r.socket[name])) {
+      const [mode, c, pool] = key.split('-');
+      rows.push([name, `socket ${mode}${pool ? ` (pool ${pool.replace('pool', '')})` : ''}`, c, v]);
+    }
+  }
+  console.log(['model', 'path', 'conc', 'req/s', 'p50 ms', 'p99 ms'].map((h, i) => (i < 2 ? h.padEnd(i ? 40 : 6) : h.padStart(9))).join(''));
+  for (const [m, p, c, v] of rows) console.log(`${m.padEnd(6)}${p.padEnd(40)}${c.padStart(9)}${fmt(v.rps, 0).padStart(9)}${fmt(v.p50, 3).padStart(9)}${fmt(v.p99, 3).padStart(9)}`);
+  const conv = r.socket.conv;
+  const tiny = r.socket.tiny;
+  const ratios = {
+    'conv: socket binary p50 (c1) / raw 1-thread p50': conv['binary-c1'].p50 / r.raw.conv.threads1.p50,
+    'conv: socket binary p50 (c1) / raw default p50': conv['binary-c1'].p50 / r.raw.conv.default.p50,
+    'conv: socket binary p50 (c1, pool 1x2) / raw default p50': conv['binary-c1-pool1x2'].p50 / r.raw.conv.default.p50,
+    'conv: socket binary c16 req/s / raw default sequential req/s': conv['binary-c16'].rps / r.raw.conv.default.rps,
+    'conv: socket json c16 req/s / raw default sequential req/s': conv['json-c16'].rps / r.raw.conv.default.rps,
+    'conv: json p50 / binary p50 (c1, image input)': conv['json-c1'].p50 / conv['binary-c1'].p50,
+    'tiny: added ms at p50, binary c1 (vs raw default)': tiny['binary-c1'].p50 - r.raw.tiny.default.p50,
+    'tiny: added ms at p50, json c1 (vs raw default)': tiny['json-c1'].p50 - r.raw.tiny.default.p50,
+    'tiny: socket binary c16 req/s': tiny['binary-c16'].rps,
+    'tiny: socket json c16 req/s': tiny['json-c16'].rps,
+    'tiny: socket binary c16 req/s / raw default sequential req/s': tiny['binary-c16'].rps / r.raw.tiny.default.rps,
+  };
+  r.ratios = ratios;
+  console.log('\ntargets: conv p50 within 1.05x of raw; conv c16 >= 1.7x raw sequential; tiny <= 0.25 ms added at p50, >= 10,000 req/s at c16 (stretch)');
+  for (const [k, v] of Object.entries(ratios)) console.log(`  ${k.padEnd(64)}${fmt(v, 3).padStart(10)}`);
+  console.log(`\nelapsed ${fmt(r.elapsedSeconds, 1)} s`);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});

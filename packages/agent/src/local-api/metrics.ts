@@ -1,0 +1,37 @@
+import { Counter, Histogram, Registry } from 'prom-client';
+
+/** Per-model inference metrics, named after Triton's (nv_inference_request_success → edgefleet_…). */
+export interface InferenceMetrics {
+  readonly registry: Registry;
+  observe(model: string, version: string, seconds: number, ok: boolean): void;
+}
+
+const LABELS = ['model', 'version'] as const;
+
+/** Registers the metrics in `registry`, or reuses them when it already holds them (a shared registry). */
+export function createInferenceMetrics(registry: Registry = new Registry()): InferenceMetrics {
+  const existing = <T>(name: string) => registry.getSingleMetric(name) as T | undefined;
+  const success =
+    existing<Counter<(typeof LABELS)[number]>>('edgefleet_inference_request_success_total') ??
+    new Counter({ name: 'edgefleet_inference_request_success_total', help: 'Inference requests served successfully', labelNames: LABELS, registers: [registry] });
+  const failure =
+    existing<Counter<(typeof LABELS)[number]>>('edgefleet_inference_request_failure_total') ??
+    new Counter({ name: 'edgefleet_inference_request_failure_total', help: 'Inference requests that failed (bad input or runtime error)', labelNames: LABELS, registers: [registry] });
+  const duration =
+    existing<Histogram<(typeof LABELS)[number]>>('edgefleet_inference_request_duration_seconds') ??
+    new Histogram({
+      name: 'edgefleet_inference_request_duration_seconds',
+      help: 'Inference request duration from parsed body to encoded response',
+      labelNames: LABELS,
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    });
+  return {
+    registry,
+    observe(model, version, seconds, ok) {
+      const labels = { model, version };
+      (ok ? success : failure).inc(labels);
+      duration.observe(labels, seconds);
+    },
+  };
+}

@@ -1,0 +1,77 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { BINARY_HEADER, EdgefleetError, type ModelMetadata, type ServerMetadata } from '@edgefleet/shared';
+import type { LoadedModel, ModelTable } from '../inference/types.js';
+import { encodeInferResponse, parseInferBody, planOutputs, requestTensors } from './infer-codec.js';
+import type { InferenceMetrics } from './metrics.js';
+
+export interface OipRouteDeps {
+  models: ModelTable;
+  metrics: InferenceMetrics;
+  serverName: string;
+  serverVersion: string;
+}
+
+type ModelParams = { name: string; version?: string };
+
+const isReady = (m: LoadedModel) => m.isReady?.() ?? true;
+
+/** Open Inference Protocol routes (KServe v2 / Triton HTTP) over the active models of the table. */
+export function registerOipRoutes(app: FastifyInstance, deps: OipRouteDeps): void {
+  const { models, metrics } = deps;
+
+  function resolve(params: ModelParams): LoadedModel {
+    const model = models.get(params.name);
+    if (!model) throw new EdgefleetError('MODEL_NOT_FOUND', `no model "${params.name}" is loaded; loaded: [${models.list().map((m) => m.name).join(', ')}]`);
+    if (params.version !== undefined && params.version !== model.version) {
+      throw new EdgefleetError('MODEL_NOT_FOUND', `model "${params.name}" version "${params.version}" is not loaded; the active version is "${model.version}"`);
+    }
+    return model;
+  }
+
+  function metadata(model: LoadedModel): ModelMetadata {
+    return { name: model.name, versions: [model.version], platform: 'onnxruntime_onnx', inputs: model.inputs, outputs: model.outputs };
+  }
+
+  function ready(model: LoadedModel, reply: FastifyReply) {
+    if (!isReady(model)) return reply.code(503).send({ error: `model "${model.name}" version "${model.version}" has no ready inference worker` });
+    return { name: model.name, version: model.version, ready: true };
+  }
+
+  async function infer(req: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) {
+    const model = resolve(req.params);
+    const started = performance.now();
+    let ok = false;
+    try {
+      const header = req.headers[BINARY_HEADER];
+      const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+      const { request, tail } = parseInferBody(body, Array.isArray(header) ? header[0] : header);
+      const plan = planOutputs(request, model.outputs);
+      const outputs = await model.infer(requestTensors(request, tail, model.inputs));
+      const meta = { model_name: model.name, model_version: model.version, ...(request.id === undefined ? {} : { id: request.id }) };
+      const encoded = encodeInferResponse(meta, outputs, plan);
+      ok = true;
+      if (encoded.kind === 'json') return encoded.body;
+      return reply.header(BINARY_HEADER, encoded.headerLength).type('application/octet-stream').send(encoded.body);
+    } finally {
+      const ms = performance.now() - started;
+      models.record(model.name, model.version, ms, ok);
+      metrics.observe(model.name, model.version, ms / 1000, ok);
+    }
+  }
+
+  app.get('/v2', async (): Promise<ServerMetadata> => ({ name: deps.serverName, version: deps.serverVersion, extensions: ['binary_tensor_data'] }));
+  app.get('/v2/health/live', async () => ({ live: true }));
+  // Ready = the server is up and every active model has a ready worker (no models loaded is ready too:
+  // clients waiting for a particular model ask /v2/models/{name}/ready).
+  app.get('/v2/health/ready', async (_req, reply) => {
+    const notReady = models.list().filter((m) => !isReady(m));
+    if (notReady.length > 0) return reply.code(503).send({ error: `models not ready: ${notReady.map((m) => m.name).join(', ')}` });
+    return { ready: true };
+  });
+  for (const prefix of ['/v2/models/:name', '/v2/models/:name/versions/:version']) {
+    app.get<{ Params: ModelParams }>(prefix, async (req) => metadata(resolve(req.params)));
+    app.get<{ Params: ModelParams }>(`${prefix}/ready`, async (req, reply) => ready(resolve(req.params), reply));
+    app.post<{ Params: ModelParams }>(`${prefix}/infer`, infer);
+  }
+  app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+}

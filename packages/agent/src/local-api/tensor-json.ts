@@ -1,0 +1,112 @@
+import { EdgefleetError, type Datatype } from '@edgefleet/shared';
+import type { TensorData } from '../inference/types.js';
+
+// JSON tensor data ↔ typed arrays for the Open Inference Protocol's `data` field. Pure functions.
+
+function bad(message: string): never {
+  throw new EdgefleetError('INVALID_TENSOR', message);
+}
+
+/** Flattens nested `data` arrays (row-major), as the protocol allows either form. */
+export function flattenData(data: readonly unknown[]): unknown[] {
+  return data.some(Array.isArray) ? (data.flat(Infinity) as unknown[]) : (data as unknown[]);
+}
+
+const FLOAT_ARRAYS = { FP32: Float32Array, FP64: Float64Array } as const;
+const INT_ARRAYS = {
+  INT8: Int8Array,
+  UINT8: Uint8Array,
+  INT16: Int16Array,
+  UINT16: Uint16Array,
+  INT32: Int32Array,
+  UINT32: Uint32Array,
+} as const;
+const INT_RANGES: Record<keyof typeof INT_ARRAYS | 'INT64' | 'UINT64', [number, number]> = {
+  INT8: [-128, 127],
+  UINT8: [0, 255],
+  INT16: [-32768, 32767],
+  UINT16: [0, 65535],
+  INT32: [-2147483648, 2147483647],
+  UINT32: [0, 4294967295],
+  INT64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
+  UINT64: [0, Number.MAX_SAFE_INTEGER],
+};
+
+/** Converts flat JSON values to the datatype's typed array, rejecting values the type cannot hold. */
+export function jsonToTypedArray(name: string, datatype: Datatype, values: readonly unknown[]): TensorData {
+  const n = values.length;
+  const where = (i: number) => `input "${name}" (${datatype}): data[${i}] = ${JSON.stringify(values[i])}`;
+  if (datatype === 'FP32' || datatype === 'FP64' || datatype === 'FP16') {
+    const out = datatype === 'FP16' ? new Uint16Array(n) : new FLOAT_ARRAYS[datatype](n);
+    for (let i = 0; i < n; i++) {
+      const v = values[i];
+      if (typeof v !== 'number') bad(`${where(i)} is not a number`);
+      out[i] = datatype === 'FP16' ? toHalf(v) : v;
+    }
+    return out;
+  }
+  if (datatype === 'BOOL') {
+    const out = new Uint8Array(n);
+    for (let i = 0; i < n; i++) {
+      const v = values[i];
+      if (typeof v === 'boolean') out[i] = v ? 1 : 0;
+      else if (v === 0 || v === 1) out[i] = v;
+      else bad(`${where(i)} is not a boolean`);
+    }
+    return out;
+  }
+  const [min, max] = INT_RANGES[datatype];
+  const out = datatype === 'INT64' ? new BigInt64Array(n) : datatype === 'UINT64' ? new BigUint64Array(n) : new INT_ARRAYS[datatype](n);
+  const big = out instanceof BigInt64Array || out instanceof BigUint64Array;
+  for (let i = 0; i < n; i++) {
+    const v = values[i];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) bad(`${where(i)} is not an integer in [${min}, ${max}]`);
+    out[i] = (big ? BigInt(v) : v) as never;
+  }
+  return out;
+}
+
+/** Typed array → JSON values: 64-bit integers as numbers, BOOL as booleans, FP16 as floats. */
+export function typedArrayToJson(datatype: Datatype, data: TensorData): Array<number | boolean> {
+  if (datatype === 'BOOL') return Array.from(data as Uint8Array, (v) => v !== 0);
+  if (datatype === 'FP16') return Array.from(data as Uint16Array, fromHalf);
+  if (data instanceof BigInt64Array || data instanceof BigUint64Array) return Array.from(data, Number);
+  return Array.from(data as ArrayLike<number>);
+}
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** IEEE 754 binary32 → binary16 bits, rounding to nearest even. */
+export function toHalf(value: number): number {
+  f32[0] = value;
+  const x = u32[0]!;
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  let mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  const e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    const half = mant >>> shift;
+    const rest = mant & ((1 << shift) - 1);
+    const mid = 1 << (shift - 1);
+    return sign | (half + (rest > mid || (rest === mid && (half & 1)) ? 1 : 0));
+  }
+  const half = (e << 10) | (mant >>> 13);
+  const rest = mant & 0x1fff;
+  return sign | (half + (rest > 0x1000 || (rest === 0x1000 && (half & 1)) ? 1 : 0));
+}
+
+/** binary16 bits → number. */
+export function fromHalf(bits: number): number {
+  const sign = bits & 0x8000 ? -1 : 1;
+  const exp = (bits >>> 10) & 0x1f;
+  const mant = bits & 0x3ff;
+  if (exp === 0) return sign * mant * 2 ** -24;
+  if (exp === 0x1f) return mant ? NaN : sign * Infinity;
+  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
+}
