@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { RunConfig } from './config.js';
 import { createDeploymentRunner, type DeploymentRunner } from './deployment/runner.js';
 import { restoreActiveModels } from './deployment/restore.js';
-import { createHubLink, type HubLink, type RecordBody } from './hub-link/hub-link.js';
+import { createHubLink, type HubLink } from './hub-link/hub-link.js';
 import { createModelRuntime, type PooledModelRuntime } from './inference/model-runtime.js';
 import { createModelTable } from './inference/model-table.js';
 import type { ModelTable } from './inference/types.js';
@@ -104,7 +104,7 @@ export function createAgent(config: RunConfig, logger: Logger): Agent {
       runtime,
       table,
       download: createDownloader({ logger }),
-      publishEvent: (event) => hubLink?.publishRecord('events', event as unknown as RecordBody<'events'>),
+      publishEvent: (event) => hubLink?.publishRecord('events', event),
       onStateChange: () => hubLink?.publishReported(),
       logger,
     });
