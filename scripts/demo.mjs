@@ -77,17 +77,20 @@ function socketInfer(socketPath, model, payload) {
   });
 }
 
+function stopChild(child) {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode);
+    child.once('exit', (code) => resolve(code));
+    child.kill('SIGTERM');
+  });
+}
+
+/** Agents first, so each says goodbye to a hub that is still listening; then the hub. True if all exited cleanly. */
 async function stopAll() {
-  await Promise.all(
-    children.map(
-      (child) =>
-        new Promise((resolve) => {
-          if (child.exitCode !== null || child.signalCode !== null) return resolve();
-          child.once('exit', resolve);
-          child.kill('SIGTERM');
-        }),
-    ),
-  );
+  const [hub, ...agents] = children;
+  const codes = await Promise.all(agents.map(stopChild));
+  if (hub) codes.push(await stopChild(hub));
+  return codes.every((code) => code === 0);
 }
 
 async function main() {
@@ -149,7 +152,10 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
     if (stopping) return;
     stopping = true;
     say('stopping…');
-    void stopAll().then(() => process.exit(0));
+    void stopAll().then((clean) => {
+      say(clean ? 'stopped: every process exited cleanly' : 'stopped: a process exited with an error');
+      process.exit(clean ? 0 : 1);
+    });
   });
 }
 

@@ -24,6 +24,7 @@ export class RunningProcess {
   constructor(
     readonly name: string,
     readonly child: ChildProcess,
+    readonly detached = false,
   ) {
     const onLine = (text: string) => {
       this.rawOutput.push(text);
@@ -86,16 +87,36 @@ export class RunningProcess {
     if (this.running) this.child.kill(signal);
     return this.exited;
   }
+
+  /** Signals the whole process group (needs `detached`), as Ctrl-C in a terminal does. */
+  async stopGroup(signal: NodeJS.Signals): Promise<number | null> {
+    try {
+      process.kill(-this.pid, signal);
+    } catch {
+      // the group is already empty
+    }
+    return this.exited;
+  }
 }
 
 const children = new Set<RunningProcess>();
 
-export function startProcess(name: string, args: string[], env: Record<string, string>): RunningProcess {
-  const child = spawn(process.execPath, args, {
+export interface StartOptions {
+  /** The program to run; node itself by default. */
+  command?: string;
+  /** Own process group, so a test can signal the group the way a terminal's Ctrl-C does. */
+  detached?: boolean;
+  cwd?: string;
+}
+
+export function startProcess(name: string, args: string[], env: Record<string, string>, opts: StartOptions = {}): RunningProcess {
+  const child = spawn(opts.command ?? process.execPath, args, {
     env: { ...process.env, EDGEFLEET_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: opts.detached ?? false,
+    cwd: opts.cwd,
   });
-  const proc = new RunningProcess(name, child);
+  const proc = new RunningProcess(name, child, opts.detached ?? false);
   children.add(proc);
   void proc.exited.then(() => children.delete(proc));
   return proc;
@@ -103,5 +124,5 @@ export function startProcess(name: string, args: string[], env: Record<string, s
 
 /** Kills whatever a test left running (afterAll/afterEach), so no process outlives the suite. */
 export async function killAll(): Promise<void> {
-  await Promise.all([...children].map((p) => p.stop('SIGKILL')));
+  await Promise.all([...children].map((p) => (p.detached ? p.stopGroup('SIGKILL') : p.stop('SIGKILL'))));
 }

@@ -54,6 +54,19 @@ const MAX_IN_FLIGHT = 64;
 const STOP_PUBLISH_TIMEOUT_MS = 2000;
 
 /** The MQTT session to the hub: the only module that imports mqtt. */
+/** Resolves with the promise's value, or undefined once STOP_PUBLISH_TIMEOUT_MS has passed. */
+async function withTimeout<T>(promise: Promise<T>): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), STOP_PUBLISH_TIMEOUT_MS);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export function createHubLink(opts: HubLinkOptions): HubLink {
   const log = opts.logger.child({ module: 'hub-link' });
   const now = opts.now ?? Date.now;
@@ -186,13 +199,10 @@ export function createHubLink(opts: HubLinkOptions): HubLink {
       if (!c) return;
       if (c.connected) {
         const offline = c.publishAsync(topic('status'), encodeMessage('status', { state: 'offline', ts: now() }), { qos: 1, retain: true });
-        let timer: NodeJS.Timeout | undefined;
-        const timeout = new Promise<void>((resolve) => {
-          timer = setTimeout(resolve, STOP_PUBLISH_TIMEOUT_MS);
-        });
-        await Promise.race([offline.catch((err: Error) => log.warn({ err: err.message }, 'offline status not acknowledged')), timeout]);
-        clearTimeout(timer);
-        await c.endAsync();
+        await withTimeout(offline.catch((err: Error) => log.warn({ err: err.message }, 'offline status not acknowledged')));
+        // A graceful end waits for in-flight acknowledgements, which never come if the hub is going
+        // down at the same moment; then close the socket (the broker publishes the Last Will instead).
+        if (!(await withTimeout(c.endAsync().then(() => true)))) await c.endAsync(true);
       } else {
         await c.endAsync(true);
       }
