@@ -61,7 +61,7 @@ describe.skipIf(!hasTool('chromium', 'chromium'))('dashboard in headless Chromiu
     await expect(page.locator(`[data-device-id="${agents[1]!.deviceId}"] [data-presence="online"]`).count()).resolves.toBe(1);
 
     // The CPU chart is drawn from live telemetry: wait until it holds points before the picture.
-    await page.waitForFunction(() => Number((document.querySelector('#cpu-chart') as HTMLElement | null)?.dataset.points) >= 2, undefined, { timeout: 30_000 });
+    await page.waitForFunction("Number(document.querySelector('#cpu-chart')?.dataset.points) >= 2", undefined, { timeout: 30_000 });
     const shots = join(REPO_ROOT, 'test/artifacts');
     await mkdir(shots, { recursive: true });
     const path = join(shots, 'dashboard.png');

@@ -18,7 +18,7 @@ describe('hub process', () => {
   it('logs "hub ready" with the actual URLs, creates an admin token, and exits 0 on SIGTERM', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'ef-hub-main-'));
     dirs.push(dataDir);
-    const env = { ...process.env, EDGEFLEET_HUB_DATA_DIR: dataDir, EDGEFLEET_HUB_HOST: '127.0.0.1', EDGEFLEET_HUB_HTTP_PORT: '0', EDGEFLEET_HUB_MQTT_PORT: '0' };
+    const env: NodeJS.ProcessEnv = { ...process.env, EDGEFLEET_HUB_DATA_DIR: dataDir, EDGEFLEET_HUB_HOST: '127.0.0.1', EDGEFLEET_HUB_HTTP_PORT: '0', EDGEFLEET_HUB_MQTT_PORT: '0' };
     delete env.EDGEFLEET_ADMIN_TOKEN;
     const child = spawn(process.execPath, [MAIN], { env, stdio: ['ignore', 'pipe', 'inherit'] });
     const exited = once(child, 'exit');
