@@ -58,6 +58,32 @@ async function raw(path, model, options) {
   return { count: lat.length, rps: lat.length / seconds, p50: percentile(lat, 0.5), p99: percentile(lat, 0.99) };
 }
 
+/** Closed-loop `model.infer` at `concurrency` in this process, no HTTP: the pool's own ceiling. */
+async function inProcess(file, model, pool, concurrency) {
+  const runtime = createModelRuntime({ ...pool, logger });
+  try {
+    const loaded = await runtime.load(file);
+    const x = sample(model.shape);
+    const lat = [];
+    const loop = async (until, record) => {
+      while (performance.now() < until) {
+        const t0 = performance.now();
+        await loaded.infer([{ name: model.input, datatype: 'FP32', shape: model.shape, data: x.slice() }]);
+        if (record) lat.push(performance.now() - t0);
+      }
+    };
+    const warm = performance.now() + WARMUP_MS;
+    await Promise.all(Array.from({ length: concurrency }, () => loop(warm, false)));
+    const start = performance.now();
+    await Promise.all(Array.from({ length: concurrency }, () => loop(start + SECONDS * 1000, true)));
+    const seconds = (performance.now() - start) / 1000;
+    lat.sort((a, b) => a - b);
+    return { count: lat.length, rps: lat.length / seconds, p50: percentile(lat, 0.5), p99: percentile(lat, 0.99) };
+  } finally {
+    await runtime.stop();
+  }
+}
+
 function requestBody(model, mode) {
   const x = sample(model.shape);
   if (mode === 'json') {
@@ -94,14 +120,32 @@ async function socketRuns(gen, socketPath, name, model, cases) {
   return out;
 }
 
+let servers = 0;
 async function serve(dir, files, pool) {
   const runtime = createModelRuntime({ ...pool, logger });
   const table = createModelTable();
-  for (const f of files) table.activate(await runtime.load(f));
-  const socketPath = join(dir, `agent-${pool.workers}x${pool.threads}.sock`);
+  const loaded = [];
+  for (const f of files) {
+    const model = await runtime.load(f);
+    loaded.push(model);
+    table.activate(model);
+  }
+  const socketPath = join(dir, `agent-${servers++}.sock`);
   const api = createLocalApi({ socketPath, models: table, logger });
   await api.start();
-  return { socketPath, stop: async () => (await api.stop(), await runtime.stop()) };
+  const stats = () => Object.fromEntries(loaded.map((m) => [m.name, m.stats()]));
+  return { socketPath, shape: `${runtime.workers}x${runtime.threads}`, stats, stop: async () => (await api.stop(), await runtime.stop()) };
+}
+
+/** One extra row: `cases` against a server with `pool`, stored under `<mode>-c<n>-<suffix>`. */
+async function variant(gen, dir, files, pool, suffix, name, cases, results) {
+  const server = await serve(dir, files.filter((f) => f.name === name), pool);
+  try {
+    const rows = await socketRuns(gen, server.socketPath, name, MODELS[name], cases);
+    for (const [key, v] of Object.entries(rows)) results.socket[name][`${key}-${suffix}`] = v;
+  } finally {
+    await server.stop();
+  }
 }
 
 const fmt = (v, d = 2) => (typeof v === 'number' ? v.toFixed(d) : String(v));
@@ -119,20 +163,24 @@ async function main() {
       files.push({ name, version: '1', sha256: '-', profile: 'fp32', path, ...readSignature(decodeModel(m.bytes)) });
       results.raw[name] = { default: await raw(path, m, {}), threads1: await raw(path, m, { intraOpNumThreads: 1 }) };
     }
+    // The compute ceiling at concurrency 16 without HTTP: the pool in this process, both shapes.
+    results.raw.conv.pool16 = await inProcess(files[0], MODELS.conv, {}, 16);
+    results.raw.conv.pool16x1x2 = await inProcess(files[0], MODELS.conv, { workers: 1, threads: 2 }, 16);
     const cases = [['binary', 1], ['binary', 16], ['json', 1], ['json', 16]];
-    const server = await serve(dir, files, { workers: 2, threads: 1 });
+    // The runtime's default pool shape for this machine (2 workers x 1 thread on 2 cores).
+    const server = await serve(dir, files, {});
+    results.defaultPool = server.shape;
     try {
       for (const name of Object.keys(MODELS)) results.socket[name] = await socketRuns(gen, server.socketPath, name, MODELS[name], cases);
+      results.poolStats = server.stats();
     } finally {
       await server.stop();
     }
-    // Latency-oriented pool (one worker using both cores) for the compute-bound model at concurrency 1.
-    const latencyServer = await serve(dir, files.slice(0, 1), { workers: 1, threads: 2 });
-    try {
-      results.socket.conv['binary-c1-pool1x2'] = (await socketRuns(gen, latencyServer.socketPath, 'conv', MODELS.conv, [['binary', 1]]))['binary-c1'];
-    } finally {
-      await latencyServer.stop();
-    }
+    // Alternatives to the default: one worker using both cores (latency-oriented), and the tiny model
+    // without dynamic batching.
+    await variant(gen, dir, files, { workers: 1, threads: 2 }, 'pool1x2', 'conv', [['binary', 1], ['binary', 16]], results);
+    await variant(gen, dir, files, { workers: 1, threads: 2 }, 'pool1x2', 'tiny', [['binary', 1], ['binary', 16]], results);
+    await variant(gen, dir, files, { maxBatch: 1 }, 'nobatch', 'tiny', [['binary', 16]], results);
   } finally {
     gen.close();
     await rm(dir, { recursive: true, force: true });
@@ -147,14 +195,17 @@ async function main() {
 
 function report(r) {
   console.log(`\nsocket inference bench — ${r.machine.cores} cores, node ${r.machine.node}, load avg at start ${r.machine.loadavg.map((l) => l.toFixed(2)).join(' ')}, ${r.seconds}s per row`);
-  console.log('server pool 2 workers x 1 thread (default on 2 cores) unless noted; load generator in a separate process\n');
+  console.log(`server pool ${r.defaultPool} (workers x intra-op threads, the default here) with dynamic batching unless noted; load generator (raw keep-alive HTTP/1.1 client${process.env.BENCH_CLIENT === 'http' ? ', here node:http' : ''}) in a separate process\n`);
   const rows = [];
   for (const name of Object.keys(r.raw)) {
     rows.push([name, 'raw session.run, default options', 'seq', r.raw[name].default]);
     rows.push([name, 'raw session.run, intraOpNumThreads 1', 'seq', r.raw[name].threads1]);
+    if (r.raw[name].pool16) rows.push([name, `in-process pool ${r.defaultPool} (default), no HTTP`, 'c16', r.raw[name].pool16]);
+    if (r.raw[name].pool16x1x2) rows.push([name, 'in-process pool 1x2, no HTTP', 'c16', r.raw[name].pool16x1x2]);
     for (const [key, v] of Object.entries(r.socket[name])) {
-      const [mode, c, pool] = key.split('-');
-      rows.push([name, `socket ${mode}${pool ? ` (pool ${pool.replace('pool', '')})` : ''}`, c, v]);
+      const [mode, c, variant] = key.split('-');
+      const note = !variant ? '' : variant.startsWith('pool') ? ` (pool ${variant.replace('pool', '')})` : ` (${variant === 'nobatch' ? 'no batching' : variant})`;
+      rows.push([name, `socket ${mode}${note}`, c, v]);
     }
   }
   console.log(['model', 'path', 'conc', 'req/s', 'p50 ms', 'p99 ms'].map((h, i) => (i < 2 ? h.padEnd(i ? 40 : 6) : h.padStart(9))).join(''));
@@ -173,6 +224,10 @@ function report(r) {
     'tiny: socket binary c16 req/s': tiny['binary-c16'].rps,
     'tiny: socket json c16 req/s': tiny['json-c16'].rps,
     'tiny: socket binary c16 req/s / raw default sequential req/s': tiny['binary-c16'].rps / r.raw.tiny.default.rps,
+    'conv: socket binary c16 req/s (pool 1x2) / raw default sequential req/s': conv['binary-c16-pool1x2'].rps / r.raw.conv.default.rps,
+    'conv: in-process pool c16 req/s (default pool, no HTTP) / raw default seq': r.raw.conv.pool16.rps / r.raw.conv.default.rps,
+    'tiny: socket binary c16 req/s, batching / no batching': tiny['binary-c16'].rps / tiny['binary-c16-nobatch'].rps,
+    'tiny: requests per batched run at c16 (default pool)': r.poolStats.tiny.batchedJobs / Math.max(1, r.poolStats.tiny.batches),
   };
   r.ratios = ratios;
   console.log('\ntargets: conv p50 within 1.05x of raw; conv c16 >= 1.7x raw sequential; tiny <= 0.25 ms added at p50, >= 10,000 req/s at c16 (stretch)');

@@ -76,6 +76,7 @@ describe('validateInputs', () => {
 describe('poolSize', () => {
   it('keeps workers × threads within the cores by default', () => {
     expect(poolSize(2)).toEqual({ workers: 2, threads: 1 });
+    expect(poolSize(2, 1)).toEqual({ workers: 1, threads: 2 });
     expect(poolSize(8, undefined, 2)).toEqual({ workers: 4, threads: 2 });
     expect(poolSize(8, 2)).toEqual({ workers: 2, threads: 4 });
     expect(poolSize(1)).toEqual({ workers: 1, threads: 1 });
@@ -91,7 +92,9 @@ describe('model runtime on real onnxruntime worker threads', () => {
 
   beforeAll(async () => {
     dir = await tempDir('inference');
-    runtime = createModelRuntime({ workers: 2, threads: 1, logger: silentLogger });
+    // No dynamic batching here (inference-batching.test.ts covers it): a burst of cheap requests would
+    // otherwise queue behind the first worker as batches instead of spreading over both.
+    runtime = createModelRuntime({ workers: 2, threads: 1, maxBatch: 1, logger: silentLogger });
     mlpFile = await modelFile(dir.path, 'mlp', mlpBytes);
     mlp = await runtime.load(mlpFile);
   });

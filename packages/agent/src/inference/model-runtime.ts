@@ -13,6 +13,13 @@ export interface ModelRuntimeOptions {
   workers?: number;
   /** onnxruntime intra-op threads per worker (default: cores / workers, at least 1). */
   threads?: number;
+  /**
+   * Dynamic batching limit in rows (default 32; 1 = off). Applies to models whose inputs and outputs
+   * all have a variable dimension 0, and only while requests queue behind busy workers.
+   */
+  maxBatch?: number;
+  /** onnxruntime intra-op spin-waiting (default: on unless workers × threads exceeds the cores). */
+  allowSpinning?: boolean;
   logger: Logger;
 }
 
@@ -35,7 +42,19 @@ export interface PooledModelRuntime extends ModelRuntime {
   readonly threads: number;
 }
 
-/** Pool sizing: workers × threads stays within the cores unless both are given explicitly. */
+/**
+ * Pool sizing: workers × threads stays within the cores unless both are given explicitly; by default
+ * one intra-op thread per worker and a worker per core (2×1 on 2 cores).
+ *
+ * Measured on 2 cores (bench/run.mjs, conv net, quiet box): 1×2 serves a lone request in ~2.6 ms
+ * against ~5.1–5.3 ms for 2×1 (onnxruntime's two threads run it ~1.7–1.9x faster); at 16 concurrent
+ * requests both serve about the same (≈350 req/s through the socket, ≈415–425 in process; ±10% from
+ * run to run). But whenever another process takes CPU, a 2-thread session waits for its straggling
+ * thread at every operator: in process at c16 1×2 fell to ≈160 req/s while 2×1 kept ≈255–430 in the
+ * same runs. 2×2 without spin-waiting oversubscribes the cores (≈300 req/s at c16).
+ * So the default stays 2×1; EDGEFLEET_AGENT_WORKERS=1 (threads then fill the cores) trades
+ * robustness under CPU contention for half the single-request latency on a dedicated device.
+ */
 export function poolSize(cores: number, workers?: number, threads?: number): { workers: number; threads: number } {
   const t = threads ?? (workers ? Math.max(1, Math.floor(cores / workers)) : 1);
   const w = workers ?? Math.max(1, Math.floor(cores / t));
@@ -57,7 +76,12 @@ function checkSignature(file: ModelFile, names: { inputNames: string[]; outputNa
 }
 
 function toWire(t: Tensor): WireTensor {
-  return { name: t.name, type: DATATYPES[t.datatype].ort, dims: t.shape, data: t.data };
+  return { name: t.name, type: DATATYPES[t.datatype].ort, dims: t.shape, data: t.data, ...(t.ownedBuffer ? { ownedBuffer: true } : {}) };
+}
+
+/** Batching joins requests along dimension 0, so every input and output must leave it variable. */
+function batchable(file: ModelFile): boolean {
+  return [...file.inputs, ...file.outputs].every((s) => s.shape.length > 0 && s.shape[0]! < 0);
 }
 
 function fromWire(t: WireTensor): Tensor {
@@ -66,15 +90,26 @@ function fromWire(t: WireTensor): Tensor {
   return { name: t.name, datatype, shape: t.dims, data: t.data };
 }
 
+const DEFAULT_MAX_BATCH = 32;
+
 export function createModelRuntime(opts: ModelRuntimeOptions): PooledModelRuntime {
   const log = opts.logger.child({ module: 'model-runtime' });
-  const size = poolSize(availableParallelism(), opts.workers, opts.threads);
+  const cores = availableParallelism();
+  const size = poolSize(cores, opts.workers, opts.threads);
+  const allowSpinning = opts.allowSpinning ?? size.workers * size.threads <= cores;
+  const maxBatch = opts.maxBatch ?? DEFAULT_MAX_BATCH;
   const loaded = new Set<PooledModel>();
   let stopped = false;
 
   async function load(file: ModelFile): Promise<PooledModel> {
     if (stopped) throw new EdgefleetError('UNAVAILABLE', `cannot load ${file.name} ${file.version}: the runtime is stopped`);
-    const pool = createWorkerPool({ path: file.path, workers: size.workers, threads: size.threads, logger: opts.logger });
+    const pool = createWorkerPool({
+      path: file.path,
+      ...size,
+      allowSpinning,
+      maxBatch: batchable(file) ? maxBatch : 1,
+      logger: opts.logger,
+    });
     const names = await pool.start();
     try {
       checkSignature(file, names);

@@ -2,7 +2,7 @@
 // blocking `session.run()` never holds the main thread's event loop.
 import { parentPort, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
-import { transferList, type RunRequest, type WireTensor, type WorkerInit, type WorkerReply } from './worker-protocol.js';
+import { transferList, type ExitRequest, type RunItem, type RunRequest, type WireTensor, type WorkerInit, type WorkerReply } from './worker-protocol.js';
 import type { TensorData } from './types.js';
 
 const port = parentPort;
@@ -13,21 +13,87 @@ function reply(message: WorkerReply, transfer: ArrayBuffer[] = []): void {
   port!.postMessage(message, transfer);
 }
 
-async function run(session: ort.InferenceSession, req: RunRequest): Promise<void> {
-  try {
-    const feeds: Record<string, ort.Tensor> = {};
-    for (const t of req.inputs) feeds[t.name] = new ort.Tensor(t.type as ort.Tensor.Type, t.data as never, t.dims);
-    const started = performance.now();
-    const results = await session.run(feeds);
-    const computeMs = performance.now() - started;
-    const outputs: WireTensor[] = session.outputNames.map((name) => {
-      const t = results[name]!;
-      return { name, type: t.type, dims: [...t.dims], data: t.data as TensorData };
+async function runOne(session: ort.InferenceSession, inputs: WireTensor[]): Promise<WireTensor[]> {
+  const feeds: Record<string, ort.Tensor> = {};
+  for (const t of inputs) feeds[t.name] = new ort.Tensor(t.type as ort.Tensor.Type, t.data as never, t.dims);
+  const results = await session.run(feeds);
+  return session.outputNames.map((name) => {
+    const t = results[name]!;
+    return { name, type: t.type, dims: [...t.dims], data: t.data as TensorData };
+  });
+}
+
+/** Each request's inputs joined along dimension 0, in request order (the pool only batches equal trailing shapes). */
+function concatenate(batch: WireTensor[][]): WireTensor[] {
+  return batch[0]!.map((first, k) => {
+    let length = 0;
+    let rows = 0;
+    for (const inputs of batch) {
+      length += inputs[k]!.data.length;
+      rows += inputs[k]!.dims[0]!;
+    }
+    const Ctor = first.data.constructor as new (n: number) => TensorData;
+    const data = new Ctor(length);
+    let offset = 0;
+    for (const inputs of batch) {
+      const part = inputs[k]!.data;
+      (data as Float32Array).set(part as Float32Array, offset);
+      offset += part.length;
+    }
+    return { name: first.name, type: first.type, dims: [rows, ...first.dims.slice(1)], data };
+  });
+}
+
+/** Splits batched outputs back by each request's rows (views over the one output buffer); undefined if an output did not keep dimension 0. */
+function split(outputs: WireTensor[], rows: number[], total: number): RunItem[] | undefined {
+  if (!outputs.every((o) => o.dims[0] === total && o.data.length % Math.max(total, 1) === 0)) return undefined;
+  const items: RunItem[] = rows.map(() => ({ outputs: [] }));
+  for (const o of outputs) {
+    if (o.data.byteOffset !== 0 || o.data.byteLength !== o.data.buffer.byteLength) o.data = o.data.slice() as TensorData;
+    const perRow = o.data.length / Math.max(total, 1);
+    let row = 0;
+    rows.forEach((n, i) => {
+      const data = o.data.subarray(row * perRow, (row + n) * perRow) as TensorData;
+      (items[i] as { outputs: WireTensor[] }).outputs.push({ name: o.name, type: o.type, dims: [n, ...o.dims.slice(1)], data, ownedBuffer: true });
+      row += n;
     });
-    reply({ type: 'result', id: req.id, outputs, computeMs }, transferList(outputs));
-  } catch (err) {
-    reply({ type: 'error', id: req.id, message: (err as Error).message });
   }
+  return items;
+}
+
+async function runEach(session: ort.InferenceSession, batch: WireTensor[][]): Promise<RunItem[]> {
+  const items: RunItem[] = [];
+  for (const inputs of batch) {
+    try {
+      items.push({ outputs: await runOne(session, inputs) });
+    } catch (err) {
+      items.push({ error: (err as Error).message });
+    }
+  }
+  return items;
+}
+
+async function run(session: ort.InferenceSession, req: RunRequest): Promise<void> {
+  const started = performance.now();
+  let items: RunItem[] | undefined;
+  let unbatchable = false;
+  if (req.batch.length === 1) {
+    items = await runEach(session, req.batch);
+  } else {
+    const rows = req.batch.map((inputs) => inputs[0]!.dims[0]!);
+    const total = rows.reduce((a, b) => a + b, 0);
+    try {
+      items = split(await runOne(session, concatenate(req.batch)), rows, total);
+      unbatchable = items === undefined;
+    } catch {
+      // One request's data may be what fails (e.g. an index out of range): run each alone so only it fails.
+    }
+    items ??= await runEach(session, req.batch);
+  }
+  const computeMs = performance.now() - started;
+  const buffers: ArrayBuffer[] = [];
+  for (const item of items) if ('outputs' in item) transferList(item.outputs, buffers);
+  reply({ type: 'result', id: req.id, items, computeMs, ...(unbatchable ? { unbatchable } : {}) }, buffers);
 }
 
 try {
@@ -36,11 +102,19 @@ try {
     interOpNumThreads: 1,
     executionMode: 'sequential',
     graphOptimizationLevel: 'all',
+    ...(init.allowSpinning ? {} : { extra: { session: { intra_op: { allow_spinning: '0' } } } }),
   });
   // Jobs are chained so a session never runs two at once, whatever the pool sends.
   let queue = Promise.resolve();
-  port.on('message', (req: RunRequest) => {
-    queue = queue.then(() => run(session, req));
+  port.on('message', (req: RunRequest | ExitRequest) => {
+    // Asked to stop: between runs, never inside one (see the pool's retire()).
+    if (req.type === 'exit') process.exit(0);
+    else {
+      queue = queue
+        .then(() => run(session, req))
+        // Never leave the chain rejected (every later run would be skipped): answer each request with the error.
+        .catch((err: Error) => reply({ type: 'result', id: req.id, items: req.batch.map(() => ({ error: err.message })), computeMs: 0 }));
+    }
   });
   reply({ type: 'ready', inputNames: [...session.inputNames], outputNames: [...session.outputNames] });
 } catch (err) {

@@ -31,19 +31,19 @@ export function validateInputs(specs: readonly TensorSpec[], inputs: readonly Te
     if (!spec) invalid(`unknown input "${input.name}"; the model expects ${describeSignature(specs)}`);
     if (seen.has(input.name)) invalid(`input "${input.name}" is given twice; the model expects ${describeSignature(specs)}`);
     seen.add(input.name);
-    const expected = `input "${spec.name}" expects ${describeSpec(spec)}`;
+    const expected = () => `input "${spec.name}" expects ${describeSpec(spec)}`;
     if (input.datatype !== spec.datatype || !shapeMatches(spec.shape, input.shape)) {
-      invalid(`${expected}, got ${describeSpec(input)}`);
+      invalid(`${expected()}, got ${describeSpec(input)}`);
     }
     if (!input.shape.every((d) => Number.isInteger(d) && d >= 0)) {
-      invalid(`${expected}, got shape [${input.shape.join(',')}] with a negative or fractional dimension`);
+      invalid(`${expected()}, got shape [${input.shape.join(',')}] with a negative or fractional dimension`);
     }
     const count = elementCount(input.shape);
     if (input.data.length !== count) {
-      invalid(`${expected}, got shape [${input.shape.join(',')}] (${count} values) with ${input.data.length} values of data`);
+      invalid(`${expected()}, got shape [${input.shape.join(',')}] (${count} values) with ${input.data.length} values of data`);
     }
     if (isDatatype(input.datatype) && input.data.BYTES_PER_ELEMENT !== DATATYPES[input.datatype].bytes) {
-      invalid(`${expected}, got ${input.data.BYTES_PER_ELEMENT}-byte elements for ${input.datatype}`);
+      invalid(`${expected()}, got ${input.data.BYTES_PER_ELEMENT}-byte elements for ${input.datatype}`);
     }
   }
   const missing = specs.filter((s) => !seen.has(s.name));

@@ -18,6 +18,11 @@ export interface Tensor {
   datatype: Datatype;
   shape: number[];
   data: TensorData;
+  /**
+   * The whole ArrayBuffer under `data` belongs to this request (e.g. a request body), so the runtime may
+   * move it to a worker as is, even when `data` views only part of it. Otherwise such a view is copied.
+   */
+  ownedBuffer?: boolean;
 }
 
 export interface ModelFile {

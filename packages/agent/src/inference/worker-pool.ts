@@ -4,7 +4,8 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { EdgefleetError } from '@edgefleet/shared';
 import type { Logger } from 'pino';
-import { transferList, type WireTensor, type WorkerInit, type WorkerReply } from './worker-protocol.js';
+import { sharedRows, takeBatch, type BatchableJob } from './batching.js';
+import { transferList, type RunItem, type WireTensor, type WorkerInit, type WorkerReply } from './worker-protocol.js';
 
 /**
  * The worker script. From dist/ it is the sibling `session-worker.js`. When this module runs from
@@ -24,9 +25,8 @@ export interface RunResult {
   computeMs: number;
 }
 
-interface Job {
+interface Job extends BatchableJob {
   id: number;
-  inputs: WireTensor[];
   resolve: (r: RunResult) => void;
   reject: (e: Error) => void;
 }
@@ -35,7 +35,10 @@ interface Slot {
   index: number;
   worker: Worker;
   ready: boolean;
-  inFlight: Map<number, Job>;
+  /** Asked to exit (restart or close): counts as a worker that was ready, for the respawn back-off. */
+  retiring?: boolean;
+  /** Runs posted to this worker, by run id: the jobs of each (one, or a batch). */
+  inFlight: Map<number, Job[]>;
 }
 
 export interface WorkerPoolOptions {
@@ -43,15 +46,28 @@ export interface WorkerPoolOptions {
   workers: number;
   threads: number;
   logger: Logger;
-  /** Jobs handed to one worker at a time: 2 keeps it busy while the next result travels back. */
+  /** Runs handed to one worker at a time: 2 keeps it busy while the next result travels back. */
   maxInFlightPerWorker?: number;
+  /**
+   * Dynamic batching: while every worker is busy, queued jobs with the same input names, types and
+   * trailing dimensions are joined along dimension 0 (up to this many rows) into one run. A lone job is
+   * never held back (Triton's max_queue_delay 0). 1 turns batching off; only models whose inputs and
+   * outputs all have a variable dimension 0 should batch.
+   */
+  maxBatch?: number;
+  /** onnxruntime intra-op spin-waiting (default on when workers × threads fits the cores). */
+  allowSpinning?: boolean;
 }
 
 export interface PoolStats {
   workers: number;
   ready: number;
+  /** Jobs (requests) posted to workers and not answered yet. */
   inFlight: number;
   queued: number;
+  /** Runs that joined more than one job, and the jobs they carried, since start. */
+  batches: number;
+  batchedJobs: number;
 }
 
 export interface WorkerPool {
@@ -60,68 +76,114 @@ export interface WorkerPool {
   /** Queues a job; its input buffers are transferred to the worker that runs it. */
   run(inputs: WireTensor[]): Promise<RunResult>;
   stats(): PoolStats;
-  /** Terminates one worker as a crash would: its in-flight jobs are rejected and a new worker replaces it. */
+  /** Stops one worker as a crash would: its in-flight jobs are rejected and a new worker replaces it. */
   restartWorker(index: number): Promise<void>;
-  /** Emits `dispatch` ({ worker, id }) when a job is posted to a worker. */
+  /** Emits `dispatch` ({ worker, id, batch }) when a job is posted to a worker (batch: jobs in that run). */
   readonly events: EventEmitter;
   close(): Promise<void>;
 }
 
 const RESPAWN_MIN_MS = 100;
+/** Queued compute (ms) from which a batching model's jobs are spread over more than one worker. */
+const SPILL_MS = 0.5;
 const RESPAWN_MAX_MS = 10_000;
 
 export function createWorkerPool(opts: WorkerPoolOptions): WorkerPool {
   const log = opts.logger.child({ module: 'worker-pool', path: opts.path });
   const maxInFlight = opts.maxInFlightPerWorker ?? 2;
-  const init: WorkerInit = { path: opts.path, intraOpNumThreads: opts.threads };
+  let maxBatch = Math.max(1, opts.maxBatch ?? 1);
+  const init: WorkerInit = { path: opts.path, intraOpNumThreads: opts.threads, allowSpinning: opts.allowSpinning ?? true };
   const url = sessionWorkerUrl();
   const events = new EventEmitter();
   const slots: Array<Slot | undefined> = new Array(opts.workers).fill(undefined);
   const queue: Job[] = [];
   const timers = new Set<NodeJS.Timeout>();
   let nextId = 1;
-  let rr = 0;
   let closed = false;
   let failures = 0;
+  let batches = 0;
+  let batchedJobs = 0;
+  let queuedRows = 0;
+  /** Moving average of compute time per row, from the workers' replies (undefined until the first). */
+  let msPerRow: number | undefined;
 
-  function pickWorker(): Slot | undefined {
+  /**
+   * The ready worker with the fewest runs in flight; ties go to the lowest index, so a lone request
+   * always lands on the same (cache-warm) worker instead of alternating between cold ones. For a
+   * batching model whose queued work is shorter than a hand-off is worth (SPILL_MS), only the first
+   * worker is used: waking another costs the main thread and the cores more than the run itself, and
+   * the queue that builds behind the busy worker becomes its next batch.
+   */
+  function packed(): boolean {
+    return maxBatch > 1 && msPerRow !== undefined && queuedRows * msPerRow < SPILL_MS;
+  }
+
+  function pickWorker(pack: boolean): Slot | undefined {
     let best: Slot | undefined;
-    for (let k = 0; k < slots.length; k++) {
-      const s = slots[(rr + k) % slots.length];
-      if (s?.ready && s.inFlight.size < maxInFlight && (!best || s.inFlight.size < best.inFlight.size)) best = s;
+    for (const s of slots) {
+      if (!s?.ready) continue;
+      if (s.inFlight.size < maxInFlight && (!best || s.inFlight.size < best.inFlight.size)) best = s;
+      if (pack) break;
     }
-    if (best) rr = (best.index + 1) % slots.length;
     return best;
+  }
+
+  /** The next run's jobs; when spreading, at most a share of the queue per ready worker. */
+  function nextBatch(pack: boolean): Job[] {
+    const ready = pack ? 1 : slots.reduce((n, s) => n + (s?.ready ? 1 : 0), 0);
+    const jobs = takeBatch(queue, maxBatch, Math.ceil(queue.length / Math.max(1, ready)));
+    for (const job of jobs) queuedRows -= job.rows;
+    return jobs;
   }
 
   function pump(): void {
     while (queue.length > 0) {
-      const slot = pickWorker();
+      const pack = packed();
+      const slot = pickWorker(pack);
       if (!slot) return;
-      const job = queue.shift()!;
+      const jobs = nextBatch(pack);
+      const id = nextId++;
       try {
-        const transfer = transferList(job.inputs);
-        slot.inFlight.set(job.id, job);
-        slot.worker.postMessage({ type: 'run', id: job.id, inputs: job.inputs }, transfer);
-        events.emit('dispatch', { worker: slot.index, id: job.id });
+        const buffers: ArrayBuffer[] = [];
+        for (const job of jobs) transferList(job.inputs, buffers);
+        slot.inFlight.set(id, jobs);
+        slot.worker.postMessage({ type: 'run', id, batch: jobs.map((j) => j.inputs) }, buffers);
+        if (jobs.length > 1) {
+          batches++;
+          batchedJobs += jobs.length;
+        }
+        for (const job of jobs) events.emit('dispatch', { worker: slot.index, id: job.id, batch: jobs.length });
       } catch (err) {
-        slot.inFlight.delete(job.id);
-        job.reject(new EdgefleetError('INTERNAL', `could not hand the request to an inference worker: ${(err as Error).message}`));
+        slot.inFlight.delete(id);
+        const error = new EdgefleetError('INTERNAL', `could not hand the request to an inference worker: ${(err as Error).message}`);
+        for (const job of jobs) job.reject(error);
       }
     }
   }
 
   function rejectQueued(message: string): void {
+    queuedRows = 0;
     for (const job of queue.splice(0)) job.reject(new EdgefleetError('UNAVAILABLE', message));
   }
 
+  function settle(job: Job, item: RunItem | undefined, computeMs: number): void {
+    if (item && 'outputs' in item) job.resolve({ outputs: item.outputs, computeMs });
+    else job.reject(new EdgefleetError('INTERNAL', `inference failed: ${item?.error ?? 'the worker returned no answer for this request'}`));
+  }
+
   function onReply(slot: Slot, msg: WorkerReply): void {
-    if (msg.type !== 'result' && msg.type !== 'error') return;
-    const job = slot.inFlight.get(msg.id);
-    if (!job) return;
+    if (msg.type !== 'result' || slot.retiring) return;
+    const jobs = slot.inFlight.get(msg.id);
+    if (!jobs) return;
     slot.inFlight.delete(msg.id);
-    if (msg.type === 'result') job.resolve({ outputs: msg.outputs, computeMs: msg.computeMs });
-    else job.reject(new EdgefleetError('INTERNAL', `inference failed: ${msg.message}`));
+    if (msg.unbatchable && maxBatch > 1) {
+      maxBatch = 1;
+      log.warn('an output does not follow the batch along dimension 0; dynamic batching is off for this model');
+    }
+    const rows = jobs.reduce((n, j) => n + j.rows, 0);
+    const sample = msg.computeMs / Math.max(1, rows);
+    msPerRow = msPerRow === undefined ? sample : msPerRow + 0.2 * (sample - msPerRow);
+    jobs.forEach((job, i) => settle(job, msg.items[i], msg.computeMs));
     pump();
   }
 
@@ -146,11 +208,11 @@ export function createWorkerPool(opts: WorkerPoolOptions): WorkerPool {
       });
       worker.on('error', (err) => log.error({ worker: index, err: err.message }, 'inference worker crashed'));
       worker.on('exit', (code) => {
-        const wasReady = slot.ready;
+        const wasReady = slot.ready || slot.retiring === true;
         slot.ready = false;
         if (slots[index] === slot) slots[index] = undefined;
-        for (const job of slot.inFlight.values()) {
-          job.reject(new EdgefleetError('INTERNAL', `inference worker ${index} exited (code ${code}) while running this request`));
+        for (const jobs of slot.inFlight.values()) {
+          for (const job of jobs) job.reject(new EdgefleetError('INTERNAL', `inference worker ${index} exited (code ${code}) while running this request`));
         }
         slot.inFlight.clear();
         reject(new EdgefleetError('INVALID_MODEL', `inference worker ${index} exited (code ${code}) before its session was ready`));
@@ -175,17 +237,34 @@ export function createWorkerPool(opts: WorkerPoolOptions): WorkerPool {
     timers.add(timer);
   }
 
+  /**
+   * Stops one worker: its in-flight jobs fail with `error` now, or as the worker exits (answers that
+   * arrive meanwhile are ignored, as a crash would lose them). A worker in the middle of a run is not
+   * terminated but asked to exit, which it does once the run returns: terminating a thread inside
+   * onnxruntime's native run can abort the whole process (a Napi::Error thrown as the run returns
+   * into a dying environment).
+   */
+  function retire(slot: Slot, error?: Error): Promise<unknown> {
+    const busy = slot.inFlight.size > 0;
+    slot.retiring = true;
+    slot.ready = false;
+    if (error) {
+      for (const jobs of slot.inFlight.values()) for (const job of jobs) job.reject(error);
+      slot.inFlight.clear();
+    }
+    if (!busy) return slot.worker.terminate();
+    const exited = new Promise((resolve) => slot.worker.once('exit', resolve));
+    slot.worker.postMessage({ type: 'exit' });
+    return exited;
+  }
+
   async function close(): Promise<void> {
     if (closed) return;
     closed = true;
     for (const t of timers) clearTimeout(t);
     rejectQueued(`model ${opts.path} was unloaded`);
     const workers = slots.filter((s): s is Slot => s !== undefined);
-    for (const s of workers) {
-      for (const job of s.inFlight.values()) job.reject(new EdgefleetError('UNAVAILABLE', `model ${opts.path} was unloaded`));
-      s.inFlight.clear();
-    }
-    await Promise.all(workers.map((s) => s.worker.terminate()));
+    await Promise.all(workers.map((s) => retire(s, new EdgefleetError('UNAVAILABLE', `model ${opts.path} was unloaded`))));
   }
 
   return {
@@ -202,7 +281,9 @@ export function createWorkerPool(opts: WorkerPoolOptions): WorkerPool {
     run(inputs) {
       if (closed) return Promise.reject(new EdgefleetError('UNAVAILABLE', `model ${opts.path} was unloaded`));
       return new Promise<RunResult>((resolve, reject) => {
-        queue.push({ id: nextId++, inputs, resolve, reject });
+        const job: Job = { id: nextId++, inputs, rows: Math.max(1, sharedRows(inputs)), resolve, reject };
+        queuedRows += job.rows;
+        queue.push(job);
         pump();
       });
     },
@@ -211,14 +292,16 @@ export function createWorkerPool(opts: WorkerPoolOptions): WorkerPool {
       return {
         workers: live.length,
         ready: live.filter((s) => s.ready).length,
-        inFlight: live.reduce((n, s) => n + s.inFlight.size, 0),
+        inFlight: live.reduce((n, s) => n + [...s.inFlight.values()].reduce((m, jobs) => m + jobs.length, 0), 0),
         queued: queue.length,
+        batches,
+        batchedJobs,
       };
     },
     async restartWorker(index) {
       const slot = slots[index];
       if (!slot) throw new EdgefleetError('NOT_FOUND', `no inference worker ${index}; the pool has ${slots.length}`);
-      await slot.worker.terminate();
+      await retire(slot);
     },
     close,
   };

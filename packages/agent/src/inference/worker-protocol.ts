@@ -5,6 +5,8 @@ import type { TensorData } from './types.js';
 export interface WorkerInit {
   path: string;
   intraOpNumThreads: number;
+  /** onnxruntime's intra-op spin-waiting; off lets several multi-threaded sessions share the cores. */
+  allowSpinning: boolean;
 }
 
 /** A tensor on the wire to and from a worker: onnxruntime type name, dims, and a transferred typed array. */
@@ -13,28 +15,51 @@ export interface WireTensor {
   type: string;
   dims: number[];
   data: TensorData;
+  /** The whole ArrayBuffer under `data` belongs to this tensor's request and is moved, not only the view's bytes. */
+  ownedBuffer?: boolean;
 }
 
+/**
+ * One run of the session. `batch` holds the inputs of each request; with more than one, the worker
+ * concatenates them along dimension 0, runs once and splits every output back by each request's rows.
+ */
 export interface RunRequest {
   type: 'run';
   id: number;
-  inputs: WireTensor[];
+  batch: WireTensor[][];
 }
+
+/** Sent instead of terminating a busy worker: it exits between runs. */
+export interface ExitRequest {
+  type: 'exit';
+}
+
+/** The answer to one request of a run. */
+export type RunItem = { outputs: WireTensor[] } | { error: string };
 
 export type WorkerReply =
   | { type: 'ready'; inputNames: string[]; outputNames: string[] }
   | { type: 'init-error'; message: string }
-  | { type: 'result'; id: number; outputs: WireTensor[]; computeMs: number }
-  | { type: 'error'; id: number; message: string };
+  /** `unbatchable`: an output's dimension 0 did not follow the batch, so the pool must stop batching this model. */
+  | { type: 'result'; id: number; items: RunItem[]; computeMs: number; unbatchable?: boolean };
 
-/** The ArrayBuffers to transfer with `tensors`; a view over part of a buffer is first copied into its own. */
-export function transferList(tensors: WireTensor[]): ArrayBuffer[] {
-  const buffers: ArrayBuffer[] = [];
+/**
+ * The ArrayBuffers to transfer with `tensors`. A view over part of a buffer is first copied into its
+ * own, unless the tensor owns its whole buffer; a buffer shared by several tensors is transferred once.
+ */
+export function transferList(tensors: WireTensor[], buffers: ArrayBuffer[] = []): ArrayBuffer[] {
   for (const t of tensors) {
     const buf = t.data.buffer;
-    if (!(buf instanceof ArrayBuffer) || t.data.byteOffset !== 0 || t.data.byteLength !== buf.byteLength || buffers.includes(buf)) {
-      t.data = t.data.slice() as TensorData;
+    if (buf instanceof ArrayBuffer) {
+      if (buffers.includes(buf)) {
+        if (t.ownedBuffer) continue; // already moving with another tensor of the same request
+      } else if (t.ownedBuffer || (t.data.byteOffset === 0 && t.data.byteLength === buf.byteLength)) {
+        buffers.push(buf);
+        continue;
+      }
     }
+    t.data = t.data.slice() as TensorData;
+    t.ownedBuffer = false;
     buffers.push(t.data.buffer as ArrayBuffer);
   }
   return buffers;

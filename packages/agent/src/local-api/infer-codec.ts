@@ -46,16 +46,22 @@ export function parseInferBody(body: Buffer, headerLength: string | undefined): 
   return { request: parsed, tail };
 }
 
-/** Builds the input tensors, each over its own ArrayBuffer (so the runtime can transfer it to a worker). */
-export function requestTensors(request: InferRequest, tail: Uint8Array, specs: readonly TensorSpec[]): Tensor[] {
+/**
+ * Builds the input tensors. Binary inputs are copied into their own ArrayBuffers, unless `ownsBuffer`
+ * says the whole buffer under `tail` belongs to this request (a request body): then each input is
+ * moved in place to an offset aligned for its element size (over bytes already parsed, such as the
+ * header) and viewed there, and the runtime moves that one buffer to its worker without any copy.
+ */
+export function requestTensors(request: InferRequest, tail: Uint8Array, specs: readonly TensorSpec[], ownsBuffer = false): Tensor[] {
   let offset = 0;
+  let cursor = 0; // in the underlying buffer: where the last input placed in place ends
   const tensors = request.inputs.map((input): Tensor => {
     const spec = specs.find((s) => s.name === input.name);
-    const expected = spec ? `input "${spec.name}" expects ${describeSpec(spec)}` : `unknown input "${input.name}"; the model expects ${describeSignature(specs)}`;
-    if (!spec) throw new EdgefleetError('INVALID_TENSOR', expected);
+    if (!spec) throw new EdgefleetError('INVALID_TENSOR', `unknown input "${input.name}"; the model expects ${describeSignature(specs)}`);
+    const expected = () => `input "${spec.name}" expects ${describeSpec(spec)}`;
     const datatype = input.datatype;
     if (!isDatatype(datatype) || datatype !== spec.datatype) {
-      throw new EdgefleetError('INVALID_TENSOR', `${expected}, got ${describeSpec(input)}`);
+      throw new EdgefleetError('INVALID_TENSOR', `${expected()}, got ${describeSpec(input)}`);
     }
     const size = input.parameters?.['binary_data_size'];
     if (size !== undefined) {
@@ -65,10 +71,18 @@ export function requestTensors(request: InferRequest, tail: Uint8Array, specs: r
         badRequest(`input "${input.name}" needs ${size} bytes at offset ${offset} of the binary data, which has only ${tail.byteLength} bytes`);
       }
       const bytes = DATATYPES[datatype].bytes;
-      if (size % bytes !== 0) throw new EdgefleetError('INVALID_TENSOR', `${expected}, got ${size} bytes, not a whole number of ${bytes}-byte elements`);
-      const data = fromBytes(datatype, tail.subarray(offset, offset + size));
+      if (size % bytes !== 0) throw new EdgefleetError('INVALID_TENSOR', `${expected()}, got ${size} bytes, not a whole number of ${bytes}-byte elements`);
+      const start = tail.byteOffset + offset;
+      const aligned = start - (start % bytes);
       offset += size;
-      return { name: input.name, datatype, shape: input.shape, data };
+      if (ownsBuffer && aligned >= cursor) {
+        if (aligned !== start) new Uint8Array(tail.buffer).copyWithin(aligned, start, start + size);
+        cursor = aligned + size;
+        return { name: input.name, datatype, shape: input.shape, data: view(datatype, tail.buffer as ArrayBuffer, aligned, size), ownedBuffer: true };
+      }
+      const copy = new Uint8Array(size);
+      copy.set(tail.subarray(offset - size, offset));
+      return { name: input.name, datatype, shape: input.shape, data: view(datatype, copy.buffer, 0, size) };
     }
     if (input.data === undefined) badRequest(`input "${input.name}" has neither data nor parameters.binary_data_size`);
     return { name: input.name, datatype, shape: input.shape, data: jsonToTypedArray(input.name, datatype, flattenData(input.data)) };
@@ -77,22 +91,20 @@ export function requestTensors(request: InferRequest, tail: Uint8Array, specs: r
   return tensors;
 }
 
-/** Copies raw little-endian bytes into a fresh, aligned typed array of the datatype. */
-function fromBytes(datatype: keyof typeof DATATYPES, bytes: Uint8Array): TensorData {
-  const copy = new Uint8Array(bytes.byteLength);
-  copy.set(bytes);
-  const buf = copy.buffer;
+/** A typed array of the datatype over `length` bytes of `buf` from `offset` (aligned for the element size). */
+function view(datatype: keyof typeof DATATYPES, buf: ArrayBuffer, offset: number, length: number): TensorData {
+  const n = length / DATATYPES[datatype].bytes;
   switch (datatype) {
-    case 'FP32': return new Float32Array(buf);
-    case 'FP64': return new Float64Array(buf);
-    case 'INT8': return new Int8Array(buf);
-    case 'UINT8': case 'BOOL': return copy;
-    case 'INT16': return new Int16Array(buf);
-    case 'UINT16': case 'FP16': return new Uint16Array(buf);
-    case 'INT32': return new Int32Array(buf);
-    case 'UINT32': return new Uint32Array(buf);
-    case 'INT64': return new BigInt64Array(buf);
-    case 'UINT64': return new BigUint64Array(buf);
+    case 'FP32': return new Float32Array(buf, offset, n);
+    case 'FP64': return new Float64Array(buf, offset, n);
+    case 'INT8': return new Int8Array(buf, offset, n);
+    case 'UINT8': case 'BOOL': return new Uint8Array(buf, offset, n);
+    case 'INT16': return new Int16Array(buf, offset, n);
+    case 'UINT16': case 'FP16': return new Uint16Array(buf, offset, n);
+    case 'INT32': return new Int32Array(buf, offset, n);
+    case 'UINT32': return new Uint32Array(buf, offset, n);
+    case 'INT64': return new BigInt64Array(buf, offset, n);
+    case 'UINT64': return new BigUint64Array(buf, offset, n);
   }
 }
 

@@ -46,7 +46,10 @@ export function registerOipRoutes(app: FastifyInstance, deps: OipRouteDeps): voi
       const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
       const { request, tail } = parseInferBody(body, Array.isArray(header) ? header[0] : header);
       const plan = planOutputs(request, model.outputs);
-      const outputs = await model.infer(requestTensors(request, tail, model.inputs));
+      // Fastify hands the body over as a fresh Buffer.concat copy; when it sits alone in its ArrayBuffer
+      // (bodies over 4 KB; small ones share Node's pool), that buffer is this request's to move to a worker.
+      const owned = body.byteOffset === 0 && body.byteLength === body.buffer.byteLength && body.buffer instanceof ArrayBuffer;
+      const outputs = await model.infer(requestTensors(request, tail, model.inputs, owned));
       const meta = { model_name: model.name, model_version: model.version, ...(request.id === undefined ? {} : { id: request.id }) };
       const encoded = encodeInferResponse(meta, outputs, plan);
       ok = true;
