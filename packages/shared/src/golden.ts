@@ -37,7 +37,7 @@ export function goldenInputs(specs: readonly TensorSpec[], seed = 42): NumericTe
   });
 }
 
-type TypedArray =
+export type TypedArray =
   | Float32Array
   | Float64Array
   | Int8Array
@@ -65,21 +65,29 @@ export function typedArrayFor(datatype: Datatype, values: ArrayLike<number>): Ty
   }
 }
 
-/** View of raw little-endian bytes as the datatype's typed array (copies to align). */
+const ARRAY_TYPES: Record<Datatype, new (buffer: ArrayBufferLike, byteOffset: number, length: number) => TypedArray> = {
+  FP32: Float32Array,
+  FP64: Float64Array,
+  FP16: Uint16Array,
+  INT8: Int8Array,
+  UINT8: Uint8Array,
+  BOOL: Uint8Array,
+  INT16: Int16Array,
+  UINT16: Uint16Array,
+  INT32: Int32Array,
+  UINT32: Uint32Array,
+  INT64: BigInt64Array,
+  UINT64: BigUint64Array,
+};
+
+/** The datatype's typed array over `length` elements of `buffer` from `byteOffset` (no copy; must be aligned). */
+export function typedArrayView(datatype: Datatype, buffer: ArrayBufferLike, byteOffset: number, length: number): TypedArray {
+  return new ARRAY_TYPES[datatype](buffer, byteOffset, length);
+}
+
+/** Raw little-endian bytes as the datatype's typed array (copies, so any alignment works). */
 export function typedArrayFromBytes(datatype: Datatype, bytes: Uint8Array): TypedArray {
-  const copy = new Uint8Array(bytes).buffer;
-  switch (datatype) {
-    case 'FP32': return new Float32Array(copy);
-    case 'FP64': return new Float64Array(copy);
-    case 'INT8': return new Int8Array(copy);
-    case 'UINT8': case 'BOOL': return new Uint8Array(copy);
-    case 'INT16': return new Int16Array(copy);
-    case 'UINT16': case 'FP16': return new Uint16Array(copy);
-    case 'INT32': return new Int32Array(copy);
-    case 'UINT32': return new Uint32Array(copy);
-    case 'INT64': return new BigInt64Array(copy);
-    case 'UINT64': return new BigUint64Array(copy);
-  }
+  return typedArrayView(datatype, new Uint8Array(bytes).buffer, 0, bytes.byteLength / DATATYPES[datatype].bytes);
 }
 
 export function encodeTensor(t: NumericTensor): EncodedTensor {

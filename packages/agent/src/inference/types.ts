@@ -1,16 +1,7 @@
-import type { Datatype, TensorSpec } from '@edgefleet/shared';
+import type { Datatype, TensorSpec, TypedArray } from '@edgefleet/shared';
 
-export type TensorData =
-  | Float32Array
-  | Float64Array
-  | Int8Array
-  | Uint8Array
-  | Int16Array
-  | Uint16Array
-  | Int32Array
-  | Uint32Array
-  | BigInt64Array
-  | BigUint64Array;
+/** The element storage of a tensor: one typed array per datatype (FP16 as raw Uint16 bits). */
+export type TensorData = TypedArray;
 
 /** A tensor as it crosses into and out of the worker pool (its buffer is transferred, not copied). */
 export interface Tensor {

@@ -5,6 +5,8 @@ import {
   InferRequest,
   isDatatype,
   splitBinaryBody,
+  typedArrayView,
+  type Datatype,
   type InferOutput,
   type InferResponse,
   type TensorSpec,
@@ -91,21 +93,8 @@ export function requestTensors(request: InferRequest, tail: Uint8Array, specs: r
   return tensors;
 }
 
-/** A typed array of the datatype over `length` bytes of `buf` from `offset` (aligned for the element size). */
-function view(datatype: keyof typeof DATATYPES, buf: ArrayBuffer, offset: number, length: number): TensorData {
-  const n = length / DATATYPES[datatype].bytes;
-  switch (datatype) {
-    case 'FP32': return new Float32Array(buf, offset, n);
-    case 'FP64': return new Float64Array(buf, offset, n);
-    case 'INT8': return new Int8Array(buf, offset, n);
-    case 'UINT8': case 'BOOL': return new Uint8Array(buf, offset, n);
-    case 'INT16': return new Int16Array(buf, offset, n);
-    case 'UINT16': case 'FP16': return new Uint16Array(buf, offset, n);
-    case 'INT32': return new Int32Array(buf, offset, n);
-    case 'UINT32': return new Uint32Array(buf, offset, n);
-    case 'INT64': return new BigInt64Array(buf, offset, n);
-    case 'UINT64': return new BigUint64Array(buf, offset, n);
-  }
+function view(datatype: Datatype, buf: ArrayBuffer, offset: number, length: number): TensorData {
+  return typedArrayView(datatype, buf, offset, length / DATATYPES[datatype].bytes);
 }
 
 /** Checks the requested outputs before anything runs; returns which of them go back as binary. */
