@@ -12,7 +12,7 @@ import { buildConvNet } from '../packages/shared/dist/onnx/index.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const AGENTS = Number(process.env.BENCH_AGENTS ?? 5);
-const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 10);
+const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 30);
 const token = randomBytes(24).toString('base64url');
 const UNIT_NODE_FLAGS = ['--max-semi-space-size=1'];
 const children = [];
@@ -95,7 +95,8 @@ async function main() {
     const rolloutMs = performance.now() - t0;
     const health = await hub(apiUrl, 'GET', '/api/v1/health');
 
-    // Idle: one model loaded, telemetry at its default period, no requests.
+    // Idle: one model loaded, telemetry at its default period, no requests; after the switch has settled.
+    await new Promise((r) => setTimeout(r, 5000));
     const idle = agents.slice(0, 2).map((a) => a.child.pid);
     const before = await Promise.all(idle.map(procStat));
     await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000));

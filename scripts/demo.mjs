@@ -129,7 +129,9 @@ async function main() {
   say(`uploaded model demo-classifier 1.0.0 (${model.byteLength} bytes)`);
   const rollout = await hubApi(apiUrl, 'POST', '/api/v1/rollouts', { model: 'demo-classifier', version: '1.0.0', target: { all: true } });
   let state = rollout;
+  const deadline = Date.now() + 60_000;
   while (state.state === 'in-progress') {
+    if (Date.now() > deadline) throw new Error(`rollout still in progress after 60 s: ${JSON.stringify(state.counts)}`);
     await new Promise((r) => setTimeout(r, 250));
     state = await hubApi(apiUrl, 'GET', `/api/v1/rollouts/${rollout.id}`);
   }
