@@ -29,8 +29,14 @@ export interface Agent {
   readonly socketPath: string;
 }
 
+/** What the agent needs from its process, which only main.ts touches. */
+export interface AgentProcess {
+  /** Resident set size of this process in bytes, for telemetry. */
+  rss: () => number;
+}
+
 /** Composition root: store → runtime → model table → local API → telemetry → deployment → hub link. */
-export function createAgent(config: RunConfig, logger: Logger): Agent {
+export function createAgent(config: RunConfig, logger: Logger, proc: AgentProcess): Agent {
   const log = logger.child({ module: 'agent' });
   const stops: Array<{ name: string; stop: () => unknown }> = [];
   let stopping: Promise<void> | undefined;
@@ -89,6 +95,7 @@ export function createAgent(config: RunConfig, logger: Logger): Agent {
       stateDir: config.stateDir,
       table,
       publish: (body) => hubLink?.publishRecord('telemetry', body),
+      rss: proc.rss,
       logger,
     });
     telemetry.start();

@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
-import { EdgefleetError, type Labels } from '@edgefleet/shared';
+import { Compile } from 'typebox/compile';
+import { EdgefleetError, Labels } from '@edgefleet/shared';
 
 /**
  * The only place that reads the environment. CLI flags override environment variables, which
@@ -39,7 +40,7 @@ env: EDGEFLEET_AGENT_STATE_DIR, EDGEFLEET_AGENT_SOCKET, EDGEFLEET_AGENT_TCP_PORT
 const DEFAULT_STATE_DIR = '/var/lib/edgefleet';
 const DEFAULT_SOCKET = '/run/edgefleet/agent.sock';
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
-const LABEL_KEY = /^[A-Za-z0-9_.-]{1,63}$/;
+const labelsCheck = Compile(Labels);
 
 type Env = Record<string, string | undefined>;
 
@@ -65,8 +66,11 @@ export function parseLabels(pairs: readonly string[]): Labels {
   for (const pair of pairs) {
     const eq = pair.indexOf('=');
     const key = eq > 0 ? pair.slice(0, eq) : '';
-    if (!LABEL_KEY.test(key)) bad(`label "${pair}" is not key=value with a key of 1-63 of [A-Za-z0-9_.-]`);
-    labels[key] = pair.slice(eq + 1);
+    const value = pair.slice(eq + 1);
+    if (eq <= 0 || !labelsCheck.Check({ [key]: value })) {
+      bad(`label "${pair}" is not key=value with a key of 1-63 of [A-Za-z0-9_.-] and a value of at most 255 characters`);
+    }
+    labels[key] = value;
   }
   return labels;
 }

@@ -29,6 +29,10 @@ describe('agent config', () => {
   it('names what is wrong', () => {
     expect(() => parseCommand(['enroll', '--token', 't'], {})).toThrow(/--hub/);
     expect(() => parseCommand(['enroll', '--hub', 'http://h', '--token', 't', '--label', 'nokey'], {})).toThrow(/key=value/);
+    expect(() => parseCommand(['enroll', '--hub', 'http://h', '--token', 't', '--label', 'bad key=x'], {})).toThrow(/label "bad key=x" is not key=value/);
+    expect(() => parseCommand(['enroll', '--hub', 'http://h', '--token', 't', '--label', `${'k'.repeat(64)}=x`], {})).toThrow(/1-63/);
+    expect(() => parseCommand(['enroll', '--hub', 'http://h', '--token', 't', '--label', `k=${'v'.repeat(256)}`], {})).toThrow(/at most 255/);
+    expect(parseCommand(['enroll', '--hub', 'http://h', '--token', 't', '--label', 'k=a=b', '--label', 'e='], {})).toMatchObject({ config: { labels: { k: 'a=b', e: '' } } });
     expect(() => parseCommand(['run', '--bogus'], {})).toThrow(/bogus/);
     expect(() => parseCommand(['run'], { EDGEFLEET_TELEMETRY_INTERVAL_MS: 'soon' })).toThrow(/EDGEFLEET_TELEMETRY_INTERVAL_MS is "soon"/);
     expect(() => parseCommand(['fly'], {})).toThrow(/unknown command "fly"/);

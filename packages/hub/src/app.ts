@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { EdgefleetError, type SigningKeyPair } from '@edgefleet/shared';
 import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { ensureAdminToken } from './auth/admin-token.js';
@@ -24,7 +25,7 @@ import { healthRoutes } from './http/health-routes.js';
 import { createHttpServer } from './http/http-server.js';
 import { createJobRegistry } from './jobs/job-registry.js';
 import { artifactRoutes } from './models/artifact-routes.js';
-import { createArtifactStore } from './models/artifact-store.js';
+import { createArtifactStore, type ArtifactStore } from './models/artifact-store.js';
 import { createModelRepo } from './models/model-repo.js';
 import { modelRoutes } from './models/model-routes.js';
 import { createModelService } from './models/model-service.js';
@@ -33,8 +34,9 @@ import { createRecordRepo } from './records/record-repo.js';
 import { createDesiredRepo } from './rollouts/desired-repo.js';
 import { createRolloutRepo } from './rollouts/rollout-repo.js';
 import { rolloutRoutes } from './rollouts/rollout-routes.js';
-import { createRolloutService } from './rollouts/rollout-service.js';
+import { createRolloutService, type RolloutService } from './rollouts/rollout-service.js';
 import { openDatabase, type Db } from './store/database.js';
+import { createSettingsRepo } from './store/settings-repo.js';
 
 export type { HubConfig } from './config.js';
 export { DEFAULT_CONFIG, loadConfig } from './config.js';
@@ -58,160 +60,219 @@ function displayHost(host: string): string {
   return host.includes(':') ? `[${host}]` : host;
 }
 
+/** The hostname in a request's Host header; a malformed one is the client's error (400), not ours. */
+function hostnameOf(host: string): string {
+  try {
+    return new URL(`http://${host}`).hostname;
+  } catch {
+    throw new EdgefleetError('BAD_REQUEST', `Host header "${host}" is not a valid host[:port]: expected e.g. "hub.example:8080"`);
+  }
+}
+
+/** Every SQLite-backed store, opened on one database (and the admin token checked). */
+function openStores(database: Db, config: HubConfig, log: Logger) {
+  const devices = createDeviceRepo(database);
+  devices.markAllOffline();
+  return {
+    devices,
+    records: createRecordRepo(database, config.telemetryHistory),
+    tokens: ensureAdminToken(createSettingsRepo(database), config.dataDir, config.adminToken, log.child({ module: 'auth' })),
+    sessions: createSessionRepo(database),
+    enrollmentTokens: createEnrollmentRepo(database),
+    models: createModelRepo(database),
+    rollouts: createRolloutRepo(database),
+    desired: createDesiredRepo(database),
+  };
+}
+type Stores = ReturnType<typeof openStores>;
+
+interface RouteParts {
+  config: HubConfig;
+  database: Db;
+  stores: Stores;
+  bus: HubEventBus;
+  broker: Broker;
+  ingest: IngestService;
+  rollouts: RolloutService;
+  signingKey: SigningKeyPair;
+  artifacts: ArtifactStore;
+  /** The hub's own API URL once listening (fallback for enrollment answers without a Host header). */
+  apiUrl: () => string;
+  log: Logger;
+}
+
+/** Registers every HTTP route on the server (explicitly, in one place). */
+async function registerRoutes(app: FastifyInstance, p: RouteParts): Promise<void> {
+  const { config, stores, bus, broker, ingest, log } = p;
+  const { devices, tokens, sessions } = stores;
+  const requireOperator = createOperatorAuth(tokens, sessions);
+  const enrollment = createEnrollmentService({
+    db: p.database,
+    tokens: stores.enrollmentTokens,
+    devices,
+    bus,
+    hubPublicKey: p.signingKey.publicKeyPem,
+    log: log.child({ module: 'enrollment' }),
+  });
+  await app.register(healthRoutes, { status: () => ({ connections: broker.connections, ingest: ingest.counters }) });
+  await app.register(sessionRoutes, { tokens, sessions });
+  await app.register(eventStreamRoutes, { bus, requireOperator, deviceById: (id) => devices.get(id) });
+  await app.register(staticRoutes, {});
+  await app.register(enrollmentRoutes, {
+    service: enrollment,
+    requireOperator,
+    endpointsFor: (host, protocol) => {
+      const hostname = host ? hostnameOf(host) : displayHost(config.host);
+      return {
+        apiUrl: config.publicUrl ?? (host ? `${protocol}://${host}` : p.apiUrl()),
+        brokerUrl: config.brokerUrl ?? `mqtt://${hostname}:${broker.port}`,
+      };
+    },
+  });
+  await app.register(deviceRoutes, {
+    service: createDeviceService({ devices, records: stores.records, bus, disconnect: (id) => broker.disconnectDevice(id), log: log.child({ module: 'devices' }) }),
+    requireOperator,
+  });
+  await app.register(modelRoutes, {
+    service: createModelService({ repo: stores.models, artifacts: p.artifacts, privateKeyPem: p.signingKey.privateKeyPem, log: log.child({ module: 'models' }) }),
+    requireOperator,
+    maxModelBytes: config.maxModelBytes,
+  });
+  await app.register(artifactRoutes, {
+    artifacts: p.artifacts,
+    verifyDevice: (id, secret) => {
+      const creds = devices.credentials(id);
+      return creds !== undefined && !creds.revoked && secretMatches(secret, creds.secretSha256);
+    },
+  });
+  await app.register(rolloutRoutes, { service: p.rollouts, requireOperator });
+}
+
+/** Scheduled housekeeping: expired sessions and week-old expired enrollment tokens. */
+function createHubJobs(stores: Stores, log: Logger) {
+  return createJobRegistry(
+    [
+      {
+        name: 'purge-expired',
+        schedule: '17 * * * *',
+        run: () => {
+          const now = Date.now();
+          stores.sessions.purgeExpired(now);
+          stores.enrollmentTokens.purgeExpired(now - 7 * 24 * 3600 * 1000);
+        },
+      },
+    ],
+    log.child({ module: 'jobs' }),
+  );
+}
+
 /** The composition root: builds every part; start() brings them up in order, stop() takes them down in reverse. */
 export function createHub(config: HubConfig, opts: { log?: Logger } = {}): Hub {
   const log = opts.log ?? pino({ level: config.logLevel });
   const bus = createHubEventBus();
-  let db: Db | null = null;
-  let broker: Broker | null = null;
   let ingest: IngestService | null = null;
   let http: FastifyInstance | null = null;
-  let jobs: ReturnType<typeof createJobRegistry> | null = null;
   let publicKey = '';
   let apiUrl = '';
   let brokerUrl = '';
   const stack: Array<() => Promise<void> | void> = [];
 
+  /** SQLite, then the broker with ingest and rollouts (desired state republished), then HTTP, then jobs. */
   async function start(): Promise<void> {
     mkdirSync(config.dataDir, { recursive: true });
     const database = openDatabase(`${config.dataDir}/hub.db`, log.child({ module: 'store' }));
-    db = database;
     stack.push(() => {
       database.close();
     });
-
-    const devices = createDeviceRepo(database);
-    devices.markAllOffline();
-    const records = createRecordRepo(database, config.telemetryHistory);
-    const tokens = ensureAdminToken(database, config.dataDir, config.adminToken, log.child({ module: 'auth' }));
-    const sessions = createSessionRepo(database);
+    const stores = openStores(database, config, log);
     const signingKey = loadOrCreateSigningKey(config.dataDir, log.child({ module: 'models' }));
     publicKey = signingKey.publicKeyPem;
     const artifacts = createArtifactStore(config.dataDir);
-    const modelRepo = createModelRepo(database);
 
-    const ingestService = createIngestService({ devices, records, bus, log: log.child({ module: 'ingest' }) });
+    const ingestService = createIngestService({
+      devices: stores.devices,
+      records: stores.records,
+      bus,
+      queueBound: config.ingestQueueBound,
+      log: log.child({ module: 'ingest' }),
+    });
     ingest = ingestService;
-    const b = createAedesBroker({
+    const broker = createAedesBroker({
       host: config.host,
       port: config.mqttPort,
       maxConnections: config.maxConnections,
       policy: ingestService,
       log: log.child({ module: 'broker' }),
     });
-    broker = b;
-
     const rollouts = createRolloutService({
       db: database,
-      rollouts: createRolloutRepo(database),
-      desired: createDesiredRepo(database),
-      devices,
-      models: modelRepo,
-      broker: b,
+      rollouts: stores.rollouts,
+      desired: stores.desired,
+      devices: stores.devices,
+      models: stores.models,
+      broker,
       bus,
       log: log.child({ module: 'rollouts' }),
     });
     ingestService.setObserver(rollouts.observer);
 
-    await b.start();
+    await broker.start();
     stack.push(async () => {
-      await b.stop();
+      await broker.stop();
       ingestService.stop();
     });
     const republished = await rollouts.republishAll();
     log.info({ devices: republished }, 'desired state republished');
 
-    const requireOperator = createOperatorAuth(tokens, sessions);
-    const enrollment = createEnrollmentService({
-      db: database,
-      tokens: createEnrollmentRepo(database),
-      devices,
-      bus,
-      hubPublicKey: publicKey,
-      log: log.child({ module: 'enrollment' }),
-    });
     const app = await createHttpServer(log.child({ module: 'http' }));
     http = app;
-    await app.register(healthRoutes, { status: () => ({ connections: b.connections, ingest: ingestService.counters }) });
-    await app.register(sessionRoutes, { tokens, sessions });
-    await app.register(eventStreamRoutes, { bus, requireOperator, deviceById: (id) => devices.get(id) });
-    await app.register(staticRoutes, {});
-    await app.register(enrollmentRoutes, {
-      service: enrollment,
-      requireOperator,
-      endpointsFor: (host, protocol) => {
-        const hostname = host ? new URL(`http://${host}`).hostname : displayHost(config.host);
-        return {
-          apiUrl: config.publicUrl ?? (host ? `${protocol}://${host}` : apiUrl),
-          brokerUrl: config.brokerUrl ?? `mqtt://${hostname}:${b.port}`,
-        };
-      },
-    });
-    await app.register(deviceRoutes, {
-      service: createDeviceService({ devices, records, bus, disconnect: (id) => b.disconnectDevice(id), log: log.child({ module: 'devices' }) }),
-      requireOperator,
-    });
-    await app.register(modelRoutes, {
-      service: createModelService({ repo: modelRepo, artifacts, privateKeyPem: signingKey.privateKeyPem, log: log.child({ module: 'models' }) }),
-      requireOperator,
-      maxModelBytes: config.maxModelBytes,
-    });
-    await app.register(artifactRoutes, {
-      artifacts,
-      verifyDevice: (id, secret) => {
-        const creds = devices.credentials(id);
-        return creds !== undefined && !creds.revoked && secretMatches(secret, creds.secretSha256);
-      },
-    });
-    await app.register(rolloutRoutes, { service: rollouts, requireOperator });
-
+    const parts = { config, database, stores, bus, broker, ingest: ingestService, rollouts, signingKey, artifacts, log };
+    await registerRoutes(app, { ...parts, apiUrl: () => apiUrl });
     await app.listen({ host: config.host, port: config.httpPort });
     stack.push(() => app.close());
     const httpPort = (app.server.address() as AddressInfo).port;
     apiUrl = `http://${displayHost(config.host)}:${httpPort}`;
-    brokerUrl = `mqtt://${displayHost(config.host)}:${b.port}`;
+    brokerUrl = `mqtt://${displayHost(config.host)}:${broker.port}`;
 
-    const jobRegistry = createJobRegistry(
-      [
-        {
-          name: 'purge-expired',
-          schedule: '17 * * * *',
-          run: () => {
-            const now = Date.now();
-            sessions.purgeExpired(now);
-            createEnrollmentRepo(database).purgeExpired(now - 7 * 24 * 3600 * 1000);
-          },
-        },
-      ],
-      log.child({ module: 'jobs' }),
-    );
-    jobs = jobRegistry;
-    jobRegistry.start();
-    stack.push(() => jobRegistry.stop());
+    const jobs = createHubJobs(stores, log);
+    jobs.start();
+    stack.push(() => jobs.stop());
   }
+
+  async function unwind(): Promise<void> {
+    while (stack.length > 0) {
+      const step = stack.pop()!;
+      try {
+        await step();
+      } catch (err) {
+        log.error({ err }, 'error while stopping');
+      }
+    }
+    http = null;
+  }
+
+  /** The start in progress, if any: stop() waits for it so that nothing it brings up afterwards is leaked. */
+  let starting: Promise<void> | null = null;
 
   return {
     async start() {
+      starting = (async () => {
+        try {
+          await start();
+        } catch (err) {
+          await unwind();
+          throw err;
+        }
+      })();
       try {
-        await start();
-      } catch (err) {
-        await this.stop();
-        throw err;
+        await starting;
+      } finally {
+        starting = null;
       }
     },
     async stop() {
-      while (stack.length > 0) {
-        const step = stack.pop()!;
-        try {
-          await step();
-        } catch (err) {
-          log.error({ err }, 'error while stopping');
-        }
-      }
-      db = null;
-      broker = null;
-      http = null;
-      jobs = null;
+      if (starting) await starting.catch(() => undefined);
+      await unwind();
     },
     get apiUrl() {
       return apiUrl;

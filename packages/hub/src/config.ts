@@ -18,6 +18,8 @@ export interface HubConfig {
   maxModelBytes: number;
   /** Telemetry rows kept per device. */
   telemetryHistory: number;
+  /** Records waiting to be written at most; past it, the broker holds PUBACKs until the queue drains. */
+  ingestQueueBound: number;
 }
 
 export const DEFAULT_CONFIG: Omit<HubConfig, 'dataDir'> = {
@@ -31,6 +33,7 @@ export const DEFAULT_CONFIG: Omit<HubConfig, 'dataDir'> = {
   maxConnections: 15_000,
   maxModelBytes: 512 * 1024 * 1024,
   telemetryHistory: 1000,
+  ingestQueueBound: 10_000,
 };
 
 function port(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
@@ -73,5 +76,6 @@ export function loadConfig(env: NodeJS.ProcessEnv): HubConfig {
     maxConnections: positiveInt(env, 'EDGEFLEET_HUB_MAX_CONNECTIONS', DEFAULT_CONFIG.maxConnections),
     maxModelBytes: positiveInt(env, 'EDGEFLEET_HUB_MAX_MODEL_BYTES', DEFAULT_CONFIG.maxModelBytes),
     telemetryHistory: positiveInt(env, 'EDGEFLEET_HUB_TELEMETRY_HISTORY', DEFAULT_CONFIG.telemetryHistory),
+    ingestQueueBound: positiveInt(env, 'EDGEFLEET_HUB_INGEST_QUEUE_BOUND', DEFAULT_CONFIG.ingestQueueBound),
   };
 }

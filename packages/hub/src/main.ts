@@ -3,6 +3,9 @@ import { pino } from 'pino';
 import { createHub } from './app.js';
 import { loadConfig } from './config.js';
 
+/** How long an ordered stop may take before the process exits anyway (a stuck close must not hang the unit). */
+const STOP_TIMEOUT_MS = 15_000;
+
 /** The hub process: config from the environment, signals, ordered stop, exit code. */
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
@@ -13,6 +16,12 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'hub stopping');
+    const force = setTimeout(() => {
+      log.error({ timeoutMs: STOP_TIMEOUT_MS }, 'stop took too long; exiting');
+      process.exit(1);
+    }, STOP_TIMEOUT_MS);
+    force.unref();
+    // stop() waits for a start still in progress, so parts it brings up late are closed too.
     hub.stop().then(
       () => {
         log.info('hub stopped');
@@ -26,12 +35,22 @@ async function main(): Promise<void> {
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
+  process.on('uncaughtException', (err) => {
+    log.fatal({ err }, 'uncaught exception');
+    process.exit(1);
+  });
+  process.on('unhandledRejection', (err) => {
+    log.fatal({ err }, 'unhandled rejection');
+    process.exit(1);
+  });
   try {
     await hub.start();
   } catch (err) {
+    if (stopping) return;
     log.fatal({ err }, 'hub failed to start');
     process.exit(1);
   }
+  if (stopping) return;
   log.info({ apiUrl: hub.apiUrl, brokerUrl: hub.brokerUrl, dataDir: config.dataDir }, 'hub ready');
 }
 

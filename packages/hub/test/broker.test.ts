@@ -1,4 +1,4 @@
-import { deviceTopic, type EnrollResponse } from '@edgefleet/shared';
+import { DEVICE_PUBLISH_KINDS, deviceTopic, type EnrollResponse } from '@edgefleet/shared';
 import type { MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connectDevice, enrollDevice, eventually, startTestHub, telemetryRecord, type TestHub } from './hub-harness.js';
@@ -37,6 +37,24 @@ describe('broker: auth, ACL and ingest', () => {
     await eventually(async () => !(await t.api<{ online: boolean }>('GET', `/api/v1/devices/${a.deviceId}`)).body.online, 'a offline');
   });
 
+  it("refuses a client id that is another device's id and keeps that device connected", async () => {
+    const ca = await connect(a);
+    let closed = false;
+    ca.on('close', () => {
+      closed = true;
+    });
+    await expect(connectDevice(t, b, a.deviceId)).rejects.toThrow(/Identifier rejected/i);
+    expect(t.logs.some((l) => l.clientId === a.deviceId && l.username === b.deviceId)).toBe(true);
+    // A's own connection still serves: a SUBACK round trip after the refused attempt.
+    const granted = await ca.subscribeAsync(deviceTopic(a.deviceId, 'cmd'), { qos: 1 });
+    expect(granted.map((g) => g.qos)).toEqual([1]);
+    expect(closed).toBe(false);
+    expect(ca.connected).toBe(true);
+    // With its own credentials, any client id that is not another device's id is fine.
+    const outside = await connect(b, `${b.deviceId}-tool`);
+    expect(outside.connected).toBe(true);
+  });
+
   it('stores a record before PUBACK and ignores a duplicate seq', async () => {
     const c = await connect(a);
     await c.publishAsync(deviceTopic(a.deviceId, 'telemetry'), JSON.stringify(telemetryRecord(1)), { qos: 1 });
@@ -65,6 +83,23 @@ describe('broker: auth, ACL and ingest', () => {
     expect((await points(a.deviceId)).map((p) => p.seq)).toContain(10);
     const health = await t.api<{ ingest: { dropped: number } }>('GET', '/api/v1/health');
     expect(health.body.ingest.dropped).toBe(before + 3);
+  });
+
+  it('drops garbage on every device-publishable kind, counts each, and keeps serving', async () => {
+    const c = await connect(a);
+    const before = { ...t.hub.ingestCounters().droppedByKind };
+    const dropped = t.hub.ingestCounters().dropped;
+    for (const kind of DEVICE_PUBLISH_KINDS) {
+      for (const garbage of ['not json {', JSON.stringify({ v: 1, seq: 'x', nope: true }), '']) {
+        await c.publishAsync(deviceTopic(a.deviceId, kind), garbage, { qos: 1, retain: kind === 'status' || kind === 'reported' });
+      }
+    }
+    const counters = t.hub.ingestCounters();
+    for (const kind of DEVICE_PUBLISH_KINDS) expect(counters.droppedByKind[kind], kind).toBe((before[kind] ?? 0) + 3);
+    expect(counters.dropped).toBe(dropped + 3 * DEVICE_PUBLISH_KINDS.length);
+    expect(c.connected).toBe(true);
+    await c.publishAsync(deviceTopic(a.deviceId, 'telemetry'), JSON.stringify(telemetryRecord(77)), { qos: 1 });
+    expect((await points(a.deviceId)).map((p) => p.seq)).toContain(77);
   });
 
   it("refuses a publish on another device's tree (connection closed, nothing stored)", async () => {

@@ -37,6 +37,23 @@ describe('enrollment and devices', () => {
     expect(device.body).toMatchObject({ name: 'cam-1', labels: { site: 'north', role: 'cam' }, online: false });
   });
 
+  it("keeps the token's labels over labels the device asks for", async () => {
+    const tok = await t.api<{ token: string }>('POST', '/api/v1/enrollment-tokens', { ttlSeconds: 60, labels: { site: 'north', tier: 'prod' } });
+    const ok = await t.api<{ deviceId: string }>('POST', '/api/v1/enroll', { token: tok.body.token, labels: { site: 'south', role: 'cam' } });
+    expect(ok.status).toBe(201);
+    const device = await t.api<{ labels: Record<string, string> }>('GET', `/api/v1/devices/${ok.body.deviceId}`);
+    expect(device.body.labels).toEqual({ site: 'north', tier: 'prod', role: 'cam' });
+  });
+
+  it('answers a malformed Host header on enroll with 400 naming the header, and keeps the token', async () => {
+    const tok = await t.api<{ token: string }>('POST', '/api/v1/enrollment-tokens', { ttlSeconds: 60 });
+    const res = await t.hub.http.inject({ method: 'POST', url: '/api/v1/enroll', headers: { host: '[not-a-host' }, payload: { token: tok.body.token } });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toMatchObject({ code: 'BAD_REQUEST', error: expect.stringMatching(/Host header/) });
+    const ok = await t.api('POST', '/api/v1/enroll', { token: tok.body.token });
+    expect(ok.status).toBe(201);
+  });
+
   it('refuses an expired or unknown token', async () => {
     const tok = await t.api<{ token: string }>('POST', '/api/v1/enrollment-tokens', { ttlSeconds: 60 });
     const db = new Database(join(t.dataDir, 'hub.db'));
@@ -80,6 +97,17 @@ describe('enrollment and devices', () => {
     expect(cookie).toMatch(/SameSite=Strict/);
     const list = await t.api('GET', '/api/v1/devices', undefined, { authorization: '', cookie: cookie.split(';')[0]! });
     expect(list.status).toBe(200);
+  });
+
+  it('ends the session on logout: the old cookie no longer works', async () => {
+    const ok = await t.api('POST', '/api/v1/session', { token: t.adminToken }, { authorization: '' });
+    const cookie = ok.headers.get('set-cookie')!.split(';')[0]!;
+    expect((await t.api('GET', '/api/v1/devices', undefined, { authorization: '', cookie })).status).toBe(200);
+    const out = await t.api('DELETE', '/api/v1/session', undefined, { authorization: '', cookie });
+    expect(out.status).toBe(200);
+    // Replaying the old cookie (as a copied or stolen one would be) is refused.
+    const after = await t.api('GET', '/api/v1/devices', undefined, { authorization: '', cookie });
+    expect(after.status).toBe(401);
   });
 
   it('streams hub events over SSE to an authenticated client', async () => {

@@ -7,7 +7,7 @@ import type { EnrollResponse } from '@edgefleet/shared';
 import mqtt, { type MqttClient } from 'mqtt';
 import { pino } from 'pino';
 import { createHub, type Hub } from '../src/app.js';
-import { DEFAULT_CONFIG } from '../src/config.js';
+import { DEFAULT_CONFIG, type HubConfig } from '../src/config.js';
 
 export interface TestHub {
   hub: Hub;
@@ -20,7 +20,7 @@ export interface TestHub {
 }
 
 /** A real hub in-process: temp data dir, SQLite, aedes and Fastify on loopback ports the OS picks. */
-export async function startTestHub(opts: { dataDir?: string; adminToken?: string } = {}): Promise<TestHub> {
+export async function startTestHub(opts: { dataDir?: string; adminToken?: string; config?: Partial<HubConfig> } = {}): Promise<TestHub> {
   const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'ef-hub-test-')));
   const adminToken = opts.adminToken ?? randomBytes(32).toString('base64url');
   const logs: Array<Record<string, unknown>> = [];
@@ -31,7 +31,7 @@ export async function startTestHub(opts: { dataDir?: string; adminToken?: string
     },
   });
   const make = () =>
-    createHub({ ...DEFAULT_CONFIG, dataDir, host: '127.0.0.1', httpPort: 0, mqttPort: 0, adminToken }, { log: pino({ level: 'info' }, sink) });
+    createHub({ ...DEFAULT_CONFIG, ...opts.config, dataDir, host: '127.0.0.1', httpPort: 0, mqttPort: 0, adminToken }, { log: pino({ level: 'info' }, sink) });
   const t: TestHub = {
     hub: make(),
     dataDir,

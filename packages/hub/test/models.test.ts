@@ -88,4 +88,15 @@ describe('model registry and artifacts', () => {
     const missing = await fetch(`${t.hub.apiUrl}/api/v1/artifacts/${'0'.repeat(64)}`, { headers: auth });
     expect(missing.status).toBe(404);
   });
+
+  it('answers 401 to a revoked device', async () => {
+    const revoked = await enrollDevice(t, { name: 'revoked' });
+    const url = `${t.hub.apiUrl}/api/v1/artifacts/${stored.sha256}`;
+    const auth = { authorization: basic(revoked.deviceId, revoked.secret) };
+    expect((await fetch(url, { headers: auth })).status).toBe(200);
+    expect((await t.api('POST', `/api/v1/devices/${revoked.deviceId}/revoke`)).status).toBe(200);
+    const res = await fetch(url, { headers: auth });
+    expect(res.status).toBe(401);
+    expect(await res.json()).toMatchObject({ code: 'UNAUTHORIZED' });
+  });
 });

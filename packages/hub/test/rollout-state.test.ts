@@ -6,13 +6,15 @@ const assignment = (model: string, version: string): ModelAssignment =>
   ({ manifest: { manifest: { model, version }, signature: 'x' } }) as unknown as ModelAssignment;
 
 describe('rollout state (pure)', () => {
-  it('moves device state forward only; active and failed are final', () => {
+  it('moves device state forward only; finished rows stay finished', () => {
     expect(nextDeviceState('pending', 'downloading')).toBe('downloading');
     expect(nextDeviceState('loading', 'downloading')).toBe('loading');
     expect(nextDeviceState('loading', 'failed')).toBe('failed');
     expect(nextDeviceState('failed', 'loading')).toBe('failed');
     expect(nextDeviceState('active', 'downloading')).toBe('active');
-    expect(nextDeviceState('failed', 'active')).toBe('active');
+    expect(nextDeviceState('failed', 'active')).toBe('failed');
+    expect(nextDeviceState('health-check', 'active')).toBe('active');
+    expect(nextDeviceState('pending', 'active')).toBe('active');
     expect(nextDeviceState('pending', 'removed')).toBe('pending');
   });
 

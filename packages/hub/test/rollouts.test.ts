@@ -129,4 +129,24 @@ describe('rollouts and restart', () => {
     await eventually(async () => (await t.api<{ online: boolean }>('GET', `/api/v1/devices/${a.deviceId}`)).body.online, 'online after restart');
     await c.endAsync();
   });
+
+  it('keeps a superseded device row failed when a late event names the old rollout', async () => {
+    const d = await enrollDevice(t, { name: 'd' });
+    const old = (await t.api<Rollout>('POST', '/api/v1/rollouts', { model: 'clf', version: '1', target: { deviceIds: [d.deviceId] } })).body;
+    const newer = (await t.api<Rollout>('POST', '/api/v1/rollouts', { model: 'clf', version: '1', target: { deviceIds: [d.deviceId] } })).body;
+    let r = (await t.api<Rollout>('GET', `/api/v1/rollouts/${old.id}`)).body;
+    expect(r.waves[0]!.devices[0]).toMatchObject({ state: 'failed', error: `superseded by rollout ${newer.id}` });
+
+    const c = await connectDevice(t, d);
+    await c.publishAsync(
+      deviceTopic(d.deviceId, 'events'),
+      JSON.stringify({ v: 1, seq: 1, ts: Date.now(), type: 'deployment', rolloutId: old.id, model: 'clf', version: '1', sha256: v1.sha256, phase: 'active' }),
+      { qos: 1 },
+    );
+    r = (await t.api<Rollout>('GET', `/api/v1/rollouts/${old.id}`)).body;
+    expect(r.state).toBe('failed');
+    expect(r.waves[0]!.devices[0]).toMatchObject({ state: 'failed', error: `superseded by rollout ${newer.id}` });
+    expect((await t.api<Rollout>('GET', `/api/v1/rollouts/${newer.id}`)).body.waves[0]!.devices[0]!.state).toBe('pending');
+    await c.endAsync();
+  });
 });

@@ -128,10 +128,11 @@ export async function runInstall(ctx: StepContext, step: Extract<Step, { kind: '
     const previous = ctx.table.activate(loaded);
     loaded = undefined;
     ctx.store.setActive(name, version);
-    if (previous) await closeQuietly(ctx, previous);
     ctx.store.clearFailure(name, sha256);
     ctx.logger.info({ model: name, version, sha256, worst: check.worst }, 'model active');
     emit('active');
+    // New requests already reach the new version; the old one finishes what it holds, then unloads.
+    if (previous) await closeQuietly(ctx, previous);
     await pruneOldVersions(ctx, name);
     return undefined;
   } catch (err) {

@@ -53,7 +53,6 @@ export interface HubLink {
 const MAX_IN_FLIGHT = 64;
 const STOP_PUBLISH_TIMEOUT_MS = 2000;
 
-/** The MQTT session to the hub: the only module that imports mqtt. */
 /** Resolves with the promise's value, or undefined once STOP_PUBLISH_TIMEOUT_MS has passed. */
 async function withTimeout<T>(promise: Promise<T>): Promise<T | undefined> {
   let timer: NodeJS.Timeout | undefined;
@@ -67,6 +66,7 @@ async function withTimeout<T>(promise: Promise<T>): Promise<T | undefined> {
   }
 }
 
+/** The MQTT session to the hub: the only module that imports mqtt. */
 export function createHubLink(opts: HubLinkOptions): HubLink {
   const log = opts.logger.child({ module: 'hub-link' });
   const now = opts.now ?? Date.now;

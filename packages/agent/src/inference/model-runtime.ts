@@ -20,6 +20,10 @@ export interface ModelRuntimeOptions {
   maxBatch?: number;
   /** onnxruntime intra-op spin-waiting (default: on unless workers × threads exceeds the cores). */
   allowSpinning?: boolean;
+  /** Requests waiting per loaded model beyond which inference answers UNAVAILABLE (default 1024). */
+  maxQueued?: number;
+  /** How long closing a model (e.g. the version a deployment replaced) lets its requests finish (default 30 s). */
+  drainTimeoutMs?: number;
   logger: Logger;
 }
 
@@ -91,6 +95,8 @@ function fromWire(t: WireTensor): Tensor {
 }
 
 const DEFAULT_MAX_BATCH = 32;
+/** At stop the local API has already closed, so little is left to finish; stay well inside main's stop deadline. */
+const STOP_DRAIN_MS = 5_000;
 
 export function createModelRuntime(opts: ModelRuntimeOptions): PooledModelRuntime {
   const log = opts.logger.child({ module: 'model-runtime' });
@@ -98,7 +104,8 @@ export function createModelRuntime(opts: ModelRuntimeOptions): PooledModelRuntim
   const size = poolSize(cores, opts.workers, opts.threads);
   const allowSpinning = opts.allowSpinning ?? size.workers * size.threads <= cores;
   const maxBatch = opts.maxBatch ?? DEFAULT_MAX_BATCH;
-  const loaded = new Set<PooledModel>();
+  /** Each loaded model with its close, which stop() calls with a shorter drain. */
+  const loaded = new Map<PooledModel, (drainMs?: number) => Promise<void>>();
   let stopped = false;
 
   async function load(file: ModelFile): Promise<PooledModel> {
@@ -108,6 +115,8 @@ export function createModelRuntime(opts: ModelRuntimeOptions): PooledModelRuntim
       ...size,
       allowSpinning,
       maxBatch: batchable(file) ? maxBatch : 1,
+      ...(opts.maxQueued !== undefined ? { maxQueued: opts.maxQueued } : {}),
+      ...(opts.drainTimeoutMs !== undefined ? { drainTimeoutMs: opts.drainTimeoutMs } : {}),
       logger: opts.logger,
     });
     const names = await pool.start();
@@ -129,15 +138,18 @@ export function createModelRuntime(opts: ModelRuntimeOptions): PooledModelRuntim
       isReady: () => closing === undefined && pool.stats().ready > 0,
       stats: () => pool.stats(),
       restartWorker: (index) => pool.restartWorker(index),
-      close() {
-        closing ??= pool.close().then(() => {
-          loaded.delete(model);
-          log.info({ model: file.name, version: file.version }, 'model unloaded');
-        });
-        return closing;
-      },
+      close: () => closeModel(),
     };
-    loaded.add(model);
+    // Requests already queued or running finish first (new ones go to whichever version is active now).
+    function closeModel(drainMs?: number): Promise<void> {
+      closing ??= pool.close(drainMs).then(() => {
+        loaded.delete(model);
+        log.info({ model: file.name, version: file.version }, 'model unloaded');
+      });
+      return closing;
+    }
+
+    loaded.set(model, closeModel);
     log.info({ model: file.name, version: file.version, ...size }, 'model loaded');
     return model;
   }
@@ -148,7 +160,7 @@ export function createModelRuntime(opts: ModelRuntimeOptions): PooledModelRuntim
     executionProviders: () => ort.listSupportedBackends().filter((b) => b.bundled).map((b) => b.name),
     async stop() {
       stopped = true;
-      await Promise.all([...loaded].map((m) => m.close()));
+      await Promise.all([...loaded.values()].map((close) => close(STOP_DRAIN_MS)));
     },
   };
 }

@@ -1,24 +1,9 @@
 import { EventEmitter } from 'node:events';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
 import { EdgefleetError } from '@edgefleet/shared';
 import type { Logger } from 'pino';
 import { sharedRows, takeBatch, type BatchableJob } from './batching.js';
-import { transferList, type RunItem, type WireTensor, type WorkerInit, type WorkerReply } from './worker-protocol.js';
-
-/**
- * The worker script. From dist/ it is the sibling `session-worker.js`. When this module runs from
- * src/ (vitest transpiles TypeScript on the fly, but a worker thread needs plain JavaScript), the
- * sibling does not exist and the built copy in the package's dist/ is used: build before testing.
- */
-export function sessionWorkerUrl(): URL {
-  const sibling = new URL('./session-worker.js', import.meta.url);
-  if (existsSync(fileURLToPath(sibling))) return sibling;
-  const built = new URL('../../dist/inference/session-worker.js', import.meta.url);
-  if (existsSync(fileURLToPath(built))) return built;
-  throw new EdgefleetError('INTERNAL', `session worker not found at ${fileURLToPath(sibling)} or ${fileURLToPath(built)}; run \`npx tsc -b\``);
-}
+import { transferList, type RunItem, type WireTensor, type WorkerReply } from './worker-protocol.js';
+import { createWorkerSlots, type Slot as WorkerSlot } from './worker-slots.js';
 
 export interface RunResult {
   outputs: WireTensor[];
@@ -31,15 +16,7 @@ interface Job extends BatchableJob {
   reject: (e: Error) => void;
 }
 
-interface Slot {
-  index: number;
-  worker: Worker;
-  ready: boolean;
-  /** Asked to exit (restart or close): counts as a worker that was ready, for the respawn back-off. */
-  retiring?: boolean;
-  /** Runs posted to this worker, by run id: the jobs of each (one, or a batch). */
-  inFlight: Map<number, Job[]>;
-}
+type Slot = WorkerSlot<Job>;
 
 export interface WorkerPoolOptions {
   path: string;
@@ -57,6 +34,10 @@ export interface WorkerPoolOptions {
   maxBatch?: number;
   /** onnxruntime intra-op spin-waiting (default on when workers × threads fits the cores). */
   allowSpinning?: boolean;
+  /** Requests waiting for a worker beyond which run() refuses with UNAVAILABLE (default 1024). */
+  maxQueued?: number;
+  /** How long close() lets queued and in-flight requests finish before failing them (default 30 s). */
+  drainTimeoutMs?: number;
 }
 
 export interface PoolStats {
@@ -80,32 +61,55 @@ export interface WorkerPool {
   restartWorker(index: number): Promise<void>;
   /** Emits `dispatch` ({ worker, id, batch }) when a job is posted to a worker (batch: jobs in that run). */
   readonly events: EventEmitter;
-  close(): Promise<void>;
+  /**
+   * Refuses new jobs at once, lets queued and in-flight ones finish (for at most `drainMs`, default the
+   * pool's drainTimeoutMs; then they fail with UNAVAILABLE), then retires the workers. Safe twice.
+   */
+  close(drainMs?: number): Promise<void>;
 }
 
-const RESPAWN_MIN_MS = 100;
 /** Queued compute (ms) from which a batching model's jobs are spread over more than one worker. */
 const SPILL_MS = 0.5;
-const RESPAWN_MAX_MS = 10_000;
+const DEFAULT_MAX_QUEUED = 1024;
+const DEFAULT_DRAIN_MS = 30_000;
 
 export function createWorkerPool(opts: WorkerPoolOptions): WorkerPool {
   const log = opts.logger.child({ module: 'worker-pool', path: opts.path });
   const maxInFlight = opts.maxInFlightPerWorker ?? 2;
+  const maxQueued = Math.max(1, opts.maxQueued ?? DEFAULT_MAX_QUEUED);
   let maxBatch = Math.max(1, opts.maxBatch ?? 1);
-  const init: WorkerInit = { path: opts.path, intraOpNumThreads: opts.threads, allowSpinning: opts.allowSpinning ?? true };
-  const url = sessionWorkerUrl();
   const events = new EventEmitter();
-  const slots: Array<Slot | undefined> = new Array(opts.workers).fill(undefined);
   const queue: Job[] = [];
-  const timers = new Set<NodeJS.Timeout>();
   let nextId = 1;
+  /** No new jobs (close() began); workers are no longer respawned. */
+  let draining = false;
+  /** Called when a draining pool has no queued or in-flight job left. */
+  let onDrained: (() => void) | undefined;
+  let closing: Promise<void> | undefined;
   let closed = false;
-  let failures = 0;
   let batches = 0;
   let batchedJobs = 0;
   let queuedRows = 0;
   /** Moving average of compute time per row, from the workers' replies (undefined until the first). */
   let msPerRow: number | undefined;
+
+  const workers = createWorkerSlots<Job>({
+    path: opts.path,
+    workers: opts.workers,
+    init: { path: opts.path, intraOpNumThreads: opts.threads, allowSpinning: opts.allowSpinning ?? true },
+    logger: opts.logger,
+    onReady: () => pump(),
+    onReply,
+    onExit() {
+      if (closed) return;
+      if (!slots.some((s) => s?.ready)) {
+        rejectQueued(draining ? `model ${opts.path} is being unloaded and has no inference worker left` : `no inference worker is running for ${opts.path}; respawning`);
+      }
+      pump();
+      checkDrained();
+    },
+  });
+  const slots = workers.slots;
 
   /**
    * The ready worker with the fewest runs in flight; ties go to the lowest index, so a lone request
@@ -172,7 +176,7 @@ export function createWorkerPool(opts: WorkerPoolOptions): WorkerPool {
   }
 
   function onReply(slot: Slot, msg: WorkerReply): void {
-    if (msg.type !== 'result' || slot.retiring) return;
+    if (msg.type !== 'result') return;
     const jobs = slot.inFlight.get(msg.id);
     if (!jobs) return;
     slot.inFlight.delete(msg.id);
@@ -185,101 +189,70 @@ export function createWorkerPool(opts: WorkerPoolOptions): WorkerPool {
     msPerRow = msPerRow === undefined ? sample : msPerRow + 0.2 * (sample - msPerRow);
     jobs.forEach((job, i) => settle(job, msg.items[i], msg.computeMs));
     pump();
+    checkDrained();
   }
 
-  /** Spawns the worker of slot `index`; resolves with the session's names once it is ready. */
-  function spawn(index: number): Promise<{ inputNames: string[]; outputNames: string[] }> {
-    return new Promise((resolve, reject) => {
-      const worker = new Worker(url, { workerData: init, name: `ef-session-${index}` });
-      const slot: Slot = { index, worker, ready: false, inFlight: new Map() };
-      slots[index] = slot;
-      worker.on('message', (msg: WorkerReply) => {
-        if (msg.type === 'ready') {
-          slot.ready = true;
-          failures = 0;
-          resolve({ inputNames: msg.inputNames, outputNames: msg.outputNames });
-          pump();
-        } else if (msg.type === 'init-error') {
-          reject(new EdgefleetError('INVALID_MODEL', `onnxruntime cannot load ${opts.path}: ${msg.message}`));
-          void worker.terminate();
-        } else {
-          onReply(slot, msg);
-        }
-      });
-      worker.on('error', (err) => log.error({ worker: index, err: err.message }, 'inference worker crashed'));
-      worker.on('exit', (code) => {
-        const wasReady = slot.ready || slot.retiring === true;
-        slot.ready = false;
-        if (slots[index] === slot) slots[index] = undefined;
-        for (const jobs of slot.inFlight.values()) {
-          for (const job of jobs) job.reject(new EdgefleetError('INTERNAL', `inference worker ${index} exited (code ${code}) while running this request`));
-        }
-        slot.inFlight.clear();
-        reject(new EdgefleetError('INVALID_MODEL', `inference worker ${index} exited (code ${code}) before its session was ready`));
-        if (closed) return;
-        log.warn({ worker: index, code, wasReady }, 'inference worker exited; respawning');
-        if (!wasReady) failures++;
-        if (!slots.some((s) => s?.ready)) rejectQueued(`no inference worker is running for ${opts.path}; respawning`);
-        respawnLater(index);
-        pump();
-      });
+  function idle(): boolean {
+    return queue.length === 0 && slots.every((s) => !s || s.inFlight.size === 0);
+  }
+
+  function checkDrained(): void {
+    if (draining && onDrained && idle()) onDrained();
+  }
+
+  /** Resolves true once nothing is queued or in flight, false when `drainMs` passes first. */
+  function drain(drainMs: number): Promise<boolean> {
+    if (idle()) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        onDrained = undefined;
+        resolve(false);
+      }, drainMs);
+      timer.unref();
+      onDrained = () => {
+        onDrained = undefined;
+        clearTimeout(timer);
+        resolve(true);
+      };
     });
   }
 
-  function respawnLater(index: number): void {
-    const delay = failures === 0 ? 0 : Math.min(RESPAWN_MAX_MS, RESPAWN_MIN_MS * 2 ** (failures - 1));
-    const timer = setTimeout(() => {
-      timers.delete(timer);
-      if (closed) return;
-      spawn(index).catch((err: Error) => log.error({ worker: index, err: err.message }, 'respawned inference worker failed'));
-    }, delay);
-    timer.unref();
-    timers.add(timer);
-  }
-
-  /**
-   * Stops one worker: its in-flight jobs fail with `error` now, or as the worker exits (answers that
-   * arrive meanwhile are ignored, as a crash would lose them). A worker in the middle of a run is not
-   * terminated but asked to exit, which it does once the run returns: terminating a thread inside
-   * onnxruntime's native run can abort the whole process (a Napi::Error thrown as the run returns
-   * into a dying environment).
-   */
-  function retire(slot: Slot, error?: Error): Promise<unknown> {
-    const busy = slot.inFlight.size > 0;
-    slot.retiring = true;
-    slot.ready = false;
-    if (error) {
-      for (const jobs of slot.inFlight.values()) for (const job of jobs) job.reject(error);
-      slot.inFlight.clear();
-    }
-    if (!busy) return slot.worker.terminate();
-    const exited = new Promise((resolve) => slot.worker.once('exit', resolve));
-    slot.worker.postMessage({ type: 'exit' });
-    return exited;
-  }
-
-  async function close(): Promise<void> {
-    if (closed) return;
+  async function shutDown(drainMs: number): Promise<void> {
+    draining = true;
+    workers.stopRespawning();
+    const drained = await drain(drainMs);
     closed = true;
-    for (const t of timers) clearTimeout(t);
-    rejectQueued(`model ${opts.path} was unloaded`);
-    const workers = slots.filter((s): s is Slot => s !== undefined);
-    await Promise.all(workers.map((s) => retire(s, new EdgefleetError('UNAVAILABLE', `model ${opts.path} was unloaded`))));
+    const message = `model ${opts.path} was unloaded`;
+    if (!drained) {
+      log.warn({ drainMs, queued: queue.length }, 'requests still pending when the unload deadline passed; failing them');
+      rejectQueued(`${message} before this request could finish (waited ${drainMs} ms)`);
+    }
+    const live = slots.filter((s): s is Slot => s !== undefined);
+    await Promise.all(live.map((s) => workers.retire(s, new EdgefleetError('UNAVAILABLE', `${message} before this request could finish`))));
+  }
+
+  function close(drainMs = opts.drainTimeoutMs ?? DEFAULT_DRAIN_MS): Promise<void> {
+    closing ??= shutDown(drainMs);
+    return closing;
   }
 
   return {
     events,
     async start() {
       try {
-        const names = await Promise.all(slots.map((_, i) => spawn(i)));
-        return names[0]!;
+        return await workers.start();
       } catch (err) {
-        await close();
+        await close(0);
         throw err;
       }
     },
     run(inputs) {
-      if (closed) return Promise.reject(new EdgefleetError('UNAVAILABLE', `model ${opts.path} was unloaded`));
+      if (draining) return Promise.reject(new EdgefleetError('UNAVAILABLE', `model ${opts.path} is unloaded or being unloaded; it takes no new requests`));
+      if (queue.length >= maxQueued) {
+        return Promise.reject(
+          new EdgefleetError('UNAVAILABLE', `inference queue full for ${opts.path}: ${queue.length} requests are waiting (at most ${maxQueued}); retry later`),
+        );
+      }
       return new Promise<RunResult>((resolve, reject) => {
         const job: Job = { id: nextId++, inputs, rows: Math.max(1, sharedRows(inputs)), resolve, reject };
         queuedRows += job.rows;
@@ -301,7 +274,7 @@ export function createWorkerPool(opts: WorkerPoolOptions): WorkerPool {
     async restartWorker(index) {
       const slot = slots[index];
       if (!slot) throw new EdgefleetError('NOT_FOUND', `no inference worker ${index}; the pool has ${slots.length}`);
-      await retire(slot);
+      await workers.retire(slot);
     },
     close,
   };

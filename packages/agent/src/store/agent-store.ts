@@ -114,7 +114,7 @@ export function createAgentStore(opts: { path: string; logger: Logger; now?: () 
     open().prepare('UPDATE meta SET value = ? WHERE key = ?').run(value, key);
   }
 
-function listFailures(): FailureRow[] {
+  function listFailures(): FailureRow[] {
     const rows = open().prepare('SELECT * FROM failures ORDER BY failed_at').all() as Array<Record<string, unknown>>;
     return rows.map((r) => ({
       name: String(r.name),

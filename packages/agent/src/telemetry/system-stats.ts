@@ -62,8 +62,11 @@ export interface SystemSampler {
   sample(): Promise<SystemStats>;
 }
 
-/** CPU% from os.cpus() deltas between samples; memory from si.mem() (a file read); the rest cached. */
-export function createSystemSampler(opts: { stateDir: string; now?: () => number }): SystemSampler {
+/**
+ * CPU% from os.cpus() deltas between samples; memory from si.mem() (a file read); the rest cached.
+ * `rss` gives the agent's resident set size in bytes (main.ts owns `process`).
+ */
+export function createSystemSampler(opts: { stateDir: string; now?: () => number; rss: () => number }): SystemSampler {
   const now = opts.now ?? Date.now;
   let lastCpu = cpuTimes();
   let slowAt = -Infinity;
@@ -86,7 +89,7 @@ export function createSystemSampler(opts: { stateDir: string; now?: () => number
         memTotalMb: mb(m.total),
         temperatureC: slow.temperatureC,
         diskUsedPercent: slow.diskUsedPercent,
-        agentRssMb: mb(process.memoryUsage.rss()),
+        agentRssMb: mb(opts.rss()),
         loadAvg1: Math.max(0, loadavg()[0] ?? 0),
       };
     },

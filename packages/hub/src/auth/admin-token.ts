@@ -1,7 +1,8 @@
-import { existsSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { Db } from '../store/database.js';
+import type { SettingsRepo } from '../store/settings-repo.js';
 import { newSecret, secretMatches, sha256Hex } from './secret-digest.js';
 
 const KEY = 'admin_token_sha256';
@@ -11,21 +12,34 @@ export interface AdminTokens {
 }
 
 /**
+ * Writes the token file whole or not at all: a temp file (0600) renamed over the old one. An old
+ * file is left from a lost database; its token no longer verifies, so it must not survive.
+ */
+function writeTokenFile(file: string, token: string): void {
+  const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
+  try {
+    writeFileSync(tmp, `${token}\n`, { mode: 0o600, flag: 'wx' });
+    renameSync(tmp, file);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+}
+
+/**
  * A configured token replaces the stored one; otherwise the first start creates a token, stores
  * its hash and writes the token once to `<dataDir>/admin-token` (0600) and to the log.
  */
-export function ensureAdminToken(db: Db, dataDir: string, configured: string | undefined, log: Logger): AdminTokens {
-  const read = db.prepare('SELECT value FROM settings WHERE key = ?').pluck();
-  const write = db.prepare('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value');
+export function ensureAdminToken(settings: SettingsRepo, dataDir: string, configured: string | undefined, log: Logger): AdminTokens {
   if (configured) {
-    write.run(KEY, sha256Hex(configured));
-  } else if (read.get(KEY) === undefined) {
+    settings.set(KEY, sha256Hex(configured));
+  } else if (settings.get(KEY) === undefined) {
     const token = newSecret();
-    write.run(KEY, sha256Hex(token));
     const file = join(dataDir, 'admin-token');
-    if (!existsSync(file)) writeFileSync(file, `${token}\n`, { mode: 0o600 });
+    writeTokenFile(file, token);
+    settings.set(KEY, sha256Hex(token));
     log.warn({ adminToken: token, file }, 'admin token created');
   }
-  const hash = read.get(KEY) as string;
+  const hash = settings.get(KEY)!;
   return { verify: (token) => secretMatches(token, hash) };
 }

@@ -3,6 +3,7 @@ import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import { parseDeviceTopic, TOPIC_TABLE } from '@edgefleet/shared';
 import type { Logger } from 'pino';
 import type { Broker, BrokerPolicy } from './broker.js';
+import { connectionCap, readProcessLimits } from './connection-cap.js';
 
 export interface AedesBrokerOptions {
   host: string;
@@ -12,10 +13,11 @@ export interface AedesBrokerOptions {
   log: Logger;
 }
 
+const IDENTIFIER_REJECTED = 2;
 const BAD_USERNAME_OR_PASSWORD = 4;
 
-function authError(message: string): AuthenticateError {
-  return Object.assign(new Error(message), { returnCode: BAD_USERNAME_OR_PASSWORD }) as AuthenticateError;
+function authError(message: string, returnCode = BAD_USERNAME_OR_PASSWORD): AuthenticateError {
+  return Object.assign(new Error(message), { returnCode }) as AuthenticateError;
 }
 
 /**
@@ -42,6 +44,11 @@ export function createAedesBroker(opts: AedesBrokerOptions): Broker {
         if (!username || !password || !policy.authenticate(username, password)) {
           log.info({ username, clientId: client.id }, 'mqtt connect refused: bad credentials');
           return done(authError('bad username or password'), false);
+        }
+        // aedes hands a session over by client id: another device's id would kick that device off.
+        if (client.id !== username && policy.isDeviceId(client.id)) {
+          log.warn({ username, clientId: client.id }, "mqtt connect refused: client id is another device's id");
+          return done(authError(`client id ${client.id} belongs to another device`, IDENTIFIER_REJECTED), false);
         }
         usernames.set(client, username);
         done(null, true);
@@ -95,7 +102,9 @@ export function createAedesBroker(opts: AedesBrokerOptions): Broker {
       aedes = await build();
       const a = aedes;
       server = createServer((socket) => a.handle(socket));
-      server.maxConnections = opts.maxConnections;
+      const { cap, fdLimit } = connectionCap(opts.maxConnections, readProcessLimits());
+      server.maxConnections = cap;
+      if (cap < opts.maxConnections) log.warn({ configured: opts.maxConnections, fdLimit, maxConnections: cap }, 'connection cap lowered below the fd limit');
       await new Promise<void>((resolve, reject) => {
         server!.once('error', reject);
         server!.listen(opts.port, opts.host, () => {
@@ -104,7 +113,7 @@ export function createAedesBroker(opts: AedesBrokerOptions): Broker {
         });
       });
       port = (server.address() as AddressInfo).port;
-      log.info({ host: opts.host, port, maxConnections: opts.maxConnections }, 'broker listening');
+      log.info({ host: opts.host, port, maxConnections: server.maxConnections, fdLimit }, 'broker listening');
     },
     async stop() {
       const a = aedes;

@@ -14,6 +14,8 @@ export interface InboundVerdict {
 export interface BrokerPolicy {
   /** Checks device credentials; false answers CONNACK "bad username or password". */
   authenticate(username: string, password: Buffer): boolean;
+  /** True when `id` is an enrolled device's id (a client id that must not be used by any other device). */
+  isDeviceId(id: string): boolean;
   /** Subscription ACL for an authenticated device. */
   canSubscribe(deviceId: string, topic: string): boolean;
   /**

@@ -22,6 +22,10 @@ export interface IngestCounters {
   droppedByKind: Partial<Record<TopicKind, number>>;
   refused: number;
   storageErrors: number;
+  /** Records whose acknowledgement waited for the full write queue to drain (push-back). */
+  held: number;
+  /** The most records the write queue has held at once (never above its bound). */
+  queuePeak: number;
 }
 
 export interface IngestService extends BrokerPolicy {
@@ -34,9 +38,28 @@ export interface IngestService extends BrokerPolicy {
 const RECORD_KINDS = new Set<TopicKind>(['telemetry', 'events', 'drift', 'cmd/result']);
 
 /** Broker policy and ingest: credentials, ACL, payload validation, batched durable record writes, presence. */
-export function createIngestService(deps: { devices: DeviceRepo; records: RecordRepo; bus: HubEventBus; log: Logger }): IngestService {
+export function createIngestService(deps: {
+  devices: DeviceRepo;
+  records: RecordRepo;
+  bus: HubEventBus;
+  log: Logger;
+  /** Records queued for writing at most; past it, acknowledgements wait for the queue to drain. */
+  queueBound?: number;
+}): IngestService {
   const { devices, records, bus, log } = deps;
-  const counters: IngestCounters = { received: 0, stored: 0, duplicates: 0, dropped: 0, droppedByKind: {}, refused: 0, storageErrors: 0 };
+  const counters: IngestCounters = {
+    received: 0,
+    stored: 0,
+    duplicates: 0,
+    dropped: 0,
+    droppedByKind: {},
+    refused: 0,
+    storageErrors: 0,
+    held: 0,
+    queuePeak: 0,
+  };
+  /** Records waiting for room in the write queue; their publishes stay unacknowledged meanwhile. */
+  const waiting: Array<() => void> = [];
   const presence = new Map<string, number>();
   let observer: DeploymentObserver | null = null;
 
@@ -66,7 +89,22 @@ export function createIngestService(deps: { devices: DeviceRepo; records: Record
       counters.storageErrors += count;
       log.error({ err, count }, 'ingest batch failed');
     },
+    ...(deps.queueBound === undefined ? {} : { highWater: deps.queueBound }),
   });
+  queue.onDrain(() => {
+    while (waiting.length > 0 && !queue.full) waiting.shift()!();
+  });
+
+  /** Enqueues now, or (queue full) once it drains: the broker's callback, hence the PUBACK, waits with it. */
+  function enqueue(record: DeviceRecord, done: (verdict: InboundVerdict) => void): void {
+    const push = () => {
+      queue.push(record, (err) => done(err ? { refuse: `record not stored: ${err.message}` } : {}));
+      counters.queuePeak = Math.max(counters.queuePeak, queue.length);
+    };
+    if (!queue.full && waiting.length === 0) return push();
+    counters.held++;
+    waiting.push(push);
+  }
 
   function drop(deviceId: string, kind: TopicKind, error: string): InboundVerdict {
     counters.dropped++;
@@ -101,6 +139,9 @@ export function createIngestService(deps: { devices: DeviceRepo; records: Record
       const creds = devices.credentials(username);
       return creds !== undefined && !creds.revoked && secretMatches(password, creds.secretSha256);
     },
+    isDeviceId(id) {
+      return devices.credentials(id) !== undefined;
+    },
     canSubscribe,
     inbound(deviceId, topic, payload, done) {
       counters.received++;
@@ -114,7 +155,7 @@ export function createIngestService(deps: { devices: DeviceRepo; records: Record
       if (!RECORD_KINDS.has(kind)) return done(handleState(deviceId, kind, payload));
       const decoded = decodeMessage(kind, payload);
       if (!decoded.ok) return done(drop(deviceId, kind, decoded.error));
-      queue.push({ deviceId, kind, message: decoded.value } as DeviceRecord, (err) => done(err ? { refuse: `record not stored: ${err.message}` } : {}));
+      enqueue({ deviceId, kind, message: decoded.value } as DeviceRecord, done);
     },
     connected(deviceId) {
       const n = (presence.get(deviceId) ?? 0) + 1;
@@ -138,6 +179,8 @@ export function createIngestService(deps: { devices: DeviceRepo; records: Record
     },
     stop() {
       queue.stop();
+      // The queue refuses pushes once stopped: held publishes are answered (refused), not left hanging.
+      for (const push of waiting.splice(0)) push();
     },
   };
 }

@@ -22,7 +22,10 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<{ tokens: AdminTokens; ses
       return { ok: true };
     },
   );
-  app.delete('/api/v1/session', { schema: { response: { 200: Type.Object({ ok: Type.Boolean() }) } } }, async (_req, reply) => {
+  app.delete('/api/v1/session', { schema: { response: { 200: Type.Object({ ok: Type.Boolean() }) } } }, async (req, reply) => {
+    // Logging out ends the session itself, not just this browser's copy of the cookie.
+    const id = req.cookies[SESSION_COOKIE];
+    if (id) opts.sessions.delete(id);
     reply.clearCookie(SESSION_COOKIE, { path: '/' });
     return { ok: true };
   });

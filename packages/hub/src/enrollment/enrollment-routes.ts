@@ -22,7 +22,7 @@ export const enrollmentRoutes: FastifyPluginAsyncTypebox<EnrollmentRoutesOptions
 
   app.post(
     '/api/v1/enroll',
-    { schema: { body: EnrollRequest, response: { 201: EnrollResponse, 401: ApiError } } },
+    { schema: { body: EnrollRequest, response: { 201: EnrollResponse, 400: ApiError, 401: ApiError } } },
     async (req, reply) => reply.code(201).send(opts.service.enroll(req.body, opts.endpointsFor(req.headers.host, req.protocol))),
   );
 };

@@ -43,7 +43,8 @@ export function createEnrollmentService(deps: {
         deps.devices.insert({
           id: deviceId,
           name: req.name ?? deviceId,
-          labels: { ...tokenLabels, ...req.labels },
+          // The operator's token labels win over what the device asks for.
+          labels: { ...req.labels, ...tokenLabels },
           secretSha256: sha256Hex(secret),
           enrolledAt: new Date(at).toISOString(),
         });

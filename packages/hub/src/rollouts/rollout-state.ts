@@ -20,14 +20,12 @@ export function isTerminal(state: RolloutDeviceState): boolean {
 
 /**
  * A device's next state given a reported phase: progress only moves forward (replayed or
- * reordered events cannot move it back); `active` and `failed` are final, except that a device
- * that later reports the model active is active.
+ * reordered events cannot move it back); finished rows stay finished — a late `active` for a row
+ * that failed or was superseded by a newer rollout must not reopen it.
  */
 export function nextDeviceState(current: RolloutDeviceState, phase: DeploymentPhase): RolloutDeviceState {
-  if (phase === 'removed') return current;
-  if (phase === 'active') return 'active';
-  if (isTerminal(current)) return current;
-  if (phase === 'failed') return 'failed';
+  if (phase === 'removed' || isTerminal(current)) return current;
+  if (phase === 'active' || phase === 'failed') return phase;
   return RANK[phase] >= RANK[current] ? phase : current;
 }
 

@@ -4,5 +4,5 @@ import { Type, type Static } from 'typebox';
 export const ApiError = Type.Object({ error: Type.String(), code: Type.String() });
 export type ApiError = Static<typeof ApiError>;
 
-export const Labels = Type.Record(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,63}$' }), Type.String({ maxLength: 255 }));
+export const Labels = Type.Record(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,63}$' }), Type.String({ maxLength: 255 }), { additionalProperties: false });
 export type Labels = Static<typeof Labels>;
