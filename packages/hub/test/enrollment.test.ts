@@ -21,10 +21,13 @@ describe('enrollment and devices', () => {
   it('enrolls a device once per token, with the token labels and the hub endpoints', async () => {
     const tok = await t.api<{ token: string; expiresAt: string }>('POST', '/api/v1/enrollment-tokens', { ttlSeconds: 60, labels: { site: 'north' } });
     expect(tok.status).toBe(201);
+    // Prefixed, so a token never begins with '-' and cannot be read as a command-line option.
+    expect(tok.body.token).toMatch(/^efe_[A-Za-z0-9_-]{43}$/);
     const ok = await t.api<Record<string, string>>('POST', '/api/v1/enroll', { token: tok.body.token, name: 'cam-1', labels: { role: 'cam' } });
     expect(ok.status).toBe(201);
     expect(ok.body.deviceId).toMatch(/^dev-[0-9a-f]+$/);
-    expect(Buffer.from(ok.body.secret!, 'base64url')).toHaveLength(32);
+    expect(ok.body.secret).toMatch(/^efd_/);
+    expect(Buffer.from(ok.body.secret!.slice(4), 'base64url')).toHaveLength(32);
     expect(ok.body.hubPublicKey).toBe(t.hub.hubPublicKey);
     expect(ok.body.brokerUrl).toBe(t.hub.brokerUrl);
     expect(ok.body.apiUrl).toBe(t.hub.apiUrl);

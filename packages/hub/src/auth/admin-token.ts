@@ -34,7 +34,7 @@ export function ensureAdminToken(settings: SettingsRepo, dataDir: string, config
   if (configured) {
     settings.set(KEY, sha256Hex(configured));
   } else if (settings.get(KEY) === undefined) {
-    const token = newSecret();
+    const token = newSecret('admin');
     const file = join(dataDir, 'admin-token');
     writeTokenFile(file, token);
     settings.set(KEY, sha256Hex(token));

@@ -9,8 +9,14 @@ export function sha256Hex(value: string | Uint8Array): string {
   return createHash('sha256').update(value).digest('hex');
 }
 
-export function newSecret(): string {
-  return randomBytes(32).toString('base64url');
+/**
+ * A prefix per kind: a secret found in a log or a paste says what it is, and it never starts with
+ * `-`, which base64url can, and which command lines would read as an option (`--token -x…`).
+ */
+const SECRET_PREFIXES = { admin: 'efa_', enrollment: 'efe_', device: 'efd_', session: 'efs_' } as const;
+
+export function newSecret(kind: keyof typeof SECRET_PREFIXES): string {
+  return SECRET_PREFIXES[kind] + randomBytes(32).toString('base64url');
 }
 
 /** True when `secret` hashes to `expectedHex`; constant time in the digest comparison. */

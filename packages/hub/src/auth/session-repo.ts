@@ -11,7 +11,7 @@ export function createSessionRepo(db: Db) {
   const remove = db.prepare('DELETE FROM sessions WHERE id_sha256 = ?');
   return {
     create(now = Date.now()): string {
-      const id = newSecret();
+      const id = newSecret('session');
       insert.run(sha256Hex(id), now + SESSION_TTL_MS);
       return id;
     },

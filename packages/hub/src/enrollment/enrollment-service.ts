@@ -26,7 +26,7 @@ export function createEnrollmentService(deps: {
   const now = deps.now ?? Date.now;
   return {
     createToken(ttlSeconds = DEFAULT_TOKEN_TTL_SECONDS, labels: Labels = {}): EnrollmentToken {
-      const token = newSecret();
+      const token = newSecret('enrollment');
       const created = now();
       const expiresAt = created + ttlSeconds * 1000;
       deps.tokens.insert(sha256Hex(token), labels, new Date(created), expiresAt);
@@ -35,7 +35,7 @@ export function createEnrollmentService(deps: {
     /** Claims the token and creates the device in one transaction; an unknown, used or expired token is TOKEN_INVALID. */
     enroll(req: EnrollRequest, endpoints: EnrollmentEndpoints): EnrollResponse {
       const deviceId = `dev-${randomBytes(6).toString('hex')}`;
-      const secret = newSecret();
+      const secret = newSecret('device');
       deps.db.transaction(() => {
         const at = now();
         const tokenLabels = deps.tokens.claim(sha256Hex(req.token), deviceId, at);
