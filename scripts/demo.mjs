@@ -16,7 +16,7 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const workDir = process.env.EDGEFLEET_DEMO_DIR ?? join(root, '.demo');
 const httpPort = process.env.EDGEFLEET_HUB_HTTP_PORT ?? '8080';
 const mqttPort = process.env.EDGEFLEET_HUB_MQTT_PORT ?? '1883';
-const adminToken = randomBytes(24).toString('base64url');
+const adminToken = `efa_${randomBytes(32).toString('base64url')}`;
 const children = [];
 
 function say(line) {
