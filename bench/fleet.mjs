@@ -14,7 +14,6 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const AGENTS = Number(process.env.BENCH_AGENTS ?? 5);
 const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 30);
 const token = randomBytes(24).toString('base64url');
-const UNIT_NODE_FLAGS = ['--max-semi-space-size=1'];
 const children = [];
 
 function start(args, env, readyMsg) {
@@ -68,9 +67,7 @@ async function main() {
       const stateDir = join(dir, `agent-${i}`);
       const { token: t } = await hub(apiUrl, 'POST', '/api/v1/enrollment-tokens', {});
       await promisify(execFile)(process.execPath, [join(root, 'packages/agent/dist/main.js'), 'enroll', '--hub', apiUrl, '--token', t, '--state-dir', stateDir]);
-      // Agent 1 runs with the node flags of deploy/systemd/edgefleet-agent.service, agent 0 with none.
-      const nodeFlags = i === 1 ? UNIT_NODE_FLAGS : [];
-      const a = start([...nodeFlags, join(root, 'packages/agent/dist/main.js'), 'run', '--state-dir', stateDir, '--socket', join(stateDir, 'agent.sock')], {}, 'agent ready');
+      const a = start([join(root, 'packages/agent/dist/main.js'), 'run', '--state-dir', stateDir, '--socket', join(stateDir, 'agent.sock')], {}, 'agent ready');
       await a.ready;
       agents.push(a);
     }
@@ -97,24 +94,22 @@ async function main() {
 
     // Idle: one model loaded, telemetry at its default period, no requests; after the switch has settled.
     await new Promise((r) => setTimeout(r, 5000));
-    const idle = agents.slice(0, 2).map((a) => a.child.pid);
-    const before = await Promise.all(idle.map(procStat));
+    const pid = agents[0].child.pid;
+    const before = await procStat(pid);
     await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000));
-    const after = await Promise.all(idle.map(procStat));
-    const idleCpu = after.map((s, i) => ((s.cpuSeconds - before[i].cpuSeconds) / IDLE_SECONDS) * 100);
+    const after = await procStat(pid);
+    const idleCpu = ((after.cpuSeconds - before.cpuSeconds) / IDLE_SECONDS) * 100;
 
     const result = {
       rollout: { devices: AGENTS, state: state.state, seconds: +(rolloutMs / 1000).toFixed(2) },
       hubEventLoopLagMs: health.eventLoopDelayMs,
-      agentIdle: after.map((s, i) => ({ nodeFlags: i === 1 ? UNIT_NODE_FLAGS : [], rssMb: +s.rssMb.toFixed(1), cpuPercent: +idleCpu[i].toFixed(2), windowSeconds: IDLE_SECONDS })),
+      agentIdle: { rssMb: +after.rssMb.toFixed(1), cpuPercent: +idleCpu.toFixed(2), windowSeconds: IDLE_SECONDS },
     };
     console.log('\nfleet');
     console.log(`  rollout of a ${(model.byteLength / 1024).toFixed(0)} KB model to ${AGENTS} agents: ${result.rollout.state} in ${result.rollout.seconds} s`);
     console.log(`  hub event-loop lag during the rollout: p50 ${health.eventLoopDelayMs.p50} ms, p99 ${health.eventLoopDelayMs.p99} ms, max ${health.eventLoopDelayMs.max} ms (target p99 < 50 ms)`);
-    for (const a of result.agentIdle) {
-      const flags = a.nodeFlags.length ? `node ${a.nodeFlags.join(' ')} (as the systemd unit)` : 'plain node';
-      console.log(`  agent idle with one model, ${flags}: RSS ${a.rssMb} MB (target ≤ 100), CPU ${a.cpuPercent}% over ${a.windowSeconds} s (target ≤ 1%)`);
-    }
+    const a = result.agentIdle;
+    console.log(`  agent idle with one model: RSS ${a.rssMb} MB (target ≤ 100), CPU ${a.cpuPercent}% over ${a.windowSeconds} s (target ≤ 1%)`);
     return result;
   } finally {
     await Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r() : (c.once('exit', r), c.kill('SIGTERM'))))));
