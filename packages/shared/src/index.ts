@@ -17,3 +17,4 @@ export * from './api/enrollment.js';
 export * from './api/devices.js';
 export * from './api/models.js';
 export * from './api/rollouts.js';
+export * from './api/health.js';
