@@ -33,10 +33,11 @@ function authError(message: string, returnCode = BAD_USERNAME_OR_PASSWORD): Auth
 export function createAedesBroker(opts: AedesBrokerOptions): Broker {
   const { policy, log } = opts;
   const usernames = new WeakMap<Client, string>();
+  /** Connected clients, so a revoked device's connections can be closed without aedes internals. */
+  const connected = new Set<Client>();
   let aedes: Aedes | null = null;
   let server: Server | null = null;
   let port = 0;
-  let connections = 0;
 
   async function build(): Promise<Aedes> {
     const broker = await Aedes.createBroker({
@@ -77,13 +78,13 @@ export function createAedesBroker(opts: AedesBrokerOptions): Broker {
     broker.on('client', (client) => {
       const id = usernames.get(client);
       if (!id) return;
-      connections++;
+      connected.add(client);
       policy.connected(id);
     });
     broker.on('clientDisconnect', (client) => {
       const id = usernames.get(client);
       if (!id) return;
-      connections--;
+      connected.delete(client);
       policy.disconnected(id);
     });
     broker.on('clientError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'mqtt client error'));
@@ -96,7 +97,7 @@ export function createAedesBroker(opts: AedesBrokerOptions): Broker {
       return port;
     },
     get connections() {
-      return connections;
+      return connected.size;
     },
     async start() {
       aedes = await build();
@@ -131,9 +132,7 @@ export function createAedesBroker(opts: AedesBrokerOptions): Broker {
       });
     },
     disconnectDevice(deviceId) {
-      if (!aedes) return;
-      const clients = (aedes as unknown as { clients: Record<string, Client> }).clients;
-      for (const client of Object.values(clients)) {
+      for (const client of connected) {
         if (usernames.get(client) === deviceId) client.close();
       }
     },
