@@ -107,7 +107,8 @@ try {
   // Jobs are chained so a session never runs two at once, whatever the pool sends.
   let queue = Promise.resolve();
   port.on('message', (req: RunRequest | ExitRequest) => {
-    // Asked to stop: between runs, never inside one (see the pool's retire()).
+    // Asked to stop: between runs, never inside one (see the pool's retire()). In a worker thread
+    // process.exit ends only this thread; terminate() from outside could land inside a native run.
     if (req.type === 'exit') process.exit(0);
     else {
       queue = queue
