@@ -104,8 +104,7 @@ export function createAgent(config: RunConfig, logger: Logger, proc: AgentProces
     const runner: DeploymentRunner = createDeploymentRunner({
       stateDir: config.stateDir,
       apiUrl: identity.apiUrl,
-      deviceId: identity.deviceId,
-      secret: identity.secret,
+      auth: { username: identity.deviceId, password: identity.secret },
       hubPublicKey: identity.hubPublicKey,
       store,
       runtime,

@@ -54,8 +54,7 @@ describe('deployment runner on real parts', () => {
     runner = createDeploymentRunner({
       stateDir: dir.path,
       apiUrl: server.apiUrl,
-      deviceId: creds.username,
-      secret: creds.password,
+      auth: { username: creds.username, password: creds.password },
       hubPublicKey: keys.publicKeyPem,
       store,
       runtime,

@@ -1,25 +1,12 @@
 import type { DesiredMessage } from '@edgefleet/shared';
-import type { Logger } from 'pino';
-import type { ModelRuntime, ModelTable } from '../inference/types.js';
-import type { Downloader } from '../models/download.js';
-import type { AgentStore, FailureRow } from '../store/agent-store.js';
+import type { FailureRow } from '../store/agent-store.js';
 import { blockKey, reconcile } from './reconcile.js';
-import { runInstall, runRemove, type DeploymentEventBody, type StepContext } from './steps.js';
+import { runInstall, runRemove, type StepContext } from './steps.js';
 
-export interface DeploymentRunnerOptions {
-  stateDir: string;
-  apiUrl: string;
-  deviceId: string;
-  secret: string;
-  hubPublicKey: string;
-  store: AgentStore;
-  runtime: ModelRuntime;
-  table: ModelTable;
-  download: Downloader;
-  publishEvent: (event: DeploymentEventBody) => void;
+/** What every step needs (the runner adds its own abort signal), plus the runner's own settings. */
+export interface DeploymentRunnerOptions extends Omit<StepContext, 'signal'> {
   /** Called after a desired document was applied or models changed, so `reported` goes out. */
   onStateChange: () => void;
-  logger: Logger;
   /** Delay before retrying an assignment that failed for a retryable reason (network, hub down). */
   retryDelayMs?: (attempts: number) => number;
   now?: () => number;
@@ -56,7 +43,7 @@ export function createDeploymentRunner(opts: DeploymentRunnerOptions): Deploymen
   const ctx = (): StepContext => ({
     stateDir: opts.stateDir,
     apiUrl: opts.apiUrl,
-    auth: { username: opts.deviceId, password: opts.secret },
+    auth: opts.auth,
     hubPublicKey: opts.hubPublicKey,
     store: opts.store,
     runtime: opts.runtime,
