@@ -1,3 +1,4 @@
+import { vi } from 'vitest';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -106,18 +107,22 @@ export async function startAgent(stateDir: string, deviceId: string, env: Record
   return { proc, stateDir, socketPath, deviceId };
 }
 
-/** Polls `check` until it returns a value (not undefined/false) or the deadline passes. */
-export async function eventually<T>(check: () => Promise<T | undefined | false> | T | undefined | false, what: string, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
+/**
+ * vitest's waitUntil (polls until truthy), naming what was awaited when it times out. A check that
+ * throws counts as "not yet": processes on the other end may still be coming up.
+ */
+export function eventually<T>(check: () => T | Promise<T>, what: string, timeoutMs = 30_000): Promise<Exclude<T, false | null | undefined>> {
+  const tolerant = async () => {
     try {
-      const value = await check();
-      if (value !== undefined && value !== false) return value;
-    } catch (err) {
-      lastError = err;
+      return await check();
+    } catch {
+      return undefined;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  };
+  return vi.waitUntil(tolerant, { timeout: timeoutMs, interval: 100 }).then(
+    (value) => value as Exclude<T, false | null | undefined>,
+    (err: Error) => {
+      throw new Error(`waiting for ${what}: ${err.message}`);
+    },
+  );
 }

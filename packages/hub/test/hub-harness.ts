@@ -1,3 +1,4 @@
+import { vi } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -97,15 +98,14 @@ export function connectDevice(t: TestHub, creds: { deviceId: string; secret: str
   });
 }
 
-/** Polls `check` until it returns a value (not undefined/false) or the deadline passes. */
-export async function eventually<T>(check: () => Promise<T | undefined | false> | T | undefined | false, what: string, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+/** vitest's waitUntil (polls until truthy), naming what was awaited when it times out. */
+export function eventually<T>(check: () => T | Promise<T>, what: string, timeoutMs = 10_000): Promise<Exclude<T, false | null | undefined>> {
+  return vi.waitUntil(check, { timeout: timeoutMs, interval: 20 }).then(
+    (value) => value as Exclude<T, false | null | undefined>,
+    (err: Error) => {
+      throw new Error(`waiting for ${what}: ${err.message}`);
+    },
+  );
 }
 
 export function telemetryRecord(seq: number) {

@@ -1,3 +1,4 @@
+import { vi } from 'vitest';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,13 +11,12 @@ export async function tempDir(prefix: string): Promise<{ path: string; remove: (
 
 export const silentLogger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 
-/** Polls `check` until truthy or the deadline passes (no fixed sleeps). */
-export async function eventually<T>(check: () => T | undefined | false | Promise<T | undefined | false>, what: string, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+/** vitest's waitUntil (polls until truthy), naming what was awaited when it times out. */
+export function eventually<T>(check: () => T | Promise<T>, what: string, timeoutMs = 10_000): Promise<Exclude<T, false | null | undefined>> {
+  return vi.waitUntil(check, { timeout: timeoutMs, interval: 20 }).then(
+    (value) => value as Exclude<T, false | null | undefined>,
+    (err: Error) => {
+      throw new Error(`waiting for ${what}: ${err.message}`);
+    },
+  );
 }
