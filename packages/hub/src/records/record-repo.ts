@@ -49,9 +49,20 @@ export function createRecordRepo(db: Db, historyPerDevice: number) {
     }
   }
 
-  /** Drops the oldest telemetry of a device past the history bound (called with slack, so deletes come in batches). */
-  function prune(deviceId: string): void {
-    if ((countTelemetry.get(deviceId) as number) <= historyPerDevice + Math.max(10, historyPerDevice / 10)) return;
+  // Counting a device's rows is a range scan, so it runs once per `slack` new rows of that device
+  // (and on its first record after start), not on every batch: history stays within bound + 2·slack.
+  const slack = Math.max(10, Math.ceil(historyPerDevice / 10));
+  const addedSinceCheck = new Map<string, number>();
+
+  /** Drops the oldest telemetry of a device past the history bound, in batches of about `slack`. */
+  function prune(deviceId: string, added: number): void {
+    const pending = (addedSinceCheck.get(deviceId) ?? slack) + added;
+    if (pending < slack) {
+      addedSinceCheck.set(deviceId, pending);
+      return;
+    }
+    addedSinceCheck.set(deviceId, 0);
+    if ((countTelemetry.get(deviceId) as number) <= historyPerDevice + slack) return;
     const floor = nthNewest.get(deviceId, historyPerDevice) as number | undefined;
     if (floor === undefined) return;
     pruneBelow.run(deviceId, floor);
@@ -63,8 +74,11 @@ export function createRecordRepo(db: Db, historyPerDevice: number) {
     insertBatch(records: readonly DeviceRecord[]): boolean[] {
       return db.transaction(() => {
         const fresh = records.map(insertOne);
-        const touched = new Set(records.filter((r, i) => r.kind === 'telemetry' && fresh[i]).map((r) => r.deviceId));
-        for (const id of touched) prune(id);
+        const added = new Map<string, number>();
+        records.forEach((r, i) => {
+          if (r.kind === 'telemetry' && fresh[i]) added.set(r.deviceId, (added.get(r.deviceId) ?? 0) + 1);
+        });
+        for (const [id, n] of added) prune(id, n);
         return fresh;
       })();
     },
