@@ -95,15 +95,20 @@ export function encodeTensor(t: NumericTensor): EncodedTensor {
   return { name: t.name, datatype: t.datatype, shape: t.shape, b64: Buffer.from(arr.buffer, arr.byteOffset, arr.byteLength).toString('base64') };
 }
 
-export function decodeTensor(t: EncodedTensor): NumericTensor {
+/** An encoded tensor's values as its typed array (int64 stays exact), after checking the byte count against the shape. */
+export function decodeTensorData(t: EncodedTensor): { datatype: Datatype; data: TypedArray } {
   if (!isDatatype(t.datatype)) throw new Error(`tensor ${t.name}: unsupported datatype ${t.datatype}`);
   const bytes = Buffer.from(t.b64, 'base64');
   const expected = elementCount(t.shape) * DATATYPES[t.datatype].bytes;
   if (bytes.byteLength !== expected) {
     throw new Error(`tensor ${t.name}: ${bytes.byteLength} bytes of data, expected ${expected} for shape [${t.shape}] ${t.datatype}`);
   }
-  const arr = typedArrayFromBytes(t.datatype, bytes);
-  return { name: t.name, datatype: t.datatype, shape: t.shape, values: Array.from(arr as ArrayLike<number | bigint>, Number) };
+  return { datatype: t.datatype, data: typedArrayFromBytes(t.datatype, bytes) };
+}
+
+export function decodeTensor(t: EncodedTensor): NumericTensor {
+  const { datatype, data } = decodeTensorData(t);
+  return { name: t.name, datatype, shape: t.shape, values: Array.from(data as ArrayLike<number | bigint>, Number) };
 }
 
 export interface GoldenComparison {

@@ -1,8 +1,7 @@
 import {
   compareWithGolden,
   decodeTensor,
-  isDatatype,
-  typedArrayFromBytes,
+  decodeTensorData,
   type EncodedTensor,
   type Golden,
   type GoldenComparison,
@@ -11,10 +10,8 @@ import {
 import type { LoadedModel, Tensor } from '../inference/types.js';
 
 function toTensor(t: EncodedTensor): Tensor {
-  if (!isDatatype(t.datatype)) throw new Error(`golden input ${t.name}: unsupported datatype ${t.datatype}`);
-  // decodeTensor checks the byte length against the shape; the typed array keeps int64 exact.
-  decodeTensor(t);
-  return { name: t.name, datatype: t.datatype, shape: [...t.shape], data: typedArrayFromBytes(t.datatype, Buffer.from(t.b64, 'base64')) };
+  const { datatype, data } = decodeTensorData(t);
+  return { name: t.name, datatype, shape: [...t.shape], data };
 }
 
 function toNumeric(t: Tensor): NumericTensor {
