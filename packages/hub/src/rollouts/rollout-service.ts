@@ -50,9 +50,7 @@ export function createRolloutService(deps: {
     return list.filter((d) => !d.revoked).map((d) => d.id);
   }
 
-  async function publishDesired(deviceId: string): Promise<void> {
-    const doc = desired.get(deviceId);
-    if (!doc) return;
+  async function publishDesired(deviceId: string, doc: MessageOf<'desired'>): Promise<void> {
     await deps.broker.publish(deviceTopic(deviceId, 'desired'), encodeMessage('desired', doc), { retain: true });
   }
 
@@ -103,6 +101,7 @@ export function createRolloutService(deps: {
       const id = `ro-${randomBytes(6).toString('hex')}`;
       const createdAt = new Date().toISOString();
       const superseded = new Set<string>();
+      const docs = new Map<string, MessageOf<'desired'>>();
       db.transaction(() => {
         for (const deviceId of targets) {
           for (const old of rollouts.openAssignments(deviceId).filter((o) => o.model === req.model)) {
@@ -115,11 +114,12 @@ export function createRolloutService(deps: {
           const doc = nextDesired(desired.get(deviceId), { rolloutId: id, manifest: version.manifest });
           desired.put(deviceId, doc);
           devices.setDesiredVersion(deviceId, doc.version);
+          docs.set(deviceId, doc);
         }
       })();
       for (const old of superseded) refresh(old);
       log.info({ rolloutId: id, model: req.model, version: req.version, devices: targets.length }, 'rollout created');
-      await Promise.all(targets.map(publishDesired));
+      await Promise.all([...docs].map(([deviceId, doc]) => publishDesired(deviceId, doc)));
       refresh(id);
       for (const deviceId of targets) markActive(deviceId, devices.get(deviceId)?.models ?? []);
       return rollouts.get(id)!;
@@ -135,7 +135,7 @@ export function createRolloutService(deps: {
     /** At hub start: aedes keeps retained messages in memory only, so SQLite's desired documents are republished. */
     async republishAll(): Promise<number> {
       const docs = desired.all();
-      await Promise.all(docs.map((d) => publishDesired(d.deviceId)));
+      await Promise.all(docs.map((d) => publishDesired(d.deviceId, d.doc)));
       return docs.length;
     },
   };
