@@ -61,6 +61,15 @@ describe('model registry and artifacts', () => {
     expect((await t.api('GET', '/api/v1/models/bad/versions')).status).toBe(404);
   });
 
+  it('refuses a model or version name outside the manifest pattern before looking at the bytes', async () => {
+    for (const path of ['/api/v1/models/-dash/versions?version=1', '/api/v1/models/ok/versions?version=1%2F2']) {
+      const res = await t.api<{ error: string; code: string }>('POST', path, model);
+      expect(res.status).toBe(400);
+      expect(res.body.code).toBe('BAD_REQUEST');
+    }
+    expect(artifactFiles()).toEqual([stored.sha256]);
+  });
+
   it('serves the artifact to device credentials only, with Range', async () => {
     const url = `${t.hub.apiUrl}/api/v1/artifacts/${stored.sha256}`;
     expect((await fetch(url)).status).toBe(401);

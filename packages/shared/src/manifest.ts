@@ -33,11 +33,15 @@ export const Transfer = Type.Object({
   sha256: Sha256Hex,
 });
 
+/** A model's name and a version's name: safe in URLs, file names and topic payloads. */
+export const ModelName = Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' });
+export const VersionName = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._+-]*$' });
+
 /** One deployable variant of a model. `sha256`/`size` are those of the ONNX file the agent loads. */
 export const Manifest = Type.Object({
   v: Type.Literal(1),
-  model: Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' }),
-  version: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._+-]*$' }),
+  model: ModelName,
+  version: VersionName,
   profile: Type.String({ minLength: 1 }),
   sha256: Sha256Hex,
   size: Type.Integer({ minimum: 1 }),

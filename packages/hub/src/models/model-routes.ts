@@ -1,10 +1,8 @@
-import { ApiError, ModelList, ModelVersion } from '@edgefleet/shared';
+import { ApiError, ModelList, ModelName, ModelVersion, VersionName } from '@edgefleet/shared';
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { RequireOperator } from '../auth/operator-auth.js';
 import type { ModelService } from './model-service.js';
 
-const ModelName = Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' });
-const VersionName = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._+-]*$' });
 const errors = { 400: ApiError, 401: ApiError, 404: ApiError, 409: ApiError, 413: ApiError };
 
 export const modelRoutes: FastifyPluginAsyncTypebox<{ service: ModelService; requireOperator: RequireOperator; maxModelBytes: number }> = async (

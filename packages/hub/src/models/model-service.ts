@@ -1,12 +1,9 @@
-import { DEFAULT_TOLERANCE, EdgefleetError, Manifest, signManifest, type ModelVersion } from '@edgefleet/shared';
+import { DEFAULT_TOLERANCE, EdgefleetError, signManifest, type Manifest, type ModelVersion } from '@edgefleet/shared';
 import { decodeModel, readSignature } from '@edgefleet/shared/onnx';
-import { Compile } from 'typebox/compile';
 import type { Logger } from 'pino';
 import type { ArtifactStore } from './artifact-store.js';
 import { checkModel } from './model-checker.js';
 import type { ModelRepo } from './model-repo.js';
-
-const manifestCheck = Compile(Manifest);
 
 /** Model registry: validate an upload (decode, load and run in onnxruntime), store it content-addressed, sign its manifest. */
 export function createModelService(deps: { repo: ModelRepo; artifacts: ArtifactStore; privateKeyPem: string; log: Logger }) {
@@ -26,6 +23,7 @@ export function createModelService(deps: { repo: ModelRepo; artifacts: ArtifactS
   }
 
   return {
+    /** `name` and `version` are checked by the route against shared's ModelName / VersionName. */
     async upload(name: string, version: string, bytes: Uint8Array): Promise<ModelVersion> {
       const key = `${name}@${version}`;
       if (repo.get(name, version) || inflight.has(key)) throw new EdgefleetError('CONFLICT', `model ${key} already exists: upload a new version`);
@@ -46,11 +44,6 @@ export function createModelService(deps: { repo: ModelRepo; artifacts: ArtifactS
           golden: { inputs: golden.inputs, outputs: golden.outputs, tolerance: DEFAULT_TOLERANCE },
           createdAt,
         };
-        if (!manifestCheck.Check(manifest)) {
-          if (!repo.isReferenced(stored.sha256)) await artifacts.remove(stored.sha256);
-          const first = manifestCheck.Errors(manifest)[0];
-          throw new EdgefleetError('BAD_REQUEST', `model name or version is not valid: ${first?.instancePath ?? ''} ${first?.message ?? ''}`);
-        }
         const entry: ModelVersion = {
           name,
           version,
