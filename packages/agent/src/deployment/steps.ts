@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import type { LoadedModel, ModelRuntime, ModelTable } from '../inference/types.js';
 import type { Downloader } from '../models/download.js';
 import { fetchModelFile } from '../models/fetch-model.js';
-import { hasVerifiedFile, modelPath, removeFile } from '../models/model-files.js';
+import { modelPath, removeFile } from '../models/model-files.js';
 import type { AgentStore } from '../store/agent-store.js';
 import { checkGolden } from './health-check.js';
 import type { Step } from './reconcile.js';
@@ -85,10 +85,11 @@ export async function runInstall(ctx: StepContext, step: Extract<Step, { kind: '
   let loaded: LoadedModel | undefined;
   let fileIsBad = false;
   try {
-    // The signature is checked before a single byte is downloaded.
+    // The signature is checked before a single byte is downloaded; the file's digest once, by fetchModelFile.
     const manifest: Manifest = verifyManifest(step.assignment.manifest, ctx.hubPublicKey);
     emit('downloading', { progress: 0 });
     let lastProgress = 0;
+    let verifying = false;
     const path = await fetchModelFile(manifest, {
       stateDir: ctx.stateDir,
       apiUrl: ctx.apiUrl,
@@ -101,13 +102,13 @@ export async function runInstall(ctx: StepContext, step: Extract<Step, { kind: '
           emit('downloading', { progress: Math.min(1, p) });
         }
       },
+      // Once, though a download that restarts from zero checks its digest twice.
+      onVerifying: () => {
+        if (!verifying) emit('verifying');
+        verifying = true;
+      },
     });
-
-    emit('verifying');
-    if (!(await hasVerifiedFile(path, manifest.sha256, manifest.size))) {
-      fileIsBad = true;
-      throw new EdgefleetError('INVALID_MODEL', `file ${path} does not have the manifest's sha256 ${manifest.sha256} and size ${manifest.size}`);
-    }
+    // fetchModelFile returns only a file with the manifest's sha256 and size.
     ctx.store.putModel({ name, version, sha256, profile: manifest.profile, path, manifest });
 
     emit('loading');

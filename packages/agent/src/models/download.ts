@@ -16,6 +16,8 @@ export interface DownloadRequest {
   signal?: AbortSignal;
   /** Fraction of the file present, 0..1; called per chunk, the caller throttles. */
   onProgress?: (fraction: number) => void;
+  /** Called when every byte is present and the digest check starts. */
+  onVerifying?: () => void;
 }
 
 export interface DownloaderOptions {
@@ -107,6 +109,7 @@ export function createDownloader(opts: DownloaderOptions): Downloader {
     for (let n = 0; ; n++) {
       try {
         await attempt(req);
+        req.onVerifying?.();
         const digest = await fileDigest(req.partPath);
         if (digest.sha256 !== req.sha256 || digest.size !== req.size) {
           await removeFile(req.partPath);

@@ -5,7 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import { createBrotliDecompress, createGunzip } from 'node:zlib';
 import { EdgefleetError, type Manifest } from '@edgefleet/shared';
 import type { Downloader } from './download.js';
-import { ensureModelsDir, fileDigest, hasVerifiedFile, modelPath, modelsDir, partPath, removeFile } from './model-files.js';
+import { ensureModelsDir, fileDigest, fileSize, hasVerifiedFile, modelPath, modelsDir, partPath, removeFile } from './model-files.js';
 
 export interface FetchModelOptions {
   stateDir: string;
@@ -14,6 +14,8 @@ export interface FetchModelOptions {
   download: Downloader;
   signal?: AbortSignal;
   onProgress?: (fraction: number) => void;
+  /** Called when the digest check of the model file (or its transfer copy) starts. */
+  onVerifying?: () => void;
 }
 
 export function artifactUrl(apiUrl: string, sha256: string): string {
@@ -21,18 +23,23 @@ export function artifactUrl(apiUrl: string, sha256: string): string {
 }
 
 /**
- * Puts the manifest's model file at <stateDir>/models/<sha256>.onnx: reuses a file already there
- * with the right digest, else downloads it (or its compressed `transfer` copy, then unpacks it).
- * The caller still verifies the final file before loading it.
+ * Puts the manifest's model file at <stateDir>/models/<sha256>.onnx and returns its path, only ever
+ * with the manifest's sha256 and size: a file already there is checked, a download is checked by
+ * the downloader, an unpacked `transfer` copy is checked here. Throws INVALID_MODEL otherwise.
  */
 export async function fetchModelFile(manifest: Manifest, opts: FetchModelOptions): Promise<string> {
   await ensureModelsDir(opts.stateDir);
   const finalPath = modelPath(opts.stateDir, manifest.sha256);
-  if (await hasVerifiedFile(finalPath, manifest.sha256, manifest.size)) {
-    opts.onProgress?.(1);
-    return finalPath;
+  if ((await fileSize(finalPath)) === manifest.size) {
+    opts.onVerifying?.();
+    if (await hasVerifiedFile(finalPath, manifest.sha256, manifest.size)) return finalPath;
   }
-  const common = { auth: opts.auth, ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) };
+  const common = {
+    auth: opts.auth,
+    ...(opts.signal ? { signal: opts.signal } : {}),
+    ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+    ...(opts.onVerifying ? { onVerifying: opts.onVerifying } : {}),
+  };
   const transfer = manifest.transfer;
   if (!transfer) {
     await opts.download({
@@ -66,6 +73,7 @@ export async function fetchModelFile(manifest: Manifest, opts: FetchModelOptions
     } catch (err) {
       throw new EdgefleetError('INVALID_MODEL', `cannot unpack the ${transfer.encoding} transfer file of ${manifest.model}@${manifest.version}: ${(err as Error).message}`);
     }
+    opts.onVerifying?.();
     const digest = await fileDigest(tmpPath);
     if (digest.sha256 !== manifest.sha256 || digest.size !== manifest.size) {
       throw new EdgefleetError(
