@@ -17,6 +17,14 @@ describe('fleet end to end', () => {
   const input = Float32Array.from({ length: 3 * 16 * 16 }, (_, i) => Math.sin(i) * 0.5);
   const shape = [1, 3, 16, 16];
   let expected: Float32Array;
+  const inferJson = (socketPath: string) =>
+    unixRequest(
+      socketPath,
+      'POST',
+      '/v2/models/sample/infer',
+      JSON.stringify({ inputs: [{ name: 'image', shape, datatype: 'FP32', data: Array.from(input) }] }),
+      { 'content-type': 'application/json' },
+    );
 
   beforeAll(async () => {
     expected = await runDirect(model, 'image', input, shape);
@@ -71,13 +79,7 @@ describe('fleet end to end', () => {
 
   it("answers on an agent's socket with the same outputs as a direct onnxruntime run, in JSON and binary", async () => {
     const agent = agents[0]!;
-    const jsonRes = await unixRequest(
-      agent.socketPath,
-      'POST',
-      '/v2/models/sample/infer',
-      JSON.stringify({ inputs: [{ name: 'image', shape, datatype: 'FP32', data: Array.from(input) }] }),
-      { 'content-type': 'application/json' },
-    );
+    const jsonRes = await inferJson(agent.socketPath);
     expect(jsonRes.status).toBe(200);
     const body = jsonRes.json<InferResponse>();
     expect(body.outputs[0]!.name).toBe('probs');
@@ -113,13 +115,7 @@ describe('fleet end to end', () => {
     const restarted = await startAgent(agent.stateDir, agent.deviceId);
     agents[1] = restarted;
     await restarted.proc.waitForLine((l) => l.msg === 'model active' && l.model === 'sample', 30_000, 'model active');
-    const res = await unixRequest(
-      restarted.socketPath,
-      'POST',
-      '/v2/models/sample/infer',
-      JSON.stringify({ inputs: [{ name: 'image', shape, datatype: 'FP32', data: Array.from(input) }] }),
-      { 'content-type': 'application/json' },
-    );
+    const res = await inferJson(restarted.socketPath);
     expect(res.status).toBe(200);
     expect(res.json<InferResponse>().outputs[0]!.data).toEqual(Array.from(expected));
 
