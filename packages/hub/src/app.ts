@@ -166,78 +166,22 @@ function createHubJobs(stores: Stores, log: Logger) {
   );
 }
 
-/** The composition root: builds every part; start() brings them up in order, stop() takes them down in reverse. */
-export function createHub(config: HubConfig, opts: { log?: Logger } = {}): Hub {
+/** A hub whose parts are all built: `http` has every route and can answer `inject()` before `start()`. */
+export interface BuiltHub extends Hub {
+  readonly http: FastifyInstance;
+}
+
+/**
+ * The composition root: opens SQLite and builds every part (broker, ingest, rollouts, the Fastify app
+ * with its routes) without listening. start() brings up the broker (desired state republished), then
+ * HTTP, then jobs; stop() takes them down in reverse and closes what build opened. Safe twice.
+ */
+export async function buildHub(config: HubConfig, opts: { log?: Logger; bus?: HubEventBus } = {}): Promise<BuiltHub> {
   const log = opts.log ?? pino({ level: config.logLevel });
-  const bus = createHubEventBus();
-  let ingest: IngestService | null = null;
-  let http: FastifyInstance | null = null;
-  let publicKey = '';
+  const bus = opts.bus ?? createHubEventBus();
+  const stack: Array<() => Promise<void> | void> = [];
   let apiUrl = '';
   let brokerUrl = '';
-  const stack: Array<() => Promise<void> | void> = [];
-
-  /** SQLite, then the broker with ingest and rollouts (desired state republished), then HTTP, then jobs. */
-  async function start(): Promise<void> {
-    mkdirSync(config.dataDir, { recursive: true });
-    const database = openDatabase(`${config.dataDir}/hub.db`, log.child({ module: 'store' }));
-    stack.push(() => {
-      database.close();
-    });
-    const stores = openStores(database, config, log);
-    const signingKey = loadOrCreateSigningKey(config.dataDir, log.child({ module: 'models' }));
-    publicKey = signingKey.publicKeyPem;
-    const artifacts = createArtifactStore(config.dataDir);
-
-    const ingestService = createIngestService({
-      devices: stores.devices,
-      records: stores.records,
-      bus,
-      queueBound: config.ingestQueueBound,
-      log: log.child({ module: 'ingest' }),
-    });
-    ingest = ingestService;
-    const broker = createAedesBroker({
-      host: config.host,
-      port: config.mqttPort,
-      maxConnections: config.maxConnections,
-      policy: ingestService,
-      log: log.child({ module: 'broker' }),
-    });
-    const rollouts = createRolloutService({
-      db: database,
-      rollouts: stores.rollouts,
-      desired: stores.desired,
-      devices: stores.devices,
-      models: stores.models,
-      broker,
-      bus,
-      log: log.child({ module: 'rollouts' }),
-    });
-    ingestService.setObserver(rollouts.observer);
-
-    await broker.start();
-    stack.push(async () => {
-      await broker.stop();
-      ingestService.stop();
-    });
-    const republished = await rollouts.republishAll();
-    log.info({ devices: republished }, 'desired state republished');
-
-    const app = await createHttpServer(log.child({ module: 'http' }));
-    http = app;
-    const parts = { config, database, stores, bus, broker, ingest: ingestService, rollouts, signingKey, artifacts, log };
-    await registerRoutes(app, { ...parts, apiUrl: () => apiUrl });
-    await app.listen({ host: config.host, port: config.httpPort });
-    stack.push(() => app.close());
-    const httpPort = (app.server.address() as AddressInfo).port;
-    apiUrl = `http://${displayHost(config.host)}:${httpPort}`;
-    brokerUrl = `mqtt://${displayHost(config.host)}:${broker.port}`;
-
-    const jobs = createHubJobs(stores, log);
-    jobs.start();
-    stack.push(() => jobs.stop());
-  }
 
   async function unwind(): Promise<void> {
     while (stack.length > 0) {
@@ -248,22 +192,86 @@ export function createHub(config: HubConfig, opts: { log?: Logger } = {}): Hub {
         log.error({ err }, 'error while stopping');
       }
     }
-    http = null;
   }
 
-  /** The start in progress, if any: stop() waits for it so that nothing it brings up afterwards is leaked. */
-  let starting: Promise<void> | null = null;
+  mkdirSync(config.dataDir, { recursive: true });
+  const database = openDatabase(`${config.dataDir}/hub.db`, log.child({ module: 'store' }));
+  stack.push(() => {
+    database.close();
+  });
+  let app: FastifyInstance;
+  let ingest: IngestService;
+  let broker: Broker;
+  let rollouts: RolloutService;
+  let stores: Stores;
+  let signingKey: SigningKeyPair;
+  try {
+    stores = openStores(database, config, log);
+    signingKey = loadOrCreateSigningKey(config.dataDir, log.child({ module: 'models' }));
+    const artifacts = createArtifactStore(config.dataDir);
+    ingest = createIngestService({
+      devices: stores.devices,
+      records: stores.records,
+      bus,
+      queueBound: config.ingestQueueBound,
+      log: log.child({ module: 'ingest' }),
+    });
+    const ingestService = ingest;
+    stack.push(() => ingestService.stop());
+    broker = createAedesBroker({
+      host: config.host,
+      port: config.mqttPort,
+      maxConnections: config.maxConnections,
+      policy: ingest,
+      log: log.child({ module: 'broker' }),
+    });
+    rollouts = createRolloutService({
+      db: database,
+      rollouts: stores.rollouts,
+      desired: stores.desired,
+      devices: stores.devices,
+      models: stores.models,
+      broker,
+      bus,
+      log: log.child({ module: 'rollouts' }),
+    });
+    ingest.setObserver(rollouts.observer);
+    app = await createHttpServer(log.child({ module: 'http' }));
+    const server = app;
+    stack.push(() => server.close());
+    const parts = { config, database, stores, bus, broker, ingest, rollouts, signingKey, artifacts, log };
+    await registerRoutes(app, { ...parts, apiUrl: () => apiUrl });
+    await app.ready();
+  } catch (err) {
+    await unwind();
+    throw err;
+  }
 
+  /** Broker (desired state republished), then HTTP, then jobs. */
+  async function start(): Promise<void> {
+    await broker.start();
+    stack.push(() => broker.stop());
+    const republished = await rollouts.republishAll();
+    log.info({ devices: republished }, 'desired state republished');
+    await app.listen({ host: config.host, port: config.httpPort });
+    const httpPort = (app.server.address() as AddressInfo).port;
+    apiUrl = `http://${displayHost(config.host)}:${httpPort}`;
+    brokerUrl = `mqtt://${displayHost(config.host)}:${broker.port}`;
+    const jobs = createHubJobs(stores, log);
+    jobs.start();
+    stack.push(() => jobs.stop());
+  }
+
+  let starting: Promise<void> | null = null;
+  let started = false;
   return {
     async start() {
-      starting = (async () => {
-        try {
-          await start();
-        } catch (err) {
-          await unwind();
-          throw err;
-        }
-      })();
+      if (started) throw new Error('hub is already started');
+      started = true;
+      starting = start().catch(async (err: unknown) => {
+        await unwind();
+        throw err;
+      });
       try {
         await starting;
       } finally {
@@ -271,6 +279,7 @@ export function createHub(config: HubConfig, opts: { log?: Logger } = {}): Hub {
       }
     },
     async stop() {
+      // stop() waits for a start in progress, so that nothing it brings up afterwards is leaked.
       if (starting) await starting.catch(() => undefined);
       await unwind();
     },
@@ -280,20 +289,49 @@ export function createHub(config: HubConfig, opts: { log?: Logger } = {}): Hub {
     get brokerUrl() {
       return brokerUrl;
     },
+    http: app,
+    bus,
+    hubPublicKey: signingKey.publicKeyPem,
+    ingestCounters: () => ingest.counters,
+    flushIngest: () => ingest.queue.flush(),
+  };
+}
+
+/** buildHub() and start() in one call of start(), for callers that do not need the app before listening. */
+export function createHub(config: HubConfig, opts: { log?: Logger } = {}): Hub {
+  const bus = createHubEventBus();
+  let built: BuiltHub | null = null;
+  let starting: Promise<void> | null = null;
+  const need = (): BuiltHub => {
+    if (!built) throw new Error('hub is not started');
+    return built;
+  };
+  return {
+    start() {
+      starting = (async () => {
+        built = await buildHub(config, { ...opts, bus });
+        await built.start();
+      })();
+      return starting;
+    },
+    async stop() {
+      if (starting) await starting.catch(() => undefined);
+      await built?.stop();
+    },
+    get apiUrl() {
+      return built?.apiUrl ?? '';
+    },
+    get brokerUrl() {
+      return built?.brokerUrl ?? '';
+    },
     get http() {
-      if (!http) throw new Error('hub is not started');
-      return http;
+      return need().http;
     },
     bus,
     get hubPublicKey() {
-      return publicKey;
+      return built?.hubPublicKey ?? '';
     },
-    ingestCounters() {
-      if (!ingest) throw new Error('hub is not started');
-      return ingest.counters;
-    },
-    flushIngest() {
-      ingest?.queue.flush();
-    },
+    ingestCounters: () => need().ingestCounters(),
+    flushIngest: () => built?.flushIngest(),
   };
 }
