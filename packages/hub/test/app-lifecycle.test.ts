@@ -48,7 +48,7 @@ describe('hub lifecycle', () => {
       );
       const res = await hub.http.inject({ method: 'GET', url: '/api/v1/devices', headers: { authorization: `Bearer ${'y'.repeat(43)}` } });
       expect(res.statusCode).toBe(200);
-      expect(res.json()).toEqual([]);
+      expect(res.json()).toEqual({ devices: [] });
       expect(hub.apiUrl).toBe('');
       expect(hub.http.server.listening).toBe(false);
       await hub.stop();
