@@ -17,7 +17,16 @@ export interface RunConfig {
   workers?: number;
   threads?: number;
   telemetryIntervalMs: number;
+  /** Store-and-forward outbox bounds and drain rate; what is unset keeps the defaults of outbox-store.ts and hub-link.ts. */
+  outbox?: OutboxConfig;
   logLevel: LogLevel;
+}
+
+export interface OutboxConfig {
+  maxBytes?: number;
+  maxAgeMs?: number;
+  drainPerSecond?: number;
+  maxInFlight?: number;
 }
 
 export interface EnrollConfig {
@@ -26,19 +35,25 @@ export interface EnrollConfig {
   name?: string;
   labels: Labels;
   stateDir: string;
+  /** How long the enrollment call may take, connection and answer together (default 30 s). */
+  timeoutMs?: number;
+  /** PEM file of a private CA to trust for the enrollment call (and to pin when the hub sends none). */
+  caFile?: string;
   logLevel: LogLevel;
 }
 
 export type Command = { command: 'run'; config: RunConfig } | { command: 'enroll'; config: EnrollConfig } | { command: 'help' };
 
 export const USAGE = `usage:
-  edgefleet-agent enroll --hub <apiUrl> --token <token> [--name N] [--label k=v ...] [--state-dir DIR]
+  edgefleet-agent enroll --hub <apiUrl> --token <token> [--name N] [--label k=v ...] [--state-dir DIR] [--timeout SECONDS] [--ca FILE]
   edgefleet-agent run [--state-dir DIR] [--socket PATH] [--tcp-port N] [--workers N] [--threads N]
 env: EDGEFLEET_AGENT_STATE_DIR, EDGEFLEET_AGENT_SOCKET, EDGEFLEET_AGENT_TCP_PORT, EDGEFLEET_AGENT_WORKERS,
-     EDGEFLEET_AGENT_THREADS, EDGEFLEET_TELEMETRY_INTERVAL_MS, EDGEFLEET_LOG_LEVEL`;
+     EDGEFLEET_AGENT_THREADS, EDGEFLEET_TELEMETRY_INTERVAL_MS, EDGEFLEET_LOG_LEVEL,
+     EDGEFLEET_OUTBOX_MAX_BYTES, EDGEFLEET_OUTBOX_MAX_AGE_MS, EDGEFLEET_OUTBOX_DRAIN_PER_SECOND, EDGEFLEET_OUTBOX_MAX_IN_FLIGHT`;
 
 const DEFAULT_STATE_DIR = '/var/lib/edgefleet';
 const DEFAULT_SOCKET = '/run/edgefleet/agent.sock';
+export const DEFAULT_ENROLL_TIMEOUT_MS = 30_000;
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 const labelsCheck = Compile(Labels);
 
@@ -52,6 +67,13 @@ function integer(value: string | undefined, what: string, min: number, max: numb
   if (value === undefined || value === '') return undefined;
   const n = Number(value);
   if (!Number.isInteger(n) || n < min || n > max) bad(`${what} is "${value}", expected an integer from ${min} to ${max}`);
+  return n;
+}
+
+function seconds(value: string | undefined, what: string, min: number, max: number): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < min || n > max) bad(`${what} is "${value}", expected a number of seconds from ${min} to ${max}`);
   return n;
 }
 
@@ -73,6 +95,16 @@ export function parseLabels(pairs: readonly string[]): Labels {
     labels[key] = value;
   }
   return labels;
+}
+
+function outboxConfig(env: Env): { outbox?: OutboxConfig } {
+  const entries = Object.entries({
+    maxBytes: integer(env.EDGEFLEET_OUTBOX_MAX_BYTES, 'EDGEFLEET_OUTBOX_MAX_BYTES', 64 * 1024, 2 ** 40),
+    maxAgeMs: integer(env.EDGEFLEET_OUTBOX_MAX_AGE_MS, 'EDGEFLEET_OUTBOX_MAX_AGE_MS', 60_000, 365 * 24 * 3600 * 1000),
+    drainPerSecond: integer(env.EDGEFLEET_OUTBOX_DRAIN_PER_SECOND, 'EDGEFLEET_OUTBOX_DRAIN_PER_SECOND', 1, 100_000),
+    maxInFlight: integer(env.EDGEFLEET_OUTBOX_MAX_IN_FLIGHT, 'EDGEFLEET_OUTBOX_MAX_IN_FLIGHT', 1, 1000),
+  }).filter(([, v]) => v !== undefined);
+  return entries.length === 0 ? {} : { outbox: Object.fromEntries(entries) as OutboxConfig };
 }
 
 function runConfig(argv: string[], env: Env): RunConfig {
@@ -98,6 +130,7 @@ function runConfig(argv: string[], env: Env): RunConfig {
     ...(threads === undefined ? {} : { threads }),
     telemetryIntervalMs:
       integer(env.EDGEFLEET_TELEMETRY_INTERVAL_MS, 'EDGEFLEET_TELEMETRY_INTERVAL_MS', 100, 24 * 3600 * 1000) ?? 10_000,
+    ...outboxConfig(env),
     logLevel: logLevel(env.EDGEFLEET_LOG_LEVEL),
   };
 }
@@ -111,6 +144,8 @@ function enrollConfig(argv: string[], env: Env): EnrollConfig {
       name: { type: 'string' },
       label: { type: 'string', multiple: true },
       'state-dir': { type: 'string' },
+      timeout: { type: 'string' },
+      ca: { type: 'string' },
     },
     strict: true,
   });
@@ -121,12 +156,15 @@ function enrollConfig(argv: string[], env: Env): EnrollConfig {
   } catch {
     bad(`--hub is "${values.hub}", expected the hub's API URL such as http://hub.local:8080`);
   }
+  if (values.ca && !values.hub.startsWith('https://')) bad(`--ca ${values.ca} is for a hub served over TLS: expected an https:// --hub, got "${values.hub}"`);
   return {
     hubUrl: values.hub.replace(/\/+$/, ''),
     token: values.token,
     ...(values.name ? { name: values.name } : {}),
     labels: parseLabels(values.label ?? []),
     stateDir: values['state-dir'] ?? env.EDGEFLEET_AGENT_STATE_DIR ?? DEFAULT_STATE_DIR,
+    ...(values.ca ? { caFile: values.ca } : {}),
+    timeoutMs: Math.round(1000 * (seconds(values.timeout, '--timeout', 0.1, 3600) ?? DEFAULT_ENROLL_TIMEOUT_MS / 1000)),
     logLevel: logLevel(env.EDGEFLEET_LOG_LEVEL),
   };
 }

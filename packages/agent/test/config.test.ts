@@ -22,8 +22,10 @@ describe('agent config', () => {
   it('parses enroll with repeated labels', () => {
     expect(parseCommand(['enroll', '--hub', 'http://hub:8080/', '--token', 't', '--name', 'n', '--label', 'site=a', '--label', 'tier=edge'], {})).toEqual({
       command: 'enroll',
-      config: { hubUrl: 'http://hub:8080', token: 't', name: 'n', labels: { site: 'a', tier: 'edge' }, stateDir: '/var/lib/edgefleet', logLevel: 'info' },
+      config: { hubUrl: 'http://hub:8080', token: 't', name: 'n', labels: { site: 'a', tier: 'edge' }, stateDir: '/var/lib/edgefleet', timeoutMs: 30_000, logLevel: 'info' },
     });
+    expect(parseCommand(['enroll', '--hub', 'http://h', '--token', 't', '--timeout', '2.5'], {})).toMatchObject({ config: { timeoutMs: 2500 } });
+    expect(() => parseCommand(['enroll', '--hub', 'http://h', '--token', 't', '--timeout', 'never'], {})).toThrow(/--timeout is "never", expected a number of seconds/);
   });
 
   it('names what is wrong', () => {

@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { readFile, stat } from 'node:fs/promises';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -58,5 +59,33 @@ describe('enroll', () => {
     );
     expect(failed?.code).toBe(1);
     expect(failed?.stderr).toMatch(/enrollment refused .* HTTP 401 TOKEN_INVALID/);
+  });
+
+  it('gives up on a hub that accepts the connection and never answers, naming the hub URL', async () => {
+    const sockets: Socket[] = [];
+    const silent = createServer((socket) => sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const hubUrl = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    const dir = await tempDir('enroll');
+    cleanup.push(dir.remove, () => {
+      for (const s of sockets) s.destroy();
+      return new Promise<void>((resolve) => silent.close(() => resolve()));
+    });
+    await expect(enroll({ hubUrl, token: 'tok', labels: {}, stateDir: dir.path, logLevel: 'silent', timeoutMs: 300 }, silentLogger)).rejects.toMatchObject({
+      code: 'UNAVAILABLE',
+      message: `the hub at ${hubUrl}/api/v1/enroll did not answer within 0.3 s (--timeout); check the URL and that the hub is up`,
+    });
+    expect(sockets.length).toBeGreaterThan(0);
+    await expect(readFile(join(dir.path, 'identity.json'))).rejects.toThrow(/ENOENT/);
+
+    // The CLI flag reaches the call: the process ends with the message instead of hanging.
+    const failed = await run(process.execPath, [AGENT_MAIN, 'enroll', '--hub', hubUrl, '--token', 'tok', '--state-dir', dir.path, '--timeout', '0.3'], {
+      env: { ...process.env, EDGEFLEET_LOG_LEVEL: 'silent' },
+    }).then(
+      () => undefined,
+      (err: { code: number; stderr: string }) => err,
+    );
+    expect(failed?.code).toBe(1);
+    expect(failed?.stderr).toContain(`the hub at ${hubUrl}/api/v1/enroll did not answer within 0.3 s`);
   });
 });

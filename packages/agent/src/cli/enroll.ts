@@ -1,10 +1,26 @@
 import { Compile } from 'typebox/compile';
 import { EdgefleetError, EnrollResponse, type EnrollRequest } from '@edgefleet/shared';
 import type { Logger } from 'pino';
-import type { EnrollConfig } from '../config.js';
+import { DEFAULT_ENROLL_TIMEOUT_MS, type EnrollConfig } from '../config.js';
 import { writeIdentity } from '../store/identity-file.js';
+import { checkCaPem, pinnedFetch, readCaFile, type Fetch } from '../tls/pinned-ca.js';
 
 const responseCheck = Compile(EnrollResponse);
+
+/** One POST, answer read in full; a hub that accepts and never answers fails after `timeoutMs`. */
+async function post(url: string, body: EnrollRequest, timeoutMs: number, fetch: Fetch): Promise<{ res: Response; text: string }> {
+  const signal = AbortSignal.timeout(timeoutMs);
+  try {
+    const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal });
+    return { res, text: await res.text() };
+  } catch (err) {
+    if (signal.aborted) {
+      throw new EdgefleetError('UNAVAILABLE', `the hub at ${url} did not answer within ${timeoutMs / 1000} s (--timeout); check the URL and that the hub is up`);
+    }
+    const cause = (err as Error & { cause?: Error }).cause?.message ?? (err as Error).message;
+    throw new EdgefleetError('UNAVAILABLE', `cannot reach the hub at ${url}: ${cause}`);
+  }
+}
 
 /** POSTs the token to the hub and stores the answer in <stateDir>/identity.json; returns it. */
 export async function enroll(config: EnrollConfig, logger: Logger): Promise<EnrollResponse> {
@@ -15,14 +31,15 @@ export async function enroll(config: EnrollConfig, logger: Logger): Promise<Enro
     ...(config.name ? { name: config.name } : {}),
     ...(Object.keys(config.labels).length > 0 ? { labels: config.labels } : {}),
   };
-  let res: Response;
+  const ca = config.caFile ? await readCaFile(config.caFile) : undefined;
+  const pinned = pinnedFetch(ca);
+  let answer: { res: Response; text: string };
   try {
-    res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  } catch (err) {
-    const cause = (err as Error & { cause?: Error }).cause?.message ?? (err as Error).message;
-    throw new EdgefleetError('UNAVAILABLE', `cannot reach the hub at ${url}: ${cause}`);
+    answer = await post(url, body, config.timeoutMs ?? DEFAULT_ENROLL_TIMEOUT_MS, pinned.fetch);
+  } finally {
+    await pinned.close();
   }
-  const text = await res.text();
+  const { res, text } = answer;
   if (!res.ok) {
     let detail = text;
     try {
@@ -43,7 +60,10 @@ export async function enroll(config: EnrollConfig, logger: Logger): Promise<Enro
   if (!responseCheck.Check(parsed)) {
     throw new EdgefleetError('INTERNAL', `enrollment answer from ${url} lacks deviceId/secret/hubPublicKey/brokerUrl/apiUrl`);
   }
-  const path = await writeIdentity(config.stateDir, parsed);
-  log.info({ deviceId: parsed.deviceId, path }, 'enrolled');
-  return parsed;
+  // The hub's own CA came over a channel the --ca file vouched for; without one, the file is what gets pinned.
+  if (parsed.hubCaPem) checkCaPem(parsed.hubCaPem, `the enrollment answer's hubCaPem from ${url}`);
+  const identity: EnrollResponse = ca && !parsed.hubCaPem ? { ...parsed, hubCaPem: ca } : parsed;
+  const path = await writeIdentity(config.stateDir, identity);
+  log.info({ deviceId: identity.deviceId, path, pinnedCa: identity.hubCaPem !== undefined }, 'enrolled');
+  return identity;
 }

@@ -1,5 +1,6 @@
 import type { DesiredMessage } from '@edgefleet/shared';
 import type { FailureRow } from '../store/agent-store.js';
+import { createFailureLog } from './failure-log.js';
 import { blockKey, reconcile } from './reconcile.js';
 import { runInstall, runRemove, type StepContext } from './steps.js';
 
@@ -39,6 +40,16 @@ export function createDeploymentRunner(opts: DeploymentRunnerOptions): Deploymen
   let abort = new AbortController();
   let retryTimer: NodeJS.Timeout | undefined;
   const idleWaiters: Array<() => void> = [];
+  const failures = createFailureLog(opts.store, log, now);
+
+  // An event that cannot go out (its outbox on a full disk) must not stop the deployment that emits it.
+  const publishEvent: StepContext['publishEvent'] = (event) => {
+    try {
+      opts.publishEvent(event);
+    } catch (err) {
+      log.error({ model: event.model, phase: event.phase, err: (err as Error).message }, 'could not publish a deployment event');
+    }
+  };
 
   const ctx = (): StepContext => ({
     stateDir: opts.stateDir,
@@ -49,9 +60,10 @@ export function createDeploymentRunner(opts: DeploymentRunnerOptions): Deploymen
     runtime: opts.runtime,
     table: opts.table,
     download: opts.download,
-    publishEvent: opts.publishEvent,
+    publishEvent,
     logger: log,
     signal: abort.signal,
+    ...(opts.diskReserveBytes === undefined ? {} : { diskReserveBytes: opts.diskReserveBytes }),
   });
 
   function dueAt(f: FailureRow): number {
@@ -60,8 +72,8 @@ export function createDeploymentRunner(opts: DeploymentRunnerOptions): Deploymen
 
   function blockedFor(desired: DesiredMessage): Set<string> {
     const t = now();
-    const blocked = opts.store
-      .listFailures()
+    const blocked = failures
+      .list()
       .filter((f) => f.desiredVersion === desired.version && (!f.retryable || t < dueAt(f)));
     return new Set(blocked.map((f) => blockKey(f.name, f.sha256)));
   }
@@ -69,7 +81,7 @@ export function createDeploymentRunner(opts: DeploymentRunnerOptions): Deploymen
   function scheduleRetry(desired: DesiredMessage): void {
     if (retryTimer) clearTimeout(retryTimer);
     retryTimer = undefined;
-    const retryable = opts.store.listFailures().filter((f) => f.retryable && f.desiredVersion === desired.version);
+    const retryable = failures.list().filter((f) => f.retryable && f.desiredVersion === desired.version);
     const names = new Set(desired.models.map((m) => `${m.manifest.manifest.model}@${m.manifest.manifest.sha256}`));
     const due = retryable.filter((f) => names.has(blockKey(f.name, f.sha256))).map(dueAt);
     if (due.length === 0) return;
@@ -85,12 +97,21 @@ export function createDeploymentRunner(opts: DeploymentRunnerOptions): Deploymen
   /** Failures of assignments the hub no longer asks for are history, not policy. */
   function forgetStaleFailures(desired: DesiredMessage): void {
     const wanted = new Set(desired.models.map((m) => blockKey(m.manifest.manifest.model, m.manifest.manifest.sha256)));
-    for (const f of opts.store.listFailures()) {
-      if (!wanted.has(blockKey(f.name, f.sha256))) opts.store.clearFailure(f.name, f.sha256);
+    for (const f of failures.list()) {
+      if (!wanted.has(blockKey(f.name, f.sha256))) failures.clear(f.name, f.sha256);
     }
   }
 
+  /** Whatever happens while applying, a failure that is due again gets its retry. */
   async function apply(desired: DesiredMessage): Promise<void> {
+    try {
+      await applySteps(desired);
+    } finally {
+      if (!abort.signal.aborted) scheduleRetry(desired);
+    }
+  }
+
+  async function applySteps(desired: DesiredMessage): Promise<void> {
     forgetStaleFailures(desired);
     const plan = reconcile({ current: opts.store.listModels(), desired, blocked: blockedFor(desired) });
     if (plan.duplicates.length > 0) log.warn({ duplicates: plan.duplicates, desiredVersion: desired.version }, 'desired lists a model twice; the first assignment wins');
@@ -106,15 +127,18 @@ export function createDeploymentRunner(opts: DeploymentRunnerOptions): Deploymen
       }
       const failure = await runInstall(ctx(), step);
       if (failure?.aborted) return;
-      if (failure) {
-        opts.store.recordFailure({ name: step.name, sha256: step.sha256, version: step.version, desiredVersion: desired.version, ...failure });
-      }
+      if (failure) failures.record({ name: step.name, sha256: step.sha256, version: step.version, desiredVersion: desired.version, ...failure });
+      else failures.clear(step.name, step.sha256);
       changed = true;
     }
     const versionChanged = opts.store.desiredVersion() !== desired.version;
-    opts.store.setDesiredVersion(desired.version);
+    try {
+      opts.store.setDesiredVersion(desired.version);
+    } catch (err) {
+      // Applied all the same; the hub's retained document brings the version back after a restart.
+      log.error({ desiredVersion: desired.version, err: (err as Error).message }, 'cannot store the desired version in agent.db');
+    }
     if (changed || versionChanged) opts.onStateChange();
-    scheduleRetry(desired);
   }
 
   async function loop(): Promise<void> {

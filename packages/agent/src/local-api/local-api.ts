@@ -6,8 +6,11 @@ import { EdgefleetError, isEdgefleetError } from '@edgefleet/shared';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { ModelTable } from '../inference/types.js';
+import { DEFAULT_BODY_LIMITS, type BodyLimitSettings } from './body-limit.js';
+import { guardLoopback } from './loopback-guard.js';
 import { createInferenceMetrics, type InferenceMetrics } from './metrics.js';
 import { registerOipRoutes } from './oip-routes.js';
+import { registerBodyReader } from './request-body.js';
 
 export interface LocalApiOptions {
   socketPath: string;
@@ -19,8 +22,8 @@ export interface LocalApiOptions {
   serverVersion?: string;
   /** Shared with telemetry when given; a private registry otherwise. */
   metricsRegistry?: Registry;
-  /** Largest request body (default 256 MB). */
-  bodyLimit?: number;
+  /** Request body limits; an infer request's own limit comes from its model's inputs within these. */
+  bodyLimits?: Partial<BodyLimitSettings>;
 }
 
 export interface LocalApi {
@@ -34,7 +37,6 @@ export interface LocalApi {
 }
 
 export const SOCKET_MODE = 0o660;
-const DEFAULT_BODY_LIMIT = 256 * 1024 * 1024;
 
 interface AppDeps {
   models: ModelTable;
@@ -42,14 +44,14 @@ interface AppDeps {
   logger: Logger;
   serverName: string;
   serverVersion: string;
-  bodyLimit: number;
+  bodyLimits: BodyLimitSettings;
 }
 
 /** Builds the Fastify app without listening. Every body arrives as a Buffer; the infer route decides JSON vs binary. */
 export function buildLocalApiApp(deps: AppDeps): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: deps.bodyLimit });
+  const app = Fastify({ logger: false });
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: deps.bodyLimit }, (_req, body, done) => done(null, body));
+  registerBodyReader(app, { bytes: deps.bodyLimits.jsonFloor, reason: 'requests other than inference' });
   app.setErrorHandler((err: FastifyError | EdgefleetError, req, reply) => {
     const status = isEdgefleetError(err) ? err.httpStatus : (err.statusCode ?? 500);
     if (status >= 500) deps.logger.error({ method: req.method, url: req.url, err: err.message }, 'local api request failed');
@@ -96,7 +98,7 @@ export function createLocalApi(opts: LocalApiOptions): LocalApi {
     logger,
     serverName: opts.serverName ?? 'edgefleet-agent',
     serverVersion: opts.serverVersion ?? '0.0.0',
-    bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    bodyLimits: { ...DEFAULT_BODY_LIMITS, ...opts.bodyLimits },
   };
   const app = buildLocalApiApp(deps);
   let tcpApp: FastifyInstance | undefined;
@@ -122,6 +124,8 @@ export function createLocalApi(opts: LocalApiOptions): LocalApi {
       await chmod(opts.socketPath, SOCKET_MODE);
       if (opts.tcpPort !== undefined) {
         tcpApp = buildLocalApiApp(deps);
+        // The socket needs no such check: browsers cannot reach it, and curl sends any Host there.
+        guardLoopback(tcpApp);
         await tcpApp.listen({ host: '127.0.0.1', port: opts.tcpPort });
         const address = tcpApp.server.address();
         boundPort = typeof address === 'object' && address ? address.port : undefined;

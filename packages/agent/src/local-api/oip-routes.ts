@@ -1,14 +1,17 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BINARY_HEADER, EdgefleetError, type ModelMetadata, type ServerMetadata } from '@edgefleet/shared';
 import type { LoadedModel, ModelTable } from '../inference/types.js';
+import { binaryBodyLimit, jsonBodyLimit, type BodyLimitSettings } from './body-limit.js';
 import { encodeInferResponse, parseInferBody, planOutputs, requestTensors } from './infer-codec.js';
 import type { InferenceMetrics } from './metrics.js';
+import { setBodyLimit } from './request-body.js';
 
 export interface OipRouteDeps {
   models: ModelTable;
   metrics: InferenceMetrics;
   serverName: string;
   serverVersion: string;
+  bodyLimits: BodyLimitSettings;
 }
 
 type ModelParams = { name: string; version?: string };
@@ -35,6 +38,13 @@ export function registerOipRoutes(app: FastifyInstance, deps: OipRouteDeps): voi
   function ready(model: LoadedModel, reply: FastifyReply) {
     if (!isReady(model)) return reply.code(503).send({ error: `model "${model.name}" version "${model.version}" has no ready inference worker` });
     return { name: model.name, version: model.version, ready: true };
+  }
+
+  /** Before any body byte is read: an unknown model is a 404, and the body limit fits the model. */
+  async function limitInferBody(req: FastifyRequest<{ Params: ModelParams }>) {
+    const model = resolve(req.params);
+    const binary = req.headers[BINARY_HEADER] !== undefined;
+    setBodyLimit(req, binary ? binaryBodyLimit(model, deps.bodyLimits) : jsonBodyLimit(model, deps.bodyLimits));
   }
 
   async function infer(req: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) {
@@ -74,7 +84,7 @@ export function registerOipRoutes(app: FastifyInstance, deps: OipRouteDeps): voi
   for (const prefix of ['/v2/models/:name', '/v2/models/:name/versions/:version']) {
     app.get<{ Params: ModelParams }>(prefix, async (req) => metadata(resolve(req.params)));
     app.get<{ Params: ModelParams }>(`${prefix}/ready`, async (req, reply) => ready(resolve(req.params), reply));
-    app.post<{ Params: ModelParams }>(`${prefix}/infer`, infer);
+    app.post<{ Params: ModelParams }>(`${prefix}/infer`, { preParsing: limitInferBody }, infer);
   }
   app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
 }

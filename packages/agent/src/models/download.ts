@@ -1,7 +1,10 @@
 import { open, rename } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { EdgefleetError } from '@edgefleet/shared';
 import type { Logger } from 'pino';
+import { isNoSpaceError } from './disk-space.js';
+import { pinnedFetch } from '../tls/pinned-ca.js';
 import { fileDigest, fileSize, removeFile } from './model-files.js';
 
 export interface DownloadRequest {
@@ -26,6 +29,8 @@ export interface DownloaderOptions {
   retries?: number;
   /** First back-off delay; doubles per attempt, capped at 30 s. */
   retryDelayMs?: number;
+  /** The hub's pinned CA (PEM): artifacts over HTTPS trust it and nothing else. */
+  ca?: string | undefined;
 }
 
 export type Downloader = (req: DownloadRequest) => Promise<void>;
@@ -41,12 +46,16 @@ function parseContentRangeStart(header: string | null): number | undefined {
 /**
  * Downloads with HTTP Range resume: an existing part file is continued with `Range: bytes=<n>-`
  * (a 200 answer restarts from zero), a cut-off transfer is retried with back-off, and the file is
- * renamed into place only after its size and sha256 match.
+ * renamed into place only after its size and sha256 match. A full disk ends the download at once
+ * with DISK_FULL and deletes the part file: resuming it later would need the same space again, and
+ * the space it holds is what everything else on the device is short of.
  */
 export function createDownloader(opts: DownloaderOptions): Downloader {
   const log = opts.logger.child({ module: 'download' });
   const retries = opts.retries ?? 5;
   const baseDelay = opts.retryDelayMs ?? 1000;
+  // Lives as long as the agent: one dispatcher keeps its TLS sessions across downloads.
+  const { fetch } = pinnedFetch(opts.ca);
 
   async function attempt(req: DownloadRequest): Promise<void> {
     let offset = (await fileSize(req.partPath)) ?? 0;
@@ -87,7 +96,8 @@ export function createDownloader(opts: DownloaderOptions): Downloader {
     let received = offset;
     try {
       for await (const chunk of res.body) {
-        await fh.write(chunk);
+        // A write near a full disk can be short; the next one then fails with ENOSPC.
+        for (let done = 0; done < chunk.byteLength; ) done += (await fh.write(chunk, done)).bytesWritten;
         received += chunk.byteLength;
         if (received > req.size) {
           throw new FatalDownloadError('INVALID_MODEL', `${req.url} sent more than the manifest's ${req.size} bytes`);
@@ -128,6 +138,16 @@ export function createDownloader(opts: DownloaderOptions): Downloader {
         return;
       } catch (err) {
         if (req.signal?.aborted) throw err;
+        if (isNoSpaceError(err)) {
+          const written = (await fileSize(req.partPath)) ?? 0;
+          await removeFile(req.partPath);
+          log.warn({ url: req.url, written, size: req.size, err: (err as Error).message }, 'disk full while downloading; part file deleted');
+          throw new EdgefleetError(
+            'DISK_FULL',
+            `no space left in ${dirname(req.partPath)} while downloading ${req.url}: ${written} of ${req.size} bytes were written, the partial file was deleted`,
+            { cause: err },
+          );
+        }
         if (err instanceof FatalDownloadError) throw new EdgefleetError(err.code, err.message);
         if (n >= retries) {
           throw new EdgefleetError('UNAVAILABLE', `download of ${req.url} failed after ${n + 1} attempts: ${(err as Error).message}`, { cause: err });

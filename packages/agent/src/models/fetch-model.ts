@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createBrotliDecompress, createGunzip } from 'node:zlib';
 import { EdgefleetError, type Manifest } from '@edgefleet/shared';
+import { DEFAULT_DISK_RESERVE_BYTES, ensureFreeSpace, isNoSpaceError } from './disk-space.js';
 import type { Downloader } from './download.js';
 import { ensureModelsDir, fileDigest, fileSize, hasVerifiedFile, modelPath, modelsDir, partPath, removeFile } from './model-files.js';
 
@@ -16,16 +17,25 @@ export interface FetchModelOptions {
   onProgress?: (fraction: number) => void;
   /** Called when the digest check of the model file (or its transfer copy) starts. */
   onVerifying?: () => void;
+  /** Free bytes to leave on the disk beyond the model's own (default 16 MiB). */
+  diskReserveBytes?: number;
 }
 
 export function artifactUrl(apiUrl: string, sha256: string): string {
   return `${apiUrl.replace(/\/+$/, '')}/api/v1/artifacts/${sha256}`;
 }
 
+/** Bytes still to come for a download whose part file may already hold some. */
+async function remaining(partFile: string, size: number): Promise<number> {
+  return Math.max(0, size - ((await fileSize(partFile)) ?? 0));
+}
+
 /**
  * Puts the manifest's model file at <stateDir>/models/<sha256>.onnx and returns its path, only ever
  * with the manifest's sha256 and size: a file already there is checked, a download is checked by
  * the downloader, an unpacked `transfer` copy is checked here. Throws INVALID_MODEL otherwise.
+ * Before writing anything it checks that the bytes still to come fit on the disk, and throws
+ * DISK_FULL when they do not (also when the disk fills up on the way): nothing partial is left.
  */
 export async function fetchModelFile(manifest: Manifest, opts: FetchModelOptions): Promise<string> {
   await ensureModelsDir(opts.stateDir);
@@ -41,7 +51,11 @@ export async function fetchModelFile(manifest: Manifest, opts: FetchModelOptions
     ...(opts.onVerifying ? { onVerifying: opts.onVerifying } : {}),
   };
   const transfer = manifest.transfer;
+  const what = `${manifest.model}@${manifest.version}`;
+  const space = { what, dir: modelsDir(opts.stateDir), reserve: opts.diskReserveBytes ?? DEFAULT_DISK_RESERVE_BYTES };
   if (!transfer) {
+    const bytes = await remaining(partPath(opts.stateDir, manifest.sha256), manifest.size);
+    await ensureFreeSpace({ ...space, bytes, detail: `${bytes} of its ${manifest.size}-byte file still to download` });
     await opts.download({
       url: artifactUrl(opts.apiUrl, manifest.sha256),
       partPath: partPath(opts.stateDir, manifest.sha256),
@@ -56,7 +70,14 @@ export async function fetchModelFile(manifest: Manifest, opts: FetchModelOptions
     throw new EdgefleetError('INVALID_MODEL', `transfer encoding zstd of ${manifest.model}@${manifest.version} is not supported by this agent, expected gzip or br`);
   }
   const packedPath = join(modelsDir(opts.stateDir), `${transfer.sha256}.${transfer.encoding}`);
-  if (!(await hasVerifiedFile(packedPath, transfer.sha256, transfer.size))) {
+  const packed = await hasVerifiedFile(packedPath, transfer.sha256, transfer.size);
+  const toDownload = packed ? 0 : await remaining(partPath(opts.stateDir, transfer.sha256), transfer.size);
+  await ensureFreeSpace({
+    ...space,
+    bytes: toDownload + manifest.size,
+    detail: `${toDownload} bytes of its ${transfer.encoding} transfer file still to download and ${manifest.size} to unpack`,
+  });
+  if (!packed) {
     await opts.download({
       url: artifactUrl(opts.apiUrl, transfer.sha256),
       partPath: partPath(opts.stateDir, transfer.sha256),
@@ -71,6 +92,9 @@ export async function fetchModelFile(manifest: Manifest, opts: FetchModelOptions
     try {
       await pipeline(createReadStream(packedPath), transfer.encoding === 'gzip' ? createGunzip() : createBrotliDecompress(), createWriteStream(tmpPath, { mode: 0o600 }));
     } catch (err) {
+      if (isNoSpaceError(err)) {
+        throw new EdgefleetError('DISK_FULL', `no space left in ${modelsDir(opts.stateDir)} to unpack the ${transfer.encoding} transfer file of ${what}: ${(err as Error).message}`);
+      }
       throw new EdgefleetError('INVALID_MODEL', `cannot unpack the ${transfer.encoding} transfer file of ${manifest.model}@${manifest.version}: ${(err as Error).message}`);
     }
     opts.onVerifying?.();

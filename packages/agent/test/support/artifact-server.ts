@@ -18,12 +18,14 @@ export interface ArtifactServer {
   ignoreRange: boolean;
   /** Answer this many requests with 503 before serving again. */
   unavailable: number;
+  /** Run before the body of a served file is sent, once per entry (consumed in order). */
+  beforeBody: Array<() => Promise<void>>;
   close(): Promise<void>;
 }
 
 export async function startArtifactServer(creds: { username: string; password: string }): Promise<ArtifactServer> {
   const expectedAuth = `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}`;
-  const state: Omit<ArtifactServer, 'apiUrl' | 'close'> = { requests: [], files: new Map(), cutAfter: [], ignoreRange: false, unavailable: 0 };
+  const state: Omit<ArtifactServer, 'apiUrl' | 'close'> = { requests: [], files: new Map(), cutAfter: [], ignoreRange: false, unavailable: 0, beforeBody: [] };
 
   function handle(req: IncomingMessage, res: ServerResponse): void {
     const path = req.url ?? '';
@@ -43,6 +45,12 @@ export async function startArtifactServer(creds: { username: string; password: s
       res.writeHead(404).end('{"error":"no such artifact","code":"NOT_FOUND"}');
       return;
     }
+    const hook = state.beforeBody.shift();
+    if (hook) void hook().then(() => send(req, res, file));
+    else send(req, res, file);
+  }
+
+  function send(req: IncomingMessage, res: ServerResponse, file: Uint8Array): void {
     let start = 0;
     const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
     if (range && !state.ignoreRange) {
