@@ -47,7 +47,9 @@ async function main(): Promise<void> {
     await hub.start();
   } catch (err) {
     if (stopping) return;
-    log.fatal({ err }, 'hub failed to start');
+    // The reason goes into the message itself: it is the one line an operator reads in the journal.
+    const reason = err instanceof Error ? err.message : String(err);
+    log.fatal({ err, code: (err as { code?: unknown }).code }, `hub failed to start: ${reason}`);
     process.exit(1);
   }
   if (stopping) return;

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rm, stat, truncate } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -44,5 +44,78 @@ describe('hub process', () => {
     child.kill('SIGTERM');
     const [code] = await exited;
     expect(code).toBe(0);
+  });
+
+  /** Runs the hub until it logs "hub ready" (then stops it) or exits on its own; the log lines and exit code. */
+  async function runHub(dataDir: string, extraEnv: NodeJS.ProcessEnv = {}) {
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      EDGEFLEET_HUB_DATA_DIR: dataDir,
+      EDGEFLEET_HUB_HOST: '127.0.0.1',
+      EDGEFLEET_HUB_HTTP_PORT: '0',
+      EDGEFLEET_HUB_MQTT_PORT: '0',
+      ...extraEnv,
+    };
+    delete env.EDGEFLEET_ADMIN_TOKEN;
+    if (!('EDGEFLEET_HUB_ALLOW_EMPTY_DB' in extraEnv)) delete env.EDGEFLEET_HUB_ALLOW_EMPTY_DB;
+    const child = spawn(process.execPath, [MAIN], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+    const exited = once(child, 'exit');
+    const lines: Array<Record<string, unknown>> = [];
+    let ready = false;
+    for await (const line of createInterface({ input: child.stdout })) {
+      const parsed = JSON.parse(line) as Record<string, unknown>;
+      lines.push(parsed);
+      if (parsed.msg === 'hub ready') {
+        ready = true;
+        child.kill('SIGTERM');
+      }
+    }
+    const [code] = (await exited) as [number | null];
+    return { ready, code, lines };
+  }
+
+  it('refuses to start on an empty hub.db beside an earlier signing key, naming the file; starts with EDGEFLEET_HUB_ALLOW_EMPTY_DB=1', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'ef-hub-main-'));
+    dirs.push(dataDir);
+    expect((await runHub(dataDir)).ready).toBe(true);
+    for (const suffix of ['-wal', '-shm']) await rm(join(dataDir, `hub.db${suffix}`), { force: true });
+    await truncate(join(dataDir, 'hub.db'), 0);
+
+    const refused = await runHub(dataDir);
+    expect(refused.ready).toBe(false);
+    expect(refused.code).toBe(1);
+    const fatal = refused.lines.find((l) => l.level === 60)!;
+    expect(fatal.code).toBe('STORAGE_ERROR');
+    expect(fatal.msg).toContain(`hub failed to start: hub database ${join(dataDir, 'hub.db')} is empty (0 bytes)`);
+    expect(fatal.msg).toContain('signing-key.pem');
+    expect(fatal.msg).toContain('EDGEFLEET_HUB_ALLOW_EMPTY_DB=1');
+    expect((await stat(join(dataDir, 'hub.db'))).size).toBe(0);
+
+    const allowed = await runHub(dataDir, { EDGEFLEET_HUB_ALLOW_EMPTY_DB: '1' });
+    expect(allowed.ready).toBe(true);
+    expect(allowed.code).toBe(0);
+  });
+
+  it('refuses to start on a damaged hub.db, naming the file', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'ef-hub-main-'));
+    dirs.push(dataDir);
+    expect((await runHub(dataDir)).ready).toBe(true);
+    // Garbage over every page after the first: the file header survives, the b-trees do not.
+    const file = join(dataDir, 'hub.db');
+    const size = (await stat(file)).size;
+    expect(size).toBeGreaterThan(4096);
+    const fd = await open(file, 'r+');
+    try {
+      await fd.write(Buffer.alloc(size - 4096, 0xa5), 0, size - 4096, 4096);
+    } finally {
+      await fd.close();
+    }
+
+    const refused = await runHub(dataDir);
+    expect(refused.ready).toBe(false);
+    expect(refused.code).toBe(1);
+    const fatal = refused.lines.find((l) => l.level === 60)!;
+    expect(fatal.code).toBe('STORAGE_ERROR');
+    expect(fatal.msg).toMatch(new RegExp(`^hub failed to start: hub database ${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} (is damaged|cannot be opened)`));
   });
 });

@@ -1,31 +1,50 @@
-import { EventEmitter } from 'node:events';
 import type { ModelStats, SystemStats } from '@edgefleet/shared';
+import type { Logger } from 'pino';
 
 /** What the hub tells its own listeners (the dashboard's SSE stream) about; names double as SSE event names. */
 export interface HubEventMap {
   /** Presence, labels, revocation, reported state changed. */
-  device: { deviceId: string; change: 'online' | 'offline' | 'reported' | 'labels' | 'revoked' | 'enrolled' };
+  device: { deviceId: string; change: 'online' | 'offline' | 'reported' | 'labels' | 'revoked' | 'restored' | 'enrolled' };
   telemetry: { deviceId: string; seq: number; ts: string; system: SystemStats; models: ModelStats[] };
   rollout: { rolloutId: string; state: string; deviceId?: string; deviceState?: string; counts: Record<string, number> };
 }
 export type HubEventName = keyof HubEventMap;
 
+export type HubEventListener = <K extends HubEventName>(name: K, payload: HubEventMap[K]) => void;
+
 export interface HubEventBus {
+  /** Never throws: a failing listener is logged and the others still run. */
   emit<K extends HubEventName>(name: K, payload: HubEventMap[K]): void;
   /** Subscribes to every event; returns the unsubscribe function. */
-  subscribe(listener: <K extends HubEventName>(name: K, payload: HubEventMap[K]) => void): () => void;
+  subscribe(listener: HubEventListener): () => void;
 }
 
-export function createHubEventBus(): HubEventBus {
-  const emitter = new EventEmitter();
-  emitter.setMaxListeners(0);
+/**
+ * In-process event bus. Events are emitted from broker callbacks and ingest commits, where an
+ * exception would end the process or fail a committed batch, so each listener runs in its own
+ * try/catch: one bad subscriber (or one unrenderable device) costs only its own delivery.
+ */
+export function createHubEventBus(log: Logger): HubEventBus {
+  const listeners = new Set<HubEventListener>();
   return {
     emit(name, payload) {
-      emitter.emit('event', name, payload);
+      // A snapshot, so a listener that unsubscribes (or subscribes) during delivery does not skip or repeat others.
+      for (const listener of [...listeners]) {
+        try {
+          listener(name, payload);
+        } catch (err) {
+          const deviceId = (payload as { deviceId?: string }).deviceId;
+          log.error({ err, event: name, deviceId }, 'hub event listener failed; other listeners still get the event');
+        }
+      }
     },
     subscribe(listener) {
-      emitter.on('event', listener);
-      return () => emitter.off('event', listener);
+      // A function wrapper per subscription: the same listener subscribed twice is two subscriptions.
+      const entry: HubEventListener = (name, payload) => listener(name, payload);
+      listeners.add(entry);
+      return () => {
+        listeners.delete(entry);
+      };
     },
   };
 }

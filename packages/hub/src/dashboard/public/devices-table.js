@@ -44,7 +44,9 @@ function buildRow(d, now) {
   return h('tr', { 'data-device-id': d.id, 'data-online': String(online), class: online ? null : 'is-offline' },
     h('td', { 'data-field': 'name' },
       h('div', { class: 'name' }, d.name || d.id, d.revoked ? h('span', { class: 'badge revoked', 'data-revoked': true }, 'revoked') : null),
-      h('div', { class: 'mono muted small' }, d.id)),
+      h('div', { class: 'mono muted small' }, d.id),
+      // The hub could not show part of this device's stored state; the text says which part and why.
+      d.error ? h('div', { class: 'device-error small', 'data-error': true, title: d.error }, d.error) : null),
     h('td', { 'data-field': 'presence' }, presenceBadge(d)),
     h('td', { 'data-field': 'last-seen', title: d.lastSeen ?? '' }, relativeTime(d.lastSeen, now)),
     h('td', { 'data-field': 'cpu', class: 'num' },
