@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestHub, type TestHub } from './hub-harness.js';
+import { enrollDevice, startTestHub, type TestHub } from './hub-harness.js';
 
 describe('enrollment and devices', () => {
   let t: TestHub;
@@ -57,6 +57,31 @@ describe('enrollment and devices', () => {
     expect(ok.status).toBe(201);
   });
 
+  it('refuses a Host header that is more than host[:port] and builds URLs only from a checked one', async () => {
+    for (const host of ['x@evil.example', 'evil.example/path', 'hub.example:8080/x?y', 'a b', 'hub.example:99999', '[zz::1]', 'hub.example#frag']) {
+      const tok = await t.api<{ token: string }>('POST', '/api/v1/enrollment-tokens', { ttlSeconds: 60 });
+      const res = await t.hub.http.inject({ method: 'POST', url: '/api/v1/enroll', headers: { host }, payload: { token: tok.body.token } });
+      expect(res.statusCode, host).toBe(400);
+      expect(res.json(), host).toMatchObject({ code: 'BAD_REQUEST', error: expect.stringMatching(/Host header/) });
+    }
+    const tok = await t.api<{ token: string }>('POST', '/api/v1/enrollment-tokens', { ttlSeconds: 60 });
+    const ok = await t.hub.http.inject({ method: 'POST', url: '/api/v1/enroll', headers: { host: '[::1]:8080' }, payload: { token: tok.body.token } });
+    expect(ok.statusCode).toBe(201);
+    expect(ok.json()).toMatchObject({ apiUrl: 'http://[::1]:8080', brokerUrl: expect.stringMatching(/^mqtts?:\/\/\[::1\]:\d+$/) });
+  });
+
+  it("refuses a device name that is another device's id or shaped like one, and keeps the token", async () => {
+    const other = await enrollDevice(t);
+    const tok = await t.api<{ token: string }>('POST', '/api/v1/enrollment-tokens', { ttlSeconds: 60 });
+    for (const name of [other.deviceId, 'dev-0123456789ab', 'DEV-ABCDEF']) {
+      const res = await t.api<{ code: string; error: string }>('POST', '/api/v1/enroll', { token: tok.body.token, name });
+      expect(res.status, name).toBe(400);
+      expect(res.body.error).toMatch(/looks like a device id/);
+    }
+    const ok = await t.api<{ deviceId: string }>('POST', '/api/v1/enroll', { token: tok.body.token, name: 'dev-cam' });
+    expect(ok.status).toBe(201);
+  });
+
   it('refuses an expired or unknown token', async () => {
     const tok = await t.api<{ token: string }>('POST', '/api/v1/enrollment-tokens', { ttlSeconds: 60 });
     const db = new Database(join(t.dataDir, 'hub.db'));
@@ -106,7 +131,10 @@ describe('enrollment and devices', () => {
     const ok = await t.api('POST', '/api/v1/session', { token: t.adminToken }, { authorization: '' });
     const cookie = ok.headers.get('set-cookie')!.split(';')[0]!;
     expect((await t.api('GET', '/api/v1/devices', undefined, { authorization: '', cookie })).status).toBe(200);
-    const out = await t.api('DELETE', '/api/v1/session', undefined, { authorization: '', cookie });
+    // A browser sends its Origin with the logout, as with every cookie-authenticated write.
+    const refused = await t.api('DELETE', '/api/v1/session', undefined, { authorization: '', cookie, origin: 'http://127.0.0.1:1' });
+    expect(refused.status).toBe(403);
+    const out = await t.api('DELETE', '/api/v1/session', undefined, { authorization: '', cookie, origin: new URL(t.hub.apiUrl).origin });
     expect(out.status).toBe(200);
     // Replaying the old cookie (as a copied or stolen one would be) is refused.
     const after = await t.api('GET', '/api/v1/devices', undefined, { authorization: '', cookie });

@@ -9,6 +9,8 @@ const KEY = 'admin_token_sha256';
 
 export interface AdminTokens {
   verify(token: string): boolean;
+  /** The digest of the current admin token: sessions made from an earlier one no longer match it. */
+  readonly sha256: string;
 }
 
 /**
@@ -41,5 +43,5 @@ export function ensureAdminToken(settings: SettingsRepo, dataDir: string, config
     log.warn({ adminToken: token, file }, 'admin token created');
   }
   const hash = settings.get(KEY)!;
-  return { verify: (token) => secretMatches(token, hash) };
+  return { verify: (token) => secretMatches(token, hash), sha256: hash };
 }

@@ -1,7 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /**
- * Secrets (device secrets, admin and enrollment tokens, session ids) are 32 random bytes, so a
+ * Secrets (device secrets, admin, API and enrollment tokens, session ids) are 32 random bytes, so a
  * SHA-256 digest compared in constant time is enough: a slow password hash would only cost CPU in
  * reconnect storms and adds nothing against 256-bit secrets.
  */
@@ -13,7 +13,7 @@ export function sha256Hex(value: string | Uint8Array): string {
  * A prefix per kind: a secret found in a log or a paste says what it is, and it never starts with
  * `-`, which base64url can, and which command lines would read as an option (`--token -x…`).
  */
-const SECRET_PREFIXES = { admin: 'efa_', enrollment: 'efe_', device: 'efd_', session: 'efs_' } as const;
+const SECRET_PREFIXES = { admin: 'efa_', api: 'eft_', enrollment: 'efe_', device: 'efd_', session: 'efs_' } as const;
 
 export function newSecret(kind: keyof typeof SECRET_PREFIXES): string {
   return SECRET_PREFIXES[kind] + randomBytes(32).toString('base64url');

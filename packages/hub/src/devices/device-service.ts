@@ -40,6 +40,14 @@ export function createDeviceService(deps: {
       bus.emit('device', { deviceId: id, change: 'revoked' });
       return get(id);
     },
+    /** Undoes a revoke (a mistaken click): the device's own secret works again. */
+    restore(id: string): Device {
+      get(id);
+      devices.restore(id);
+      deps.log.warn({ deviceId: id }, 'device restored');
+      bus.emit('device', { deviceId: id, change: 'restored' });
+      return get(id);
+    },
     telemetry(id: string, limit: number): { deviceId: string; points: TelemetryPointRow[] } {
       get(id);
       return { deviceId: id, points: deps.records.telemetryHistory(id, limit) };

@@ -9,9 +9,14 @@ import type { EnrollmentRepo } from './enrollment-repo.js';
 
 export const DEFAULT_TOKEN_TTL_SECONDS = 3600;
 
+/** Device ids are `dev-<hex>`; a name shaped like one would pass for another device in logs and the dashboard. */
+const DEVICE_ID_SHAPE = /^dev-[0-9a-f]+$/i;
+
 export interface EnrollmentEndpoints {
   apiUrl: string;
   brokerUrl: string;
+  /** The private CA the device pins for HTTPS and MQTTS, when the hub has one. */
+  hubCaPem?: string | undefined;
 }
 
 export function createEnrollmentService(deps: {
@@ -34,6 +39,9 @@ export function createEnrollmentService(deps: {
     },
     /** Claims the token and creates the device in one transaction; an unknown, used or expired token is TOKEN_INVALID. */
     enroll(req: EnrollRequest, endpoints: EnrollmentEndpoints): EnrollResponse {
+      if (req.name !== undefined && (DEVICE_ID_SHAPE.test(req.name) || deps.devices.credentials(req.name) !== undefined)) {
+        throw new EdgefleetError('BAD_REQUEST', `device name "${req.name}" looks like a device id (dev-<hex>): choose a name that is not a device id`);
+      }
       const deviceId = `dev-${randomBytes(6).toString('hex')}`;
       const secret = newSecret('device');
       deps.db.transaction(() => {
@@ -51,7 +59,14 @@ export function createEnrollmentService(deps: {
       })();
       deps.log.info({ deviceId, name: req.name }, 'device enrolled');
       deps.bus.emit('device', { deviceId, change: 'enrolled' });
-      return { deviceId, secret, hubPublicKey: deps.hubPublicKey, brokerUrl: endpoints.brokerUrl, apiUrl: endpoints.apiUrl };
+      return {
+        deviceId,
+        secret,
+        hubPublicKey: deps.hubPublicKey,
+        brokerUrl: endpoints.brokerUrl,
+        apiUrl: endpoints.apiUrl,
+        ...(endpoints.hubCaPem ? { hubCaPem: endpoints.hubCaPem } : {}),
+      };
     },
   };
 }
