@@ -19,6 +19,10 @@ describe('model registry and artifacts', () => {
     return encodeModel(g.build());
   };
   const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
+  const assign = async (deviceId: string) => {
+    const res = await t.api('POST', '/api/v1/rollouts', { model: 'mlp', version: '1.0.0', target: { deviceIds: [deviceId] } });
+    expect(res.status).toBe(201);
+  };
 
   beforeAll(async () => {
     t = await startTestHub();
@@ -71,6 +75,7 @@ describe('model registry and artifacts', () => {
   });
 
   it('serves the artifact to device credentials only, with Range', async () => {
+    await assign(device.deviceId);
     const url = `${t.hub.apiUrl}/api/v1/artifacts/${stored.sha256}`;
     expect((await fetch(url)).status).toBe(401);
     expect((await fetch(url, { headers: { authorization: basic(device.deviceId, 'wrong') } })).status).toBe(401);
@@ -98,8 +103,32 @@ describe('model registry and artifacts', () => {
     expect(missing.status).toBe(404);
   });
 
+  it.each([
+    ['an unknown unit', 'items=0-10'],
+    ['garbage', 'garbage'],
+    ['an empty byte range', 'bytes=-'],
+    ['a last position before the first', 'bytes=20-10'],
+    ['a non-numeric position', 'bytes=a-b'],
+  ])('ignores a Range with %s and answers 200 with the whole artifact (RFC 9110)', async (_what, range) => {
+    const res = await fetch(`${t.hub.apiUrl}/api/v1/artifacts/${stored.sha256}`, {
+      headers: { authorization: basic(device.deviceId, device.secret), range },
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-range')).toBeNull();
+    expect(Buffer.from(await res.arrayBuffer()).equals(Buffer.from(model))).toBe(true);
+  });
+
+  it('still answers 416 to a valid byte range outside the artifact, with the error shape', async () => {
+    const res = await fetch(`${t.hub.apiUrl}/api/v1/artifacts/${stored.sha256}`, {
+      headers: { authorization: basic(device.deviceId, device.secret), range: 'bytes=-0' },
+    });
+    expect(res.status).toBe(416);
+    expect(await res.json()).toMatchObject({ code: 'RANGE_NOT_SATISFIABLE' });
+  });
+
   it('answers 401 to a revoked device', async () => {
     const revoked = await enrollDevice(t, { name: 'revoked' });
+    await assign(revoked.deviceId);
     const url = `${t.hub.apiUrl}/api/v1/artifacts/${stored.sha256}`;
     const auth = { authorization: basic(revoked.deviceId, revoked.secret) };
     expect((await fetch(url, { headers: auth })).status).toBe(200);

@@ -20,10 +20,20 @@ export const Tolerance = Type.Object({ atol: Type.Number({ minimum: 0 }) });
 export type Tolerance = Static<typeof Tolerance>;
 export const DEFAULT_TOLERANCE: Tolerance = { atol: 1e-4 };
 
+/** A golden file (golden-file.ts) stored as a hub artifact: fetched with the device's credentials, checked against this digest. */
+export const GoldenRef = Type.Object({ sha256: Sha256Hex, size: Type.Integer({ minimum: 1 }) });
+export type GoldenRef = Static<typeof GoldenRef>;
+
+/**
+ * The golden vector. Tensors of at most 64 KB each travel inline; when any is larger, `inputs` and
+ * `outputs` are empty and `ref` names the artifact that holds them all (the schema only grew: `ref`
+ * is optional, so manifests signed before it still verify).
+ */
 export const Golden = Type.Object({
   inputs: Type.Array(EncodedTensor),
   outputs: Type.Array(EncodedTensor),
   tolerance: Tolerance,
+  ref: Type.Optional(GoldenRef),
 });
 export type Golden = Static<typeof Golden>;
 

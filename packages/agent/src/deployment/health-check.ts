@@ -1,25 +1,13 @@
-import {
-  compareWithGolden,
-  decodeTensor,
-  decodeTensorData,
-  type EncodedTensor,
-  type Golden,
-  type GoldenComparison,
-  type NumericTensor,
-} from '@edgefleet/shared';
-import type { LoadedModel, Tensor } from '../inference/types.js';
+import { compareTypedWithGolden, type GoldenComparison } from '@edgefleet/shared';
+import type { LoadedModel } from '../inference/types.js';
+import type { GoldenVector } from '../models/fetch-golden.js';
 
-function toTensor(t: EncodedTensor): Tensor {
-  const { datatype, data } = decodeTensorData(t);
-  return { name: t.name, datatype, shape: [...t.shape], data };
-}
-
-function toNumeric(t: Tensor): NumericTensor {
-  return { name: t.name, datatype: t.datatype, shape: t.shape, values: Array.from(t.data as ArrayLike<number | bigint>, Number) };
-}
-
-/** Runs the manifest's golden inputs through the loaded model and compares with its golden outputs. */
-export async function checkGolden(model: LoadedModel, golden: Golden): Promise<GoldenComparison> {
-  const outputs = await model.infer(golden.inputs.map(toTensor));
-  return compareWithGolden(outputs.map(toNumeric), golden.outputs.map(decodeTensor), golden.tolerance);
+/**
+ * Runs the golden inputs through the loaded model and compares with the golden outputs. Typed arrays
+ * end to end: a golden vector from a golden file can be image-sized.
+ */
+export async function checkGolden(model: LoadedModel, golden: GoldenVector): Promise<GoldenComparison> {
+  // Each decoded golden input has its own buffer and is used once, so the runtime may move it.
+  const outputs = await model.infer(golden.inputs.map((t) => ({ name: t.name, datatype: t.datatype, shape: [...t.shape], data: t.data, ownedBuffer: true })));
+  return compareTypedWithGolden(outputs, golden.outputs, golden.tolerance);
 }

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
+  encodeGoldenFile,
   encodeTensor,
   goldenInputs,
   signManifest,
@@ -9,13 +10,27 @@ import {
   type DesiredMessage,
   type Manifest,
   type ModelAssignment,
+  type Golden,
   type NumericTensor,
+  type TypedTensor,
 } from '@edgefleet/shared';
-import { buildMlp, decodeModel, readSignature } from '@edgefleet/shared/onnx';
+import { buildMlp, decodeModel, encodeModel, floatTensor, GraphBuilder, readSignature } from '@edgefleet/shared/onnx';
 import type { ModelRuntime } from '../../src/inference/types.js';
 
 export function mlp(seed: number): Uint8Array {
   return buildMlp({ inputSize: 4, hidden: [8], outputSize: 3, seed });
+}
+
+/** image[1,3,640,640] → strided Conv → GlobalAveragePool → feat[1,2]: its golden input (4.9 MB) needs a golden file. */
+export function imageModel(seed = 1): Uint8Array {
+  const g = new GraphBuilder('image');
+  const x = g.input('image', 'FP32', [1, 3, 640, 640]);
+  const w = g.initializer(floatTensor('w', [2, 3, 3, 3], Float32Array.from({ length: 54 }, (_, i) => (((i * seed) % 7) - 3) / 10)));
+  const c = g.node('Conv', [x, w], { kernel_shape: [3, 3], strides: [8, 8] });
+  const p = g.node('GlobalAveragePool', [c]);
+  g.node('Flatten', [p], { axis: 1 }, 'feat');
+  g.output('feat', 'FP32', [1, 2]);
+  return encodeModel(g.build());
 }
 
 export function sha256Of(bytes: Uint8Array): string {
@@ -49,7 +64,11 @@ export interface AssignmentOptions {
   goldenOffset?: number;
   /** Sign a manifest claiming this digest instead of the file's. */
   claimSha256?: string;
+  /** Put the golden tensors in a golden file (added here by sha256, e.g. an artifact server's files) referenced by the manifest. */
+  goldenFileInto?: Map<string, Uint8Array>;
 }
+
+const typed = (t: NumericTensor): TypedTensor => ({ name: t.name, datatype: t.datatype, shape: t.shape, data: typedArrayFor(t.datatype, t.values) });
 
 export async function assignmentFor(opts: AssignmentOptions): Promise<ModelAssignment> {
   const sig = readSignature(decodeModel(opts.bytes));
@@ -58,6 +77,14 @@ export async function assignmentFor(opts: AssignmentOptions): Promise<ModelAssig
     ...t,
     values: t.values.map((v) => v + (opts.goldenOffset ?? 0)),
   }));
+  const tolerance = { atol: 1e-4 };
+  let golden: Golden = { inputs: inputs.map(encodeTensor), outputs: outputs.map(encodeTensor), tolerance };
+  if (opts.goldenFileInto) {
+    const file = encodeGoldenFile({ inputs: inputs.map(typed), outputs: outputs.map(typed) });
+    const sha256 = sha256Of(file);
+    opts.goldenFileInto.set(sha256, file);
+    golden = { inputs: [], outputs: [], tolerance, ref: { sha256, size: file.byteLength } };
+  }
   const manifest: Manifest = {
     v: 1,
     model: opts.name,
@@ -67,7 +94,7 @@ export async function assignmentFor(opts: AssignmentOptions): Promise<ModelAssig
     size: opts.bytes.byteLength,
     inputs: sig.inputs,
     outputs: sig.outputs,
-    golden: { inputs: inputs.map(encodeTensor), outputs: outputs.map(encodeTensor), tolerance: { atol: 1e-4 } },
+    golden,
     createdAt: new Date(0).toISOString(),
   };
   return { ...(opts.rolloutId ? { rolloutId: opts.rolloutId } : {}), manifest: signManifest(manifest, opts.privateKeyPem) };

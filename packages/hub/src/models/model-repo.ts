@@ -34,7 +34,13 @@ export function createModelRepo(db: Db) {
   const one = db.prepare('SELECT * FROM model_versions WHERE model = ? AND version = ?');
   const ofModel = db.prepare('SELECT * FROM model_versions WHERE model = ? ORDER BY created_at, rowid');
   const models = db.prepare('SELECT m.name, v.version FROM models m JOIN model_versions v ON v.model = m.name ORDER BY m.name, v.created_at, v.rowid');
-  const bySha = db.prepare('SELECT count(*) FROM model_versions WHERE sha256 = ?').pluck();
+  const assignedTo = db.prepare(`
+    SELECT v.* FROM model_versions v
+    WHERE v.model = ? AND v.version = ? AND EXISTS (
+      SELECT 1 FROM rollouts r JOIN rollout_devices rd ON rd.rollout_id = r.id
+      WHERE r.model = v.model AND r.version = v.version AND rd.device_id = ?)`);
+  // A manifest names every artifact it needs (model, transfer copy, golden file) by its hex digest.
+  const bySha = db.prepare('SELECT count(*) FROM model_versions WHERE sha256 = ? OR manifest LIKE ?').pluck();
 
   return {
     insert(v: ModelVersion): void {
@@ -57,8 +63,14 @@ export function createModelRepo(db: Db) {
       }
       return [...byName].map(([name, versions]) => ({ name, versions, latest: versions[versions.length - 1]! }));
     },
+    /** The version, only when some rollout assigned it to this device (artifact access). */
+    assignedTo(deviceId: string, name: string, version: string): ModelVersion | undefined {
+      const row = assignedTo.get(name, version, deviceId) as VersionRow | undefined;
+      return row && toVersion(row);
+    },
+    /** True when some stored version's file or manifest (golden file, transfer copy) uses this artifact. */
     isReferenced(sha256: string): boolean {
-      return (bySha.get(sha256) as number) > 0;
+      return (bySha.get(sha256, `%${sha256}%`) as number) > 0;
     },
   };
 }

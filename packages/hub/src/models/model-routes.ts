@@ -1,21 +1,25 @@
 import { ApiError, ModelList, ModelName, ModelVersion, VersionName } from '@edgefleet/shared';
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { OperatorRole } from '@edgefleet/shared';
 import type { RequireOperator } from '../auth/operator-auth.js';
 import type { ModelService } from './model-service.js';
 
 const errors = { 400: ApiError, 401: ApiError, 404: ApiError, 409: ApiError, 413: ApiError };
 
-export const modelRoutes: FastifyPluginAsyncTypebox<{ service: ModelService; requireOperator: RequireOperator; maxModelBytes: number }> = async (
+export const modelRoutes: FastifyPluginAsyncTypebox<{ service: ModelService; requireRole: (role: OperatorRole) => RequireOperator; maxModelBytes: number }> = async (
   app,
   opts,
 ) => {
   const { service } = opts;
-  app.addHook('onRequest', opts.requireOperator);
+  // Uploads need the operator role, reads the viewer role.
+  const viewer = opts.requireRole('viewer');
+  const operator = opts.requireRole('operator');
   app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: opts.maxModelBytes }, (_req, body, done) => done(null, body));
 
   app.post(
     '/api/v1/models/:name/versions',
     {
+      onRequest: operator,
       bodyLimit: opts.maxModelBytes,
       schema: {
         params: Type.Object({ name: ModelName }),
@@ -30,17 +34,17 @@ export const modelRoutes: FastifyPluginAsyncTypebox<{ service: ModelService; req
     },
   );
 
-  app.get('/api/v1/models', { schema: { response: { 200: ModelList, ...errors } } }, async () => ({ models: service.list() }));
+  app.get('/api/v1/models', { onRequest: viewer, schema: { response: { 200: ModelList, ...errors } } }, async () => ({ models: service.list() }));
 
   app.get(
     '/api/v1/models/:name/versions',
-    { schema: { params: Type.Object({ name: Type.String() }), response: { 200: Type.Object({ versions: Type.Array(ModelVersion) }), ...errors } } },
+    { onRequest: viewer, schema: { params: Type.Object({ name: Type.String() }), response: { 200: Type.Object({ versions: Type.Array(ModelVersion) }), ...errors } } },
     async (req) => ({ versions: service.versions(req.params.name) }),
   );
 
   app.get(
     '/api/v1/models/:name/versions/:version',
-    { schema: { params: Type.Object({ name: Type.String(), version: Type.String() }), response: { 200: ModelVersion, ...errors } } },
+    { onRequest: viewer, schema: { params: Type.Object({ name: Type.String(), version: Type.String() }), response: { 200: ModelVersion, ...errors } } },
     async (req) => service.get(req.params.name, req.params.version),
   );
 };

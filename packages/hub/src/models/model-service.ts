@@ -1,12 +1,32 @@
-import { DEFAULT_TOLERANCE, EdgefleetError, signManifest, type Manifest, type ModelVersion } from '@edgefleet/shared';
+import type { ResourceLimits } from 'node:worker_threads';
+import {
+  DEFAULT_TOLERANCE,
+  EdgefleetError,
+  encodeGoldenFile,
+  encodeTypedTensor,
+  needsGoldenFile,
+  signManifest,
+  type Golden,
+  type Manifest,
+  type ModelVersion,
+} from '@edgefleet/shared';
 import { decodeModel, readSignature } from '@edgefleet/shared/onnx';
 import type { Logger } from 'pino';
 import type { ArtifactStore } from './artifact-store.js';
-import { checkModel } from './model-checker.js';
+import { checkModel, type CheckResult } from './model-checker.js';
 import type { ModelRepo } from './model-repo.js';
 
 /** Model registry: validate an upload (decode, load and run in onnxruntime), store it content-addressed, sign its manifest. */
-export function createModelService(deps: { repo: ModelRepo; artifacts: ArtifactStore; privateKeyPem: string; log: Logger }) {
+export interface ModelServiceDeps {
+  repo: ModelRepo;
+  artifacts: ArtifactStore;
+  privateKeyPem: string;
+  log: Logger;
+  /** The check worker's heap limits (default MODEL_CHECK_LIMITS). */
+  checkLimits?: ResourceLimits;
+}
+
+export function createModelService(deps: ModelServiceDeps) {
   const { repo, artifacts, log } = deps;
   const inflight = new Set<string>();
 
@@ -15,11 +35,24 @@ export function createModelService(deps: { repo: ModelRepo; artifacts: ArtifactS
       const signature = readSignature(decodeModel(bytes));
       if (signature.inputs.length === 0) throw new Error('the graph declares no inputs');
       if (signature.outputs.length === 0) throw new Error('the graph declares no outputs');
-      const golden = await checkModel(bytes, signature.inputs);
+      const golden = await checkModel(bytes, signature.inputs, deps.checkLimits);
       return { signature, golden };
     } catch (err) {
       throw new EdgefleetError('INVALID_MODEL', `invalid model: ${(err as Error).message}`, { cause: err });
     }
+  }
+
+  /**
+   * Small golden tensors go inline; when any is over GOLDEN_INLINE_MAX_BYTES they all go in one
+   * content-addressed golden file that the manifest references, so manifests stay small.
+   */
+  async function goldenFor(golden: CheckResult): Promise<{ field: Golden; fileSha256?: string }> {
+    const tolerance = DEFAULT_TOLERANCE;
+    if (!needsGoldenFile([...golden.inputs, ...golden.outputs])) {
+      return { field: { inputs: golden.inputs.map(encodeTypedTensor), outputs: golden.outputs.map(encodeTypedTensor), tolerance } };
+    }
+    const file = await artifacts.put(encodeGoldenFile(golden));
+    return { field: { inputs: [], outputs: [], tolerance, ref: { sha256: file.sha256, size: file.size } }, fileSha256: file.sha256 };
   }
 
   return {
@@ -32,6 +65,7 @@ export function createModelService(deps: { repo: ModelRepo; artifacts: ArtifactS
         const { signature, golden } = await validate(bytes);
         const createdAt = new Date().toISOString();
         const stored = await artifacts.put(bytes);
+        const goldenField = await goldenFor(golden);
         const manifest: Manifest = {
           v: 1,
           model: name,
@@ -41,7 +75,7 @@ export function createModelService(deps: { repo: ModelRepo; artifacts: ArtifactS
           size: stored.size,
           inputs: signature.inputs,
           outputs: signature.outputs,
-          golden: { inputs: golden.inputs, outputs: golden.outputs, tolerance: DEFAULT_TOLERANCE },
+          golden: goldenField.field,
           createdAt,
         };
         const entry: ModelVersion = {
@@ -57,10 +91,12 @@ export function createModelService(deps: { repo: ModelRepo; artifacts: ArtifactS
         try {
           repo.insert(entry);
         } catch (err) {
-          if (!repo.isReferenced(stored.sha256)) await artifacts.remove(stored.sha256);
+          for (const sha of [stored.sha256, goldenField.fileSha256]) {
+            if (sha && !repo.isReferenced(sha)) await artifacts.remove(sha);
+          }
           throw err;
         }
-        log.info({ model: name, version, sha256: stored.sha256, size: stored.size }, 'model version stored');
+        log.info({ model: name, version, sha256: stored.sha256, size: stored.size, goldenFile: goldenField.fileSha256 }, 'model version stored');
         return entry;
       } finally {
         inflight.delete(key);

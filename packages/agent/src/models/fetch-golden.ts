@@ -1,0 +1,53 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { decodeGoldenFile, decodeTypedTensor, EdgefleetError, type Manifest, type Tolerance, type TypedTensor } from '@edgefleet/shared';
+import type { Downloader } from './download.js';
+import { artifactUrl } from './fetch-model.js';
+import { ensureModelsDir, modelsDir, partPath, removeFile } from './model-files.js';
+
+export interface GoldenVector {
+  inputs: TypedTensor[];
+  outputs: TypedTensor[];
+  tolerance: Tolerance;
+}
+
+export interface FetchGoldenOptions {
+  stateDir: string;
+  apiUrl: string;
+  auth: { username: string; password: string };
+  download: Downloader;
+  signal?: AbortSignal;
+}
+
+/**
+ * The manifest's golden vector as typed tensors. Inline tensors are decoded; a `golden.ref` file is
+ * downloaded like a model (device credentials, Range resume, size and sha256 checked against the
+ * signed manifest), read, and deleted: it is needed only for this health check.
+ */
+export async function fetchGolden(manifest: Manifest, opts: FetchGoldenOptions): Promise<GoldenVector> {
+  const { golden } = manifest;
+  const ref = golden.ref;
+  if (!ref) return { inputs: golden.inputs.map(decodeTypedTensor), outputs: golden.outputs.map(decodeTypedTensor), tolerance: golden.tolerance };
+  await ensureModelsDir(opts.stateDir);
+  const path = join(modelsDir(opts.stateDir), `${ref.sha256}.golden`);
+  try {
+    await opts.download({
+      url: artifactUrl(opts.apiUrl, ref.sha256),
+      partPath: partPath(opts.stateDir, ref.sha256),
+      finalPath: path,
+      sha256: ref.sha256,
+      size: ref.size,
+      auth: opts.auth,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+    let tensors;
+    try {
+      tensors = decodeGoldenFile(await readFile(path));
+    } catch (err) {
+      throw new EdgefleetError('INVALID_MODEL', `golden file ${ref.sha256} of ${manifest.model}@${manifest.version} is unusable: ${(err as Error).message}`);
+    }
+    return { ...tensors, tolerance: golden.tolerance };
+  } finally {
+    await removeFile(path);
+  }
+}

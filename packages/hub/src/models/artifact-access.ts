@@ -1,0 +1,31 @@
+import type { DesiredMessage, InstalledModel, Manifest } from '@edgefleet/shared';
+
+/** Every artifact a manifest needs: the model file, its compressed transfer copy, its golden file. */
+export function artifactsOfManifest(m: Manifest): string[] {
+  return [m.sha256, ...(m.transfer ? [m.transfer.sha256] : []), ...(m.golden.ref ? [m.golden.ref.sha256] : [])];
+}
+
+export interface ArtifactAccessSources {
+  desired(deviceId: string): DesiredMessage | undefined;
+  /** The models the device last reported installed (its active version and the one kept before it). */
+  reportedModels(deviceId: string): readonly InstalledModel[];
+  /** The manifest of a model version, only when a rollout assigned that version to this device. */
+  assignedManifest(deviceId: string, model: string, version: string): Manifest | undefined;
+}
+
+/**
+ * Which artifacts a device may download: those of its current desired manifests, and those of the
+ * versions it reports installed that the hub itself once assigned to it (the previous version a
+ * rollback goes back to). A reported model alone grants nothing: `reported` is the device's word,
+ * and a digest learnt elsewhere must not open a model the hub never gave this device.
+ */
+export function mayDownload(src: ArtifactAccessSources, deviceId: string, sha256: string): boolean {
+  for (const a of src.desired(deviceId)?.models ?? []) {
+    if (artifactsOfManifest(a.manifest.manifest).includes(sha256)) return true;
+  }
+  for (const m of src.reportedModels(deviceId)) {
+    const manifest = src.assignedManifest(deviceId, m.name, m.version);
+    if (manifest && manifest.sha256 === m.sha256 && artifactsOfManifest(manifest).includes(sha256)) return true;
+  }
+  return false;
+}
