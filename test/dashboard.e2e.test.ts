@@ -47,6 +47,11 @@ describe.skipIf(!hasTool('chromium', 'chromium'))('dashboard in headless Chromiu
 
   it('logs in, shows the agents online, then one offline when its agent stops', async () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    // The hub's CSP must fit the dashboard: Chromium reports every blocked script, style or request.
+    const cspViolations: string[] = [];
+    page.on('console', (m) => {
+      if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text());
+    });
     await page.goto(`${hub.apiUrl}/`);
     await page.locator('input[type="password"], input[name="token"]').first().fill(hub.adminToken);
     await page.locator('form button, form input[type="submit"]').first().click();
@@ -67,5 +72,6 @@ describe.skipIf(!hasTool('chromium', 'chromium'))('dashboard in headless Chromiu
     const path = join(shots, 'dashboard.png');
     await page.screenshot({ path, fullPage: true });
     await page.close();
+    expect(cspViolations).toEqual([]);
   });
 });

@@ -20,6 +20,19 @@ export interface HubConfig {
   telemetryHistory: number;
   /** Records waiting to be written at most; past it, the broker holds PUBACKs until the queue drains. */
   ingestQueueBound: number;
+  /** Largest MQTT packet the broker accepts, bytes; a bigger one closes the connection (per-kind payload limits are lower, in shared). */
+  mqttMaxPacketBytes: number;
+  /** Start on a missing or empty hub.db although the data dir holds an earlier hub's signing key or artifacts. */
+  allowEmptyDatabase: boolean;
+  /** HTTPS and MQTTS when set: PEM files the operator provides (checked and loaded at start). */
+  tls: HubTlsFiles | undefined;
+}
+
+export interface HubTlsFiles {
+  certFile: string;
+  keyFile: string;
+  /** The CA chain handed to devices at enrollment, which they pin; absent = a publicly trusted certificate. */
+  caFile: string | undefined;
 }
 
 export const DEFAULT_CONFIG: Omit<HubConfig, 'dataDir'> = {
@@ -34,6 +47,9 @@ export const DEFAULT_CONFIG: Omit<HubConfig, 'dataDir'> = {
   maxModelBytes: 512 * 1024 * 1024,
   telemetryHistory: 1000,
   ingestQueueBound: 10_000,
+  mqttMaxPacketBytes: 1024 * 1024,
+  allowEmptyDatabase: false,
+  tls: undefined,
 };
 
 function port(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
@@ -63,6 +79,26 @@ function url(env: NodeJS.ProcessEnv, name: string): string | undefined {
   return raw.replace(/\/+$/, '');
 }
 
+/** Certificate and key come as a pair; a CA alone would hand devices a CA for a hub that serves no TLS. */
+function tlsFiles(env: NodeJS.ProcessEnv): HubTlsFiles | undefined {
+  const certFile = env.EDGEFLEET_HUB_TLS_CERT || undefined;
+  const keyFile = env.EDGEFLEET_HUB_TLS_KEY || undefined;
+  const caFile = env.EDGEFLEET_HUB_TLS_CA || undefined;
+  if (!certFile && !keyFile) {
+    if (caFile) throw new Error(`EDGEFLEET_HUB_TLS_CA="${caFile}" needs EDGEFLEET_HUB_TLS_CERT and EDGEFLEET_HUB_TLS_KEY as well`);
+    return undefined;
+  }
+  if (!certFile || !keyFile) throw new Error('EDGEFLEET_HUB_TLS_CERT and EDGEFLEET_HUB_TLS_KEY go together: expected both PEM file paths or neither');
+  return { certFile: resolve(certFile), keyFile: resolve(keyFile), caFile: caFile ? resolve(caFile) : undefined };
+}
+
+function flag(env: NodeJS.ProcessEnv, name: string): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '' || raw === '0') return false;
+  if (raw === '1') return true;
+  throw new Error(`${name}="${raw}": expected 1 (on) or 0 (off)`);
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv): HubConfig {
   return {
     dataDir: resolve(env.EDGEFLEET_HUB_DATA_DIR || './hub-data'),
@@ -77,5 +113,8 @@ export function loadConfig(env: NodeJS.ProcessEnv): HubConfig {
     maxModelBytes: positiveInt(env, 'EDGEFLEET_HUB_MAX_MODEL_BYTES', DEFAULT_CONFIG.maxModelBytes),
     telemetryHistory: positiveInt(env, 'EDGEFLEET_HUB_TELEMETRY_HISTORY', DEFAULT_CONFIG.telemetryHistory),
     ingestQueueBound: positiveInt(env, 'EDGEFLEET_HUB_INGEST_QUEUE_BOUND', DEFAULT_CONFIG.ingestQueueBound),
+    mqttMaxPacketBytes: positiveInt(env, 'EDGEFLEET_HUB_MQTT_MAX_PACKET_BYTES', DEFAULT_CONFIG.mqttMaxPacketBytes),
+    allowEmptyDatabase: flag(env, 'EDGEFLEET_HUB_ALLOW_EMPTY_DB'),
+    tls: tlsFiles(env),
   };
 }

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Compile } from 'typebox/compile';
 import { EdgefleetError, EnrollResponse } from '@edgefleet/shared';
 
-/** identity.json: what enrollment returned (device id, secret, pinned hub key, URLs), mode 0600. */
+/** identity.json: what enrollment returned (device id, secret, pinned hub key, URLs, pinned TLS CA if any), mode 0600. */
 export const IDENTITY_FILE = 'identity.json';
 
 const identityCheck = Compile(EnrollResponse);

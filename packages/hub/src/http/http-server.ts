@@ -1,9 +1,12 @@
 import { ERROR_CODES, isEdgefleetError, type ErrorCode } from '@edgefleet/shared';
 import cookie from '@fastify/cookie';
+import helmet from '@fastify/helmet';
 import swagger from '@fastify/swagger';
 import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
+import { answerClientError, frameworkErrorAnswer, MAX_PARAM_LENGTH } from './client-errors.js';
+import { securityHeaders } from './security-headers.js';
 
 function codeForStatus(status: number): ErrorCode {
   if (status === 401) return 'UNAUTHORIZED';
@@ -12,19 +15,41 @@ function codeForStatus(status: number): ErrorCode {
   if (status === 409) return 'CONFLICT';
   if (status === 413) return 'PAYLOAD_TOO_LARGE';
   if (status === 416) return 'RANGE_NOT_SATISFIABLE';
+  if (status === 414) return 'URI_TOO_LONG';
+  if (status === 431) return 'HEADERS_TOO_LARGE';
   if (status >= 400 && status < 500) return 'BAD_REQUEST';
   if (status === 503) return 'UNAVAILABLE';
   return 'INTERNAL';
 }
 
-/** Fastify with TypeBox validation, the OpenAPI generator and the one error handler: EdgefleetError codes → HTTP status, `{error, code}`. */
-export async function createHttpServer(log: Logger): Promise<FastifyInstance> {
+export interface HttpServerOptions {
+  /** HTTPS with this PEM certificate (chain) and key; plain HTTP when absent. */
+  https?: { cert: string; key: string };
+}
+
+/**
+ * Fastify with TypeBox validation, the OpenAPI generator, security headers and the one error
+ * handler: EdgefleetError codes → HTTP status, `{error, code}`. Errors raised before routing (URI
+ * or headers too long, a broken request) get the same shape.
+ */
+export async function createHttpServer(log: Logger, opts: HttpServerOptions = {}): Promise<FastifyInstance> {
   // Per-request access logs only at debug; errors are logged by the error handler.
   const httpLog = log.isLevelEnabled('debug') ? log : log.child({}, { level: 'warn' });
-  const app = Fastify({ loggerInstance: httpLog, forceCloseConnections: true })
+  const app = Fastify({
+    loggerInstance: httpLog,
+    forceCloseConnections: true,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    ...(opts.https ? { https: opts.https } : {}),
+    frameworkErrors: (err, _req, reply) => {
+      const { status, answer } = frameworkErrorAnswer(err);
+      void (reply as FastifyReply).code(status).send(answer);
+    },
+    clientErrorHandler: answerClientError,
+  })
     .setValidatorCompiler(TypeBoxValidatorCompiler)
     .withTypeProvider<TypeBoxTypeProvider>();
 
+  await app.register(helmet, securityHeaders(opts.https !== undefined));
   await app.register(cookie);
   await app.register(swagger, {
     openapi: {

@@ -28,5 +28,10 @@ export const EnrollResponse = Type.Object({
   hubPublicKey: Type.String(),
   brokerUrl: Type.String(),
   apiUrl: Type.String(),
+  /**
+   * PEM chain of the CA that signed the hub's TLS certificate, when the hub uses a private CA. The
+   * agent pins it: HTTPS and MQTTS to the hub trust this CA and nothing else.
+   */
+  hubCaPem: Type.Optional(Type.String({ minLength: 1, maxLength: 64 * 1024 })),
 });
 export type EnrollResponse = Static<typeof EnrollResponse>;
