@@ -4,7 +4,7 @@ import type { CmdMessage, ReportedMessage } from '@edgefleet/shared';
 import type { Logger } from 'pino';
 import type { RunConfig } from './config.js';
 import { createDeploymentRunner, type DeploymentRunner } from './deployment/runner.js';
-import { restoreActiveModels } from './deployment/restore.js';
+import { rebuildFromModelFiles, restoreActiveModels } from './deployment/restore.js';
 import { createHubLink, type HubLink } from './hub-link/hub-link.js';
 import { createModelRuntime, type PooledModelRuntime } from './inference/model-runtime.js';
 import { createModelTable } from './inference/model-table.js';
@@ -13,9 +13,11 @@ import { createLocalApi } from './local-api/local-api.js';
 import { createDownloader } from './models/download.js';
 import { ensureModelsDir } from './models/model-files.js';
 import { createAgentStore, type AgentStore } from './store/agent-store.js';
-import { readIdentity } from './store/identity-file.js';
+import { identityPath, readIdentity } from './store/identity-file.js';
+import { lockStateDir } from './store/state-lock.js';
 import { gatherCapabilities } from './telemetry/capabilities.js';
 import { createTelemetry } from './telemetry/telemetry.js';
+import { checkPinnedEndpoints } from './tls/pinned-ca.js';
 
 export type { RunConfig } from './config.js';
 
@@ -33,6 +35,8 @@ export interface Agent {
 export interface AgentProcess {
   /** Resident set size of this process in bytes, for telemetry. */
   rss: () => number;
+  /** This process's id, named in the state directory's lock. */
+  pid: number;
 }
 
 /** Composition root: store → runtime → model table → local API → telemetry → deployment → hub link. */
@@ -47,11 +51,23 @@ export function createAgent(config: RunConfig, logger: Logger, proc: AgentProces
 
   async function start(): Promise<void> {
     const identity = await readIdentity(config.stateDir);
+    checkPinnedEndpoints(identity, identityPath(config.stateDir));
+    // Before anything is written: two agents on one state directory would fight over its files.
+    const lock = lockStateDir(config.stateDir, proc.pid);
+    started('state lock', () => lock.release());
     await ensureModelsDir(config.stateDir);
 
-    const store: AgentStore = createAgentStore({ path: join(config.stateDir, 'agent.db'), logger });
+    const { maxBytes, maxAgeMs, drainPerSecond, maxInFlight } = config.outbox ?? {};
+    const store: AgentStore = createAgentStore({
+      path: join(config.stateDir, 'agent.db'),
+      logger,
+      outbox: { ...(maxBytes === undefined ? {} : { maxBytes }), ...(maxAgeMs === undefined ? {} : { maxAgeMs }) },
+    });
     store.start();
     started('store', () => store.stop());
+    if (store.isFresh()) {
+      await rebuildFromModelFiles({ stateDir: config.stateDir, hubPublicKey: identity.hubPublicKey, store, logger });
+    }
 
     const runtime: PooledModelRuntime = createModelRuntime({
       ...(config.workers === undefined ? {} : { workers: config.workers }),
@@ -109,7 +125,7 @@ export function createAgent(config: RunConfig, logger: Logger, proc: AgentProces
       store,
       runtime,
       table,
-      download: createDownloader({ logger }),
+      download: createDownloader({ logger, ca: identity.hubCaPem }),
       publishEvent: (event) => hubLink?.publishRecord('events', event),
       onStateChange: () => hubLink?.publishReported(),
       logger,
@@ -125,8 +141,10 @@ export function createAgent(config: RunConfig, logger: Logger, proc: AgentProces
       brokerUrl: identity.brokerUrl,
       deviceId: identity.deviceId,
       secret: identity.secret,
+      ca: identity.hubCaPem,
       logger,
-      nextSeq: () => store.nextSeq(),
+      outbox: store.outbox(),
+      drain: { ...(drainPerSecond === undefined ? {} : { perSecond: drainPerSecond }), ...(maxInFlight === undefined ? {} : { maxInFlight }) },
       reported,
       onDesired: (desired) => runner.submit(desired),
       onCmd,

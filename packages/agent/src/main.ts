@@ -36,7 +36,7 @@ async function run(config: RunConfig): Promise<void> {
   const logger = createLogger(config.logLevel);
   // Loaded only for `run`: enrolling needs neither onnxruntime nor SQLite.
   const { createAgent, AGENT_VERSION } = await import('./agent.js');
-  const agent = createAgent(config, logger, { rss: () => process.memoryUsage.rss() });
+  const agent = createAgent(config, logger, { rss: () => process.memoryUsage.rss(), pid: process.pid });
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;

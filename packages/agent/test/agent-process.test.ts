@@ -1,3 +1,6 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -35,6 +38,17 @@ describe('edgefleet-agent run', () => {
   let notify: Awaited<ReturnType<typeof startNotifySocket>>;
   let agent: RunningProcess;
   const socketPath = () => join(dir.path, 'agent.sock');
+
+  function infer() {
+    const [input] = goldenInputs(readSignature(decodeModel(model)).inputs);
+    return unixRequest(
+      socketPath(),
+      'POST',
+      '/v2/models/clf/infer',
+      JSON.stringify({ inputs: [{ name: input!.name, shape: input!.shape, datatype: input!.datatype, data: input!.values }] }),
+      { 'content-type': 'application/json' },
+    );
+  }
 
   function startAgent(): RunningProcess {
     return startProcess('agent', [AGENT_MAIN, 'run', '--state-dir', dir.path, '--socket', socketPath()], {
@@ -93,15 +107,7 @@ describe('edgefleet-agent run', () => {
       () => seen.find((s) => s.topic.endsWith('/reported') && s.body.desiredVersion === 1 && JSON.stringify(s.body.models).includes('"active":true')),
       'reported with the active model',
     );
-    const [input] = goldenInputs(readSignature(decodeModel(model)).inputs);
-    const res = await unixRequest(
-      socketPath(),
-      'POST',
-      '/v2/models/clf/infer',
-      JSON.stringify({ inputs: [{ name: input!.name, shape: input!.shape, datatype: input!.datatype, data: input!.values }] }),
-      { 'content-type': 'application/json' },
-    );
-    expect(res.status).toBe(200);
+    expect((await infer()).status).toBe(200);
   });
 
   it('stops on SIGTERM with exit 0 and an offline status', async () => {
@@ -117,5 +123,33 @@ describe('edgefleet-agent run', () => {
     const meta = await unixRequest(socketPath(), 'GET', '/v2/models/clf');
     expect(meta.status).toBe(200);
     expect(await agent.stop('SIGINT')).toBe(0);
+  });
+
+  it('refuses a second agent on the same state directory, naming the lock and the pid that holds it', async () => {
+    agent = startAgent();
+    await agent.waitForMsg('agent ready');
+    const second = startProcess('agent-2', [AGENT_MAIN, 'run', '--state-dir', dir.path, '--socket', join(dir.path, 'agent-2.sock')], {});
+    expect(await second.exited).toBe(1);
+    const output = second.rawOutput.join('\n');
+    expect(output).toContain(join(dir.path, 'agent.lock'));
+    expect(output).toContain(`pid ${agent.pid}`);
+    expect(existsSync(join(dir.path, 'agent-2.sock'))).toBe(false);
+    // The first agent is undisturbed.
+    expect((await infer()).status).toBe(200);
+    expect(await agent.stop()).toBe(0);
+  });
+
+  it('names a corrupt agent.db, moves it aside, and still serves its verified model while the hub is unreachable', async () => {
+    const dbPath = join(dir.path, 'agent.db');
+    await rm(`${dbPath}-wal`, { force: true });
+    await rm(`${dbPath}-shm`, { force: true });
+    await writeFile(dbPath, randomBytes(32 * 1024));
+    agent = startAgent();
+    const named = await agent.waitForLine((l) => l.level === 50 && String(l.msg).includes(dbPath), 30_000, 'an error naming agent.db');
+    expect(existsSync(String(named.movedTo))).toBe(true);
+    await agent.waitForLine((l) => l.msg === 'model active' && l.model === 'clf', 30_000, 'model active from its kept manifest');
+    await agent.waitForMsg('agent ready');
+    expect((await infer()).status).toBe(200);
+    expect(await agent.stop()).toBe(0);
   });
 });

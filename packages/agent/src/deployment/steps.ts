@@ -8,9 +8,11 @@ import {
 } from '@edgefleet/shared';
 import type { Logger } from 'pino';
 import type { LoadedModel, ModelRuntime, ModelTable } from '../inference/types.js';
+import { isNoSpaceError } from '../models/disk-space.js';
 import type { Downloader } from '../models/download.js';
 import { fetchModelFile } from '../models/fetch-model.js';
-import { modelPath, removeFile } from '../models/model-files.js';
+import { fetchGolden } from '../models/fetch-golden.js';
+import { modelPath, removeFile, writeManifestSidecar } from '../models/model-files.js';
 import type { AgentStore } from '../store/agent-store.js';
 import { checkGolden } from './health-check.js';
 import type { Step } from './reconcile.js';
@@ -30,6 +32,8 @@ export interface StepContext {
   publishEvent: (event: DeploymentEventBody) => void;
   logger: Logger;
   signal: AbortSignal;
+  /** Free bytes a download must leave on the disk (default in fetch-model). */
+  diskReserveBytes?: number;
 }
 
 export interface StepFailure {
@@ -41,11 +45,12 @@ export interface StepFailure {
   aborted?: boolean;
 }
 
-const RETRYABLE: ReadonlySet<ErrorCode> = new Set(['UNAVAILABLE', 'RANGE_NOT_SATISFIABLE', 'INTERNAL']);
+// DISK_FULL is worth retrying: space comes back when logs rotate or an operator cleans up.
+const RETRYABLE: ReadonlySet<ErrorCode> = new Set(['UNAVAILABLE', 'RANGE_NOT_SATISFIABLE', 'INTERNAL', 'DISK_FULL', 'STORAGE_ERROR']);
 const PROGRESS_STEP = 0.1;
 
 function failureOf(err: unknown): StepFailure {
-  const code: ErrorCode = isEdgefleetError(err) ? err.code : 'INTERNAL';
+  const code: ErrorCode = isEdgefleetError(err) ? err.code : isNoSpaceError(err) ? 'DISK_FULL' : 'INTERNAL';
   return { code, message: (err as Error).message ?? String(err), retryable: RETRYABLE.has(code) };
 }
 
@@ -96,6 +101,7 @@ export async function runInstall(ctx: StepContext, step: Extract<Step, { kind: '
       auth: ctx.auth,
       download: ctx.download,
       signal: ctx.signal,
+      ...(ctx.diskReserveBytes === undefined ? {} : { diskReserveBytes: ctx.diskReserveBytes }),
       onProgress: (p) => {
         if (p - lastProgress >= PROGRESS_STEP || (p === 1 && lastProgress < 1)) {
           lastProgress = p;
@@ -110,6 +116,8 @@ export async function runInstall(ctx: StepContext, step: Extract<Step, { kind: '
     });
     // fetchModelFile returns only a file with the manifest's sha256 and size.
     ctx.store.putModel({ name, version, sha256, profile: manifest.profile, path, manifest });
+    // Before loading: a golden file that cannot be fetched yet is a retryable failure, not a bad model.
+    const golden = await fetchGolden(manifest, { stateDir: ctx.stateDir, apiUrl: ctx.apiUrl, auth: ctx.auth, download: ctx.download, signal: ctx.signal });
 
     emit('loading');
     fileIsBad = true; // from here a failure means the artifact itself is unusable
@@ -122,13 +130,17 @@ export async function runInstall(ctx: StepContext, step: Extract<Step, { kind: '
     }
 
     emit('health-check');
-    const check = await checkGolden(loaded, manifest.golden);
+    const check = await checkGolden(loaded, golden);
     if (!check.ok) throw new EdgefleetError('INVALID_MODEL', `golden vector check of ${name}@${version} failed: ${check.reason ?? 'outputs differ'}`);
     fileIsBad = false;
 
     const previous = ctx.table.activate(loaded);
     loaded = undefined;
     ctx.store.setActive(name, version);
+    // Beside the file, so a lost agent.db does not take the verified model with it (restore.ts).
+    await writeManifestSidecar(ctx.stateDir, { activatedAt: Date.now(), signed: step.assignment.manifest }).catch((err: Error) =>
+      ctx.logger.warn({ model: name, version, err: err.message }, 'could not keep the signed manifest beside the model file'),
+    );
     ctx.store.clearFailure(name, sha256);
     ctx.logger.info({ model: name, version, sha256, worst: check.worst }, 'model active');
     emit('active');

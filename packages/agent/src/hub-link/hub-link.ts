@@ -1,6 +1,7 @@
 import { connect, type MqttClient } from 'mqtt';
 import {
   decodeMessage,
+  isEdgefleetError,
   deviceTopic,
   encodeMessage,
   type CmdMessage,
@@ -9,40 +10,63 @@ import {
   type ReportedMessage,
 } from '@edgefleet/shared';
 import type { Logger } from 'pino';
-import { Outbox } from './outbox.js';
+import type { RecordOutbox } from '../store/outbox-store.js';
+import { TokenBucket } from './drain-rate.js';
+import { SendQueue } from './outbox.js';
 
-/** Record kinds: each carries the envelope {v, seq, ts} the link adds. */
+/** Record kinds: each carries the envelope {v, epoch, seq, ts} the link adds. */
 export type RecordKind = 'telemetry' | 'events' | 'drift' | 'cmd/result';
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
-export type RecordBody<K extends RecordKind> = DistributiveOmit<MessageOf<K>, 'v' | 'seq' | 'ts'>;
+export type RecordBody<K extends RecordKind> = DistributiveOmit<MessageOf<K>, 'v' | 'epoch' | 'seq' | 'ts'>;
 
 export interface HubLinkOptions {
   brokerUrl: string;
   deviceId: string;
   secret: string;
+  /** The hub's pinned CA (PEM) for mqtts://: the broker's certificate must chain to it, no other root counts. */
+  ca?: string | undefined;
   logger: Logger;
-  nextSeq: () => number;
+  /** Where records wait, on disk, until the hub acknowledges them; it issues their epoch and seq. */
+  outbox: RecordOutbox;
   /** The current `reported` document, published (retained) on every connect and on demand. */
   reported: () => ReportedMessage;
   onDesired: (desired: DesiredMessage) => void;
   onCmd?: (cmd: CmdMessage) => void;
   /** Reconnect back-off: starts at minMs, doubles per failed attempt, capped at maxMs. */
   reconnect?: { minMs: number; maxMs: number };
-  outboxCapacity?: number;
+  /** How fast stored records go out after a reconnect, so a long outage's backlog does not flood the hub. */
+  drain?: Partial<DrainLimits>;
   now?: () => number;
 }
 
+export interface DrainLimits {
+  /** Records published and not yet acknowledged. */
+  maxInFlight: number;
+  /** Records published per second, on average; bursts up to maxInFlight. */
+  perSecond: number;
+}
+
+/** 100/s drains a 2-hour outage at 1 s telemetry (7,200 records) in about 72 s. */
+export const DRAIN_LIMITS: DrainLimits = { maxInFlight: 64, perSecond: 100 };
+
 export interface HubLinkStats {
   connected: boolean;
+  /** Records stored on disk and not yet acknowledged by the hub, and their bytes. */
   queued: number;
+  queuedBytes: number;
+  inFlight: number;
+  /** Records dropped by the outbox's byte or age bound since agent.db was made. */
   dropped: number;
+  /** Records refused since start because they could not be stored or were invalid. */
+  refused: number;
   invalidMessages: number;
 }
 
 export interface HubLink {
   start(): void;
-  /** Publishes `status` offline (when connected) and disconnects. */
+  /** Publishes `status` offline (when connected) and disconnects; stored records stay for the next start. */
   stop(): Promise<void>;
+  /** Stores the record (committed) and sends it when the hub is reachable; a record that cannot be stored is logged and counted, not sent. */
   publishRecord<K extends RecordKind>(kind: K, body: RecordBody<K>): void;
   publishReported(): void;
   stats(): HubLinkStats;
@@ -50,7 +74,6 @@ export interface HubLink {
   connected(): Promise<void>;
 }
 
-const MAX_IN_FLIGHT = 64;
 const STOP_PUBLISH_TIMEOUT_MS = 2000;
 
 /** Resolves with the promise's value, or undefined once STOP_PUBLISH_TIMEOUT_MS has passed. */
@@ -71,7 +94,9 @@ export function createHubLink(opts: HubLinkOptions): HubLink {
   const log = opts.logger.child({ module: 'hub-link' });
   const now = opts.now ?? Date.now;
   const backoff = opts.reconnect ?? { minMs: 1000, maxMs: 30_000 };
-  const outbox = new Outbox(opts.outboxCapacity ?? 1000);
+  const limits: DrainLimits = { ...DRAIN_LIMITS, ...opts.drain };
+  const store = opts.outbox;
+  const queue = new SendQueue(store);
   const topic = (kind: Parameters<typeof deviceTopic>[1]) => deviceTopic(opts.deviceId, kind);
   const desiredTopic = topic('desired');
   const cmdTopic = topic('cmd');
@@ -80,21 +105,42 @@ export function createHubLink(opts: HubLinkOptions): HubLink {
   let failures = 0;
   let reconnectTimer: NodeJS.Timeout | undefined;
   let invalidMessages = 0;
+  let refused = 0;
   let connectWaiters: Array<() => void> = [];
+  const rate = new TokenBucket(limits.maxInFlight, limits.perSecond, now);
+  let drainTimer: NodeJS.Timeout | undefined;
+  let flushScheduled = false;
+
+  /** Acknowledged records are deleted in batches: one commit per turn of the event loop, not per PUBACK. */
+  function scheduleFlush(): void {
+    if (flushScheduled) return;
+    flushScheduled = true;
+    setImmediate(() => {
+      flushScheduled = false;
+      queue.flush();
+    });
+  }
 
   function drain(): void {
     const c = client;
-    if (!c?.connected) return;
-    while (outbox.inFlightCount < MAX_IN_FLIGHT) {
-      const record = outbox.take();
-      if (!record) return;
+    if (!c?.connected || drainTimer) return;
+    while (queue.inFlightCount < limits.maxInFlight && queue.hasNext()) {
+      if (!rate.take()) {
+        drainTimer = setTimeout(() => {
+          drainTimer = undefined;
+          drain();
+        }, rate.waitMs());
+        return;
+      }
+      const record = queue.take()!;
       c.publish(record.topic, record.payload, { qos: 1 }, (err) => {
         if (err) {
-          // Stays in flight; the close that follows puts it back in the queue.
+          // Stays in flight; the close that follows sends it again.
           log.debug({ seq: record.seq, err: err.message }, 'record publish not acknowledged');
           return;
         }
-        outbox.acked(record.seq);
+        queue.acked(record.seq);
+        scheduleFlush();
         drain();
       });
     }
@@ -140,7 +186,7 @@ export function createHubLink(opts: HubLinkOptions): HubLink {
 
   function onConnect(): void {
     failures = 0;
-    log.info({ brokerUrl: opts.brokerUrl, queued: outbox.size, dropped: outbox.dropped }, 'connected to hub');
+    log.info({ brokerUrl: opts.brokerUrl, epoch: store.epoch, ...store.stats() }, 'connected to hub');
     publishState('status', encodeMessage('status', { state: 'online', ts: now() }));
     publishReported();
     client?.subscribe([desiredTopic, cmdTopic], { qos: 1 }, (err, granted) => {
@@ -157,7 +203,9 @@ export function createHubLink(opts: HubLinkOptions): HubLink {
   }
 
   function onClose(): void {
-    outbox.requeueInFlight();
+    if (drainTimer) clearTimeout(drainTimer);
+    drainTimer = undefined;
+    queue.rewind();
     if (!started || reconnectTimer) return;
     const wait = Math.min(backoff.maxMs, backoff.minMs * 2 ** failures) * (0.8 + Math.random() * 0.4);
     failures++;
@@ -182,6 +230,7 @@ export function createHubLink(opts: HubLinkOptions): HubLink {
         connectTimeout: 10_000,
         reconnectPeriod: 0, // reconnects are ours, with growing back-off
         will: { topic: topic('status'), payload: encodeMessage('status', { state: 'offline' }), qos: 1, retain: true },
+        ...(opts.ca ? { ca: opts.ca, rejectUnauthorized: true } : {}),
       });
       client.on('connect', onConnect);
       client.on('close', onClose);
@@ -194,6 +243,8 @@ export function createHubLink(opts: HubLinkOptions): HubLink {
       started = false;
       if (reconnectTimer) clearTimeout(reconnectTimer);
       reconnectTimer = undefined;
+      if (drainTimer) clearTimeout(drainTimer);
+      drainTimer = undefined;
       const c = client;
       client = undefined;
       if (!c) return;
@@ -206,25 +257,40 @@ export function createHubLink(opts: HubLinkOptions): HubLink {
       } else {
         await c.endAsync(true);
       }
-      log.info({ queued: outbox.size, dropped: outbox.dropped }, 'hub link stopped');
+      queue.flush();
+      log.info(store.stats(), 'hub link stopped');
     },
 
     publishRecord(kind, body) {
-      const record = { v: 1 as const, seq: opts.nextSeq(), ts: now(), ...body } as MessageOf<typeof kind>;
-      let payload: Buffer;
+      let stored;
       try {
-        payload = encodeMessage(kind, record);
+        stored = store.append(topic(kind), (seq) =>
+          encodeMessage(kind, { v: 1, epoch: store.epoch, seq, ts: now(), ...body } as MessageOf<typeof kind>),
+        );
       } catch (err) {
-        log.error({ kind, err: (err as Error).message }, 'refusing to publish an invalid record');
+        refused++;
+        const what = isEdgefleetError(err) && (err.code === 'DISK_FULL' || err.code === 'STORAGE_ERROR') ? 'record could not be stored; it is lost' : 'refusing to publish an invalid record';
+        log.error({ kind, refused, code: isEdgefleetError(err) ? err.code : undefined, err: (err as Error).message }, what);
         return;
       }
-      outbox.push({ seq: record.seq, topic: topic(kind), payload });
+      queue.appended(stored);
       drain();
     },
 
     publishReported,
 
-    stats: () => ({ connected: client?.connected ?? false, queued: outbox.size, dropped: outbox.dropped, invalidMessages }),
+    stats() {
+      const s = store.stats();
+      return {
+        connected: client?.connected ?? false,
+        queued: s.pending,
+        queuedBytes: s.bytes,
+        inFlight: queue.inFlightCount,
+        dropped: s.evicted,
+        refused,
+        invalidMessages,
+      };
+    },
 
     connected() {
       if (client?.connected) return Promise.resolve();

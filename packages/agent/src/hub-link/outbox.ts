@@ -1,56 +1,82 @@
+import type { PendingRecord, RecordOutbox } from '../store/outbox-store.js';
+
+/** How many stored records one read brings into memory. */
+const READ_BATCH = 256;
+
 /**
- * Records waiting for the broker, bounded in memory: when full, the oldest is dropped and counted.
- * Records stay here until PUBACK, so a connection lost mid-flight resends them (same seq: the hub
- * ignores duplicates). A disk-backed outbox is a later issue.
+ * The order in which stored records go out: oldest first, each one until PUBACK. The records
+ * themselves live on disk (RecordOutbox); this holds only a window of them and which are in flight.
+ * A connection lost mid-flight sends everything unacknowledged again from the oldest (same epoch
+ * and seq: the hub ignores what it already has).
  */
-export interface OutboxRecord {
-  seq: number;
-  topic: string;
-  payload: Buffer;
-}
+export class SendQueue {
+  private window: PendingRecord[] = [];
+  /** Highest seq read from disk into the window. */
+  private cursor = 0;
+  /** Every stored record up to the cursor has been read: new ones can join the window directly. */
+  private caughtUp = false;
+  private readonly inFlight = new Set<number>();
+  private toDelete: number[] = [];
 
-export class Outbox {
-  private readonly queued: OutboxRecord[] = [];
-  private readonly inFlight = new Map<number, OutboxRecord>();
-  dropped = 0;
-
-  constructor(private readonly capacity: number) {}
+  constructor(private readonly store: RecordOutbox) {}
 
   get inFlightCount(): number {
     return this.inFlight.size;
   }
 
-  get size(): number {
-    return this.queued.length + this.inFlight.size;
-  }
-
-  push(record: OutboxRecord): void {
-    this.queued.push(record);
-    while (this.size > this.capacity && this.queued.length > 0) {
-      this.queued.shift();
-      this.dropped++;
+  /** A record was just stored; it goes out after everything stored before it. */
+  appended(record: PendingRecord): void {
+    if (!this.caughtUp) return;
+    // Records made faster than they drain stay on disk rather than piling up here.
+    if (this.window.length >= READ_BATCH) {
+      this.caughtUp = false;
+      return;
     }
+    this.window.push(record);
+    this.cursor = record.seq;
   }
 
-  /** Takes the next record to send and marks it in flight. */
-  take(): OutboxRecord | undefined {
-    const record = this.queued.shift();
-    if (record) this.inFlight.set(record.seq, record);
+  /** Whether a record is waiting to be sent. */
+  hasNext(): boolean {
+    if (this.window.length === 0 && !this.caughtUp) this.read();
+    return this.window.length > 0;
+  }
+
+  /** The next record to send, now marked in flight. */
+  take(): PendingRecord | undefined {
+    if (!this.hasNext()) return undefined;
+    const record = this.window.shift()!;
+    this.inFlight.add(record.seq);
     return record;
   }
 
   acked(seq: number): void {
-    this.inFlight.delete(seq);
+    if (!this.inFlight.delete(seq)) return;
+    this.toDelete.push(seq);
   }
 
-  /** The connection is gone: everything in flight goes back to the front, in seq order. */
-  requeueInFlight(): void {
-    const back = [...this.inFlight.values()].sort((a, b) => a.seq - b.seq);
+  /** Deletes acknowledged records from disk, in one transaction for all that arrived since the last call. */
+  flush(): void {
+    if (this.toDelete.length === 0) return;
+    const seqs = this.toDelete;
+    this.toDelete = [];
+    this.store.remove(seqs);
+  }
+
+  /** The connection is gone: the window and everything in flight are read again from disk. */
+  rewind(): void {
+    this.flush();
     this.inFlight.clear();
-    this.queued.unshift(...back);
+    this.window = [];
+    this.cursor = 0;
+    this.caughtUp = false;
   }
 
-  isInFlight(seq: number): boolean {
-    return this.inFlight.has(seq);
+  private read(): void {
+    this.flush();
+    const rows = this.store.readAfter(this.cursor, READ_BATCH);
+    this.window = rows;
+    if (rows.length > 0) this.cursor = rows[rows.length - 1]!.seq;
+    this.caughtUp = rows.length < READ_BATCH;
   }
 }

@@ -1,13 +1,11 @@
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { Compile } from 'typebox/compile';
 import { EdgefleetError, Manifest } from '@edgefleet/shared';
 import type { Logger } from 'pino';
-import { MIGRATIONS } from './migrations.js';
-
-/** How many sequence numbers one durable write reserves; a restart skips the unused rest (gaps are fine, going back is not). */
-const SEQ_BLOCK = 100;
+import { openAgentDatabase } from './open-database.js';
+import { createRecordOutbox, OUTBOX_LIMITS, type OutboxLimits, type RecordOutbox } from './outbox-store.js';
+import { createSeqCounter, type SeqCounter } from './seq-counter.js';
+import { checkSeqMark, writeSeqMark } from './seq-mark.js';
 
 export interface InstalledModelRow {
   name: string;
@@ -35,8 +33,14 @@ export interface FailureRow {
 export interface AgentStore {
   start(): void;
   stop(): void;
-  /** The next record sequence number; strictly increasing across restarts and crashes. */
+  /** The random identity of this database file, made with it; records carry it beside their seq. */
+  epoch(): string;
+  /** True when agent.db was made at this start (it was missing, empty or corrupt): no state survived. */
+  isFresh(): boolean;
+  /** The next record sequence number; strictly increasing across restarts and crashes, never one that is not durably reserved. */
   nextSeq(): number;
+  /** Records waiting for the hub's acknowledgement, on disk. */
+  outbox(): RecordOutbox;
   desiredVersion(): number;
   setDesiredVersion(version: number): void;
   listModels(): InstalledModelRow[];
@@ -81,29 +85,20 @@ function toModelRow(r: ModelDbRow): InstalledModelRow {
   };
 }
 
-export function createAgentStore(opts: { path: string; logger: Logger; now?: () => number }): AgentStore {
+export function createAgentStore(opts: { path: string; logger: Logger; now?: () => number; outbox?: Partial<OutboxLimits> }): AgentStore {
   const log = opts.logger.child({ module: 'store' });
   const now = opts.now ?? Date.now;
   let db: Database.Database | undefined;
-  let seqNext = 0;
-  let seqLimit = 0;
+  let opened: { fresh: boolean; epoch: string; counter: SeqCounter; outbox: RecordOutbox } | undefined;
 
   function open(): Database.Database {
     if (!db) throw new EdgefleetError('UNAVAILABLE', 'agent store is not started');
     return db;
   }
 
-  function migrate(d: Database.Database): void {
-    d.exec('CREATE TABLE IF NOT EXISTS schema_migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
-    const applied = new Set(d.prepare('SELECT id FROM schema_migrations').pluck().all() as number[]);
-    for (const m of MIGRATIONS) {
-      if (applied.has(m.id)) continue;
-      d.transaction(() => {
-        d.exec(m.sql);
-        d.prepare('INSERT INTO schema_migrations (id, name, applied_at) VALUES (?, ?, ?)').run(m.id, m.name, now());
-      })();
-      log.info({ migration: m.id, name: m.name }, 'migration applied');
-    }
+  function state(): NonNullable<typeof opened> {
+    if (!opened) throw new EdgefleetError('UNAVAILABLE', 'agent store is not started');
+    return opened;
   }
 
   function metaGet(key: string): number {
@@ -132,32 +127,43 @@ export function createAgentStore(opts: { path: string; logger: Logger; now?: () 
   return {
     start() {
       if (db) return;
-      mkdirSync(dirname(opts.path), { recursive: true });
-      const d = new Database(opts.path);
-      d.pragma('journal_mode = WAL');
-      // FULL: a reserved sequence block must survive power loss, or seq could go back after a crash.
-      d.pragma('synchronous = FULL');
-      d.pragma('foreign_keys = ON');
-      migrate(d);
+      const { db: d, fresh } = openAgentDatabase(opts.path, log, now);
       db = d;
-      // Numbers below the reserved mark may have been used before a restart: never hand them out again.
-      seqNext = metaGet('seq_reserved') + 1;
-      seqLimit = seqNext - 1;
-      log.debug({ path: opts.path, seqNext }, 'store opened');
+      const epoch = checkSeqMark(d, opts.path, log);
+      const counter = createSeqCounter(d, (reserved) => writeSeqMark(opts.path, { epoch, reserved }, log));
+      const outbox = createRecordOutbox({
+        db: d,
+        path: opts.path,
+        epoch,
+        counter,
+        limits: { ...OUTBOX_LIMITS, ...opts.outbox },
+        logger: opts.logger,
+        now,
+      });
+      opened = { fresh, epoch, counter, outbox };
+      log.info({ path: opts.path, epoch, fresh, outbox: outbox.stats() }, 'store opened');
     },
 
     stop() {
       if (!db) return;
       db.close();
       db = undefined;
+      opened = undefined;
     },
 
+    epoch: () => state().epoch,
+    isFresh: () => state().fresh,
+    outbox: () => state().outbox,
+
     nextSeq() {
-      if (seqNext > seqLimit) {
-        seqLimit = seqNext + SEQ_BLOCK - 1;
-        metaSet('seq_reserved', seqLimit);
+      try {
+        return state().counter.use((seq) => seq);
+      } catch (err) {
+        if (err instanceof EdgefleetError) throw err;
+        const code = (err as { code?: unknown }).code === 'SQLITE_FULL' ? 'DISK_FULL' : 'STORAGE_ERROR';
+        log.error({ path: opts.path, err: (err as Error).message }, 'could not reserve sequence numbers');
+        throw new EdgefleetError(code, `could not reserve sequence numbers in ${opts.path}: ${(err as Error).message}`, { cause: err });
       }
-      return seqNext++;
     },
 
     desiredVersion: () => metaGet('desired_version'),

@@ -40,4 +40,28 @@ export const MIGRATIONS: ReadonlyArray<{ id: number; name: string; sql: string }
       );
     `,
   },
+  {
+    id: 2,
+    name: 'epoch-and-outbox',
+    // The epoch comes from SQLite's randomblob (ChaCha20 seeded from the OS) so this stays a plain
+    // SQL script; it runs once per database file, so a lost or replaced agent.db gets a new epoch.
+    sql: `
+      CREATE TABLE identity (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+      );
+      INSERT INTO identity (key, value) VALUES ('epoch', lower(hex(randomblob(16))));
+      INSERT INTO meta (key, value) VALUES ('outbox_evicted', 0);
+
+      CREATE TABLE outbox (
+        seq        INTEGER PRIMARY KEY,
+        epoch      TEXT NOT NULL,
+        topic      TEXT NOT NULL,
+        payload    BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        size       INTEGER NOT NULL
+      );
+      CREATE INDEX outbox_created_at ON outbox (created_at);
+    `,
+  },
 ];
