@@ -4,14 +4,19 @@
  * is bounded: past `highWater` it reports `full`, and the caller holds back its producers
  * until `onDrain` fires.
  */
-export interface IngestQueueOptions<T> {
-  /** Writes one batch in one transaction; returns per item whether it was new. Throws to fail the batch. */
-  commit: (items: readonly T[]) => boolean[];
-  /** Called after commit for each new item (side effects: events, rollout progress). */
-  afterCommit: (items: readonly T[], fresh: readonly boolean[]) => void;
+export interface IngestQueueOptions<T, R> {
+  /** Writes one batch in one transaction and says what became of it. Throws to fail the batch. */
+  commit: (items: readonly T[]) => R;
+  /** Called after commit with the batch and what `commit` returned (side effects: events, rollout progress). */
+  afterCommit: (items: readonly T[], result: R) => void;
   onError: (err: unknown, count: number) => void;
   maxBatch?: number;
   highWater?: number;
+  /**
+   * How long the first queued item waits for company before the batch commits: 0 = the next turn
+   * of the event loop. Each commit is an fsync; writes nobody waits on long can take a longer window.
+   */
+  delayMs?: number;
 }
 
 interface Pending<T> {
@@ -29,18 +34,19 @@ export interface IngestQueue<T> {
   stop(): void;
 }
 
-export function createIngestQueue<T>(opts: IngestQueueOptions<T>): IngestQueue<T> {
+export function createIngestQueue<T, R>(opts: IngestQueueOptions<T, R>): IngestQueue<T> {
   const maxBatch = opts.maxBatch ?? 500;
   const highWater = opts.highWater ?? 10_000;
   let queue: Pending<T>[] = [];
-  let scheduled: NodeJS.Immediate | null = null;
+  const delayMs = opts.delayMs ?? 0;
+  let cancelScheduled: (() => void) | null = null;
   const drainListeners: Array<() => void> = [];
   let stopped = false;
 
   function flushBatch(batch: Pending<T>[]): void {
-    let fresh: boolean[];
+    let result: R;
     try {
-      fresh = opts.commit(batch.map((p) => p.item));
+      result = opts.commit(batch.map((p) => p.item));
     } catch (err) {
       opts.onError(err, batch.length);
       const failure = err instanceof Error ? err : new Error(String(err));
@@ -49,14 +55,30 @@ export function createIngestQueue<T>(opts: IngestQueueOptions<T>): IngestQueue<T
     }
     for (const p of batch) p.done(null);
     try {
-      opts.afterCommit(batch.map((p) => p.item), fresh);
+      opts.afterCommit(batch.map((p) => p.item), result);
     } catch (err) {
       opts.onError(err, 0);
     }
   }
 
+  function schedule(): void {
+    if (cancelScheduled) return;
+    if (delayMs > 0) {
+      const timer = setTimeout(flush, delayMs);
+      cancelScheduled = () => clearTimeout(timer);
+    } else {
+      const immediate = setImmediate(flush);
+      cancelScheduled = () => clearImmediate(immediate);
+    }
+  }
+
+  function flushNow(): void {
+    cancelScheduled?.();
+    flush();
+  }
+
   function flush(): void {
-    scheduled = null;
+    cancelScheduled = null;
     while (queue.length > 0) {
       const batch = queue.slice(0, maxBatch);
       queue = queue.slice(batch.length);
@@ -69,8 +91,8 @@ export function createIngestQueue<T>(opts: IngestQueueOptions<T>): IngestQueue<T
     push(item, done) {
       if (stopped) return done(new Error('ingest queue is stopped'));
       queue.push({ item, done });
-      if (queue.length >= maxBatch) flush();
-      else scheduled ??= setImmediate(flush);
+      if (queue.length >= maxBatch) flushNow();
+      else schedule();
     },
     get length() {
       return queue.length;
@@ -81,14 +103,10 @@ export function createIngestQueue<T>(opts: IngestQueueOptions<T>): IngestQueue<T
     onDrain(listener) {
       drainListeners.push(listener);
     },
-    flush() {
-      if (scheduled) clearImmediate(scheduled);
-      flush();
-    },
+    flush: flushNow,
     stop() {
       if (stopped) return;
-      if (scheduled) clearImmediate(scheduled);
-      flush();
+      flushNow();
       stopped = true;
     },
   };

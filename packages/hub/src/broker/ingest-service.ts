@@ -1,12 +1,13 @@
-import { decodeMessage, type DeploymentEvent, type MessageOf, type TopicKind } from '@edgefleet/shared';
+import { decodeMessage, MESSAGE_SIZE_LIMITS, type DeploymentEvent, type MessageOf, type TopicKind } from '@edgefleet/shared';
 import type { Logger } from 'pino';
 import { secretMatches } from '../auth/secret-digest.js';
 import type { DeviceRepo } from '../devices/device-repo.js';
 import type { HubEventBus } from '../events/hub-event-bus.js';
-import type { DeviceRecord, RecordRepo } from '../records/record-repo.js';
+import type { BatchResult, DeviceRecord, RecordRepo } from '../records/record-repo.js';
 import type { BrokerPolicy, InboundVerdict } from './broker.js';
 import { canPublish, canSubscribe } from './device-acl.js';
 import { createIngestQueue, type IngestQueue } from './ingest-queue.js';
+import { createStateWriter } from './state-writer.js';
 
 /** What ingest tells the rollout runner about. */
 export interface DeploymentObserver {
@@ -20,12 +21,18 @@ export interface IngestCounters {
   duplicates: number;
   dropped: number;
   droppedByKind: Partial<Record<TopicKind, number>>;
+  /** Of `dropped`: payloads over their kind's size limit. */
+  tooLarge: number;
   refused: number;
   storageErrors: number;
   /** Records whose acknowledgement waited for the full write queue to drain (push-back). */
   held: number;
   /** The most records the write queue has held at once (never above its bound). */
   queuePeak: number;
+  /** Times a device's records moved to a new epoch (its agent database was lost or replaced). */
+  newEpochs: number;
+  /** Records that reused a stored (device, epoch, seq) with a different time: the device's seq went back. */
+  seqRegressions: number;
 }
 
 export interface IngestService extends BrokerPolicy {
@@ -53,42 +60,60 @@ export function createIngestService(deps: {
     duplicates: 0,
     dropped: 0,
     droppedByKind: {},
+    tooLarge: 0,
     refused: 0,
     storageErrors: 0,
     held: 0,
     queuePeak: 0,
+    newEpochs: 0,
+    seqRegressions: 0,
   };
   /** Records waiting for room in the write queue; their publishes stay unacknowledged meanwhile. */
   const waiting: Array<() => void> = [];
   const presence = new Map<string, number>();
   let observer: DeploymentObserver | null = null;
+  const onError = (err: unknown, count: number) => {
+    counters.storageErrors += count;
+    log.error({ err, count }, 'ingest batch failed');
+  };
+  const state = createStateWriter({ devices, bus, log, onError });
 
-  const queue = createIngestQueue<DeviceRecord>({
+  function afterCommit(items: readonly DeviceRecord[], { outcomes, epochChanges }: BatchResult): void {
+    for (const c of epochChanges) {
+      counters.newEpochs++;
+      log.warn({ deviceId: c.deviceId, oldEpoch: c.from, newEpoch: c.to, newEpochs: counters.newEpochs }, 'device records start a new epoch: its agent database was replaced');
+    }
+    items.forEach((r, i) => {
+      if (outcomes[i] === 'conflict') {
+        counters.seqRegressions++;
+        log.warn(
+          { deviceId: r.deviceId, kind: r.kind, epoch: r.message.epoch ?? '', seq: r.message.seq, seqRegressions: counters.seqRegressions },
+          'record reuses a stored seq with a different time: the device seq went back within its epoch; record not stored',
+        );
+      }
+      if (outcomes[i] !== 'stored') {
+        counters.duplicates++;
+        return;
+      }
+      counters.stored++;
+      if (r.kind === 'telemetry') {
+        bus.emit('telemetry', {
+          deviceId: r.deviceId,
+          seq: r.message.seq,
+          ts: new Date(r.message.ts).toISOString(),
+          system: r.message.system,
+          models: r.message.models,
+        });
+      } else if (r.kind === 'events' && r.message.type === 'deployment') {
+        observer?.onDeploymentEvent(r.deviceId, r.message);
+      }
+    });
+  }
+
+  const queue = createIngestQueue<DeviceRecord, BatchResult>({
     commit: (items) => records.insertBatch(items),
-    afterCommit(items, fresh) {
-      items.forEach((r, i) => {
-        if (!fresh[i]) {
-          counters.duplicates++;
-          return;
-        }
-        counters.stored++;
-        if (r.kind === 'telemetry') {
-          bus.emit('telemetry', {
-            deviceId: r.deviceId,
-            seq: r.message.seq,
-            ts: new Date(r.message.ts).toISOString(),
-            system: r.message.system,
-            models: r.message.models,
-          });
-        } else if (r.kind === 'events' && r.message.type === 'deployment') {
-          observer?.onDeploymentEvent(r.deviceId, r.message);
-        }
-      });
-    },
-    onError(err, count) {
-      counters.storageErrors += count;
-      log.error({ err, count }, 'ingest batch failed');
-    },
+    afterCommit,
+    onError,
     ...(deps.queueBound === undefined ? {} : { highWater: deps.queueBound }),
   });
   queue.onDrain(() => {
@@ -113,20 +138,34 @@ export function createIngestService(deps: {
     return { drop: true };
   }
 
-  function handleState(deviceId: string, kind: TopicKind, payload: Buffer): InboundVerdict {
-    const now = new Date().toISOString();
+  /**
+   * Decodes and serialises one record on its own, before it can join a batch: a record that passes
+   * the schema but cannot be written (too deep to stringify) is dropped here, costing only its sender.
+   */
+  function toRecord(deviceId: string, kind: TopicKind, payload: Buffer): DeviceRecord | string {
+    const decoded = decodeMessage(kind, payload);
+    if (!decoded.ok) return decoded.error;
+    try {
+      return { deviceId, kind, message: decoded.value, payload: JSON.stringify(decoded.value) } as DeviceRecord;
+    } catch (err) {
+      return `${kind} record cannot be serialised for storage: ${(err as Error).message}`;
+    }
+  }
+
+  function handleState(deviceId: string, kind: TopicKind, payload: Buffer, done: (verdict: InboundVerdict) => void): void {
+    const answer = (err: Error | null) => done(err ? { refuse: `${kind} not stored: ${err.message}` } : {});
     if (kind === 'reported') {
       const decoded = decodeMessage('reported', payload);
-      if (!decoded.ok) return drop(deviceId, kind, decoded.error);
-      devices.setReported(deviceId, decoded.value, now);
-      bus.emit('device', { deviceId, change: 'reported' });
-      observer?.onReported(deviceId, decoded.value);
-      return {};
+      if (!decoded.ok) return done(drop(deviceId, kind, decoded.error));
+      const reported = decoded.value;
+      return state.reported(deviceId, reported, answer, () => {
+        bus.emit('device', { deviceId, change: 'reported' });
+        observer?.onReported(deviceId, reported);
+      });
     }
     const decoded = decodeMessage('status', payload);
-    if (!decoded.ok) return drop(deviceId, kind, decoded.error);
-    devices.touch(deviceId, now);
-    return {};
+    if (!decoded.ok) return done(drop(deviceId, kind, decoded.error));
+    state.seen(deviceId, answer);
   }
 
   return {
@@ -152,19 +191,20 @@ export function createIngestService(deps: {
         return done({ refuse: acl.reason });
       }
       const kind = acl.kind;
-      if (!RECORD_KINDS.has(kind)) return done(handleState(deviceId, kind, payload));
-      const decoded = decodeMessage(kind, payload);
-      if (!decoded.ok) return done(drop(deviceId, kind, decoded.error));
-      enqueue({ deviceId, kind, message: decoded.value } as DeviceRecord, done);
+      const limit = MESSAGE_SIZE_LIMITS[kind];
+      if (payload.length > limit) {
+        counters.tooLarge++;
+        return done(drop(deviceId, kind, `${kind} payload is ${payload.length} bytes: at most ${limit} expected`));
+      }
+      if (!RECORD_KINDS.has(kind)) return handleState(deviceId, kind, payload, done);
+      const record = toRecord(deviceId, kind, payload);
+      if (typeof record === 'string') return done(drop(deviceId, kind, record));
+      enqueue(record, done);
     },
     connected(deviceId) {
       const n = (presence.get(deviceId) ?? 0) + 1;
       presence.set(deviceId, n);
-      if (n === 1) {
-        devices.setOnline(deviceId, true, new Date().toISOString());
-        bus.emit('device', { deviceId, change: 'online' });
-        log.info({ deviceId }, 'device online');
-      }
+      if (n === 1) state.presence(deviceId, true);
     },
     disconnected(deviceId) {
       const n = (presence.get(deviceId) ?? 1) - 1;
@@ -173,12 +213,11 @@ export function createIngestService(deps: {
         return;
       }
       presence.delete(deviceId);
-      devices.setOnline(deviceId, false, new Date().toISOString());
-      bus.emit('device', { deviceId, change: 'offline' });
-      log.info({ deviceId }, 'device offline');
+      state.presence(deviceId, false);
     },
     stop() {
       queue.stop();
+      state.stop();
       // The queue refuses pushes once stopped: held publishes are answered (refused), not left hanging.
       for (const push of waiting.splice(0)) push();
     },

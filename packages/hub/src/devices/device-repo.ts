@@ -1,22 +1,6 @@
-import type { Capabilities, Device, InstalledModel, Labels, TelemetryMessage } from '@edgefleet/shared';
+import type { Capabilities, Device, InstalledModel, Labels } from '@edgefleet/shared';
 import type { Db } from '../store/database.js';
-
-interface DeviceRow {
-  id: string;
-  name: string;
-  labels: string;
-  secret_sha256: string;
-  revoked: number;
-  enrolled_at: string;
-  last_seen: string | null;
-  online: number;
-  capabilities: string | null;
-  models: string;
-  desired_version: number;
-  reported_version: number;
-  tel_ts: number | null;
-  tel_payload: string | null;
-}
+import { renderDevice, type DeviceRow } from './device-view.js';
 
 export interface DeviceFilter {
   labels?: Labels;
@@ -24,27 +8,18 @@ export interface DeviceFilter {
 }
 
 const SELECT = `
-SELECT d.*, t.ts AS tel_ts, t.payload AS tel_payload
+SELECT d.*, t.seq AS tel_seq, t.ts AS tel_ts, t.payload AS tel_payload
 FROM devices d
-LEFT JOIN telemetry t ON t.rowid = (SELECT rowid FROM telemetry WHERE device_id = d.id ORDER BY seq DESC LIMIT 1)`;
+LEFT JOIN telemetry t ON t.rowid = (SELECT rowid FROM telemetry WHERE device_id = d.id ORDER BY rowid DESC LIMIT 1)`;
 
-function toDevice(row: DeviceRow): Device {
-  const tel = row.tel_payload ? (JSON.parse(row.tel_payload) as TelemetryMessage) : null;
-  return {
-    id: row.id,
-    name: row.name,
-    labels: JSON.parse(row.labels) as Labels,
-    online: row.online === 1,
-    revoked: row.revoked === 1,
-    enrolledAt: row.enrolled_at,
-    lastSeen: row.last_seen,
-    capabilities: row.capabilities ? (JSON.parse(row.capabilities) as Capabilities) : null,
-    models: JSON.parse(row.models) as InstalledModel[],
-    desiredVersion: row.desired_version,
-    reportedVersion: row.reported_version,
-    telemetry: tel && row.tel_ts !== null ? { ts: new Date(row.tel_ts).toISOString(), system: tel.system, models: tel.models } : null,
-  };
-}
+/**
+ * A device-state write from the broker's delivery path. They are queued and applied many per
+ * transaction: one transaction per CONNECT stalled a 10,000-device reconnect storm.
+ */
+export type StateWrite =
+  | { kind: 'presence'; deviceId: string; online: boolean; at: string }
+  | { kind: 'reported'; deviceId: string; reported: { capabilities: Capabilities; models: InstalledModel[]; desiredVersion: number }; at: string }
+  | { kind: 'seen'; deviceId: string; at: string };
 
 export function matchesLabels(labels: Labels, wanted: Labels): boolean {
   return Object.entries(wanted).every(([k, v]) => labels[k] === v);
@@ -62,21 +37,29 @@ export function createDeviceRepo(db: Db) {
   const allOffline = db.prepare('UPDATE devices SET online = 0');
   const setLabels = db.prepare('UPDATE devices SET labels = ? WHERE id = ?');
   const revoke = db.prepare('UPDATE devices SET revoked = 1, online = 0 WHERE id = ?');
+  const restore = db.prepare('UPDATE devices SET revoked = 0 WHERE id = ?');
   const setReported = db.prepare(
     'UPDATE devices SET capabilities = ?, models = ?, reported_version = ?, last_seen = ? WHERE id = ?',
   );
   const touch = db.prepare('UPDATE devices SET last_seen = ? WHERE id = ?');
   const setDesiredVersion = db.prepare('UPDATE devices SET desired_version = ? WHERE id = ?');
   const ids = db.prepare('SELECT id FROM devices WHERE revoked = 0 ORDER BY enrolled_at, id').pluck();
+  const applyStateWrites = db.transaction((writes: readonly StateWrite[]) => {
+    for (const w of writes) {
+      if (w.kind === 'presence') setOnline.run(w.online ? 1 : 0, w.at, w.deviceId);
+      else if (w.kind === 'reported') setReported.run(JSON.stringify(w.reported.capabilities), JSON.stringify(w.reported.models), w.reported.desiredVersion, w.at, w.deviceId);
+      else touch.run(w.at, w.deviceId);
+    }
+  });
 
   return {
     get(id: string): Device | undefined {
       const row = byId.get(id) as DeviceRow | undefined;
-      return row && toDevice(row);
+      return row && renderDevice(row);
     },
     list(filter: DeviceFilter = {}): Device[] {
       return (all.all() as DeviceRow[])
-        .map(toDevice)
+        .map(renderDevice)
         .filter((d) => (filter.online === undefined || d.online === filter.online) && (!filter.labels || matchesLabels(d.labels, filter.labels)));
     },
     activeIds(): string[] {
@@ -101,6 +84,10 @@ export function createDeviceRepo(db: Db) {
     revoke(id: string): boolean {
       return revoke.run(id).changes === 1;
     },
+    /** Undoes a revoke: the device may connect again with its secret. */
+    restore(id: string): boolean {
+      return restore.run(id).changes === 1;
+    },
     setReported(id: string, r: { capabilities: Capabilities; models: InstalledModel[]; desiredVersion: number }, at: string): void {
       setReported.run(JSON.stringify(r.capabilities), JSON.stringify(r.models), r.desiredVersion, at, id);
     },
@@ -109,6 +96,10 @@ export function createDeviceRepo(db: Db) {
     },
     setDesiredVersion(id: string, version: number): void {
       setDesiredVersion.run(version, id);
+    },
+    /** Applies queued state writes in order, in one transaction. */
+    applyStateWrites(writes: readonly StateWrite[]): void {
+      applyStateWrites(writes);
     },
   };
 }

@@ -1,12 +1,30 @@
 import type { MessageOf, TelemetryMessage } from '@edgefleet/shared';
 import type { Db } from '../store/database.js';
+import { readTelemetryPoint, type TelemetryRow } from './telemetry-view.js';
 
-/** One agent→hub record, decoded and validated. */
-export type DeviceRecord =
-  | { deviceId: string; kind: 'telemetry'; message: MessageOf<'telemetry'> }
-  | { deviceId: string; kind: 'events'; message: MessageOf<'events'> }
-  | { deviceId: string; kind: 'drift'; message: MessageOf<'drift'> }
-  | { deviceId: string; kind: 'cmd/result'; message: MessageOf<'cmd/result'> };
+type RecordKind = 'telemetry' | 'events' | 'drift' | 'cmd/result';
+
+/** One agent→hub record, decoded, validated and already serialised (`payload`), so one record cannot fail a batch. */
+export type DeviceRecord = { [K in RecordKind]: { deviceId: string; kind: K; message: MessageOf<K>; payload: string } }[RecordKind];
+
+/**
+ * What became of a record: `stored`; `duplicate` (its identity is already stored with the same time:
+ * a store-and-forward replay, or below the telemetry floor); `conflict` (its identity is already
+ * stored with a different time: the device reused a seq within an epoch, a seq regression).
+ */
+export type RecordOutcome = 'stored' | 'duplicate' | 'conflict';
+
+/** A device whose records moved to another epoch (its agent database was replaced). */
+export interface EpochChange {
+  deviceId: string;
+  from: string;
+  to: string;
+}
+
+export interface BatchResult {
+  outcomes: RecordOutcome[];
+  epochChanges: EpochChange[];
+}
 
 export interface TelemetryPointRow {
   seq: number;
@@ -15,38 +33,90 @@ export interface TelemetryPointRow {
   models: TelemetryMessage['models'];
 }
 
+const TABLES = { telemetry: 'telemetry', events: 'events', drift: 'drift', 'cmd/result': 'cmd_results' } as const;
+
 /**
- * SQL for records. Each is keyed on (device, seq) and inserted with OR IGNORE, which makes replays
- * exactly-once. Telemetry keeps a bounded history per device; `telemetry_floor` remembers the
- * highest pruned seq so a late replay of a pruned record is not stored again.
+ * SQL for records. Each is keyed on (device, epoch, seq) and inserted with OR IGNORE, which makes
+ * replays exactly-once; records of agents without an epoch use ''. Telemetry keeps a bounded history
+ * per device (newest by arrival); `telemetry_floors` remembers the highest pruned seq per
+ * (device, epoch) so a late replay of a pruned record is not stored again.
  */
 export function createRecordRepo(db: Db, historyPerDevice: number) {
   const insTelemetry = db.prepare(
-    'INSERT OR IGNORE INTO telemetry (device_id, seq, ts, payload) SELECT @deviceId, @seq, @ts, @payload WHERE @seq > (SELECT telemetry_floor FROM devices WHERE id = @deviceId)',
+    `INSERT OR IGNORE INTO telemetry (device_id, epoch, seq, ts, payload) SELECT @deviceId, @epoch, @seq, @ts, @payload
+     WHERE @seq > coalesce((SELECT floor FROM telemetry_floors WHERE device_id = @deviceId AND epoch = @epoch), -1)`,
   );
-  const insEvent = db.prepare('INSERT OR IGNORE INTO events (device_id, seq, ts, type, payload) VALUES (?, ?, ?, ?, ?)');
-  const insDrift = db.prepare('INSERT OR IGNORE INTO drift (device_id, seq, ts, model, payload) VALUES (?, ?, ?, ?, ?)');
-  const insCmd = db.prepare('INSERT OR IGNORE INTO cmd_results (device_id, seq, ts, cmd_id, payload) VALUES (?, ?, ?, ?, ?)');
+  const insEvent = db.prepare('INSERT OR IGNORE INTO events (device_id, epoch, seq, ts, type, payload) VALUES (?, ?, ?, ?, ?, ?)');
+  const insDrift = db.prepare('INSERT OR IGNORE INTO drift (device_id, epoch, seq, ts, model, payload) VALUES (?, ?, ?, ?, ?, ?)');
+  const insCmd = db.prepare('INSERT OR IGNORE INTO cmd_results (device_id, epoch, seq, ts, cmd_id, payload) VALUES (?, ?, ?, ?, ?, ?)');
+  const storedTsOf = (table: string) => db.prepare<[string, string, number], number>(`SELECT ts FROM ${table} WHERE device_id = ? AND epoch = ? AND seq = ?`).pluck();
+  const storedTs = {
+    telemetry: storedTsOf(TABLES.telemetry),
+    events: storedTsOf(TABLES.events),
+    drift: storedTsOf(TABLES.drift),
+    'cmd/result': storedTsOf(TABLES['cmd/result']),
+  };
   const countTelemetry = db.prepare('SELECT count(*) FROM telemetry WHERE device_id = ?').pluck();
-  const nthNewest = db.prepare('SELECT seq FROM telemetry WHERE device_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?').pluck();
-  const pruneBelow = db.prepare('DELETE FROM telemetry WHERE device_id = ? AND seq <= ?');
-  const setFloor = db.prepare('UPDATE devices SET telemetry_floor = max(telemetry_floor, ?) WHERE id = ?');
-  const history = db.prepare('SELECT seq, ts, payload FROM (SELECT * FROM telemetry WHERE device_id = ? ORDER BY seq DESC LIMIT ?) ORDER BY seq');
-  const recentEvents = db.prepare('SELECT payload FROM events WHERE device_id = ? ORDER BY seq DESC LIMIT ?').pluck();
+  const nthNewest = db.prepare('SELECT id FROM telemetry WHERE device_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?').pluck();
+  const raiseFloors = db.prepare(
+    `INSERT INTO telemetry_floors (device_id, epoch, floor, floor_ts)
+     SELECT device_id, epoch, max(seq), max(ts) FROM telemetry WHERE device_id = ? AND id <= ? GROUP BY epoch
+     ON CONFLICT (device_id, epoch) DO UPDATE SET floor = max(floor, excluded.floor), floor_ts = max(floor_ts, excluded.floor_ts)`,
+  );
+  const pruneBelow = db.prepare('DELETE FROM telemetry WHERE device_id = ? AND id <= ?');
+  const floorTs = db.prepare<[string, string, number], number>('SELECT floor_ts FROM telemetry_floors WHERE device_id = ? AND epoch = ? AND floor >= ?').pluck();
+  const getEpoch = db.prepare('SELECT record_epoch FROM devices WHERE id = ?').pluck();
+  const setEpoch = db.prepare('UPDATE devices SET record_epoch = ? WHERE id = ?');
+  const history = db.prepare('SELECT seq, ts, payload FROM (SELECT id, seq, ts, payload FROM telemetry WHERE device_id = ? ORDER BY id DESC LIMIT ?) ORDER BY id');
+  const recentEvents = db.prepare('SELECT payload FROM events WHERE device_id = ? ORDER BY id DESC LIMIT ?').pluck();
 
   function insertOne(r: DeviceRecord): boolean {
     const m = r.message;
-    const payload = JSON.stringify(m);
+    const epoch = m.epoch ?? '';
+    const ts = Math.round(m.ts);
     switch (r.kind) {
       case 'telemetry':
-        return insTelemetry.run({ deviceId: r.deviceId, seq: m.seq, ts: Math.round(m.ts), payload }).changes === 1;
+        return insTelemetry.run({ deviceId: r.deviceId, epoch, seq: m.seq, ts, payload: r.payload }).changes === 1;
       case 'events':
-        return insEvent.run(r.deviceId, m.seq, Math.round(m.ts), r.message.type, payload).changes === 1;
+        return insEvent.run(r.deviceId, epoch, m.seq, ts, r.message.type, r.payload).changes === 1;
       case 'drift':
-        return insDrift.run(r.deviceId, m.seq, Math.round(m.ts), r.message.model, payload).changes === 1;
+        return insDrift.run(r.deviceId, epoch, m.seq, ts, r.message.model, r.payload).changes === 1;
       case 'cmd/result':
-        return insCmd.run(r.deviceId, m.seq, Math.round(m.ts), r.message.id, payload).changes === 1;
+        return insCmd.run(r.deviceId, epoch, m.seq, ts, r.message.id, r.payload).changes === 1;
     }
+  }
+
+  function outcomeOf(r: DeviceRecord): RecordOutcome {
+    if (insertOne(r)) return 'stored';
+    const epoch = r.message.epoch ?? '';
+    const ts = Math.round(r.message.ts);
+    const stored = storedTs[r.kind].get(r.deviceId, epoch, r.message.seq);
+    if (stored !== undefined) return stored === ts ? 'duplicate' : 'conflict';
+    // Below the telemetry floor: a replay of a pruned record was made before the newest pruned one.
+    const newestPruned = r.kind === 'telemetry' ? floorTs.get(r.deviceId, epoch, r.message.seq) : undefined;
+    return newestPruned !== undefined && ts > newestPruned ? 'conflict' : 'duplicate';
+  }
+
+  /** Each device's epoch as last committed; loaded from the devices table on first sight. */
+  const knownEpochs = new Map<string, string | null>();
+  function knownEpoch(deviceId: string): string | null {
+    if (!knownEpochs.has(deviceId)) knownEpochs.set(deviceId, (getEpoch.get(deviceId) as string | null | undefined) ?? null);
+    return knownEpochs.get(deviceId)!;
+  }
+
+  /** Moves devices to the epoch of their new records; returns the changes (a first epoch is not one). */
+  function trackEpochs(records: readonly DeviceRecord[], outcomes: readonly RecordOutcome[], seen: Map<string, string>): EpochChange[] {
+    const changes: EpochChange[] = [];
+    records.forEach((r, i) => {
+      if (outcomes[i] !== 'stored') return;
+      const epoch = r.message.epoch ?? '';
+      const before = seen.get(r.deviceId) ?? knownEpoch(r.deviceId);
+      if (before === epoch) return;
+      if (before !== null) changes.push({ deviceId: r.deviceId, from: before, to: epoch });
+      setEpoch.run(epoch, r.deviceId);
+      seen.set(r.deviceId, epoch);
+    });
+    return changes;
   }
 
   // Counting a device's rows is a range scan, so it runs once per `slack` new rows of that device
@@ -63,29 +133,35 @@ export function createRecordRepo(db: Db, historyPerDevice: number) {
     }
     addedSinceCheck.set(deviceId, 0);
     if ((countTelemetry.get(deviceId) as number) <= historyPerDevice + slack) return;
-    const floor = nthNewest.get(deviceId, historyPerDevice) as number | undefined;
-    if (floor === undefined) return;
-    pruneBelow.run(deviceId, floor);
-    setFloor.run(floor, deviceId);
+    const newestPruned = nthNewest.get(deviceId, historyPerDevice) as number | undefined;
+    if (newestPruned === undefined) return;
+    raiseFloors.run(deviceId, newestPruned);
+    pruneBelow.run(deviceId, newestPruned);
   }
 
   return {
-    /** Inserts a batch in one transaction; returns, per record, whether it was new. */
-    insertBatch(records: readonly DeviceRecord[]): boolean[] {
-      return db.transaction(() => {
-        const fresh = records.map(insertOne);
+    /** Inserts a batch in one transaction; returns, per record, what became of it, and the epoch changes it made. */
+    insertBatch(records: readonly DeviceRecord[]): BatchResult {
+      const seen = new Map<string, string>();
+      const result = db.transaction((): BatchResult => {
+        const outcomes = records.map(outcomeOf);
+        const epochChanges = trackEpochs(records, outcomes, seen);
         const added = new Map<string, number>();
         records.forEach((r, i) => {
-          if (r.kind === 'telemetry' && fresh[i]) added.set(r.deviceId, (added.get(r.deviceId) ?? 0) + 1);
+          if (r.kind === 'telemetry' && outcomes[i] === 'stored') added.set(r.deviceId, (added.get(r.deviceId) ?? 0) + 1);
         });
         for (const [id, n] of added) prune(id, n);
-        return fresh;
+        return { outcomes, epochChanges };
       })();
+      // Only a committed epoch becomes the known one: a failed batch leaves the cache as it was.
+      for (const [id, epoch] of seen) knownEpochs.set(id, epoch);
+      return result;
     },
     telemetryHistory(deviceId: string, limit: number): TelemetryPointRow[] {
-      return (history.all(deviceId, limit) as Array<{ seq: number; ts: number; payload: string }>).map((row) => {
-        const m = JSON.parse(row.payload) as TelemetryMessage;
-        return { seq: row.seq, ts: new Date(row.ts).toISOString(), system: m.system, models: m.models };
+      // A stored row that cannot be shown (see telemetry-view.ts) is left out of the history, not a 500 for it.
+      return (history.all(deviceId, limit) as TelemetryRow[]).flatMap((row) => {
+        const read = readTelemetryPoint(row);
+        return 'point' in read ? [read.point] : [];
       });
     },
     recentEvents(deviceId: string, limit: number): Array<MessageOf<'events'>> {

@@ -19,6 +19,11 @@ export const Device = Type.Object({
     Type.Object({ ts: Type.String(), system: SystemStats, models: Type.Array(ModelStats) }),
     Type.Null(),
   ]),
+  /**
+   * Present when stored state of this device cannot be shown (a record from before a bound existed,
+   * a damaged row): names each problem; the parts it concerns are left empty.
+   */
+  error: Type.Optional(Type.String()),
 });
 export type Device = Static<typeof Device>;
 
@@ -28,3 +33,6 @@ export const TelemetryPoint = Type.Object({ seq: Type.Integer(), ts: Type.String
 export const TelemetryHistory = Type.Object({ deviceId: Type.String(), points: Type.Array(TelemetryPoint) });
 
 export const SetLabelsRequest = Type.Object({ labels: Labels });
+
+/** Revoke and restore take no parameters: a JSON `{}` body or none (Fastify sees none as null), never a form or text. */
+export const DeviceActionRequest = Type.Union([Type.Object({}, { additionalProperties: false }), Type.Null()]);

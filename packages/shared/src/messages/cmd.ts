@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox';
 import { EnvelopeFields } from '../envelope.js';
+import { CLOSED, LongText } from './bounds.js';
 
 /** One-off request from the hub; the verbs are added by the issues that need them. */
 export const CmdMessage = Type.Object({
@@ -9,11 +10,15 @@ export const CmdMessage = Type.Object({
 });
 export type CmdMessage = Static<typeof CmdMessage>;
 
-export const CmdResultMessage = Type.Object({
-  ...EnvelopeFields,
-  id: Type.String({ minLength: 1 }),
-  ok: Type.Boolean(),
-  result: Type.Optional(Type.Unknown()),
-  error: Type.Optional(Type.String()),
-});
+/** `result` is open (each verb defines its own); the cmd/result size limit and the JSON depth limit bound it. */
+export const CmdResultMessage = Type.Object(
+  {
+    ...EnvelopeFields,
+    id: Type.String({ minLength: 1, maxLength: 128 }),
+    ok: Type.Boolean(),
+    result: Type.Optional(Type.Unknown()),
+    error: Type.Optional(LongText),
+  },
+  CLOSED,
+);
 export type CmdResultMessage = Static<typeof CmdResultMessage>;

@@ -1,36 +1,53 @@
 import { Type, type Static } from 'typebox';
 import { EnvelopeFields } from '../envelope.js';
+import { CLOSED, Counter, LatencyMs, Megabytes, Name, Percent } from './bounds.js';
 
-export const SystemStats = Type.Object({
-  cpuPercent: Type.Number({ minimum: 0 }),
-  memUsedMb: Type.Number({ minimum: 0 }),
-  memTotalMb: Type.Number({ minimum: 0 }),
-  temperatureC: Type.Union([Type.Number(), Type.Null()]),
-  diskUsedPercent: Type.Union([Type.Number({ minimum: 0 }), Type.Null()]),
-  agentRssMb: Type.Number({ minimum: 0 }),
-  loadAvg1: Type.Number({ minimum: 0 }),
-});
+export const SystemStats = Type.Object(
+  {
+    cpuPercent: Percent,
+    memUsedMb: Megabytes,
+    memTotalMb: Megabytes,
+    /** °C; a sensor reading outside -273..1000 is a broken sensor, not a temperature. */
+    temperatureC: Type.Union([Type.Number({ minimum: -273.15, maximum: 1000 }), Type.Null()]),
+    diskUsedPercent: Type.Union([Percent, Type.Null()]),
+    agentRssMb: Megabytes,
+    loadAvg1: Type.Number({ minimum: 0, maximum: 1e6 }),
+  },
+  CLOSED,
+);
 export type SystemStats = Static<typeof SystemStats>;
 
-export const LatencySummary = Type.Object({
-  p50: Type.Number({ minimum: 0 }),
-  p90: Type.Number({ minimum: 0 }),
-  p99: Type.Number({ minimum: 0 }),
-});
+export const LatencySummary = Type.Object(
+  {
+    p50: LatencyMs,
+    p90: LatencyMs,
+    p99: LatencyMs,
+  },
+  CLOSED,
+);
 
 /** Per-model inference counters since the agent started, latency percentiles over the last interval (ms). */
-export const ModelStats = Type.Object({
-  name: Type.String(),
-  version: Type.String(),
-  requests: Type.Integer({ minimum: 0 }),
-  errors: Type.Integer({ minimum: 0 }),
-  latencyMs: LatencySummary,
-});
+export const ModelStats = Type.Object(
+  {
+    name: Name,
+    version: Name,
+    requests: Counter,
+    errors: Counter,
+    latencyMs: LatencySummary,
+  },
+  CLOSED,
+);
 export type ModelStats = Static<typeof ModelStats>;
 
-export const TelemetryMessage = Type.Object({
-  ...EnvelopeFields,
-  system: SystemStats,
-  models: Type.Array(ModelStats),
-});
+/** At most this many models per telemetry record (an agent serves a handful). */
+export const MAX_MODELS_PER_DEVICE = 64;
+
+export const TelemetryMessage = Type.Object(
+  {
+    ...EnvelopeFields,
+    system: SystemStats,
+    models: Type.Array(ModelStats, { maxItems: MAX_MODELS_PER_DEVICE }),
+  },
+  CLOSED,
+);
 export type TelemetryMessage = Static<typeof TelemetryMessage>;
