@@ -1,20 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ModelVersion, Rollout } from '@edgefleet/shared';
-import { encodeModel, floatTensor, GraphBuilder } from '@edgefleet/shared/onnx';
 import { api, enrollAgent, eventually, makeTempDir, startAgent, startHub, type AgentHandle, type Hub } from './support/fleet.js';
+import { imageModel } from './support/image-model.js';
 import { killAll } from './support/processes.js';
-
-/** image[1,3,640,640] → strided Conv → GlobalAveragePool → feat[1,2]: a detector-sized input (4.9 MB of golden input). */
-function imageModel(): Uint8Array {
-  const g = new GraphBuilder('detector');
-  const x = g.input('image', 'FP32', [1, 3, 640, 640]);
-  const w = g.initializer(floatTensor('w', [2, 3, 3, 3], Float32Array.from({ length: 54 }, (_, i) => ((i % 5) - 2) / 10)));
-  const c = g.node('Conv', [x, w], { kernel_shape: [3, 3], strides: [8, 8] });
-  const p = g.node('GlobalAveragePool', [c]);
-  g.node('Flatten', [p], { axis: 1 }, 'feat');
-  g.output('feat', 'FP32', [1, 2]);
-  return encodeModel(g.build());
-}
 
 /** A model with image-sized inputs on real processes: its golden vector travels as a golden file, not in the manifest. */
 describe('golden file end to end', () => {

@@ -151,12 +151,10 @@ function enrollConfig(argv: string[], env: Env): EnrollConfig {
   });
   if (!values.hub) bad('enroll needs --hub <apiUrl>, e.g. --hub http://hub.local:8080');
   if (!values.token) bad('enroll needs --token <enrollment token> (create one with POST /api/v1/enrollment-tokens)');
-  try {
-    new URL(values.hub);
-  } catch {
-    bad(`--hub is "${values.hub}", expected the hub's API URL such as http://hub.local:8080`);
-  }
-  if (values.ca && !values.hub.startsWith('https://')) bad(`--ca ${values.ca} is for a hub served over TLS: expected an https:// --hub, got "${values.hub}"`);
+  // "hub.local:8080" parses too, with "hub.local:" as its scheme: only http(s) reaches a hub.
+  const scheme = URL.canParse(values.hub) ? new URL(values.hub).protocol : undefined;
+  if (scheme !== 'http:' && scheme !== 'https:') bad(`--hub is "${values.hub}", expected the hub's API URL such as http://hub.local:8080`);
+  if (values.ca && scheme !== 'https:') bad(`--ca ${values.ca} is for a hub served over TLS: expected an https:// --hub, got "${values.hub}"`);
   return {
     hubUrl: values.hub.replace(/\/+$/, ''),
     token: values.token,

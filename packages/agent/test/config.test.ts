@@ -30,6 +30,10 @@ describe('agent config', () => {
 
   it('names what is wrong', () => {
     expect(() => parseCommand(['enroll', '--token', 't'], {})).toThrow(/--hub/);
+    // A URL to the parser ("hub.local:" would be its scheme), not one fetch can use.
+    expect(() => parseCommand(['enroll', '--hub', 'hub.local:8080', '--token', 't'], {})).toThrow(
+      '--hub is "hub.local:8080", expected the hub\'s API URL such as http://hub.local:8080',
+    );
     expect(() => parseCommand(['enroll', '--hub', 'http://h', '--token', 't', '--label', 'nokey'], {})).toThrow(/key=value/);
     expect(() => parseCommand(['enroll', '--hub', 'http://h', '--token', 't', '--label', 'bad key=x'], {})).toThrow(/label "bad key=x" is not key=value/);
     expect(() => parseCommand(['enroll', '--hub', 'http://h', '--token', 't', '--label', `${'k'.repeat(64)}=x`], {})).toThrow(/1-63/);

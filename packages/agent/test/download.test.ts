@@ -87,6 +87,18 @@ describe('artifact download with Range resume', () => {
     expect(await fileSize(req.finalPath)).toBeUndefined();
   });
 
+  it('refuses a server that sends more than the manifest size, writing no byte past it and deleting the part file', async () => {
+    const size = 100_000;
+    const req = request({ size });
+    await expect(createDownloader({ logger: silentLogger, retryDelayMs: 10 })(req)).rejects.toMatchObject({
+      code: 'INVALID_MODEL',
+      message: `${req.url} sent more than the manifest's ${size} bytes`,
+    });
+    expect(server.requests).toHaveLength(1);
+    expect(await fileSize(req.partPath)).toBeUndefined();
+    expect(await fileSize(req.finalPath)).toBeUndefined();
+  });
+
   it('does not retry bad credentials', async () => {
     await expect(createDownloader({ logger: silentLogger, retryDelayMs: 10 })(request({ auth: { username: 'x', password: 'y' } }))).rejects.toMatchObject({
       code: 'UNAUTHORIZED',

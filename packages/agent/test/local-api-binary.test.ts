@@ -1,13 +1,9 @@
-import { writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BINARY_HEADER, joinBinaryBody } from '@edgefleet/shared';
-import { buildMlp, decodeModel, encodeModel, GraphBuilder, readSignature } from '@edgefleet/shared/onnx';
-import { createModelRuntime, type PooledModelRuntime } from '../src/inference/model-runtime.js';
-import { createModelTable } from '../src/inference/model-table.js';
-import { createLocalApi, type LocalApi } from '../src/local-api/local-api.js';
-import { silentLogger, tempDir } from './support/temp.js';
+import { buildMlp, encodeModel, GraphBuilder } from '@edgefleet/shared/onnx';
+import type { LocalApi } from '../src/local-api/local-api.js';
+import { startLocalApiRig, type LocalApiRig } from './support/local-api-rig.js';
 
 // Binary request bodies are used in place (inputs moved to aligned offsets, the body's buffer moved to
 // the worker): every header length must give the same answer, and concurrent requests (batched behind
@@ -41,27 +37,16 @@ function twoInputModel(): Uint8Array {
 }
 
 describe('binary bodies through the socket', () => {
-  let dir: { path: string; remove: () => Promise<void> };
-  let runtime: PooledModelRuntime;
+  let rig: LocalApiRig;
   let api: LocalApi;
 
   beforeAll(async () => {
-    dir = await tempDir('local-api-binary');
-    runtime = createModelRuntime({ workers: 1, threads: 1, logger: silentLogger });
-    const table = createModelTable();
-    for (const [name, bytes] of [['two', twoInputModel()], ['mlp', buildMlp({ inputSize: 2000, hidden: [8], outputSize: 3 })]] as const) {
-      const path = join(dir.path, `${name}.onnx`);
-      await writeFile(path, bytes);
-      table.activate(await runtime.load({ name, version: '1', sha256: 'test', profile: 'fp32', path, ...readSignature(decodeModel(bytes)) }));
-    }
-    api = createLocalApi({ socketPath: join(dir.path, 'agent.sock'), models: table, logger: silentLogger });
-    await api.start();
+    rig = await startLocalApiRig('local-api-binary', { two: twoInputModel(), mlp: buildMlp({ inputSize: 2000, hidden: [8], outputSize: 3 }) });
+    api = rig.api;
   });
 
   afterAll(async () => {
-    await api?.stop();
-    await runtime?.stop();
-    await dir?.remove();
+    await rig?.stop();
   });
 
   it('answers the same for every alignment of the inputs in the body', async () => {

@@ -1,16 +1,12 @@
-import { writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BINARY_HEADER, joinBinaryBody } from '@edgefleet/shared';
-import { buildMlp, decodeModel, encodeModel, GraphBuilder, readSignature } from '@edgefleet/shared/onnx';
-import { createModelRuntime, type PooledModelRuntime } from '../src/inference/model-runtime.js';
-import { createModelTable } from '../src/inference/model-table.js';
+import { buildMlp, encodeModel, GraphBuilder } from '@edgefleet/shared/onnx';
 import { binaryBodyLimit, DEFAULT_BODY_LIMITS, jsonBodyLimit } from '../src/local-api/body-limit.js';
-import { createLocalApi, type LocalApi } from '../src/local-api/local-api.js';
+import type { LocalApi } from '../src/local-api/local-api.js';
 import { loopbackRefusal } from '../src/local-api/loopback-guard.js';
+import { startLocalApiRig, type LocalApiRig } from './support/local-api-rig.js';
 import { rawRequest } from './support/raw-http.js';
-import { silentLogger, tempDir } from './support/temp.js';
 
 const WIDE = 100_000; // a static FP32 [1, WIDE] input: 400 KB as binary, up to 3.2 MB as JSON
 
@@ -70,6 +66,11 @@ describe('body limits from the model', () => {
     expect(loopbackRefusal('localhost:8081', undefined, 8080)).toMatch(/Host "localhost:8081" is not this agent's loopback address/);
     expect(loopbackRefusal('127.0.0.1.evil.example:8080', undefined, 8080)).toMatch(/is not this agent's loopback address/);
     expect(loopbackRefusal(undefined, undefined, 8080)).toMatch(/Host ""/);
+    // Other spellings of a loopback name are refused rather than interpreted: none is what a browser
+    // sends for the agent's own address, and each is one a rebinding page could send.
+    for (const host of ['localhost.:8080', '127.1:8080', '2130706433:8080', '[0:0:0:0:0:0:0:1]:8080', '[::ffff:127.0.0.1]:8080', 'x@127.0.0.1:8080', '127.0.0.1:8080:8080', '127.0.0.1:']) {
+      expect(loopbackRefusal(host, undefined, 8080), host).toMatch(/is not this agent's loopback address/);
+    }
     expect(loopbackRefusal('localhost:8080', 'null', 8080)).toMatch(/Origin "null" may not use/);
     expect(loopbackRefusal('localhost:8080', 'https://localhost:8080', 8080)).toMatch(/Origin/);
     expect(loopbackRefusal('localhost:8080', 'http://localhost:3000', 8080)).toMatch(/Origin "http:\/\/localhost:3000"/);
@@ -77,29 +78,17 @@ describe('body limits from the model', () => {
 });
 
 describe('local API limits over a real socket and loopback TCP', () => {
-  let dir: { path: string; remove: () => Promise<void> };
-  let runtime: PooledModelRuntime;
+  let rig: LocalApiRig;
   let api: LocalApi;
   let socketPath: string;
 
   beforeAll(async () => {
-    dir = await tempDir('local-api-limits');
-    runtime = createModelRuntime({ workers: 1, threads: 1, logger: silentLogger });
-    const table = createModelTable();
-    for (const [name, bytes] of [['mlp', buildMlp({ inputSize: 4, hidden: [8], outputSize: 3 })], ['wide', wideModel()]] as const) {
-      const path = join(dir.path, `${name}.onnx`);
-      await writeFile(path, bytes);
-      table.activate(await runtime.load({ name, version: '1', sha256: 'test', profile: 'fp32', path, ...readSignature(decodeModel(bytes)) }));
-    }
-    socketPath = join(dir.path, 'agent.sock');
-    api = createLocalApi({ socketPath, tcpPort: 0, models: table, logger: silentLogger });
-    await api.start();
+    rig = await startLocalApiRig('local-api-limits', { mlp: buildMlp({ inputSize: 4, hidden: [8], outputSize: 3 }), wide: wideModel() }, { tcpPort: 0 });
+    ({ api, socketPath } = rig);
   });
 
   afterAll(async () => {
-    await api?.stop();
-    await runtime?.stop();
-    await dir?.remove();
+    await rig?.stop();
   });
 
   const mlpRequest = JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }] });
@@ -161,6 +150,43 @@ describe('local API limits over a real socket and loopback TCP', () => {
     expect(JSON.parse(refused.body).error).toBe(
       `request body of ${tooBig.byteLength} bytes (Content-Length) is over the ${limit}-byte limit for binary inference requests to model "wide" (its inputs hold ${WIDE * 4} bytes)`,
     );
+  });
+
+  it('holds the JSON header of a binary request to the JSON limit: the binary header is no way around it', async () => {
+    // mlp has a variable batch dimension, so its binary limit is the 256 MiB cap; its JSON limit is 1 MiB.
+    const padded = mlpRequest.slice(0, -1) + ' '.repeat(2 * 1024 * 1024) + '}';
+    let chunks = 0;
+    const reply = await rawRequest(
+      { socketPath },
+      `POST /v2/models/mlp/infer HTTP/1.1\r\nHost: localhost\r\n${BINARY_HEADER}: ${padded.length}\r\nContent-Length: ${padded.length}\r\n\r\n`,
+      () => (chunks++ === 0 ? Buffer.from(padded.slice(0, 1024)) : undefined),
+    );
+    expect(reply.status).toBe(413);
+    expect(JSON.parse(reply.body).error).toBe(
+      `binary inference header of ${padded.length} bytes (${BINARY_HEADER}) is over the 1048576-byte limit for JSON inference requests to model "mlp" ` +
+        '(32 bytes per input value, at least 1048576 and at most 8388608 bytes); send large tensors as binary data with the Inference-Header-Content-Length header (binary tensor extension)',
+    );
+    expect(reply.bodyBytesSent).toBeLessThan(2048);
+
+    // A header within the JSON limit still goes through.
+    const bin = joinBinaryBody({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], parameters: { binary_data_size: 16 } }] }, [new Uint8Array(new Float32Array([1, 2, 3, 4]).buffer)]);
+    expect((await post('/v2/models/mlp/infer', bin.body, `${BINARY_HEADER}: ${bin.headerLength}\r\n`)).status).toBe(200);
+  });
+
+  it('answers 400 naming the problem for data nested far deeper than the shape, and keeps serving', async () => {
+    const depth = 100_000;
+    const request = (data: string) => `{"inputs":[{"name":"input","datatype":"FP32","shape":[1,4],"data":${data}}]}`;
+    const deepArrays = await post('/v2/models/mlp/infer', request(`${'['.repeat(depth)}1,2,3,4${']'.repeat(depth)}`));
+    expect(deepArrays.status).toBe(400);
+    expect(JSON.parse(deepArrays.body).error).toBe('input "input" (FP32): data is nested deeper than the 2 dimensions of its shape [1,4]');
+
+    const deepObject = await post('/v2/models/mlp/infer', request(`[1,2,3,${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}]`));
+    expect(deepObject.status).toBe(400);
+    expect(JSON.parse(deepObject.body).error).toBe('input "input" (FP32): data[3] = an object is not a number');
+    // A nested form within the shape's rank is still the protocol's row-major data.
+    const nested = await post('/v2/models/mlp/infer', request('[[1,2,3,4]]'));
+    expect(nested.status).toBe(200);
+    expect((await post('/v2/models/mlp/infer', mlpRequest)).status).toBe(200);
   });
 
   it('answers 404 for an unknown model before reading its body', async () => {

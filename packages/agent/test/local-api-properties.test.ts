@@ -1,14 +1,9 @@
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BINARY_HEADER } from '@edgefleet/shared';
-import { buildMlp, decodeModel, readSignature } from '@edgefleet/shared/onnx';
-import { createModelRuntime, type PooledModelRuntime } from '../src/inference/model-runtime.js';
-import { createModelTable } from '../src/inference/model-table.js';
-import type { ModelTable } from '../src/inference/types.js';
-import { createLocalApi, type LocalApi } from '../src/local-api/local-api.js';
-import { silentLogger, tempDir } from './support/temp.js';
+import { buildMlp } from '@edgefleet/shared/onnx';
+import type { LocalApi } from '../src/local-api/local-api.js';
+import { startLocalApiRig, type LocalApiRig } from './support/local-api-rig.js';
 
 /**
  * Random and malformed requests to every route of the agent's socket API, against a real model in
@@ -78,27 +73,16 @@ const request = fc.record({
 });
 
 describe('local API under random and malformed requests', () => {
-  let dir: { path: string; remove: () => Promise<void> };
-  let runtime: PooledModelRuntime;
-  let table: ModelTable;
+  let rig: LocalApiRig;
   let api: LocalApi;
 
   beforeAll(async () => {
-    dir = await tempDir('local-api-props');
-    runtime = createModelRuntime({ workers: 1, threads: 1, logger: silentLogger });
-    table = createModelTable();
-    const bytes = buildMlp({ inputSize: 4, hidden: [8], outputSize: 3 });
-    const path = join(dir.path, 'mlp.onnx');
-    await writeFile(path, bytes);
-    table.activate(await runtime.load({ name: 'mlp', version: '1', sha256: 'test', profile: 'fp32', path, ...readSignature(decodeModel(bytes)) }));
-    api = createLocalApi({ socketPath: join(dir.path, 'agent.sock'), models: table, logger: silentLogger });
-    await api.start();
+    rig = await startLocalApiRig('local-api-props', { mlp: buildMlp({ inputSize: 4, hidden: [8], outputSize: 3 }) });
+    api = rig.api;
   });
 
   afterAll(async () => {
-    await api?.stop();
-    await runtime?.stop();
-    await dir?.remove();
+    await rig?.stop();
   });
 
   it('answers every request below 500 and keeps serving the model', async () => {

@@ -6,9 +6,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { issueServerCert, makePrivateCa } from '../../../test/support/private-ca.js';
 import { hasTool } from '../../../test/support/tools.js';
+import { generateSigningKeyPair } from '@edgefleet/shared';
+import { enroll } from '../src/cli/enroll.js';
 import { parseCommand } from '../src/config.js';
 import { createDownloader } from '../src/models/download.js';
+import { fileSize } from '../src/models/model-files.js';
 import { checkPinnedEndpoints, pinnedFetch, readCaFile } from '../src/tls/pinned-ca.js';
+import { startEnrollServer } from './support/fake-enroll.js';
 import { silentLogger, tempDir } from './support/temp.js';
 
 describe('pinned CA checks', () => {
@@ -37,16 +41,19 @@ describe('pinned CA checks', () => {
     expect(() => parseCommand(['enroll', '--hub', 'http://hub:8080', '--token', 't', '--ca', '/etc/ca.pem'])).toThrow(/--ca \/etc\/ca\.pem is for a hub served over TLS/);
     const cmd = parseCommand(['enroll', '--hub', 'https://hub:8443', '--token', 't', '--ca', '/etc/ca.pem']);
     expect(cmd).toMatchObject({ command: 'enroll', config: { caFile: '/etc/ca.pem' } });
+    // URL schemes are case-insensitive.
+    expect(parseCommand(['enroll', '--hub', 'HTTPS://hub:8443', '--token', 't', '--ca', '/etc/ca.pem'])).toMatchObject({ config: { caFile: '/etc/ca.pem' } });
   });
 });
 
-describe.skipIf(!hasTool('openssl', 'openssl'))('HTTPS artifact downloads with a pinned CA', () => {
+describe.skipIf(!hasTool('openssl', 'openssl'))('a private CA: --ca files, enrollment answers and HTTPS downloads', () => {
   const content = randomBytes(64 * 1024);
   const sha256 = createHash('sha256').update(content).digest('hex');
   let dir: { path: string; remove: () => Promise<void> };
   let server: Server;
   let url: string;
   let caPem: string;
+  let caKeyFile: string;
   let wrongCaPem: string;
 
   beforeAll(async () => {
@@ -55,6 +62,7 @@ describe.skipIf(!hasTool('openssl', 'openssl'))('HTTPS artifact downloads with a
     const wrong = await makePrivateCa(dir.path, 'other-ca');
     const cert = await issueServerCert(ca, dir.path, 'hub');
     caPem = await readFile(ca.caFile, 'utf8');
+    caKeyFile = ca.caKeyFile;
     wrongCaPem = await readFile(wrong.caFile, 'utf8');
     server = createServer({ cert: await readFile(cert.certFile), key: await readFile(cert.keyFile) }, (_req, res) => {
       res.writeHead(200, { 'content-length': content.byteLength }).end(content);
@@ -76,6 +84,38 @@ describe.skipIf(!hasTool('openssl', 'openssl'))('HTTPS artifact downloads with a
     sha256,
     size: content.byteLength,
     auth: { username: 'dev-x', password: 'secret' },
+  });
+
+  it('refuses a --ca file that holds a private key: the key is never copied into identity.json', async () => {
+    const bundle = join(dir.path, 'ca-and-key.pem');
+    await writeFile(bundle, caPem + (await readFile(caKeyFile, 'utf8')));
+    await expect(readCaFile(bundle)).rejects.toMatchObject({
+      code: 'BAD_REQUEST',
+      message: `--ca ${bundle} holds a private key; give the CA certificate alone (a device needs only the certificate, and its key must stay with the CA)`,
+    });
+    await expect(readCaFile(join(dir.path, 'fleet-ca.pem'))).resolves.toBe(caPem);
+  });
+
+  it('refuses an enrollment answer that pins a CA but names plain endpoints, and writes no identity', async () => {
+    const hub = await startEnrollServer('tok-ca', {
+      deviceId: 'dev-ca',
+      secret: 's'.repeat(43),
+      hubPublicKey: generateSigningKeyPair().publicKeyPem,
+      brokerUrl: 'mqtt://127.0.0.1:1883',
+      hubCaPem: caPem,
+    });
+    const stateDir = join(dir.path, 'enroll-state');
+    try {
+      await expect(enroll({ hubUrl: hub.url, token: 'tok-ca', labels: {}, stateDir, logLevel: 'silent' }, silentLogger)).rejects.toMatchObject({
+        code: 'BAD_REQUEST',
+        message:
+          `the enrollment answer from ${hub.url}/api/v1/enroll pins a hub CA but its apiUrl "${hub.url}" is not https://: the agent does not fall back to plain HTTP; ` +
+          "the hub's public URLs must be https:// and mqtts:// when it serves TLS",
+      });
+      expect(await fileSize(join(stateDir, 'identity.json'))).toBeUndefined();
+    } finally {
+      await hub.close();
+    }
   });
 
   it('downloads from a hub whose certificate chains to the pinned CA', async () => {

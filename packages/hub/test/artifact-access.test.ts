@@ -1,22 +1,14 @@
 import { deviceTopic, type EnrollResponse, type Manifest, type ModelVersion } from '@edgefleet/shared';
-import { buildMlp, encodeModel, GraphBuilder } from '@edgefleet/shared/onnx';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildMlp } from '@edgefleet/shared/onnx';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { mayDownload } from '../src/models/artifact-access.js';
-import { connectDevice, enrollDevice, eventually, startTestHub, type TestHub } from './hub-harness.js';
-
-/** x[1, n] → Identity; n above 16,384 FP32 values puts the golden tensors in a golden file. */
-function identityModel(n: number): Uint8Array {
-  const g = new GraphBuilder('wide');
-  const x = g.input('x', 'FP32', [1, n]);
-  g.node('Identity', [x], {}, 'y');
-  g.output('y', 'FP32', [1, n]);
-  return encodeModel(g.build());
-}
+import { connectDevice, enrollDevice, eventually, useTestHub } from './hub-harness.js';
+import { identityModel } from './test-models.js';
 
 const capabilities = { arch: 'x64', platform: 'linux', cores: 2, memoryMb: 2048, cpuModel: 'x', cpuFlags: [], executionProviders: ['cpu'], accelerators: [], agentVersion: '0.1.0' };
 
 describe('artifact access: a device downloads only what the hub assigned to it', () => {
-  let t: TestHub;
+  const t = useTestHub();
   let a: EnrollResponse;
   let b: EnrollResponse;
   const versions: Record<string, Manifest> = {};
@@ -49,7 +41,6 @@ describe('artifact access: a device downloads only what the hub assigned to it',
   };
 
   beforeAll(async () => {
-    t = await startTestHub();
     a = await enrollDevice(t, { name: 'a' });
     b = await enrollDevice(t, { name: 'b' });
     for (const [version, n] of [['1', 20_000], ['2', 20_001]] as const) {
@@ -60,10 +51,6 @@ describe('artifact access: a device downloads only what the hub assigned to it',
     }
     expect((await t.api('POST', '/api/v1/models/unassigned/versions?version=1', buildMlp({ inputSize: 4, hidden: [4], outputSize: 2 }))).status).toBe(201);
   });
-  afterAll(async () => {
-    await t.stop();
-  });
-
   it('serves the assigned model and golden file; another device gets the same 404 as for a missing artifact', async () => {
     await rollout('1', a);
     for (const sha of files(versions['1']!)) {

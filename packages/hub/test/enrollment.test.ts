@@ -1,16 +1,10 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { enrollDevice, startTestHub, type TestHub } from './hub-harness.js';
+import { describe, expect, it } from 'vitest';
+import { enrollDevice, useTestHub } from './hub-harness.js';
 
 describe('enrollment and devices', () => {
-  let t: TestHub;
-  beforeAll(async () => {
-    t = await startTestHub();
-  });
-  afterAll(async () => {
-    await t.stop();
-  });
+  const t = useTestHub();
 
   it('requires the admin token for operator routes', async () => {
     const res = await t.api('POST', '/api/v1/enrollment-tokens', { ttlSeconds: 60 }, { authorization: 'Bearer wrong' });
@@ -79,6 +73,18 @@ describe('enrollment and devices', () => {
       expect(res.body.error).toMatch(/looks like a device id/);
     }
     const ok = await t.api<{ deviceId: string }>('POST', '/api/v1/enroll', { token: tok.body.token, name: 'dev-cam' });
+    expect(ok.status).toBe(201);
+  });
+
+  it('refuses a name that only looks different from a device id (spaces, invisible or control characters)', async () => {
+    const other = await enrollDevice(t);
+    const tok = await t.api<{ token: string }>('POST', '/api/v1/enrollment-tokens', { ttlSeconds: 60 });
+    for (const name of [`${other.deviceId} `, ` ${other.deviceId}`, `${other.deviceId}\u200b`, `\u202e${other.deviceId}`, `cam\n${other.deviceId}`, `cam\u0000`, ' ']) {
+      const res = await t.api<{ code: string; error: string }>('POST', '/api/v1/enroll', { token: tok.body.token, name });
+      expect(res.status, JSON.stringify(name)).toBe(400);
+      expect(res.body.code).toBe('BAD_REQUEST');
+    }
+    const ok = await t.api<{ deviceId: string }>('POST', '/api/v1/enroll', { token: tok.body.token, name: 'Kamera Süd 2' });
     expect(ok.status).toBe(201);
   });
 

@@ -1,7 +1,7 @@
 import { connect } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { overflowAnswer } from '../src/http/client-errors.js';
-import { startTestHub, type TestHub } from './hub-harness.js';
+import { useTestHub } from './hub-harness.js';
 
 /** Sends raw bytes and returns the status and JSON body of the answer, read until the server closes. */
 function rawRequest(port: number, text: string): Promise<{ status: number; contentType: string; body: unknown }> {
@@ -27,14 +27,10 @@ function rawRequest(port: number, text: string): Promise<{ status: number; conte
 }
 
 describe('errors raised before routing keep the {error, code} shape', () => {
-  let t: TestHub;
+  const t = useTestHub();
   let port: number;
-  beforeAll(async () => {
-    t = await startTestHub();
+  beforeAll(() => {
     port = Number(new URL(t.hub.apiUrl).port);
-  });
-  afterAll(async () => {
-    await t.stop();
   });
 
   it('answers a too long path segment with 414 URI_TOO_LONG', async () => {
@@ -79,13 +75,7 @@ describe('errors raised before routing keep the {error, code} shape', () => {
 });
 
 describe('security headers', () => {
-  let t: TestHub;
-  beforeAll(async () => {
-    t = await startTestHub();
-  });
-  afterAll(async () => {
-    await t.stop();
-  });
+  const t = useTestHub();
 
   it('sends the dashboard with a CSP that allows only its own scripts and styles, no framing and nosniff', async () => {
     const res = await t.hub.http.inject({ method: 'GET', url: '/' });

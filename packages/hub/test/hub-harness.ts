@@ -1,4 +1,4 @@
-import { vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, vi } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -70,6 +70,28 @@ export async function startTestHub(opts: { dataDir?: string; adminToken?: string
   };
   await t.hub.start();
   return t;
+}
+
+/**
+ * Starts a test hub before the tests of the enclosing describe and stops it after them (with `each`,
+ * a fresh hub per test). What it returns stands for the hub of the moment, so hooks registered after
+ * this call and the tests use it as they would the TestHub itself, without a `let` and hook pair.
+ */
+export function useTestHub(opts: Parameters<typeof startTestHub>[0] = {}, { each = false } = {}): TestHub {
+  let current: TestHub | undefined;
+  (each ? beforeEach : beforeAll)(async () => {
+    current = await startTestHub(opts);
+  });
+  (each ? afterEach : afterAll)(async () => {
+    await current?.stop();
+    current = undefined;
+  });
+  return new Proxy({} as TestHub, {
+    get(_target, key) {
+      if (!current) throw new Error(`the test hub is not running here (reading "${String(key)}"); use it inside hooks and tests of its describe`);
+      return Reflect.get(current, key);
+    },
+  });
 }
 
 export async function enrollDevice(t: TestHub, body: { name?: string; labels?: Record<string, string> } = {}): Promise<EnrollResponse> {

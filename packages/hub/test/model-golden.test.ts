@@ -14,49 +14,47 @@ import {
   type EnrollResponse,
   type ModelVersion,
 } from '@edgefleet/shared';
-import { buildMlp, encodeModel, floatTensor, GraphBuilder } from '@edgefleet/shared/onnx';
+import { buildMlp, encodeModel, GraphBuilder, int64Tensor } from '@edgefleet/shared/onnx';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createArtifactStore } from '../src/models/artifact-store.js';
 import { createModelRepo } from '../src/models/model-repo.js';
 import { createModelService } from '../src/models/model-service.js';
 import { openDatabase } from '../src/store/database.js';
-import { connectDevice, enrollDevice, eventually, startTestHub, type TestHub } from './hub-harness.js';
+import { connectDevice, enrollDevice, eventually, useTestHub } from './hub-harness.js';
+import { imageModel } from '../../../test/support/image-model.js';
+import { identityModel } from './test-models.js';
 
-/** x[1, n] → Identity: a tiny file that declares an input of n FP32 values. */
-function identityModel(n: number): Uint8Array {
-  const g = new GraphBuilder('wide');
-  const x = g.input('x', 'FP32', [1, n]);
-  g.node('Identity', [x], {}, 'y');
-  g.output('y', 'FP32', [1, n]);
+/** `inputs` inputs x<i>[1, n] → Identity → y<i>: golden tensors that are each small and together large. */
+function manyInputsModel(inputs: number, n: number): Uint8Array {
+  const g = new GraphBuilder('many');
+  for (let i = 0; i < inputs; i++) {
+    const x = g.input(`x${i}`, 'FP32', [1, n]);
+    g.node('Identity', [x], {}, `y${i}`);
+    g.output(`y${i}`, 'FP32', [1, n]);
+  }
   return encodeModel(g.build());
 }
 
-/** image[1,3,640,640] → strided Conv → GlobalAveragePool → feat[1,2]: a detector-sized input, a small output. */
-function imageModel(): Uint8Array {
-  const g = new GraphBuilder('image');
-  const x = g.input('image', 'FP32', [1, 3, 640, 640]);
-  const w = g.initializer(floatTensor('w', [2, 3, 3, 3], Float32Array.from({ length: 54 }, (_, i) => ((i % 7) - 3) / 10)));
-  const c = g.node('Conv', [x, w], { kernel_shape: [3, 3], strides: [8, 8] });
-  const p = g.node('GlobalAveragePool', [c]);
-  g.node('Flatten', [p], { axis: 1 }, 'feat');
-  g.output('feat', 'FP32', [1, 2]);
+/** x[1, 1] → Expand to [1, n]: a tiny file whose declared output is n FP32 values. */
+function expandModel(n: number): Uint8Array {
+  const g = new GraphBuilder('expand');
+  const x = g.input('x', 'FP32', [1, 1]);
+  const shape = g.initializer(int64Tensor('shape', [2], [1, n]));
+  g.node('Expand', [x, shape], {}, 'y');
+  g.output('y', 'FP32', [1, n]);
   return encodeModel(g.build());
 }
 
 const basic = (d: EnrollResponse) => `Basic ${Buffer.from(`${d.deviceId}:${d.secret}`).toString('base64')}`;
 
 describe('model uploads that would exhaust the hub', () => {
-  let t: TestHub;
+  const t = useTestHub();
   let device: EnrollResponse;
   const artifactFiles = () => readdirSync(join(t.dataDir, 'artifacts')).filter((f) => !f.startsWith('.'));
 
   beforeAll(async () => {
-    t = await startTestHub();
     device = await enrollDevice(t);
-  });
-  afterAll(async () => {
-    await t.stop();
   });
 
   it('refuses a tiny (114-byte) model with a [1, 300000000] input with 400 naming the bound, before allocating; the hub keeps serving', async () => {
@@ -108,6 +106,25 @@ describe('model uploads that would exhaust the hub', () => {
     expect(golden.inputs[0]).toMatchObject({ name: 'image', datatype: 'FP32', shape: [1, 3, 640, 640] });
     expect(Buffer.from(golden.inputs[0]!.data.buffer).equals(Buffer.from(expectedInput!.data.buffer))).toBe(true);
     expect(golden.outputs[0]).toMatchObject({ name: 'feat', datatype: 'FP32', shape: [1, 2] });
+  });
+
+  it('refuses a model whose declared output is over the golden bound before running it: onnxruntime would allocate it outside any heap limit', async () => {
+    // 2^40 FP32 values (4 TB): run, onnxruntime would try to allocate it; the declared shape says so first.
+    const res = await t.api<{ error: string; code: string }>('POST', '/api/v1/models/wide-out/versions?version=1', expandModel(2 ** 40));
+    expect(res.status).toBe(400);
+    expect(res.body.code).toBe('INVALID_MODEL');
+    expect(res.body.error).toMatch(/output y of shape \[1,1099511627776\] has 1099511627776 elements/);
+    expect(res.body.error).toContain(`limited to ${MAX_GOLDEN_ELEMENTS} elements`);
+  });
+
+  it('keeps the manifest small when many golden tensors are each under the inline size but large together', async () => {
+    // 16 inputs and 16 outputs of 60 KB each: 1.9 MB of golden data, none of it over 64 KB alone.
+    const res = await t.api<ModelVersion>('POST', '/api/v1/models/many/versions?version=1', manyInputsModel(16, 15_000));
+    expect(res.status).toBe(201);
+    expect(JSON.stringify(res.body).length).toBeLessThan(16 * 1024);
+    const manifest = verifyManifest(res.body.manifest, t.hub.hubPublicKey);
+    expect(manifest.golden.inputs).toEqual([]);
+    expect(manifest.golden.ref?.size).toBeGreaterThan(32 * 15_000 * 4);
   });
 });
 

@@ -2,11 +2,11 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { verifyManifest, type EnrollResponse, type ModelVersion } from '@edgefleet/shared';
 import { buildMlp, encodeModel, GraphBuilder } from '@edgefleet/shared/onnx';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { enrollDevice, startTestHub, type TestHub } from './hub-harness.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { enrollDevice, useTestHub } from './hub-harness.js';
 
 describe('model registry and artifacts', () => {
-  let t: TestHub;
+  const t = useTestHub();
   let device: EnrollResponse;
   let stored: ModelVersion;
   const model = buildMlp({ inputSize: 8, hidden: [16], outputSize: 3, seed: 7 });
@@ -25,11 +25,7 @@ describe('model registry and artifacts', () => {
   };
 
   beforeAll(async () => {
-    t = await startTestHub();
     device = await enrollDevice(t);
-  });
-  afterAll(async () => {
-    await t.stop();
   });
 
   it('accepts a good model: content-addressed file, signed manifest with golden vector', async () => {
@@ -55,7 +51,7 @@ describe('model registry and artifacts', () => {
     ['empty', new Uint8Array(0), /empty/],
     ['truncated', model.subarray(0, Math.floor(model.byteLength / 2)), /invalid model/],
     ['not ONNX', new TextEncoder().encode('hello, this is not a model at all'), /not an ONNX model|invalid model/],
-    ['unloadable', unloadable(), /onnxruntime could not run the model: .*NoSuchOperator/],
+    ['unloadable', unloadable(), /onnxruntime could not load the model: .*NoSuchOperator/],
   ])('refuses a %s upload with 400 INVALID_MODEL and stores nothing', async (_what, bytes, message) => {
     const res = await t.api<{ error: string; code: string }>('POST', '/api/v1/models/bad/versions?version=1', bytes);
     expect(res.status).toBe(400);
@@ -109,6 +105,7 @@ describe('model registry and artifacts', () => {
     ['an empty byte range', 'bytes=-'],
     ['a last position before the first', 'bytes=20-10'],
     ['a non-numeric position', 'bytes=a-b'],
+    ['several ranges', 'bytes=0-1,3-4'],
   ])('ignores a Range with %s and answers 200 with the whole artifact (RFC 9110)', async (_what, range) => {
     const res = await fetch(`${t.hub.apiUrl}/api/v1/artifacts/${stored.sha256}`, {
       headers: { authorization: basic(device.deviceId, device.secret), range },
@@ -116,6 +113,20 @@ describe('model registry and artifacts', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('content-range')).toBeNull();
     expect(Buffer.from(await res.arrayBuffer()).equals(Buffer.from(model))).toBe(true);
+  });
+
+  it('serves ranges with positions past 2^53 clamped to the artifact, and 416 for a first position past its end', async () => {
+    const get = (range: string) => fetch(`${t.hub.apiUrl}/api/v1/artifacts/${stored.sha256}`, { headers: { authorization: basic(device.deviceId, device.secret), range } });
+    const huge = '9'.repeat(30);
+    for (const range of ['bytes=0-', `bytes=0-${huge}`, `bytes=-${huge}`]) {
+      const res = await get(range);
+      expect(res.status, range).toBe(206);
+      expect(res.headers.get('content-range'), range).toBe(`bytes 0-${model.byteLength - 1}/${model.byteLength}`);
+      expect(Buffer.from(await res.arrayBuffer()).equals(Buffer.from(model)), range).toBe(true);
+    }
+    const past = await get(`bytes=${huge}-`);
+    expect(past.status).toBe(416);
+    expect(past.headers.get('content-range')).toBe(`bytes */${model.byteLength}`);
   });
 
   it('still answers 416 to a valid byte range outside the artifact, with the error shape', async () => {

@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import type { MqttClient } from 'mqtt';
 import { decodeMessage, DEVICE_PUBLISH_KINDS, deviceTopic, type TopicKind } from '@edgefleet/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectDevice, enrollDevice, eventually, startTestHub, telemetryRecord, type TestHub } from './hub-harness.js';
+import { connectDevice, enrollDevice, eventually, telemetryRecord, useTestHub } from './hub-harness.js';
 
 /**
  * Random and malformed payloads on every topic kind a device may publish, through a real broker:
@@ -77,14 +77,13 @@ const payloadFor = (kind: TopicKind, seq: () => number) =>
   );
 
 describe('MQTT ingest under random and malformed payloads', () => {
-  let t: TestHub;
+  const t = useTestHub();
   let client: MqttClient;
   let deviceId: string;
   let db: Database.Database;
   let seq = 1;
 
   beforeAll(async () => {
-    t = await startTestHub();
     const creds = await enrollDevice(t);
     deviceId = creds.deviceId;
     client = await connectDevice(t, creds);
@@ -95,7 +94,6 @@ describe('MQTT ingest under random and malformed payloads', () => {
   afterAll(async () => {
     client?.end(true);
     db?.close();
-    await t?.stop();
   });
 
   for (const kind of DEVICE_PUBLISH_KINDS) {

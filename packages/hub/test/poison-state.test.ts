@@ -3,7 +3,7 @@ import { deviceTopic, type Device, type EnrollResponse } from '@edgefleet/shared
 import Database from 'better-sqlite3';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectDevice, enrollDevice, eventually, startTestHub, telemetryRecord, type TestHub } from './hub-harness.js';
+import { connectDevice, enrollDevice, eventually, telemetryRecord, useTestHub, type TestHub } from './hub-harness.js';
 
 /** Beyond year 275760: `new Date(1e16).toISOString()` throws RangeError. */
 const POISON_TS = 1e16;
@@ -59,13 +59,12 @@ async function openEventStream(t: TestHub): Promise<{ frames: SseFrame[]; close(
 }
 
 describe('stored state that cannot be rendered', () => {
-  let t: TestHub;
+  const t = useTestHub();
   let good: EnrollResponse;
   let poisoned: EnrollResponse;
   const clients: MqttClient[] = [];
 
   beforeAll(async () => {
-    t = await startTestHub();
     good = await enrollDevice(t, { name: 'good', labels: { site: 'a' } });
     poisoned = await enrollDevice(t, { name: 'poisoned', labels: { site: 'a' } });
     const c = await connectDevice(t, good);
@@ -79,7 +78,6 @@ describe('stored state that cannot be rendered', () => {
   });
   afterAll(async () => {
     await Promise.all(clients.map((c) => c.endAsync()));
-    await t.stop();
   });
 
   it('lists the fleet with 200 and shows the error on that one device', async () => {

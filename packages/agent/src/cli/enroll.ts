@@ -3,7 +3,7 @@ import { EdgefleetError, EnrollResponse, type EnrollRequest } from '@edgefleet/s
 import type { Logger } from 'pino';
 import { DEFAULT_ENROLL_TIMEOUT_MS, type EnrollConfig } from '../config.js';
 import { writeIdentity } from '../store/identity-file.js';
-import { checkCaPem, pinnedFetch, readCaFile, type Fetch } from '../tls/pinned-ca.js';
+import { checkCaPem, checkPinnedEndpoints, pinnedFetch, readCaFile, type Fetch } from '../tls/pinned-ca.js';
 
 const responseCheck = Compile(EnrollResponse);
 
@@ -63,6 +63,8 @@ export async function enroll(config: EnrollConfig, logger: Logger): Promise<Enro
   // The hub's own CA came over a channel the --ca file vouched for; without one, the file is what gets pinned.
   if (parsed.hubCaPem) checkCaPem(parsed.hubCaPem, `the enrollment answer's hubCaPem from ${url}`);
   const identity: EnrollResponse = ca && !parsed.hubCaPem ? { ...parsed, hubCaPem: ca } : parsed;
+  // `run` refuses such an identity; refused here, the operator hears of it while enrolling.
+  checkPinnedEndpoints(identity, `the enrollment answer from ${url}`, "the hub's public URLs must be https:// and mqtts:// when it serves TLS");
   const path = await writeIdentity(config.stateDir, identity);
   log.info({ deviceId: identity.deviceId, path, pinnedCa: identity.hubCaPem !== undefined }, 'enrolled');
   return identity;

@@ -95,13 +95,16 @@ export async function runInstall(ctx: StepContext, step: Extract<Step, { kind: '
     emit('downloading', { progress: 0 });
     let lastProgress = 0;
     let verifying = false;
-    const path = await fetchModelFile(manifest, {
+    const fetching = {
       stateDir: ctx.stateDir,
       apiUrl: ctx.apiUrl,
       auth: ctx.auth,
       download: ctx.download,
       signal: ctx.signal,
       ...(ctx.diskReserveBytes === undefined ? {} : { diskReserveBytes: ctx.diskReserveBytes }),
+    };
+    const path = await fetchModelFile(manifest, {
+      ...fetching,
       onProgress: (p) => {
         if (p - lastProgress >= PROGRESS_STEP || (p === 1 && lastProgress < 1)) {
           lastProgress = p;
@@ -117,7 +120,7 @@ export async function runInstall(ctx: StepContext, step: Extract<Step, { kind: '
     // fetchModelFile returns only a file with the manifest's sha256 and size.
     ctx.store.putModel({ name, version, sha256, profile: manifest.profile, path, manifest });
     // Before loading: a golden file that cannot be fetched yet is a retryable failure, not a bad model.
-    const golden = await fetchGolden(manifest, { stateDir: ctx.stateDir, apiUrl: ctx.apiUrl, auth: ctx.auth, download: ctx.download, signal: ctx.signal });
+    const golden = await fetchGolden(manifest, fetching);
 
     emit('loading');
     fileIsBad = true; // from here a failure means the artifact itself is unusable
@@ -134,19 +137,24 @@ export async function runInstall(ctx: StepContext, step: Extract<Step, { kind: '
     if (!check.ok) throw new EdgefleetError('INVALID_MODEL', `golden vector check of ${name}@${version} failed: ${check.reason ?? 'outputs differ'}`);
     fileIsBad = false;
 
+    // agent.db before the switch: when it cannot take the write (a full disk), the deployment fails
+    // with the previous version still serving, instead of reporting a failure while the new one serves.
+    ctx.store.setActive(name, version);
     const previous = ctx.table.activate(loaded);
     loaded = undefined;
-    ctx.store.setActive(name, version);
+    // From here the new version serves: nothing below may turn that into a failure.
     // Beside the file, so a lost agent.db does not take the verified model with it (restore.ts).
     await writeManifestSidecar(ctx.stateDir, { activatedAt: Date.now(), signed: step.assignment.manifest }).catch((err: Error) =>
       ctx.logger.warn({ model: name, version, err: err.message }, 'could not keep the signed manifest beside the model file'),
     );
-    ctx.store.clearFailure(name, sha256);
     ctx.logger.info({ model: name, version, sha256, worst: check.worst }, 'model active');
     emit('active');
     // New requests already reach the new version; the old one finishes what it holds, then unloads.
     if (previous) await closeQuietly(ctx, previous);
-    await pruneOldVersions(ctx, name);
+    // The runner clears this assignment's failure record (it copes with agent.db refusing the write).
+    await pruneOldVersions(ctx, name).catch((err: Error) =>
+      ctx.logger.warn({ model: name, err: err.message }, 'could not delete older versions; the next activation tries again'),
+    );
     return undefined;
   } catch (err) {
     const failure = failureOf(err);

@@ -87,7 +87,7 @@ export function requestTensors(request: InferRequest, tail: Uint8Array, specs: r
       return { name: input.name, datatype, shape: input.shape, data: view(datatype, copy.buffer, 0, size) };
     }
     if (input.data === undefined) badRequest(`input "${input.name}" has neither data nor parameters.binary_data_size`);
-    return { name: input.name, datatype, shape: input.shape, data: jsonToTypedArray(input.name, datatype, flattenData(input.data)) };
+    return { name: input.name, datatype, shape: input.shape, data: jsonToTypedArray(input.name, datatype, flattenData(input.name, datatype, input.shape, input.data)) };
   });
   if (offset !== tail.byteLength) badRequest(`the binary data has ${tail.byteLength - offset} bytes beyond the inputs' binary_data_size`);
   return tensors;

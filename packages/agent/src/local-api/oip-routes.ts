@@ -43,8 +43,19 @@ export function registerOipRoutes(app: FastifyInstance, deps: OipRouteDeps): voi
   /** Before any body byte is read: an unknown model is a 404, and the body limit fits the model. */
   async function limitInferBody(req: FastifyRequest<{ Params: ModelParams }>) {
     const model = resolve(req.params);
-    const binary = req.headers[BINARY_HEADER] !== undefined;
-    setBodyLimit(req, binary ? binaryBodyLimit(model, deps.bodyLimits) : jsonBodyLimit(model, deps.bodyLimits));
+    const json = jsonBodyLimit(model, deps.bodyLimits);
+    const header = req.headers[BINARY_HEADER];
+    if (header === undefined) {
+      setBodyLimit(req, json);
+      return;
+    }
+    // The binary header is parsed as JSON all the same: without its own bound, a JSON request sent as
+    // one big "header" would get the binary limit and the binary extension would undo the JSON one.
+    const headerBytes = Number(Array.isArray(header) ? header[0] : header);
+    if (headerBytes > json.bytes) {
+      throw new EdgefleetError('PAYLOAD_TOO_LARGE', `binary inference header of ${headerBytes} bytes (${BINARY_HEADER}) is over the ${json.bytes}-byte limit for ${json.reason}`);
+    }
+    setBodyLimit(req, binaryBodyLimit(model, deps.bodyLimits));
   }
 
   async function infer(req: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) {

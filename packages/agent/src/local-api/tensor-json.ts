@@ -7,9 +7,36 @@ function bad(message: string): never {
   throw new EdgefleetError('INVALID_TENSOR', message);
 }
 
-/** Flattens nested `data` arrays (row-major), as the protocol allows either form. */
-export function flattenData(data: readonly unknown[]): unknown[] {
-  return data.some(Array.isArray) ? (data.flat(Infinity) as unknown[]) : (data as unknown[]);
+/**
+ * Flattens nested `data` arrays (row-major), as the protocol allows either form, at most as deep as
+ * the input's shape has dimensions. Iterative: `flat(Infinity)` recurses, and a request nesting its
+ * data 10,000 deep overflowed the stack (a 500 instead of the answer naming the problem).
+ */
+export function flattenData(name: string, datatype: Datatype, shape: readonly number[], data: readonly unknown[]): unknown[] {
+  if (!data.some(Array.isArray)) return data as unknown[];
+  const maxDepth = Math.max(1, shape.length);
+  const out: unknown[] = [];
+  const stack: Array<{ items: readonly unknown[]; next: number }> = [{ items: data, next: 0 }];
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1]!;
+    if (top.next === top.items.length) {
+      stack.pop();
+      continue;
+    }
+    const item = top.items[top.next++];
+    if (!Array.isArray(item)) out.push(item);
+    else if (stack.length < maxDepth) stack.push({ items: item, next: 0 });
+    else bad(`input "${name}" (${datatype}): data is nested deeper than the ${shape.length} dimensions of its shape [${shape.join(',')}]`);
+  }
+  return out;
+}
+
+/** A value for an error message: short, and safe for any depth (JSON.stringify recurses). */
+function preview(value: unknown): string {
+  if (Array.isArray(value)) return 'an array';
+  if (value !== null && typeof value === 'object') return 'an object';
+  const text = JSON.stringify(value);
+  return text.length > 40 ? `${text.slice(0, 40)}…` : text;
 }
 
 const FLOAT_ARRAYS = { FP32: Float32Array, FP64: Float64Array } as const;
@@ -35,7 +62,7 @@ const INT_RANGES: Record<keyof typeof INT_ARRAYS | 'INT64' | 'UINT64', [number, 
 /** Converts flat JSON values to the datatype's typed array, rejecting values the type cannot hold. */
 export function jsonToTypedArray(name: string, datatype: Datatype, values: readonly unknown[]): TensorData {
   const n = values.length;
-  const where = (i: number) => `input "${name}" (${datatype}): data[${i}] = ${JSON.stringify(values[i])}`;
+  const where = (i: number) => `input "${name}" (${datatype}): data[${i}] = ${preview(values[i])}`;
   if (datatype === 'FP32' || datatype === 'FP64' || datatype === 'FP16') {
     const out = datatype === 'FP16' ? new Uint16Array(n) : new FLOAT_ARRAYS[datatype](n);
     for (let i = 0; i < n; i++) {

@@ -94,19 +94,27 @@ export function createDownloader(opts: DownloaderOptions): Downloader {
     if (!res.body) throw new EdgefleetError('UNAVAILABLE', `artifact download ${req.url} has no body`);
     const fh = await open(req.partPath, offset === 0 ? 'w' : 'a', 0o600);
     let received = offset;
+    let oversize = false;
     try {
       for await (const chunk of res.body) {
+        // No byte past the signed size reaches the disk: a server sending more is wrong, not slow.
+        if (received + chunk.byteLength > req.size) {
+          oversize = true;
+          break;
+        }
         // A write near a full disk can be short; the next one then fails with ENOSPC.
         for (let done = 0; done < chunk.byteLength; ) done += (await fh.write(chunk, done)).bytesWritten;
         received += chunk.byteLength;
-        if (received > req.size) {
-          throw new FatalDownloadError('INVALID_MODEL', `${req.url} sent more than the manifest's ${req.size} bytes`);
-        }
         req.onProgress?.(received / req.size);
       }
-      await fh.sync();
+      if (!oversize) await fh.sync();
     } finally {
       await fh.close();
+    }
+    if (oversize) {
+      // Not retried, so a part file kept for resume would only hold the disk until the next assignment.
+      await removeFile(req.partPath);
+      throw new FatalDownloadError('INVALID_MODEL', `${req.url} sent more than the manifest's ${req.size} bytes`);
     }
     if (received < req.size) {
       throw new EdgefleetError('UNAVAILABLE', `${req.url} ended after ${received} of ${req.size} bytes`);

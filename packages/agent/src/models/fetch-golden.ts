@@ -1,9 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodeGoldenFile, decodeTypedTensor, EdgefleetError, type Manifest, type Tolerance, type TypedTensor } from '@edgefleet/shared';
+import { DEFAULT_DISK_RESERVE_BYTES, ensureFreeSpace } from './disk-space.js';
 import type { Downloader } from './download.js';
 import { artifactUrl } from './fetch-model.js';
-import { ensureModelsDir, modelsDir, partPath, removeFile } from './model-files.js';
+import { ensureModelsDir, fileSize, modelsDir, partPath, removeFile } from './model-files.js';
 
 export interface GoldenVector {
   inputs: TypedTensor[];
@@ -17,6 +18,8 @@ export interface FetchGoldenOptions {
   auth: { username: string; password: string };
   download: Downloader;
   signal?: AbortSignal;
+  /** Free bytes to leave on the disk beyond the golden file's own (default 16 MiB, as for models). */
+  diskReserveBytes?: number;
 }
 
 /**
@@ -30,10 +33,20 @@ export async function fetchGolden(manifest: Manifest, opts: FetchGoldenOptions):
   if (!ref) return { inputs: golden.inputs.map(decodeTypedTensor), outputs: golden.outputs.map(decodeTypedTensor), tolerance: golden.tolerance };
   await ensureModelsDir(opts.stateDir);
   const path = join(modelsDir(opts.stateDir), `${ref.sha256}.golden`);
+  const part = partPath(opts.stateDir, ref.sha256);
+  // Checked before a byte is written, like the model file: a golden file can be image-sized too.
+  const bytes = Math.max(0, ref.size - ((await fileSize(part)) ?? 0));
+  await ensureFreeSpace({
+    what: `${manifest.model}@${manifest.version}`,
+    dir: modelsDir(opts.stateDir),
+    bytes,
+    detail: `${bytes} of its ${ref.size}-byte golden file still to download`,
+    reserve: opts.diskReserveBytes ?? DEFAULT_DISK_RESERVE_BYTES,
+  });
   try {
     await opts.download({
       url: artifactUrl(opts.apiUrl, ref.sha256),
-      partPath: partPath(opts.stateDir, ref.sha256),
+      partPath: part,
       finalPath: path,
       sha256: ref.sha256,
       size: ref.size,

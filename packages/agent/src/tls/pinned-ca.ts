@@ -7,9 +7,14 @@ import { EdgefleetError } from '@edgefleet/shared';
 export type Fetch = typeof fetch;
 
 const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+const PEM_PRIVATE_KEY = /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/;
 
 /** Checks that a PEM text holds at least one X.509 certificate and nothing that fails to parse; `what` names its source. */
 export function checkCaPem(pem: string, what: string): string {
+  // Whatever passes here is pinned, i.e. copied into identity.json on the device: a CA's key must never go there.
+  if (PEM_PRIVATE_KEY.test(pem)) {
+    throw new EdgefleetError('BAD_REQUEST', `${what} holds a private key; give the CA certificate alone (a device needs only the certificate, and its key must stay with the CA)`);
+  }
   const blocks = pem.match(PEM_CERT) ?? [];
   if (blocks.length === 0) throw new EdgefleetError('BAD_REQUEST', `${what} holds no PEM certificate ("-----BEGIN CERTIFICATE-----")`);
   for (const [i, block] of blocks.entries()) {
@@ -56,12 +61,16 @@ export function pinnedFetch(caPem: string | undefined): PinnedFetch {
  * `http://` or `mqtt://` URL was edited or tampered with, and falling back to plain would send the
  * device secret in clear.
  */
-export function checkPinnedEndpoints(identity: { hubCaPem?: string | undefined; apiUrl: string; brokerUrl: string }, path: string): void {
+export function checkPinnedEndpoints(
+  identity: { hubCaPem?: string | undefined; apiUrl: string; brokerUrl: string },
+  path: string,
+  advice = 'enroll again',
+): void {
   if (!identity.hubCaPem) return;
   if (!identity.apiUrl.startsWith('https://')) {
-    throw new EdgefleetError('BAD_REQUEST', `${path} pins a hub CA but its apiUrl "${identity.apiUrl}" is not https://: the agent does not fall back to plain HTTP; enroll again`);
+    throw new EdgefleetError('BAD_REQUEST', `${path} pins a hub CA but its apiUrl "${identity.apiUrl}" is not https://: the agent does not fall back to plain HTTP; ${advice}`);
   }
   if (!/^(mqtts|ssl|wss):\/\//.test(identity.brokerUrl)) {
-    throw new EdgefleetError('BAD_REQUEST', `${path} pins a hub CA but its brokerUrl "${identity.brokerUrl}" is not mqtts://: the agent does not fall back to plain MQTT; enroll again`);
+    throw new EdgefleetError('BAD_REQUEST', `${path} pins a hub CA but its brokerUrl "${identity.brokerUrl}" is not mqtts://: the agent does not fall back to plain MQTT; ${advice}`);
   }
 }

@@ -14,23 +14,13 @@ import {
   type NumericTensor,
   type TypedTensor,
 } from '@edgefleet/shared';
-import { buildMlp, decodeModel, encodeModel, floatTensor, GraphBuilder, readSignature } from '@edgefleet/shared/onnx';
+import { buildMlp, decodeModel, readSignature } from '@edgefleet/shared/onnx';
 import type { ModelRuntime } from '../../src/inference/types.js';
+
+export { imageModel } from '../../../../test/support/image-model.js';
 
 export function mlp(seed: number): Uint8Array {
   return buildMlp({ inputSize: 4, hidden: [8], outputSize: 3, seed });
-}
-
-/** image[1,3,640,640] → strided Conv → GlobalAveragePool → feat[1,2]: its golden input (4.9 MB) needs a golden file. */
-export function imageModel(seed = 1): Uint8Array {
-  const g = new GraphBuilder('image');
-  const x = g.input('image', 'FP32', [1, 3, 640, 640]);
-  const w = g.initializer(floatTensor('w', [2, 3, 3, 3], Float32Array.from({ length: 54 }, (_, i) => (((i * seed) % 7) - 3) / 10)));
-  const c = g.node('Conv', [x, w], { kernel_shape: [3, 3], strides: [8, 8] });
-  const p = g.node('GlobalAveragePool', [c]);
-  g.node('Flatten', [p], { axis: 1 }, 'feat');
-  g.output('feat', 'FP32', [1, 2]);
-  return encodeModel(g.build());
 }
 
 export function sha256Of(bytes: Uint8Array): string {
