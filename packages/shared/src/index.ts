@@ -13,6 +13,7 @@ export * from './messages/desired.js';
 export * from './messages/events.js';
 export * from './messages/drift.js';
 export * from './messages/cmd.js';
+export { LONG_TEXT_MAX } from './messages/bounds.js';
 export * from './api/common.js';
 export * from './api/enrollment.js';
 export * from './api/devices.js';

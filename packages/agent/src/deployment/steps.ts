@@ -1,6 +1,7 @@
 import {
   EdgefleetError,
   isEdgefleetError,
+  LONG_TEXT_MAX,
   verifyManifest,
   type DeploymentEvent,
   type ErrorCode,
@@ -49,9 +50,12 @@ export interface StepFailure {
 const RETRYABLE: ReadonlySet<ErrorCode> = new Set(['UNAVAILABLE', 'RANGE_NOT_SATISFIABLE', 'INTERNAL', 'DISK_FULL', 'STORAGE_ERROR']);
 const PROGRESS_STEP = 0.1;
 
-function failureOf(err: unknown): StepFailure {
+export function failureOf(err: unknown): StepFailure {
   const code: ErrorCode = isEdgefleetError(err) ? err.code : isNoSpaceError(err) ? 'DISK_FULL' : 'INTERNAL';
-  return { code, message: (err as Error).message ?? String(err), retryable: RETRYABLE.has(code) };
+  const message = (err as Error).message ?? String(err);
+  // onnxruntime's messages can run long; an event over the schema's bound would not be sent at all.
+  const bounded = message.length > LONG_TEXT_MAX ? `${message.slice(0, LONG_TEXT_MAX - 1)}…` : message;
+  return { code, message: bounded, retryable: RETRYABLE.has(code) };
 }
 
 /** Deletes a model file unless another installed row still points at the same content. */

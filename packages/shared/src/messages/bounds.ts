@@ -19,4 +19,6 @@ export const Counter = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEG
 /** Short identifiers (model, version, profile, rollout id, error code) and free text. */
 export const Name = Type.String({ maxLength: 128 });
 export const ShortText = Type.String({ maxLength: 256 });
-export const LongText = Type.String({ maxLength: 4096 });
+/** The longest free text a device may send (error messages): senders cut theirs to this. */
+export const LONG_TEXT_MAX = 4096;
+export const LongText = Type.String({ maxLength: LONG_TEXT_MAX });
