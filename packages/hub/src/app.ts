@@ -1,12 +1,16 @@
 import { mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { EdgefleetError, type SigningKeyPair } from '@edgefleet/shared';
+import type { SigningKeyPair } from '@edgefleet/shared';
 import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { ensureAdminToken } from './auth/admin-token.js';
+import { DEFAULT_ATTEMPT_LIMITS, registerAttemptLimits } from './auth/attempt-limit.js';
 import { createOperatorAuth } from './auth/operator-auth.js';
 import { secretMatches } from './auth/secret-digest.js';
 import { createSessionRepo } from './auth/session-repo.js';
+import { createTokenRepo } from './auth/token-repo.js';
+import { tokenRoutes } from './auth/token-routes.js';
+import { createTokenService } from './auth/token-service.js';
 import { createAedesBroker } from './broker/aedes-broker.js';
 import type { Broker } from './broker/broker.js';
 import { createIngestService, type IngestCounters, type IngestService } from './broker/ingest-service.js';
@@ -20,10 +24,12 @@ import { createDeviceService } from './devices/device-service.js';
 import { createEnrollmentRepo } from './enrollment/enrollment-repo.js';
 import { enrollmentRoutes } from './enrollment/enrollment-routes.js';
 import { createEnrollmentService } from './enrollment/enrollment-service.js';
+import { parseHostHeader } from './enrollment/host-header.js';
 import { createHubEventBus, type HubEventBus } from './events/hub-event-bus.js';
 import { healthRoutes } from './http/health-routes.js';
 import { createHttpServer } from './http/http-server.js';
 import { createJobRegistry } from './jobs/job-registry.js';
+import { mayDownload } from './models/artifact-access.js';
 import { artifactRoutes } from './models/artifact-routes.js';
 import { createArtifactStore, type ArtifactStore } from './models/artifact-store.js';
 import { createModelRepo } from './models/model-repo.js';
@@ -36,7 +42,9 @@ import { createRolloutRepo } from './rollouts/rollout-repo.js';
 import { rolloutRoutes } from './rollouts/rollout-routes.js';
 import { createRolloutService, type RolloutService } from './rollouts/rollout-service.js';
 import { openDatabase, type Db } from './store/database.js';
+import { createStorageHealth, type StorageHealth } from './store/storage-health.js';
 import { createSettingsRepo } from './store/settings-repo.js';
+import { loadServerTls, type ServerTls } from './tls/server-tls.js';
 
 export type { HubConfig } from './config.js';
 export { DEFAULT_CONFIG, loadConfig } from './config.js';
@@ -44,7 +52,7 @@ export { DEFAULT_CONFIG, loadConfig } from './config.js';
 export interface Hub {
   start(): Promise<void>;
   stop(): Promise<void>;
-  /** After start: `http://host:port` and `mqtt://host:port` with the actual ports. */
+  /** After start: `http(s)://host:port` and `mqtt(s)://host:port` with the actual ports. */
   readonly apiUrl: string;
   readonly brokerUrl: string;
   readonly http: FastifyInstance;
@@ -58,15 +66,6 @@ export interface Hub {
 function displayHost(host: string): string {
   if (host === '0.0.0.0' || host === '::' || host === '') return '127.0.0.1';
   return host.includes(':') ? `[${host}]` : host;
-}
-
-/** The hostname in a request's Host header; a malformed one is the client's error (400), not ours. */
-function hostnameOf(host: string): string {
-  try {
-    return new URL(`http://${host}`).hostname;
-  } catch {
-    throw new EdgefleetError('BAD_REQUEST', `Host header "${host}" is not a valid host[:port]: expected e.g. "hub.example:8080"`);
-  }
 }
 
 /** Every SQLite-backed store, opened on one database (and the admin token checked). */
@@ -96,6 +95,9 @@ interface RouteParts {
   rollouts: RolloutService;
   signingKey: SigningKeyPair;
   artifacts: ArtifactStore;
+  storage: StorageHealth;
+  /** HTTPS/MQTTS material when the operator configured TLS. */
+  tls: ServerTls | undefined;
   /** The hub's own API URL once listening (fallback for enrollment answers without a Host header). */
   apiUrl: () => string;
   log: Logger;
@@ -104,8 +106,10 @@ interface RouteParts {
 /** Registers every HTTP route on the server (explicitly, in one place). */
 async function registerRoutes(app: FastifyInstance, p: RouteParts): Promise<void> {
   const { config, stores, bus, broker, ingest, log } = p;
-  const { devices, tokens, sessions } = stores;
-  const requireOperator = createOperatorAuth(tokens, sessions);
+  const { devices, sessions } = stores;
+  const operatorTokens = createTokenService({ admin: stores.tokens, repo: createTokenRepo(p.database), sessions, log: log.child({ module: 'auth' }) });
+  const limits = await registerAttemptLimits(app, DEFAULT_ATTEMPT_LIMITS);
+  const { requireRole, requireOperator, stillAuthenticated } = createOperatorAuth(operatorTokens, sessions, limits.bearer);
   const enrollment = createEnrollmentService({
     db: p.database,
     tokens: stores.enrollmentTokens,
@@ -114,28 +118,35 @@ async function registerRoutes(app: FastifyInstance, p: RouteParts): Promise<void
     hubPublicKey: p.signingKey.publicKeyPem,
     log: log.child({ module: 'enrollment' }),
   });
-  await app.register(healthRoutes, { status: () => ({ connections: broker.connections, ingest: ingest.counters }) });
-  await app.register(sessionRoutes, { tokens, sessions });
-  await app.register(eventStreamRoutes, { bus, requireOperator, deviceById: (id) => devices.get(id) });
+  await app.register(healthRoutes, {
+    sources: () => ({ connections: broker.connections, ingest: ingest.counters, storage: p.storage.state }),
+    requireOperator,
+  });
+  await app.register(sessionRoutes, { tokens: operatorTokens, sessions, limit: limits.session });
+  await app.register(tokenRoutes, { tokens: operatorTokens, requireRole });
+  await app.register(eventStreamRoutes, { bus, requireOperator, stillAuthenticated, deviceById: (id) => devices.get(id) });
   await app.register(staticRoutes, {});
   await app.register(enrollmentRoutes, {
     service: enrollment,
-    requireOperator,
-    endpointsFor: (host, protocol) => {
-      const hostname = host ? hostnameOf(host) : displayHost(config.host);
+    requireRole,
+    limit: limits.enroll,
+    endpointsFor: (rawHost, protocol) => {
+      const host = rawHost ? parseHostHeader(rawHost) : undefined;
+      const hostname = host ? host.hostname : displayHost(config.host);
       return {
-        apiUrl: config.publicUrl ?? (host ? `${protocol}://${host}` : p.apiUrl()),
-        brokerUrl: config.brokerUrl ?? `mqtt://${hostname}:${broker.port}`,
+        apiUrl: config.publicUrl ?? (host ? `${protocol}://${host.host}` : p.apiUrl()),
+        brokerUrl: config.brokerUrl ?? `${p.tls ? 'mqtts' : 'mqtt'}://${hostname}:${broker.port}`,
+        hubCaPem: p.tls?.caPem,
       };
     },
   });
   await app.register(deviceRoutes, {
     service: createDeviceService({ devices, records: stores.records, bus, disconnect: (id) => broker.disconnectDevice(id), log: log.child({ module: 'devices' }) }),
-    requireOperator,
+    requireRole,
   });
   await app.register(modelRoutes, {
     service: createModelService({ repo: stores.models, artifacts: p.artifacts, privateKeyPem: p.signingKey.privateKeyPem, log: log.child({ module: 'models' }) }),
-    requireOperator,
+    requireRole,
     maxModelBytes: config.maxModelBytes,
   });
   await app.register(artifactRoutes, {
@@ -144,8 +155,18 @@ async function registerRoutes(app: FastifyInstance, p: RouteParts): Promise<void
       const creds = devices.credentials(id);
       return creds !== undefined && !creds.revoked && secretMatches(secret, creds.secretSha256);
     },
+    mayDownload: (deviceId, sha256) =>
+      mayDownload(
+        {
+          desired: (id) => stores.desired.get(id),
+          reportedModels: (id) => devices.get(id)?.models ?? [],
+          assignedManifest: (id, model, version) => stores.models.assignedTo(id, model, version)?.manifest.manifest,
+        },
+        deviceId,
+        sha256,
+      ),
   });
-  await app.register(rolloutRoutes, { service: p.rollouts, requireOperator });
+  await app.register(rolloutRoutes, { service: p.rollouts, requireRole });
 }
 
 /** Scheduled housekeeping: expired sessions and week-old expired enrollment tokens. */
@@ -178,10 +199,13 @@ export interface BuiltHub extends Hub {
  */
 export async function buildHub(config: HubConfig, opts: { log?: Logger; bus?: HubEventBus } = {}): Promise<BuiltHub> {
   const log = opts.log ?? pino({ level: config.logLevel });
-  const bus = opts.bus ?? createHubEventBus();
+  const bus = opts.bus ?? createHubEventBus(log.child({ module: 'events' }));
   const stack: Array<() => Promise<void> | void> = [];
   let apiUrl = '';
   let brokerUrl = '';
+  // Before anything is opened: unreadable or mismatched TLS files stop the hub, naming the file.
+  const tls = config.tls ? loadServerTls(config.tls) : undefined;
+  if (tls) log.info({ certFile: config.tls?.certFile, validTo: tls.validTo, pinnedCa: tls.caPem !== undefined }, 'tls enabled for http and mqtt');
 
   async function unwind(): Promise<void> {
     while (stack.length > 0) {
@@ -195,7 +219,8 @@ export async function buildHub(config: HubConfig, opts: { log?: Logger; bus?: Hu
   }
 
   mkdirSync(config.dataDir, { recursive: true });
-  const database = openDatabase(`${config.dataDir}/hub.db`, log.child({ module: 'store' }));
+  const database = openDatabase(`${config.dataDir}/hub.db`, log.child({ module: 'store' }), { allowEmpty: config.allowEmptyDatabase });
+  const storage = createStorageHealth();
   stack.push(() => {
     database.close();
   });
@@ -211,7 +236,8 @@ export async function buildHub(config: HubConfig, opts: { log?: Logger; bus?: Hu
     const artifacts = createArtifactStore(config.dataDir);
     ingest = createIngestService({
       devices: stores.devices,
-      records: stores.records,
+      // Health reports degraded while record batches fail (a damaged index can break writes and leave reads working).
+      records: { ...stores.records, insertBatch: storage.observe(stores.records.insertBatch) },
       bus,
       queueBound: config.ingestQueueBound,
       log: log.child({ module: 'ingest' }),
@@ -222,8 +248,10 @@ export async function buildHub(config: HubConfig, opts: { log?: Logger; bus?: Hu
       host: config.host,
       port: config.mqttPort,
       maxConnections: config.maxConnections,
+      maxPacketBytes: config.mqttMaxPacketBytes,
       policy: ingest,
       log: log.child({ module: 'broker' }),
+      ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}),
     });
     rollouts = createRolloutService({
       db: database,
@@ -236,10 +264,10 @@ export async function buildHub(config: HubConfig, opts: { log?: Logger; bus?: Hu
       log: log.child({ module: 'rollouts' }),
     });
     ingest.setObserver(rollouts.observer);
-    app = await createHttpServer(log.child({ module: 'http' }));
+    app = await createHttpServer(log.child({ module: 'http' }), tls ? { https: { cert: tls.cert, key: tls.key } } : {});
     const server = app;
     stack.push(() => server.close());
-    const parts = { config, database, stores, bus, broker, ingest, rollouts, signingKey, artifacts, log };
+    const parts = { config, database, stores, bus, broker, ingest, rollouts, signingKey, artifacts, storage, tls, log };
     await registerRoutes(app, { ...parts, apiUrl: () => apiUrl });
     await app.ready();
   } catch (err) {
@@ -255,8 +283,8 @@ export async function buildHub(config: HubConfig, opts: { log?: Logger; bus?: Hu
     log.info({ devices: republished }, 'desired state republished');
     await app.listen({ host: config.host, port: config.httpPort });
     const httpPort = (app.server.address() as AddressInfo).port;
-    apiUrl = `http://${displayHost(config.host)}:${httpPort}`;
-    brokerUrl = `mqtt://${displayHost(config.host)}:${broker.port}`;
+    apiUrl = `${tls ? 'https' : 'http'}://${displayHost(config.host)}:${httpPort}`;
+    brokerUrl = `${tls ? 'mqtts' : 'mqtt'}://${displayHost(config.host)}:${broker.port}`;
     const jobs = createHubJobs(stores, log);
     jobs.start();
     stack.push(() => jobs.stop());
@@ -299,7 +327,8 @@ export async function buildHub(config: HubConfig, opts: { log?: Logger; bus?: Hu
 
 /** buildHub() and start() in one call of start(), for callers that do not need the app before listening. */
 export function createHub(config: HubConfig, opts: { log?: Logger } = {}): Hub {
-  const bus = createHubEventBus();
+  const log = opts.log ?? pino({ level: config.logLevel });
+  const bus = createHubEventBus(log.child({ module: 'events' }));
   let built: BuiltHub | null = null;
   let starting: Promise<void> | null = null;
   const need = (): BuiltHub => {
@@ -309,7 +338,7 @@ export function createHub(config: HubConfig, opts: { log?: Logger } = {}): Hub {
   return {
     start() {
       starting = (async () => {
-        built = await buildHub(config, { ...opts, bus });
+        built = await buildHub(config, { log, bus });
         await built.start();
       })();
       return starting;

@@ -92,6 +92,20 @@ function tlsFiles(env: NodeJS.ProcessEnv): HubTlsFiles | undefined {
   return { certFile: resolve(certFile), keyFile: resolve(keyFile), caFile: caFile ? resolve(caFile) : undefined };
 }
 
+/**
+ * With TLS the hub serves only HTTPS and MQTTS, and the devices it enrolls pin its CA and refuse plain
+ * URLs: a plain URL handed out at enrollment would leave every such device unable to start.
+ */
+function checkTlsEndpoints(config: Pick<HubConfig, 'publicUrl' | 'brokerUrl' | 'tls'>): void {
+  if (!config.tls) return;
+  if (config.publicUrl !== undefined && !config.publicUrl.startsWith('https://')) {
+    throw new Error(`EDGEFLEET_HUB_PUBLIC_URL="${config.publicUrl}": the hub serves only HTTPS when TLS is configured, and devices pinning its CA refuse plain URLs: expected https://`);
+  }
+  if (config.brokerUrl !== undefined && !/^(mqtts|ssl):\/\//.test(config.brokerUrl)) {
+    throw new Error(`EDGEFLEET_HUB_BROKER_URL="${config.brokerUrl}": the broker speaks only MQTTS when TLS is configured, and devices pinning its CA refuse plain URLs: expected mqtts://`);
+  }
+}
+
 function flag(env: NodeJS.ProcessEnv, name: string): boolean {
   const raw = env[name];
   if (raw === undefined || raw === '' || raw === '0') return false;
@@ -100,7 +114,7 @@ function flag(env: NodeJS.ProcessEnv, name: string): boolean {
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv): HubConfig {
-  return {
+  const config: HubConfig = {
     dataDir: resolve(env.EDGEFLEET_HUB_DATA_DIR || './hub-data'),
     host: env.EDGEFLEET_HUB_HOST || DEFAULT_CONFIG.host,
     httpPort: port(env, 'EDGEFLEET_HUB_HTTP_PORT', DEFAULT_CONFIG.httpPort),
@@ -117,4 +131,6 @@ export function loadConfig(env: NodeJS.ProcessEnv): HubConfig {
     allowEmptyDatabase: flag(env, 'EDGEFLEET_HUB_ALLOW_EMPTY_DB'),
     tls: tlsFiles(env),
   };
+  checkTlsEndpoints(config);
+  return config;
 }

@@ -1,6 +1,7 @@
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ensureAdminToken } from '../src/auth/admin-token.js';
@@ -40,5 +41,23 @@ describe('admin token', () => {
     const configured = ensureAdminToken(settings, dir, 'configured-token', log);
     expect(configured.verify('configured-token')).toBe(true);
     expect(configured.verify(first)).toBe(false);
+  });
+
+  it('warns, without the token, when a configured admin token is short enough to guess', () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
+        cb();
+      },
+    });
+    const captured = pino({ level: 'info' }, sink);
+    ensureAdminToken(createSettingsRepo(db), dir, 'admin', captured);
+    const warning = lines.find((l) => l.level === 40);
+    expect(warning?.msg).toMatch(/EDGEFLEET_ADMIN_TOKEN is 5 characters long/);
+    expect(JSON.stringify(lines)).not.toContain('"admin"');
+    lines.length = 0;
+    ensureAdminToken(createSettingsRepo(db), dir, 'efa_' + 'x'.repeat(43), captured);
+    expect(lines.filter((l) => l.level === 40)).toEqual([]);
   });
 });

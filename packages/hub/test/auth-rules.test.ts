@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { addressKey } from '../src/auth/address-key.js';
 import { csrfProblem, type RequestOrigin } from '../src/auth/csrf-check.js';
 import { roleAllows } from '../src/auth/roles.js';
 import { createAuthRateLimit } from '../src/broker/auth-rate-limit.js';
@@ -50,6 +51,21 @@ describe('parseHostHeader', () => {
   });
 });
 
+describe('addressKey', () => {
+  it('keeps IPv4 (also IPv4-mapped) addresses apart and groups IPv6 by /64', () => {
+    expect(addressKey('10.0.0.1')).toBe('10.0.0.1');
+    expect(addressKey('::ffff:10.0.0.1')).toBe('10.0.0.1');
+    expect(addressKey('::FFFF:10.0.0.2')).toBe('10.0.0.2');
+    expect(addressKey('2001:db8:1:2::1')).toBe('2001:db8:1:2::/64');
+    expect(addressKey('2001:0DB8:0001:0002:ffff:ffff:ffff:ffff')).toBe('2001:db8:1:2::/64');
+    expect(addressKey('2001:db8::1')).toBe('2001:db8:0:0::/64');
+    expect(addressKey('::1')).toBe('0:0:0:0::/64');
+    expect(addressKey('fe80::1%eth0')).toBe('fe80:0:0:0::/64');
+    expect(addressKey('64:ff9b::10.0.0.1')).toBe('64:ff9b:0:0::/64');
+    expect(addressKey('unknown')).toBe('unknown');
+  });
+});
+
 describe('broker auth rate limit', () => {
   it('blocks an address after its failures until the window ends, other addresses untouched', () => {
     let now = 0;
@@ -64,6 +80,13 @@ describe('broker auth rate limit', () => {
     expect(limit.blocked('a')).toBe(true);
     now = 1000;
     expect(limit.blocked('a')).toBe(false);
+  });
+  it('counts the addresses of one IPv6 /64 together', () => {
+    const limit = createAuthRateLimit({ maxFailures: 2, windowMs: 1000 }, () => 0);
+    limit.failed('2001:db8:1:2::1');
+    limit.failed('2001:db8:1:2::2');
+    expect(limit.blocked('2001:db8:1:2::3')).toBe(true);
+    expect(limit.blocked('2001:db8:1:3::1')).toBe(false);
   });
   it('tracks a bounded number of addresses, forgetting the oldest', () => {
     const limit = createAuthRateLimit({ maxFailures: 1, windowMs: 1000, maxAddresses: 2 }, () => 0);

@@ -107,6 +107,7 @@ describe('dashboard event stream', () => {
     await app.register(eventStreamRoutes, {
       bus,
       requireOperator: async () => undefined,
+      stillAuthenticated: () => true,
       deviceById: (id) => {
         if (id === 'unreadable') throw new RangeError('Invalid time value');
         return device(id);

@@ -1,15 +1,9 @@
 import type { HubHealth } from '@edgefleet/shared';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestHub, type TestHub } from './hub-harness.js';
+import { describe, expect, it } from 'vitest';
+import { useTestHub } from './hub-harness.js';
 
 describe('GET /api/v1/health', () => {
-  let t: TestHub;
-  beforeAll(async () => {
-    t = await startTestHub();
-  });
-  afterAll(async () => {
-    await t.stop();
-  });
+  const t = useTestHub();
   const anonymous = (path: string) => fetch(`${t.hub.apiUrl}${path}`);
 
   it('answers public liveness only without credentials', async () => {
@@ -27,6 +21,15 @@ describe('GET /api/v1/health', () => {
   it('refuses a bad bearer token instead of quietly answering less', async () => {
     const res = await t.api('GET', '/api/v1/health', undefined, { authorization: 'Bearer wrong' });
     expect(res.status).toBe(401);
+  });
+
+  it('lets a session cookie read the numbers but not reset them: any page on another port of the same host can make a browser send that GET', async () => {
+    const login = await t.api('POST', '/api/v1/session', { token: t.adminToken }, { authorization: '' });
+    const cookie = login.headers.get('set-cookie')!.split(';')[0]!;
+    const res = await t.api<{ code: string; error: string }>('GET', '/api/v1/health?reset=1', undefined, { authorization: '', cookie });
+    expect(res.status).toBe(403);
+    expect(res.body.code).toBe('FORBIDDEN');
+    expect(res.body.error).toMatch(/Authorization: Bearer/);
   });
 
   it('gives an operator (bearer or session) the counters, connections, storage and event-loop numbers, and lets it reset', async () => {

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { buildMlp } from '@edgefleet/shared/onnx';
 import { afterAll, describe, expect, it } from 'vitest';
 
 const MAIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
@@ -117,5 +118,55 @@ describe('hub process', () => {
     const fatal = refused.lines.find((l) => l.level === 60)!;
     expect(fatal.code).toBe('STORAGE_ERROR');
     expect(fatal.msg).toMatch(new RegExp(`^hub failed to start: hub database ${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} (is damaged|cannot be opened)`));
+  });
+});
+
+/** Protobuf length-delimited field: tag, length, payload. */
+function ldField(field: number, payload: Buffer): Buffer {
+  const varint = (n: number) => {
+    const out: number[] = [];
+    for (; n > 127; n = Math.floor(n / 128)) out.push((n & 127) | 128);
+    out.push(n);
+    return Buffer.from(out);
+  };
+  return Buffer.concat([varint((field << 3) | 2), varint(payload.length), payload]);
+}
+
+describe('hub process under a model upload that expands when decoded', () => {
+  it('keeps running when a 6 MB upload would decode to hundreds of MB of heap (packed int64_data of zeros)', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'ef-hub-main-'));
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      EDGEFLEET_HUB_DATA_DIR: dataDir,
+      EDGEFLEET_HUB_HOST: '127.0.0.1',
+      EDGEFLEET_HUB_HTTP_PORT: '0',
+      EDGEFLEET_HUB_MQTT_PORT: '0',
+      EDGEFLEET_ADMIN_TOKEN: 'efa_decode-bomb-test-admin-token-000000000001',
+    };
+    // A small main heap, so that decoding on the main thread would end the process (~38 bytes of heap per byte here).
+    const child = spawn(process.execPath, ['--max-old-space-size=96', MAIN], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+    const exited = once(child, 'exit');
+    try {
+      let apiUrl = '';
+      for await (const line of createInterface({ input: child.stdout })) {
+        const parsed = JSON.parse(line) as Record<string, unknown>;
+        if (parsed.msg === 'hub ready') {
+          apiUrl = String(parsed.apiUrl);
+          break;
+        }
+      }
+      child.stdout.resume();
+      // A valid model followed by a merged graph field: initializer { int64_data: 6M zero varints }.
+      const bomb = Buffer.concat([Buffer.from(buildMlp({ inputSize: 4, hidden: [4], outputSize: 2 })), ldField(7, ldField(5, ldField(7, Buffer.alloc(6_000_000))))]);
+      const headers = { authorization: `Bearer ${env.EDGEFLEET_ADMIN_TOKEN}`, 'content-type': 'application/octet-stream' };
+      const res = await fetch(`${apiUrl}/api/v1/models/bomb/versions?version=1`, { method: 'POST', headers, body: bomb });
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { code: string }).code).toBe('INVALID_MODEL');
+      expect((await fetch(`${apiUrl}/api/v1/health`)).status).toBe(200);
+    } finally {
+      child.kill('SIGTERM');
+      await exited;
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 });

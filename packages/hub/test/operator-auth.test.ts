@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { ApiToken, CreatedApiToken } from '@edgefleet/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectDevice, enrollDevice, startTestHub, type TestHub } from './hub-harness.js';
+import { connectDevice, enrollDevice, eventually, startTestHub, useTestHub, type TestHub } from './hub-harness.js';
 
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
@@ -21,14 +21,32 @@ async function login(t: TestHub, token: string): Promise<string> {
   return res.headers.get('set-cookie')!.split(';')[0]!;
 }
 
+/** An open `GET /api/v1/events` over real HTTP: what it has received, and whether the hub ended it. */
+async function openEventStream(t: TestHub, headers: Record<string, string>) {
+  const abort = new AbortController();
+  const res = await fetch(`${t.hub.apiUrl}/api/v1/events`, { headers, signal: abort.signal });
+  expect(res.status).toBe(200);
+  const body = res.body!.getReader();
+  let text = '';
+  let ended = false;
+  void (async () => {
+    try {
+      for (;;) {
+        const chunk = await body.read();
+        if (chunk.done) break;
+        text += Buffer.from(chunk.value).toString();
+      }
+    } catch {
+      /* closed by the hub or aborted: either way it has ended */
+    }
+    ended = true;
+  })();
+  await eventually(() => text.includes(': connected'), 'the stream to open');
+  return { text: () => text, ended: () => ended, close: () => abort.abort() };
+}
+
 describe('operator roles and API tokens', () => {
-  let t: TestHub;
-  beforeAll(async () => {
-    t = await startTestHub();
-  });
-  afterAll(async () => {
-    await t.stop();
-  });
+  const t = useTestHub();
 
   it('creates a token shown once, lists tokens without secrets and revokes them', async () => {
     const created = await createToken(t, 'viewer', 'ci reader');
@@ -100,6 +118,26 @@ describe('operator roles and API tokens', () => {
     expect((await t.api('GET', '/api/v1/tokens', undefined, bearer(admin))).status).toBe(200);
   });
 
+  it('guards every documented route that changes something: no answer below 401/403 without a token or with a viewer token', async () => {
+    const viewer = (await createToken(t, 'viewer', 'route prober')).token;
+    const doc = (await t.api<{ paths: Record<string, Record<string, unknown>> }>('GET', '/api/v1/openapi.json')).body;
+    // Routes a caller without an operator token must reach: enrollment (its own token) and logging in/out.
+    const open = new Set(['POST /api/v1/enroll', 'POST /api/v1/session', 'DELETE /api/v1/session']);
+    const writes = Object.entries(doc.paths).flatMap(([path, ops]) =>
+      Object.keys(ops)
+        .map((m) => m.toUpperCase())
+        .filter((m) => m !== 'GET' && m !== 'HEAD' && !open.has(`${m} ${path}`))
+        .map((m) => [m, path.replace(/\{[^}]+\}/g, 'x')] as const),
+    );
+    expect(writes.length).toBeGreaterThanOrEqual(8);
+    for (const [method, path] of writes) {
+      for (const [who, headers, status] of [['anonymous', { authorization: '' }, 401], ['viewer', bearer(viewer), 403]] as const) {
+        const res = await t.hub.http.inject({ method, url: path, headers: { ...headers, 'content-type': 'application/json' }, payload: '{}' });
+        expect(res.statusCode, `${who} ${method} ${path}: ${res.body}`).toBe(status);
+      }
+    }
+  });
+
   it('refuses an expired API token', async () => {
     const created = await createToken(t, 'operator', 'short', { ttlSeconds: 3600 });
     expect(created.expiresAt).not.toBeNull();
@@ -123,6 +161,29 @@ describe('operator roles and API tokens', () => {
     expect((await t.api('DELETE', `/api/v1/tokens/${viewer.id}`)).status).toBe(204);
     expect((await t.api('GET', '/api/v1/devices', undefined, asCookie)).status).toBe(401);
     expect((await t.api('GET', '/api/v1/events', undefined, asCookie)).status).toBe(401);
+  });
+
+  it('closes an event stream already open when its token is revoked or its session logged out', async () => {
+    const viewer = await createToken(t, 'viewer', 'watcher');
+    const adminCookie = await login(t, t.adminToken);
+    const streams = [
+      await openEventStream(t, bearer(viewer.token)),
+      await openEventStream(t, { cookie: await login(t, viewer.token) }),
+      await openEventStream(t, { cookie: adminCookie }),
+    ];
+    const [byToken, bySession, byAdminSession] = streams;
+    expect((await t.api('DELETE', `/api/v1/tokens/${viewer.id}`)).status).toBe(204);
+    const logout = await t.api('DELETE', '/api/v1/session', undefined, { authorization: '', cookie: adminCookie, origin: new URL(t.hub.apiUrl).origin });
+    expect(logout.status).toBe(200);
+    // Events keep flowing; each one is a chance for the hub to notice, with no timer involved.
+    await eventually(() => {
+      t.hub.bus.emit('rollout', { rolloutId: 'r-probe', state: 'running', counts: {} });
+      return byToken!.ended() && bySession!.ended() && byAdminSession!.ended();
+    }, 'the revoked and logged-out streams to close');
+    const still = await openEventStream(t, bearer(t.adminToken));
+    t.hub.bus.emit('rollout', { rolloutId: 'r-after', state: 'running', counts: {} });
+    await eventually(() => still.text().includes('r-after'), 'a valid stream to get the next event');
+    still.close();
   });
 });
 
@@ -161,17 +222,13 @@ describe('sessions end with their token', () => {
 });
 
 describe('CSRF: cookie-authenticated writes', () => {
-  let t: TestHub;
+  const t = useTestHub();
   let cookie: string;
   let self: { host: string; origin: string };
   beforeAll(async () => {
-    t = await startTestHub();
     cookie = await login(t, t.adminToken);
     const url = new URL(t.hub.apiUrl);
     self = { host: url.host, origin: url.origin };
-  });
-  afterAll(async () => {
-    await t.stop();
   });
 
   const revokedNow = async (id: string) => (await t.api<{ revoked: boolean }>('GET', `/api/v1/devices/${id}`)).body.revoked;
@@ -234,13 +291,7 @@ describe('CSRF: cookie-authenticated writes', () => {
 });
 
 describe('revoke: a schema and an undo', () => {
-  let t: TestHub;
-  beforeAll(async () => {
-    t = await startTestHub();
-  });
-  afterAll(async () => {
-    await t.stop();
-  });
+  const t = useTestHub();
 
   it('refuses a text or non-empty body on revoke, even with a bearer token', async () => {
     const dev = await enrollDevice(t);

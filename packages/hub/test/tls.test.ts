@@ -1,4 +1,5 @@
 import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -175,6 +176,14 @@ describe.skipIf(!hasTool('openssl', 'openssl'))('TLS files the hub refuses to st
     expect(() => loadServerTls({ ...files, caFile: otherCa.caFile })).toThrow(new RegExp(`EDGEFLEET_HUB_TLS_CA: no certificate in ${otherCa.caFile} signed`));
   });
 
+  it('names a certificate that has expired or is not valid yet: no device would accept it', () => {
+    const validTo = new Date(new X509Certificate(readFileSync(files.certFile)).validTo);
+    const later = new Date(validTo.getTime() + 1000);
+    expect(() => loadServerTls(files, later)).toThrow(new RegExp(`EDGEFLEET_HUB_TLS_CERT: the certificate in ${files.certFile} expired on `));
+    const earlier = new Date(Date.UTC(2001, 0, 1));
+    expect(() => loadServerTls(files, earlier)).toThrow(new RegExp(`EDGEFLEET_HUB_TLS_CERT: the certificate in ${files.certFile} is not valid before `));
+  });
+
   it('does not start, and leaves nothing listening, when a TLS file is wrong', async () => {
     const dataDir = join(dir, 'data');
     const hub = createHub(
@@ -183,6 +192,16 @@ describe.skipIf(!hasTool('openssl', 'openssl'))('TLS files the hub refuses to st
     );
     await expect(hub.start()).rejects.toThrow(/EDGEFLEET_HUB_TLS_KEY/);
     await hub.stop();
+  });
+
+  it('refuses plain public URLs beside TLS: devices pinning the CA would refuse them after enrolling', () => {
+    const tlsEnv = { EDGEFLEET_HUB_TLS_CERT: files.certFile, EDGEFLEET_HUB_TLS_KEY: files.keyFile, EDGEFLEET_HUB_TLS_CA: files.caFile! };
+    expect(() => loadConfig({ ...tlsEnv, EDGEFLEET_HUB_PUBLIC_URL: 'http://hub.example:8080' })).toThrow(/EDGEFLEET_HUB_PUBLIC_URL="http:\/\/hub.example:8080": the hub serves only HTTPS .* expected https:\/\//);
+    expect(() => loadConfig({ ...tlsEnv, EDGEFLEET_HUB_BROKER_URL: 'mqtt://hub.example:1883' })).toThrow(/EDGEFLEET_HUB_BROKER_URL="mqtt:\/\/hub.example:1883": .* expected mqtts:\/\//);
+    const ok = loadConfig({ ...tlsEnv, EDGEFLEET_HUB_PUBLIC_URL: 'https://hub.example:8080', EDGEFLEET_HUB_BROKER_URL: 'mqtts://hub.example:8883' });
+    expect(ok).toMatchObject({ publicUrl: 'https://hub.example:8080', brokerUrl: 'mqtts://hub.example:8883' });
+    // Without TLS at the hub, an https:// public URL is a TLS-terminating proxy in front of it: allowed.
+    expect(loadConfig({ EDGEFLEET_HUB_PUBLIC_URL: 'https://hub.example' }).publicUrl).toBe('https://hub.example');
   });
 
   it('reads certificate and key as a pair from the environment', () => {

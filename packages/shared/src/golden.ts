@@ -32,9 +32,9 @@ const FLOAT_TYPES: ReadonlySet<Datatype> = new Set(['FP32', 'FP64', 'FP16']);
 export const MAX_GOLDEN_ELEMENTS = 2 ** 24;
 
 /**
- * A golden tensor of at most this many bytes travels inline in the signed manifest; when any is larger,
- * all golden tensors go in one artifact referenced by sha256 (golden-file.ts), so a manifest and every
- * device's `desired` document stay small whatever the model's input size.
+ * Golden tensors of at most this many bytes in all travel inline in the signed manifest; past it, all
+ * golden tensors go in one artifact referenced by sha256 (golden-file.ts), so a manifest and every
+ * device's `desired` document stay small whatever the model's input size or number of inputs.
  */
 export const GOLDEN_INLINE_MAX_BYTES = 64 * 1024;
 
@@ -170,9 +170,12 @@ export function encodeTypedTensor(t: TypedTensor): EncodedTensor {
   return { name: t.name, datatype: t.datatype, shape: t.shape, b64: Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).toString('base64') };
 }
 
-/** True when some tensor is too large to travel inline in a manifest (GOLDEN_INLINE_MAX_BYTES). */
+/**
+ * True when the tensors are too large together to travel inline in a manifest (GOLDEN_INLINE_MAX_BYTES):
+ * the sum counts, since a model with many inputs, each small, would otherwise inline megabytes.
+ */
 export function needsGoldenFile(tensors: readonly TypedTensor[]): boolean {
-  return tensors.some((t) => t.data.byteLength > GOLDEN_INLINE_MAX_BYTES);
+  return tensors.reduce((sum, t) => sum + t.data.byteLength, 0) > GOLDEN_INLINE_MAX_BYTES;
 }
 
 /** An encoded tensor's values as its typed array (int64 stays exact), after checking the byte count against the shape. */

@@ -25,7 +25,7 @@ export const GoldenRef = Type.Object({ sha256: Sha256Hex, size: Type.Integer({ m
 export type GoldenRef = Static<typeof GoldenRef>;
 
 /**
- * The golden vector. Tensors of at most 64 KB each travel inline; when any is larger, `inputs` and
+ * The golden vector. Tensors of at most 64 KB in all travel inline; when they are larger, `inputs` and
  * `outputs` are empty and `ref` names the artifact that holds them all (the schema only grew: `ref`
  * is optional, so manifests signed before it still verify).
  */

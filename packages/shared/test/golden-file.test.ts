@@ -67,8 +67,13 @@ describe('golden file', () => {
     expect(() => decodeGoldenFile(hugeHeader)).toThrow(/header of 4294967295 bytes/);
   });
 
-  it('is needed only when some tensor is over 64 KB', () => {
+  it('is needed only when the tensors are over 64 KB together', () => {
     expect(needsGoldenFile(goldenInputTensors([{ name: 'x', datatype: 'FP32', shape: [1, 16_384] }]))).toBe(false);
     expect(needsGoldenFile(goldenInputTensors([{ name: 'x', datatype: 'FP32', shape: [1, 16_385] }]))).toBe(true);
+    const halves = goldenInputTensors([
+      { name: 'a', datatype: 'FP32', shape: [1, 8_192] },
+      { name: 'b', datatype: 'FP32', shape: [1, 8_193] },
+    ]);
+    expect(needsGoldenFile(halves)).toBe(true);
   });
 });

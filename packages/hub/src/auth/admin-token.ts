@@ -6,6 +6,8 @@ import type { SettingsRepo } from '../store/settings-repo.js';
 import { newSecret, secretMatches, sha256Hex } from './secret-digest.js';
 
 const KEY = 'admin_token_sha256';
+/** A configured token shorter than this may be guessable; generated ones have 43 random characters. */
+const MIN_CONFIGURED_LENGTH = 32;
 
 export interface AdminTokens {
   verify(token: string): boolean;
@@ -34,6 +36,12 @@ function writeTokenFile(file: string, token: string): void {
  */
 export function ensureAdminToken(settings: SettingsRepo, dataDir: string, configured: string | undefined, log: Logger): AdminTokens {
   if (configured) {
+    if (configured.length < MIN_CONFIGURED_LENGTH) {
+      log.warn(
+        { length: configured.length, minimum: MIN_CONFIGURED_LENGTH },
+        `EDGEFLEET_ADMIN_TOKEN is ${configured.length} characters long: a short token can be guessed (bad bearer tokens are only rate limited per address); use e.g. \`openssl rand -base64 32\``,
+      );
+    }
     settings.set(KEY, sha256Hex(configured));
   } else if (settings.get(KEY) === undefined) {
     const token = newSecret('admin');

@@ -1,6 +1,9 @@
+import { addressKey } from '../auth/address-key.js';
+
 /**
- * Failed MQTT logins per source address, in fixed windows. Pure and in memory: the broker asks it
- * before any credential lookup, so an address that keeps guessing costs no database work.
+ * Failed MQTT logins per source address (an IPv6 /64 counts as one), in fixed windows. Pure and in
+ * memory: the broker asks it before any credential lookup, so an address that keeps guessing costs no
+ * database work.
  */
 export interface AuthRateLimitSettings {
   /** Failed CONNECTs allowed per address within a window; past it, CONNECTs are refused unchecked. */
@@ -34,17 +37,18 @@ export function createAuthRateLimit(settings: AuthRateLimitSettings, now: () => 
 
   return {
     blocked(address) {
-      const w = current(address);
+      const w = current(addressKey(address));
       return w !== undefined && w.failures >= settings.maxFailures;
     },
     failed(address) {
-      const w = current(address);
+      const key = addressKey(address);
+      const w = current(key);
       if (w) {
         w.failures++;
         return;
       }
       if (windows.size >= maxAddresses) windows.delete(windows.keys().next().value!);
-      windows.set(address, { start: now(), failures: 1 });
+      windows.set(key, { start: now(), failures: 1 });
     },
   };
 }

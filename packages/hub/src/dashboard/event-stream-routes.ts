@@ -1,5 +1,5 @@
 import type { Device } from '@edgefleet/shared';
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { RequireOperator } from '../auth/operator-auth.js';
 import type { HubEventBus, HubEventMap, HubEventName } from '../events/hub-event-bus.js';
 import { createSseFanout } from './sse-fanout.js';
@@ -12,7 +12,15 @@ const HEARTBEAT_MS = 15_000;
  * One bus subscription serves every open stream: each event is looked up and serialized once. A failing
  * lookup or serialisation skips that event; a failing or stalled stream is dropped alone.
  */
-export const eventStreamRoutes: FastifyPluginAsync<{ bus: HubEventBus; requireOperator: RequireOperator; deviceById: (id: string) => Device | undefined }> = async (app, opts) => {
+export interface EventStreamOptions {
+  bus: HubEventBus;
+  requireOperator: RequireOperator;
+  /** Whether the credentials a stream's request was authenticated with are still valid (checked while it stays open). */
+  stillAuthenticated: (req: FastifyRequest) => boolean;
+  deviceById: (id: string) => Device | undefined;
+}
+
+export const eventStreamRoutes: FastifyPluginAsync<EventStreamOptions> = async (app, opts) => {
   const log = app.log.child({ module: 'event-stream' });
   const fanout = createSseFanout(log);
   /** The frame for an event, or null when there is nothing to send (the device is gone). */
@@ -49,7 +57,7 @@ export const eventStreamRoutes: FastifyPluginAsync<{ bus: HubEventBus; requireOp
       'x-accel-buffering': 'no',
     });
     res.write('retry: 3000\n: connected\n\n');
-    fanout.add(res);
+    fanout.add(res, () => opts.stillAuthenticated(req));
     req.raw.once('close', () => fanout.remove(res));
   });
 };

@@ -11,6 +11,16 @@ export const DEFAULT_TOKEN_TTL_SECONDS = 3600;
 
 /** Device ids are `dev-<hex>`; a name shaped like one would pass for another device in logs and the dashboard. */
 const DEVICE_ID_SHAPE = /^dev-[0-9a-f]+$/i;
+/** Control, format (zero-width, bidi overrides), private-use and unassigned characters, and line breaks: they show as nothing or reorder what follows. */
+const INVISIBLE = /[\p{C}\p{Zl}\p{Zp}]/u;
+
+/** Why a device name cannot be used, or undefined: names are shown beside ids, so none may pass for one. */
+function nameProblem(name: string): string | undefined {
+  if (INVISIBLE.test(name)) return `device name ${JSON.stringify(name)} holds a control or invisible character: use printable characters only`;
+  if (name.trim() !== name) return `device name ${JSON.stringify(name)} starts or ends with white space`;
+  if (DEVICE_ID_SHAPE.test(name)) return `device name "${name}" looks like a device id (dev-<hex>): choose a name that is not a device id`;
+  return undefined;
+}
 
 export interface EnrollmentEndpoints {
   apiUrl: string;
@@ -39,9 +49,8 @@ export function createEnrollmentService(deps: {
     },
     /** Claims the token and creates the device in one transaction; an unknown, used or expired token is TOKEN_INVALID. */
     enroll(req: EnrollRequest, endpoints: EnrollmentEndpoints): EnrollResponse {
-      if (req.name !== undefined && (DEVICE_ID_SHAPE.test(req.name) || deps.devices.credentials(req.name) !== undefined)) {
-        throw new EdgefleetError('BAD_REQUEST', `device name "${req.name}" looks like a device id (dev-<hex>): choose a name that is not a device id`);
-      }
+      const problem = req.name === undefined ? undefined : nameProblem(req.name);
+      if (problem) throw new EdgefleetError('BAD_REQUEST', problem);
       const deviceId = `dev-${randomBytes(6).toString('hex')}`;
       const secret = newSecret('device');
       deps.db.transaction(() => {

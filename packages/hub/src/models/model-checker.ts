@@ -1,6 +1,6 @@
 import { Worker, type ResourceLimits } from 'node:worker_threads';
-import { checkGoldenInputSize, type TensorSpec, type TypedTensor } from '@edgefleet/shared';
-import type { CheckRequest, CheckResponse } from './model-check-worker.js';
+import type { TypedTensor } from '@edgefleet/shared';
+import type { CheckRequest, CheckResponse, ModelSignature } from './model-check-worker.js';
 
 /**
  * Always the compiled worker: from src/models/*.ts (vitest) and from dist/models/*.js alike,
@@ -16,6 +16,7 @@ const WORKER_URL = new URL('../../dist/models/model-check-worker.js', import.met
 export const MODEL_CHECK_LIMITS: ResourceLimits = { maxOldGenerationSizeMb: 256, maxYoungGenerationSizeMb: 32, stackSizeMb: 4 };
 
 export interface CheckResult {
+  signature: ModelSignature;
   inputs: TypedTensor[];
   outputs: TypedTensor[];
 }
@@ -28,12 +29,11 @@ function describeWorkerError(err: Error & { code?: string }, limits: ResourceLim
 }
 
 /**
- * Loads the model in onnxruntime in a worker thread with a heap limit and computes the golden
- * outputs; throws naming the problem. The golden size bound is checked here first, so an oversized
- * input never reaches a worker.
+ * Decodes the model, loads it in onnxruntime and computes the golden outputs, all in a worker thread
+ * with a heap limit; throws naming the problem. The golden size bound is checked on the declared
+ * shapes before any golden tensor is allocated.
  */
-export function checkModel(bytes: Uint8Array, inputs: TensorSpec[], limits: ResourceLimits = MODEL_CHECK_LIMITS): Promise<CheckResult> {
-  checkGoldenInputSize(inputs);
+export function checkModel(bytes: Uint8Array, limits: ResourceLimits = MODEL_CHECK_LIMITS): Promise<CheckResult> {
   return new Promise((resolve, reject) => {
     const worker = new Worker(WORKER_URL, { resourceLimits: limits });
     let settled = false;
@@ -44,11 +44,11 @@ export function checkModel(bytes: Uint8Array, inputs: TensorSpec[], limits: Reso
       void worker.terminate();
     };
     worker.once('message', (res: CheckResponse) =>
-      finish(() => (res.ok ? resolve({ inputs: res.inputs, outputs: res.outputs }) : reject(new Error(`onnxruntime could not run the model: ${res.error}`)))),
+      finish(() => (res.ok ? resolve({ signature: res.signature, inputs: res.inputs, outputs: res.outputs }) : reject(new Error(res.error)))),
     );
     worker.once('error', (err) => finish(() => reject(new Error(describeWorkerError(err, limits)))));
     worker.once('exit', (code) => finish(() => reject(new Error(`model check worker exited with code ${code}`))));
     const copy = new Uint8Array(bytes);
-    worker.postMessage({ bytes: copy, inputs } satisfies CheckRequest, [copy.buffer]);
+    worker.postMessage({ bytes: copy } satisfies CheckRequest, [copy.buffer]);
   });
 }

@@ -10,7 +10,6 @@ import {
   type Manifest,
   type ModelVersion,
 } from '@edgefleet/shared';
-import { decodeModel, readSignature } from '@edgefleet/shared/onnx';
 import type { Logger } from 'pino';
 import type { ArtifactStore } from './artifact-store.js';
 import { checkModel, type CheckResult } from './model-checker.js';
@@ -30,21 +29,18 @@ export function createModelService(deps: ModelServiceDeps) {
   const { repo, artifacts, log } = deps;
   const inflight = new Set<string>();
 
-  async function validate(bytes: Uint8Array) {
+  /** Decodes, loads and runs the model, all in the heap-limited check worker; any failure is INVALID_MODEL. */
+  async function validate(bytes: Uint8Array): Promise<CheckResult> {
     try {
-      const signature = readSignature(decodeModel(bytes));
-      if (signature.inputs.length === 0) throw new Error('the graph declares no inputs');
-      if (signature.outputs.length === 0) throw new Error('the graph declares no outputs');
-      const golden = await checkModel(bytes, signature.inputs, deps.checkLimits);
-      return { signature, golden };
+      return await checkModel(bytes, deps.checkLimits);
     } catch (err) {
       throw new EdgefleetError('INVALID_MODEL', `invalid model: ${(err as Error).message}`, { cause: err });
     }
   }
 
   /**
-   * Small golden tensors go inline; when any is over GOLDEN_INLINE_MAX_BYTES they all go in one
-   * content-addressed golden file that the manifest references, so manifests stay small.
+   * Small golden tensors go inline; when together they are over GOLDEN_INLINE_MAX_BYTES they all go in
+   * one content-addressed golden file that the manifest references, so manifests stay small.
    */
   async function goldenFor(golden: CheckResult): Promise<{ field: Golden; fileSha256?: string }> {
     const tolerance = DEFAULT_TOLERANCE;
@@ -62,10 +58,11 @@ export function createModelService(deps: ModelServiceDeps) {
       if (repo.get(name, version) || inflight.has(key)) throw new EdgefleetError('CONFLICT', `model ${key} already exists: upload a new version`);
       inflight.add(key);
       try {
-        const { signature, golden } = await validate(bytes);
+        const checked = await validate(bytes);
+        const { signature } = checked;
         const createdAt = new Date().toISOString();
         const stored = await artifacts.put(bytes);
-        const goldenField = await goldenFor(golden);
+        const goldenField = await goldenFor(checked);
         const manifest: Manifest = {
           v: 1,
           model: name,

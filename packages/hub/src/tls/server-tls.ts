@@ -44,6 +44,16 @@ function privateKey(pem: string, path: string): KeyObject {
   }
 }
 
+/** Devices refuse a certificate outside its validity period; the hub says so at start instead of serving it. */
+function checkValidity(leaf: X509Certificate, path: string, now: Date): void {
+  if (now < new Date(leaf.validFrom)) {
+    throw new Error(`EDGEFLEET_HUB_TLS_CERT: the certificate in ${path} is not valid before ${leaf.validFrom} (it is now ${now.toUTCString()}): check the clock`);
+  }
+  if (now > new Date(leaf.validTo)) {
+    throw new Error(`EDGEFLEET_HUB_TLS_CERT: the certificate in ${path} expired on ${leaf.validTo}: devices refuse it; renew it`);
+  }
+}
+
 function issuedBy(cert: X509Certificate, issuer: X509Certificate): boolean {
   return cert.checkIssued(issuer) && cert.verify(issuer.publicKey);
 }
@@ -64,14 +74,15 @@ function chainsToCa(leaf: X509Certificate, intermediates: readonly X509Certifica
 }
 
 /**
- * Reads and checks the operator's TLS files: each must parse, the key must belong to the
- * certificate, and the certificate must chain to the CA file. Any failure names the file, so the
+ * Reads and checks the operator's TLS files: each must parse, the certificate must be valid now,
+ * the key must belong to it, and it must chain to the CA file. Any failure names the file, so the
  * hub refuses to start instead of serving a TLS that no device can use.
  */
-export function loadServerTls(files: HubTlsFiles): ServerTls {
+export function loadServerTls(files: HubTlsFiles, now = new Date()): ServerTls {
   const cert = readPem(files.certFile, 'EDGEFLEET_HUB_TLS_CERT');
   const key = readPem(files.keyFile, 'EDGEFLEET_HUB_TLS_KEY');
   const [leaf, ...chain] = certificates(cert, files.certFile, 'EDGEFLEET_HUB_TLS_CERT');
+  checkValidity(leaf!, files.certFile, now);
   if (!leaf!.checkPrivateKey(privateKey(key, files.keyFile))) {
     throw new Error(`EDGEFLEET_HUB_TLS_KEY: ${files.keyFile} is not the private key of the certificate in ${files.certFile}`);
   }
