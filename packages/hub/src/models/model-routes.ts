@@ -3,8 +3,12 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import type { OperatorRole } from '@edgefleet/shared';
 import type { RequireOperator } from '../auth/operator-auth.js';
 import type { ModelService } from './model-service.js';
+import { createUploadGate } from './upload-gate.js';
 
-const errors = { 400: ApiError, 401: ApiError, 404: ApiError, 409: ApiError, 413: ApiError };
+/** Model uploads received or checked at once; the rest answer 429 before their bodies are read. */
+export const MAX_CONCURRENT_UPLOADS = 2;
+
+const errors = { 400: ApiError, 401: ApiError, 404: ApiError, 409: ApiError, 413: ApiError, 429: ApiError };
 
 export const modelRoutes: FastifyPluginAsyncTypebox<{ service: ModelService; requireRole: (role: OperatorRole) => RequireOperator; maxModelBytes: number }> = async (
   app,
@@ -14,12 +18,15 @@ export const modelRoutes: FastifyPluginAsyncTypebox<{ service: ModelService; req
   // Uploads need the operator role, reads the viewer role.
   const viewer = opts.requireRole('viewer');
   const operator = opts.requireRole('operator');
+  const uploads = createUploadGate<object>(MAX_CONCURRENT_UPLOADS);
   app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: opts.maxModelBytes }, (_req, body, done) => done(null, body));
 
   app.post(
     '/api/v1/models/:name/versions',
     {
-      onRequest: operator,
+      onRequest: [operator, async (req) => uploads.admit(req.raw)],
+      onResponse: async (req) => uploads.release(req.raw),
+      onRequestAbort: async (req) => uploads.release(req.raw),
       bodyLimit: opts.maxModelBytes,
       schema: {
         params: Type.Object({ name: ModelName }),
