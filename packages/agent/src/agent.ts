@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import type { CmdMessage, ReportedMessage } from '@edgefleet/shared';
+import type { CmdMessage, EnrollResponse, ReportedMessage } from '@edgefleet/shared';
 import type { Logger } from 'pino';
 import type { RunConfig } from './config.js';
 import { createDeploymentRunner, type DeploymentRunner } from './deployment/runner.js';
@@ -39,6 +39,12 @@ export interface AgentProcess {
   pid: number;
 }
 
+interface ServingParts {
+  store: AgentStore;
+  runtime: PooledModelRuntime;
+  table: ModelTable;
+}
+
 /** Composition root: store → runtime → model table → local API → telemetry → deployment → hub link. */
 export function createAgent(config: RunConfig, logger: Logger, proc: AgentProcess): Agent {
   const log = logger.child({ module: 'agent' });
@@ -49,15 +55,14 @@ export function createAgent(config: RunConfig, logger: Logger, proc: AgentProces
     stops.push({ name, stop });
   }
 
-  async function start(): Promise<void> {
-    const identity = await readIdentity(config.stateDir);
-    checkPinnedEndpoints(identity, identityPath(config.stateDir));
+  /** What serves inference on this device, hub or no hub: lock, store, runtime, model table, local API. */
+  async function startServing(identity: EnrollResponse): Promise<ServingParts> {
     // Before anything is written: two agents on one state directory would fight over its files.
     const lock = lockStateDir(config.stateDir, proc.pid);
     started('state lock', () => lock.release());
     await ensureModelsDir(config.stateDir);
 
-    const { maxBytes, maxAgeMs, drainPerSecond, maxInFlight } = config.outbox ?? {};
+    const { maxBytes, maxAgeMs } = config.outbox ?? {};
     const store: AgentStore = createAgentStore({
       path: join(config.stateDir, 'agent.db'),
       logger,
@@ -95,7 +100,12 @@ export function createAgent(config: RunConfig, logger: Logger, proc: AgentProces
     });
     await localApi.start();
     started('local api', () => localApi.stop());
+    return { store, runtime, table };
+  }
 
+  /** What talks to the hub: telemetry, deployments, and the link both publish through. */
+  async function startHubSide(identity: EnrollResponse, { store, runtime, table }: ServingParts): Promise<void> {
+    const { drainPerSecond, maxInFlight } = config.outbox ?? {};
     // `hubLink` is assigned below; telemetry and deployment only publish through it once it exists.
     let hubLink: HubLink | undefined;
     const capabilities = await gatherCapabilities({ executionProviders: runtime.executionProviders(), agentVersion: AGENT_VERSION });
@@ -153,6 +163,12 @@ export function createAgent(config: RunConfig, logger: Logger, proc: AgentProces
     const link = hubLink;
     started('hub link', () => link.stop());
     log.info({ deviceId: identity.deviceId, brokerUrl: identity.brokerUrl, models: table.list().length }, 'agent started');
+  }
+
+  async function start(): Promise<void> {
+    const identity = await readIdentity(config.stateDir);
+    checkPinnedEndpoints(identity, identityPath(config.stateDir));
+    await startHubSide(identity, await startServing(identity));
   }
 
   async function stopAll(): Promise<void> {

@@ -17,7 +17,7 @@ export interface RunConfig {
   workers?: number;
   threads?: number;
   telemetryIntervalMs: number;
-  /** Store-and-forward outbox bounds and drain rate; what is unset keeps the defaults of outbox-store.ts and hub-link.ts. */
+  /** Store-and-forward outbox bounds and drain rate; what is unset keeps the defaults of outbox-store.ts and record-drain.ts. */
   outbox?: OutboxConfig;
   logLevel: LogLevel;
 }

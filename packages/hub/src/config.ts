@@ -35,6 +35,9 @@ export interface HubTlsFiles {
   caFile: string | undefined;
 }
 
+/** The environment variable that lets a hub start on an empty database beside an earlier hub's files. */
+export const ALLOW_EMPTY_DB_ENV = 'EDGEFLEET_HUB_ALLOW_EMPTY_DB';
+
 export const DEFAULT_CONFIG: Omit<HubConfig, 'dataDir'> = {
   host: '0.0.0.0',
   httpPort: 8080,
@@ -128,7 +131,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): HubConfig {
     telemetryHistory: positiveInt(env, 'EDGEFLEET_HUB_TELEMETRY_HISTORY', DEFAULT_CONFIG.telemetryHistory),
     ingestQueueBound: positiveInt(env, 'EDGEFLEET_HUB_INGEST_QUEUE_BOUND', DEFAULT_CONFIG.ingestQueueBound),
     mqttMaxPacketBytes: positiveInt(env, 'EDGEFLEET_HUB_MQTT_MAX_PACKET_BYTES', DEFAULT_CONFIG.mqttMaxPacketBytes),
-    allowEmptyDatabase: flag(env, 'EDGEFLEET_HUB_ALLOW_EMPTY_DB'),
+    allowEmptyDatabase: flag(env, ALLOW_EMPTY_DB_ENV),
     tls: tlsFiles(env),
   };
   checkTlsEndpoints(config);

@@ -13,12 +13,12 @@ export const SeqNumber = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INT
 export const EpochId = Type.String({ pattern: '^[A-Za-z0-9_-]{8,64}$' });
 
 /**
- * Every agent→hub record carries this: `seq` is a per-device counter persisted by the agent
- * (never goes back), `ts` the time the record was made (ms since epoch), `epoch` the random id of
- * the agent database that issued `seq`. The hub keys records on (device, epoch, seq), which makes
- * store-and-forward replays exactly-once and lets a lost agent database start over without its
- * records being taken for duplicates. `epoch` is optional so that records of agents from before
- * it was added stay valid (the hub files them under the empty epoch).
+ * Every agent→hub record carries this: `epoch` is the random id of the agent database that issued
+ * the record, `seq` a counter that database persists and never hands out twice (a new epoch may
+ * start it again), `ts` the time the record was made (ms since epoch). The hub keys records on
+ * (device, epoch, seq), which makes store-and-forward replays exactly-once and lets a lost agent
+ * database start over without its records being taken for duplicates. `epoch` is optional so that
+ * records of agents from before it was added stay valid (the hub files them under the empty epoch).
  */
 export const EnvelopeFields = {
   v: Type.Literal(1),

@@ -5,6 +5,7 @@ import {
   verifyManifest,
   type DeploymentEvent,
   type ErrorCode,
+  type GoldenComparison,
   type Manifest,
 } from '@edgefleet/shared';
 import type { Logger } from 'pino';
@@ -12,14 +13,14 @@ import type { LoadedModel, ModelRuntime, ModelTable } from '../inference/types.j
 import { isNoSpaceError } from '../models/disk-space.js';
 import type { Downloader } from '../models/download.js';
 import { fetchModelFile } from '../models/fetch-model.js';
-import { fetchGolden } from '../models/fetch-golden.js';
+import { fetchGolden, type FetchGoldenOptions } from '../models/fetch-golden.js';
 import { modelPath, removeFile, writeManifestSidecar } from '../models/model-files.js';
 import type { AgentStore } from '../store/agent-store.js';
 import { checkGolden } from './health-check.js';
 import type { Step } from './reconcile.js';
 
 /** A deployment event as the runner hands it to the hub link, which adds the envelope. */
-export type DeploymentEventBody = Omit<DeploymentEvent, 'v' | 'seq' | 'ts'>;
+export type DeploymentEventBody = Omit<DeploymentEvent, 'v' | 'epoch' | 'seq' | 'ts'>;
 
 export interface StepContext {
   stateDir: string;
@@ -82,6 +83,52 @@ async function closeQuietly(ctx: StepContext, model: LoadedModel): Promise<void>
   }
 }
 
+type Emit = (phase: DeploymentEventBody['phase'], extra?: Partial<DeploymentEventBody>) => void;
+
+/** Downloads and verifies the model file, reporting progress in PROGRESS_STEP steps; returns its path. */
+async function downloadModel(manifest: Manifest, fetching: FetchGoldenOptions, emit: Emit): Promise<string> {
+  emit('downloading', { progress: 0 });
+  let lastProgress = 0;
+  let verifying = false;
+  return fetchModelFile(manifest, {
+    ...fetching,
+    onProgress: (p) => {
+      if (p - lastProgress >= PROGRESS_STEP || (p === 1 && lastProgress < 1)) {
+        lastProgress = p;
+        emit('downloading', { progress: Math.min(1, p) });
+      }
+    },
+    // Once, though a download that restarts from zero checks its digest twice.
+    onVerifying: () => {
+      if (!verifying) emit('verifying');
+      verifying = true;
+    },
+  });
+}
+
+/** After the switch: the new version serves, so nothing here may turn the deployment into a failure. */
+async function settleActivation(
+  ctx: StepContext,
+  step: Extract<Step, { kind: 'install' }>,
+  previous: LoadedModel | undefined,
+  worst: GoldenComparison['worst'],
+  emit: Emit,
+): Promise<void> {
+  const { name, version, sha256 } = step;
+  // Beside the file, so a lost agent.db does not take the verified model with it (restore.ts).
+  await writeManifestSidecar(ctx.stateDir, { activatedAt: Date.now(), signed: step.assignment.manifest }).catch((err: Error) =>
+    ctx.logger.warn({ model: name, version, err: err.message }, 'could not keep the signed manifest beside the model file'),
+  );
+  ctx.logger.info({ model: name, version, sha256, worst }, 'model active');
+  emit('active');
+  // New requests already reach the new version; the old one finishes what it holds, then unloads.
+  if (previous) await closeQuietly(ctx, previous);
+  // The runner clears this assignment's failure record (it copes with agent.db refusing the write).
+  await pruneOldVersions(ctx, name).catch((err: Error) =>
+    ctx.logger.warn({ model: name, err: err.message }, 'could not delete older versions; the next activation tries again'),
+  );
+}
+
 /**
  * verify manifest → download → verify file → load → golden check → activate. On any failure the
  * previous version stays active, the new one is closed, a bad file is deleted, and the failure is
@@ -90,16 +137,13 @@ async function closeQuietly(ctx: StepContext, model: LoadedModel): Promise<void>
 export async function runInstall(ctx: StepContext, step: Extract<Step, { kind: 'install' }>): Promise<StepFailure | undefined> {
   const { name, version, sha256 } = step;
   const base = { type: 'deployment' as const, model: name, version, sha256, ...(step.assignment.rolloutId ? { rolloutId: step.assignment.rolloutId } : {}) };
-  const emit = (phase: DeploymentEventBody['phase'], extra: Partial<DeploymentEventBody> = {}) => ctx.publishEvent({ ...base, phase, ...extra });
+  const emit: Emit = (phase, extra = {}) => ctx.publishEvent({ ...base, phase, ...extra });
   let loaded: LoadedModel | undefined;
   let fileIsBad = false;
   try {
     // The signature is checked before a single byte is downloaded; the file's digest once, by fetchModelFile.
     const manifest: Manifest = verifyManifest(step.assignment.manifest, ctx.hubPublicKey);
-    emit('downloading', { progress: 0 });
-    let lastProgress = 0;
-    let verifying = false;
-    const fetching = {
+    const fetching: FetchGoldenOptions = {
       stateDir: ctx.stateDir,
       apiUrl: ctx.apiUrl,
       auth: ctx.auth,
@@ -107,20 +151,7 @@ export async function runInstall(ctx: StepContext, step: Extract<Step, { kind: '
       signal: ctx.signal,
       ...(ctx.diskReserveBytes === undefined ? {} : { diskReserveBytes: ctx.diskReserveBytes }),
     };
-    const path = await fetchModelFile(manifest, {
-      ...fetching,
-      onProgress: (p) => {
-        if (p - lastProgress >= PROGRESS_STEP || (p === 1 && lastProgress < 1)) {
-          lastProgress = p;
-          emit('downloading', { progress: Math.min(1, p) });
-        }
-      },
-      // Once, though a download that restarts from zero checks its digest twice.
-      onVerifying: () => {
-        if (!verifying) emit('verifying');
-        verifying = true;
-      },
-    });
+    const path = await downloadModel(manifest, fetching, emit);
     // fetchModelFile returns only a file with the manifest's sha256 and size.
     ctx.store.putModel({ name, version, sha256, profile: manifest.profile, path, manifest });
     // Before loading: a golden file that cannot be fetched yet is a retryable failure, not a bad model.
@@ -146,19 +177,7 @@ export async function runInstall(ctx: StepContext, step: Extract<Step, { kind: '
     ctx.store.setActive(name, version);
     const previous = ctx.table.activate(loaded);
     loaded = undefined;
-    // From here the new version serves: nothing below may turn that into a failure.
-    // Beside the file, so a lost agent.db does not take the verified model with it (restore.ts).
-    await writeManifestSidecar(ctx.stateDir, { activatedAt: Date.now(), signed: step.assignment.manifest }).catch((err: Error) =>
-      ctx.logger.warn({ model: name, version, err: err.message }, 'could not keep the signed manifest beside the model file'),
-    );
-    ctx.logger.info({ model: name, version, sha256, worst: check.worst }, 'model active');
-    emit('active');
-    // New requests already reach the new version; the old one finishes what it holds, then unloads.
-    if (previous) await closeQuietly(ctx, previous);
-    // The runner clears this assignment's failure record (it copes with agent.db refusing the write).
-    await pruneOldVersions(ctx, name).catch((err: Error) =>
-      ctx.logger.warn({ model: name, err: err.message }, 'could not delete older versions; the next activation tries again'),
-    );
+    await settleActivation(ctx, step, previous, check.worst, emit);
     return undefined;
   } catch (err) {
     const failure = failureOf(err);

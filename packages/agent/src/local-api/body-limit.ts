@@ -22,9 +22,9 @@ export const DEFAULT_BODY_LIMITS: BodyLimitSettings = {
 };
 
 /** Longest JSON text of one value: a float with 17 significant digits, sign, exponent, separator. */
-export const JSON_BYTES_PER_VALUE = 32;
+const JSON_BYTES_PER_VALUE = 32;
 /** A variable dimension (-1) counts as this many for JSON; past it, binary is the way. */
-export const DYNAMIC_DIM_ALLOWANCE = 64;
+const DYNAMIC_DIM_ALLOWANCE = 64;
 /** Room for the request's own fields (id, parameters, outputs) and the binary header. */
 const SLACK = 64 * 1024;
 

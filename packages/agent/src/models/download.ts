@@ -43,6 +43,52 @@ function parseContentRangeStart(header: string | null): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
+/** Throws, naming the problem, unless the answer is the whole file (200) or the asked-for rest of it (206). */
+async function checkResponse(res: Response, req: DownloadRequest, offset: number): Promise<void> {
+  if (res.status === 416) {
+    // The part file does not fit what the server has: start over.
+    await res.body?.cancel();
+    await removeFile(req.partPath);
+    throw new EdgefleetError('RANGE_NOT_SATISFIABLE', `${req.url} refused Range bytes=${offset}-; restarting from zero`);
+  }
+  if (res.status === 401 || res.status === 403 || res.status === 404) {
+    await res.body?.cancel();
+    throw new FatalDownloadError(
+      res.status === 404 ? 'NOT_FOUND' : 'UNAUTHORIZED',
+      `artifact download ${req.url} answered HTTP ${res.status}, expected 200 or 206`,
+    );
+  }
+  if (res.status !== 200 && res.status !== 206) {
+    await res.body?.cancel();
+    throw new EdgefleetError('UNAVAILABLE', `artifact download ${req.url} answered HTTP ${res.status}, expected 200 or 206`);
+  }
+  if (res.status === 206 && parseContentRangeStart(res.headers.get('content-range')) !== offset) {
+    await res.body?.cancel();
+    await removeFile(req.partPath);
+    throw new EdgefleetError('UNAVAILABLE', `${req.url} answered Content-Range "${res.headers.get('content-range')}" for bytes=${offset}-; restarting from zero`);
+  }
+}
+
+/** Writes the body into the part file from `offset`; returns the bytes the file then holds, or 'oversize'. */
+async function writeBody(body: NonNullable<Response['body']>, req: DownloadRequest, offset: number): Promise<number | 'oversize'> {
+  const fh = await open(req.partPath, offset === 0 ? 'w' : 'a', 0o600);
+  let received = offset;
+  try {
+    for await (const chunk of body) {
+      // No byte past the signed size reaches the disk: a server sending more is wrong, not slow.
+      if (received + chunk.byteLength > req.size) return 'oversize';
+      // A write near a full disk can be short; the next one then fails with ENOSPC.
+      for (let done = 0; done < chunk.byteLength; ) done += (await fh.write(chunk, done)).bytesWritten;
+      received += chunk.byteLength;
+      req.onProgress?.(received / req.size);
+    }
+    await fh.sync();
+    return received;
+  } finally {
+    await fh.close();
+  }
+}
+
 /**
  * Downloads with HTTP Range resume: an existing part file is continued with `Range: bytes=<n>-`
  * (a 200 answer restarts from zero), a cut-off transfer is retried with back-off, and the file is
@@ -68,50 +114,11 @@ export function createDownloader(opts: DownloaderOptions): Downloader {
     const headers: Record<string, string> = { authorization };
     if (offset > 0) headers.range = `bytes=${offset}-`;
     const res = await fetch(req.url, { headers, signal: req.signal ?? null });
-    if (res.status === 416) {
-      // The part file does not fit what the server has: start over.
-      await res.body?.cancel();
-      await removeFile(req.partPath);
-      throw new EdgefleetError('RANGE_NOT_SATISFIABLE', `${req.url} refused Range bytes=${offset}-; restarting from zero`);
-    }
-    if (res.status === 401 || res.status === 403 || res.status === 404) {
-      await res.body?.cancel();
-      throw new FatalDownloadError(
-        res.status === 404 ? 'NOT_FOUND' : 'UNAUTHORIZED',
-        `artifact download ${req.url} answered HTTP ${res.status}, expected 200 or 206`,
-      );
-    }
-    if (res.status !== 200 && res.status !== 206) {
-      await res.body?.cancel();
-      throw new EdgefleetError('UNAVAILABLE', `artifact download ${req.url} answered HTTP ${res.status}, expected 200 or 206`);
-    }
-    if (res.status === 206 && parseContentRangeStart(res.headers.get('content-range')) !== offset) {
-      await res.body?.cancel();
-      await removeFile(req.partPath);
-      throw new EdgefleetError('UNAVAILABLE', `${req.url} answered Content-Range "${res.headers.get('content-range')}" for bytes=${offset}-; restarting from zero`);
-    }
+    await checkResponse(res, req, offset);
     if (res.status === 200) offset = 0;
     if (!res.body) throw new EdgefleetError('UNAVAILABLE', `artifact download ${req.url} has no body`);
-    const fh = await open(req.partPath, offset === 0 ? 'w' : 'a', 0o600);
-    let received = offset;
-    let oversize = false;
-    try {
-      for await (const chunk of res.body) {
-        // No byte past the signed size reaches the disk: a server sending more is wrong, not slow.
-        if (received + chunk.byteLength > req.size) {
-          oversize = true;
-          break;
-        }
-        // A write near a full disk can be short; the next one then fails with ENOSPC.
-        for (let done = 0; done < chunk.byteLength; ) done += (await fh.write(chunk, done)).bytesWritten;
-        received += chunk.byteLength;
-        req.onProgress?.(received / req.size);
-      }
-      if (!oversize) await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    if (oversize) {
+    const received = await writeBody(res.body, req, offset);
+    if (received === 'oversize') {
       // Not retried, so a part file kept for resume would only hold the disk until the next assignment.
       await removeFile(req.partPath);
       throw new FatalDownloadError('INVALID_MODEL', `${req.url} sent more than the manifest's ${req.size} bytes`);

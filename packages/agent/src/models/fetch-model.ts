@@ -87,22 +87,29 @@ export async function fetchModelFile(manifest: Manifest, opts: FetchModelOptions
       ...common,
     });
   }
+  await unpackTransfer(manifest, transfer.encoding, packedPath, finalPath, opts);
+  return finalPath;
+}
+
+/** Unpacks the verified transfer copy into place, checked against the manifest; the transfer copy is deleted either way. */
+async function unpackTransfer(manifest: Manifest, encoding: 'gzip' | 'br', packedPath: string, finalPath: string, opts: FetchModelOptions): Promise<void> {
+  const what = `${manifest.model}@${manifest.version}`;
   const tmpPath = `${finalPath}.tmp`;
   try {
     try {
-      await pipeline(createReadStream(packedPath), transfer.encoding === 'gzip' ? createGunzip() : createBrotliDecompress(), createWriteStream(tmpPath, { mode: 0o600 }));
+      await pipeline(createReadStream(packedPath), encoding === 'gzip' ? createGunzip() : createBrotliDecompress(), createWriteStream(tmpPath, { mode: 0o600 }));
     } catch (err) {
       if (isNoSpaceError(err)) {
-        throw new EdgefleetError('DISK_FULL', `no space left in ${modelsDir(opts.stateDir)} to unpack the ${transfer.encoding} transfer file of ${what}: ${(err as Error).message}`);
+        throw new EdgefleetError('DISK_FULL', `no space left in ${modelsDir(opts.stateDir)} to unpack the ${encoding} transfer file of ${what}: ${(err as Error).message}`);
       }
-      throw new EdgefleetError('INVALID_MODEL', `cannot unpack the ${transfer.encoding} transfer file of ${manifest.model}@${manifest.version}: ${(err as Error).message}`);
+      throw new EdgefleetError('INVALID_MODEL', `cannot unpack the ${encoding} transfer file of ${what}: ${(err as Error).message}`);
     }
     opts.onVerifying?.();
     const digest = await fileDigest(tmpPath);
     if (digest.sha256 !== manifest.sha256 || digest.size !== manifest.size) {
       throw new EdgefleetError(
         'INVALID_MODEL',
-        `unpacked ${transfer.encoding} file has sha256 ${digest.sha256} and ${digest.size} bytes, expected ${manifest.sha256} and ${manifest.size} bytes`,
+        `unpacked ${encoding} file has sha256 ${digest.sha256} and ${digest.size} bytes, expected ${manifest.sha256} and ${manifest.size} bytes`,
       );
     }
     await rename(tmpPath, finalPath);
@@ -110,5 +117,4 @@ export async function fetchModelFile(manifest: Manifest, opts: FetchModelOptions
     await removeFile(tmpPath);
     await removeFile(packedPath);
   }
-  return finalPath;
 }

@@ -69,7 +69,7 @@ const sidecarCheck = Compile(ManifestSidecar);
 
 const SIDECAR_SUFFIX = '.manifest.json';
 
-export function manifestSidecarPath(stateDir: string, sha256: string): string {
+function manifestSidecarPath(stateDir: string, sha256: string): string {
   return join(modelsDir(stateDir), `${sha256}${SIDECAR_SUFFIX}`);
 }
 

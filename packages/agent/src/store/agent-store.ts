@@ -4,7 +4,7 @@ import { EdgefleetError, Manifest } from '@edgefleet/shared';
 import type { Logger } from 'pino';
 import { openAgentDatabase } from './open-database.js';
 import { createRecordOutbox, OUTBOX_LIMITS, type OutboxLimits, type RecordOutbox } from './outbox-store.js';
-import { createSeqCounter, type SeqCounter } from './seq-counter.js';
+import { createSeqCounter } from './seq-counter.js';
 import { checkSeqMark, writeSeqMark } from './seq-mark.js';
 
 export interface InstalledModelRow {
@@ -37,8 +37,6 @@ export interface AgentStore {
   epoch(): string;
   /** True when agent.db was made at this start (it was missing, empty or corrupt): no state survived. */
   isFresh(): boolean;
-  /** The next record sequence number; strictly increasing across restarts and crashes, never one that is not durably reserved. */
-  nextSeq(): number;
   /** Records waiting for the hub's acknowledgement, on disk. */
   outbox(): RecordOutbox;
   desiredVersion(): number;
@@ -89,7 +87,7 @@ export function createAgentStore(opts: { path: string; logger: Logger; now?: () 
   const log = opts.logger.child({ module: 'store' });
   const now = opts.now ?? Date.now;
   let db: Database.Database | undefined;
-  let opened: { fresh: boolean; epoch: string; counter: SeqCounter; outbox: RecordOutbox } | undefined;
+  let opened: { fresh: boolean; epoch: string; outbox: RecordOutbox } | undefined;
 
   function open(): Database.Database {
     if (!db) throw new EdgefleetError('UNAVAILABLE', 'agent store is not started');
@@ -140,7 +138,7 @@ export function createAgentStore(opts: { path: string; logger: Logger; now?: () 
         logger: opts.logger,
         now,
       });
-      opened = { fresh, epoch, counter, outbox };
+      opened = { fresh, epoch, outbox };
       log.info({ path: opts.path, epoch, fresh, outbox: outbox.stats() }, 'store opened');
     },
 
@@ -154,17 +152,6 @@ export function createAgentStore(opts: { path: string; logger: Logger; now?: () 
     epoch: () => state().epoch,
     isFresh: () => state().fresh,
     outbox: () => state().outbox,
-
-    nextSeq() {
-      try {
-        return state().counter.use((seq) => seq);
-      } catch (err) {
-        if (err instanceof EdgefleetError) throw err;
-        const code = (err as { code?: unknown }).code === 'SQLITE_FULL' ? 'DISK_FULL' : 'STORAGE_ERROR';
-        log.error({ path: opts.path, err: (err as Error).message }, 'could not reserve sequence numbers');
-        throw new EdgefleetError(code, `could not reserve sequence numbers in ${opts.path}: ${(err as Error).message}`, { cause: err });
-      }
-    },
 
     desiredVersion: () => metaGet('desired_version'),
     setDesiredVersion: (version) => metaSet('desired_version', version),

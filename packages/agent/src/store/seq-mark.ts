@@ -13,7 +13,7 @@ export interface SeqMark {
   reserved: number;
 }
 
-export function seqMarkPath(dbPath: string): string {
+function seqMarkPath(dbPath: string): string {
   return `${dbPath}.seq`;
 }
 

@@ -4,8 +4,8 @@ import Database from 'better-sqlite3';
 import { EdgefleetError } from '@edgefleet/shared';
 
 /** The lock file (an SQLite file holding an exclusive lock) and the file naming the process that holds it. */
-export const LOCK_FILE = 'agent.lock';
-export const PID_FILE = 'agent.pid';
+const LOCK_FILE = 'agent.lock';
+const PID_FILE = 'agent.pid';
 
 export interface StateLock {
   readonly path: string;

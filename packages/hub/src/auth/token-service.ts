@@ -7,7 +7,7 @@ import { newSecret, secretMatches, sha256Hex } from './secret-digest.js';
 import type { SessionRepo } from './session-repo.js';
 import type { ApiTokenRow, TokenRepo } from './token-repo.js';
 
-export const ADMIN_TOKEN_ID = 'admin';
+const ADMIN_TOKEN_ID = 'admin';
 
 function sameDigest(a: string, b: string): boolean {
   const x = Buffer.from(a, 'hex');

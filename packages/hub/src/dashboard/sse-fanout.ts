@@ -16,14 +16,14 @@ export interface SseStream {
  * A dashboard that stops reading must not grow the hub's memory without bound: past this many
  * unsent bytes its stream is closed (its EventSource reconnects and reloads the device list).
  */
-export const MAX_UNSENT_BYTES = 1024 * 1024;
+const MAX_UNSENT_BYTES = 1024 * 1024;
 
 /**
  * How often, at most, a stream's credentials are checked again (on the frames it is sent, heartbeats
  * included): a stream opened with a token that is later revoked, or a session later logged out, must
  * not keep receiving the fleet's events, and one SQLite lookup per stream per second is cheap.
  */
-export const REVALIDATE_MS = 1000;
+const REVALIDATE_MS = 1000;
 
 export interface SseFanout {
   /** `stillAllowed` says whether the credentials the stream was opened with are still valid. */

@@ -33,7 +33,7 @@ export function overflowAnswer(rawPacket: Buffer | undefined, limit = maxHeaderS
 export type ParserError = Error & { code?: string; rawPacket?: unknown };
 
 /** What to answer for an error node's HTTP parser reports before a request exists. */
-export function clientErrorAnswer(err: ParserError): { status: number; answer: EarlyAnswer } {
+function clientErrorAnswer(err: ParserError): { status: number; answer: EarlyAnswer } {
   if (err.code === 'HPE_HEADER_OVERFLOW') {
     const answer = overflowAnswer(Buffer.isBuffer(err.rawPacket) ? err.rawPacket : undefined);
     return { status: ERROR_CODES[answer.code], answer };

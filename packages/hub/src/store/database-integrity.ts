@@ -2,9 +2,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { EdgefleetError } from '@edgefleet/shared';
 import type Database from 'better-sqlite3';
-
-/** The environment variable that lets a hub start on an empty database beside an earlier hub's files. */
-export const ALLOW_EMPTY_DB_ENV = 'EDGEFLEET_HUB_ALLOW_EMPTY_DB';
+import { ALLOW_EMPTY_DB_ENV } from '../config.js';
 
 /** Files in the data directory that only a hub with a database writes: their presence means one existed. */
 function earlierHubState(dataDir: string): string[] {

@@ -1,0 +1,124 @@
+import type { SigningKeyPair } from '@edgefleet/shared';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { DEFAULT_ATTEMPT_LIMITS, registerAttemptLimits } from '../auth/attempt-limit.js';
+import { createOperatorAuth } from '../auth/operator-auth.js';
+import { secretMatches } from '../auth/secret-digest.js';
+import { createTokenRepo } from '../auth/token-repo.js';
+import { tokenRoutes } from '../auth/token-routes.js';
+import { createTokenService } from '../auth/token-service.js';
+import type { Broker } from '../broker/broker.js';
+import type { IngestService } from '../broker/ingest-service.js';
+import type { HubConfig } from '../config.js';
+import { eventStreamRoutes } from '../dashboard/event-stream-routes.js';
+import { sessionRoutes } from '../dashboard/session-routes.js';
+import { staticRoutes } from '../dashboard/static-routes.js';
+import { deviceRoutes } from '../devices/device-routes.js';
+import { createDeviceService } from '../devices/device-service.js';
+import { enrollmentRoutes, type EnrollmentRoutesOptions } from '../enrollment/enrollment-routes.js';
+import { createEnrollmentService } from '../enrollment/enrollment-service.js';
+import { parseHostHeader } from '../enrollment/host-header.js';
+import type { HubEventBus } from '../events/hub-event-bus.js';
+import { mayDownload } from '../models/artifact-access.js';
+import { artifactRoutes, type ArtifactRouteOptions } from '../models/artifact-routes.js';
+import type { ArtifactStore } from '../models/artifact-store.js';
+import { modelRoutes } from '../models/model-routes.js';
+import { createModelService } from '../models/model-service.js';
+import { rolloutRoutes } from '../rollouts/rollout-routes.js';
+import type { RolloutService } from '../rollouts/rollout-service.js';
+import type { Db } from '../store/database.js';
+import type { Stores } from '../store/open-stores.js';
+import type { StorageHealth } from '../store/storage-health.js';
+import type { ServerTls } from '../tls/server-tls.js';
+import { displayHost } from './display-host.js';
+import { healthRoutes } from './health-routes.js';
+
+export interface RouteParts {
+  config: HubConfig;
+  database: Db;
+  stores: Stores;
+  bus: HubEventBus;
+  broker: Broker;
+  ingest: IngestService;
+  rollouts: RolloutService;
+  signingKey: SigningKeyPair;
+  artifacts: ArtifactStore;
+  storage: StorageHealth;
+  /** HTTPS/MQTTS material when the operator configured TLS. */
+  tls: ServerTls | undefined;
+  /** The hub's own API URL once listening (fallback for enrollment answers without a Host header). */
+  apiUrl: () => string;
+  log: Logger;
+}
+
+/** Registers every HTTP route on the server (explicitly, in one place). */
+export async function registerRoutes(app: FastifyInstance, p: RouteParts): Promise<void> {
+  const { config, stores, bus, broker, ingest, log } = p;
+  const { devices, sessions } = stores;
+  const operatorTokens = createTokenService({ admin: stores.tokens, repo: createTokenRepo(p.database), sessions, log: log.child({ module: 'auth' }) });
+  const limits = await registerAttemptLimits(app, DEFAULT_ATTEMPT_LIMITS);
+  const { requireRole, requireOperator, stillAuthenticated } = createOperatorAuth(operatorTokens, sessions, limits.bearer);
+  const enrollment = createEnrollmentService({
+    db: p.database,
+    tokens: stores.enrollmentTokens,
+    devices,
+    bus,
+    hubPublicKey: p.signingKey.publicKeyPem,
+    log: log.child({ module: 'enrollment' }),
+  });
+  await app.register(healthRoutes, {
+    sources: () => ({ connections: broker.connections, ingest: ingest.counters, storage: p.storage.state }),
+    requireOperator,
+  });
+  await app.register(sessionRoutes, { tokens: operatorTokens, sessions, limit: limits.session });
+  await app.register(tokenRoutes, { tokens: operatorTokens, requireRole });
+  await app.register(eventStreamRoutes, { bus, requireOperator, stillAuthenticated, deviceById: (id) => devices.get(id) });
+  await app.register(staticRoutes, {});
+  await app.register(enrollmentRoutes, { service: enrollment, requireRole, limit: limits.enroll, endpointsFor: enrollmentEndpoints(p) });
+  await app.register(deviceRoutes, {
+    service: createDeviceService({ devices, records: stores.records, bus, disconnect: (id) => broker.disconnectDevice(id), log: log.child({ module: 'devices' }) }),
+    requireRole,
+  });
+  await app.register(modelRoutes, {
+    service: createModelService({ repo: stores.models, artifacts: p.artifacts, privateKeyPem: p.signingKey.privateKeyPem, log: log.child({ module: 'models' }) }),
+    requireRole,
+    maxModelBytes: config.maxModelBytes,
+  });
+  await app.register(artifactRoutes, artifactRouteOptions(p));
+  await app.register(rolloutRoutes, { service: p.rollouts, requireRole });
+}
+
+/** Configured URLs win; otherwise the URLs the enrolling client reached the hub by. */
+function enrollmentEndpoints(p: RouteParts): EnrollmentRoutesOptions['endpointsFor'] {
+  const { config, broker, tls } = p;
+  return (rawHost, protocol) => {
+    const host = rawHost ? parseHostHeader(rawHost) : undefined;
+    const hostname = host ? host.hostname : displayHost(config.host);
+    return {
+      apiUrl: config.publicUrl ?? (host ? `${protocol}://${host.host}` : p.apiUrl()),
+      brokerUrl: config.brokerUrl ?? `${tls ? 'mqtts' : 'mqtt'}://${hostname}:${broker.port}`,
+      hubCaPem: tls?.caPem,
+    };
+  };
+}
+
+function artifactRouteOptions(p: RouteParts): ArtifactRouteOptions {
+  const { devices, desired, models } = p.stores;
+  return {
+    artifacts: p.artifacts,
+    verifyDevice: (id, secret) => {
+      const creds = devices.credentials(id);
+      return creds !== undefined && !creds.revoked && secretMatches(secret, creds.secretSha256);
+    },
+    mayDownload: (deviceId, sha256) =>
+      mayDownload(
+        {
+          desired: (id) => desired.get(id),
+          reportedModels: (id) => devices.get(id)?.models ?? [],
+          assignedManifest: (id, model, version) => models.assignedTo(id, model, version)?.manifest.manifest,
+        },
+        deviceId,
+        sha256,
+      ),
+  };
+}
