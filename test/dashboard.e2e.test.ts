@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { enrollAgent, makeTempDir, startAgent, startHub, type AgentHandle, type Hub } from './support/fleet.js';
 import { killAll, REPO_ROOT } from './support/processes.js';
 import { hasTool } from './support/tools.js';
@@ -66,7 +66,9 @@ describe.skipIf(!hasTool('chromium', 'chromium'))('dashboard in headless Chromiu
     await expect(page.locator(`[data-device-id="${agents[1]!.deviceId}"] [data-presence="online"]`).count()).resolves.toBe(1);
 
     // The CPU chart is drawn from live telemetry: wait until it holds points before the picture.
-    await page.waitForFunction("Number(document.querySelector('#cpu-chart')?.dataset.points) >= 2", undefined, { timeout: 30_000 });
+    // Read through the DOM, not waitForFunction: polling a string predicate is an eval, which the CSP refuses.
+    const chart = page.locator('#cpu-chart');
+    await vi.waitUntil(async () => Number(await chart.getAttribute('data-points')) >= 2, { timeout: 30_000, interval: 200 });
     const shots = join(REPO_ROOT, 'test/artifacts');
     await mkdir(shots, { recursive: true });
     const path = join(shots, 'dashboard.png');
