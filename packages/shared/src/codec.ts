@@ -26,7 +26,7 @@ const KB = 1024;
 /**
  * Largest payload accepted per topic kind, bytes. Device kinds are a few times what a real agent
  * sends (telemetry with a dozen models is ~3 KB, a drift window of 50 features 2–4 KB); `desired`
- * carries signed manifests with inline golden vectors (≤ 64 KB per tensor), so it gets room for
+ * carries signed manifests with inline golden vectors (≤ 64 KB of golden tensors in all), so it gets room for
  * several models. Checked on decode (both sides) and on encode (the sender finds out first).
  */
 export const MESSAGE_SIZE_LIMITS: Readonly<Record<TopicKind, number>> = {
