@@ -72,9 +72,6 @@ export function createDeviceRepo(db: Db) {
     insert(d: { id: string; name: string; labels: Labels; secretSha256: string; enrolledAt: string }): void {
       insert.run({ ...d, labels: JSON.stringify(d.labels) });
     },
-    setOnline(id: string, online: boolean, at: string): void {
-      setOnline.run(online ? 1 : 0, at, id);
-    },
     markAllOffline(): void {
       allOffline.run();
     },
@@ -87,12 +84,6 @@ export function createDeviceRepo(db: Db) {
     /** Undoes a revoke: the device may connect again with its secret. */
     restore(id: string): boolean {
       return restore.run(id).changes === 1;
-    },
-    setReported(id: string, r: { capabilities: Capabilities; models: InstalledModel[]; desiredVersion: number }, at: string): void {
-      setReported.run(JSON.stringify(r.capabilities), JSON.stringify(r.models), r.desiredVersion, at, id);
-    },
-    touch(id: string, at: string): void {
-      touch.run(at, id);
     },
     setDesiredVersion(id: string, version: number): void {
       setDesiredVersion.run(version, id);

@@ -1,7 +1,7 @@
 import { Capabilities, InstalledModel, Labels, type Device } from '@edgefleet/shared';
-import { Type, type TSchema } from 'typebox';
-import { Compile } from 'typebox/compile';
+import { Type } from 'typebox';
 import { readTelemetryPoint } from '../records/telemetry-view.js';
+import { storedJsonReader, type StoredJson } from '../store/stored-json.js';
 
 /** A devices row joined with its newest telemetry row, as SQLite hands it back (hand-edited or old rows included). */
 export interface DeviceRow {
@@ -21,32 +21,12 @@ export interface DeviceRow {
   tel_payload: string | null;
 }
 
-function checker<S extends TSchema>(schema: S) {
-  const validator = Compile(schema);
-  return (value: unknown): string | null => {
-    if (validator.Check(value)) return null;
-    const first = validator.Errors(value)[0];
-    return `does not match its schema at "${first?.instancePath ?? ''}": ${first?.message ?? 'invalid'}`;
-  };
-}
-
-const check = {
-  labels: checker(Labels),
-  capabilities: checker(Capabilities),
-  models: checker(Type.Array(InstalledModel)),
+/** Readers of the stored JSON columns. */
+const readColumn = {
+  labels: storedJsonReader(Labels),
+  capabilities: storedJsonReader(Capabilities),
+  models: storedJsonReader(Type.Array(InstalledModel)),
 };
-
-/** Parses one stored JSON column and checks it; the problem, named, instead of an exception. */
-function parseColumn<T>(text: string, problem: (value: unknown) => string | null): { value: T } | { error: string } {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (err) {
-    return { error: `is not JSON (${(err as Error).message})` };
-  }
-  const error = problem(value);
-  return error ? { error } : { value: value as T };
-}
 
 function telemetryOf(row: DeviceRow, problems: string[]): Device['telemetry'] {
   if (row.tel_payload === null || row.tel_ts === null) return null;
@@ -71,9 +51,9 @@ function versionOf(value: unknown, column: string, problems: string[]): number {
  */
 export function renderDevice(row: DeviceRow): Device {
   const problems: string[] = [];
-  const column = <T>(name: string, text: string | null, problem: (value: unknown) => string | null, fallback: T): T => {
+  const column = <T>(name: string, text: string | null, reader: (text: string) => StoredJson<T>, fallback: T): T => {
     if (text === null) return fallback;
-    const parsed = parseColumn<T>(text, problem);
+    const parsed = reader(text);
     if ('value' in parsed) return parsed.value;
     problems.push(`stored ${name} ${parsed.error}`);
     return fallback;
@@ -81,13 +61,13 @@ export function renderDevice(row: DeviceRow): Device {
   const device: Device = {
     id: String(row.id),
     name: String(row.name),
-    labels: column<Labels>('labels', row.labels, check.labels, {}),
+    labels: column<Labels>('labels', row.labels, readColumn.labels, {}),
     online: row.online === 1,
     revoked: row.revoked === 1,
     enrolledAt: String(row.enrolled_at),
     lastSeen: row.last_seen === null ? null : String(row.last_seen),
-    capabilities: column<Capabilities | null>('capabilities', row.capabilities, check.capabilities, null),
-    models: column<InstalledModel[]>('models', row.models, check.models, []),
+    capabilities: column<Capabilities | null>('capabilities', row.capabilities, readColumn.capabilities, null),
+    models: column<InstalledModel[]>('models', row.models, readColumn.models, []),
     desiredVersion: versionOf(row.desired_version, 'desired_version', problems),
     reportedVersion: versionOf(row.reported_version, 'reported_version', problems),
     telemetry: telemetryOf(row, problems),

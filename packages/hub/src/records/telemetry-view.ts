@@ -1,6 +1,6 @@
 import { MAX_TIMESTAMP_MS, ModelStats, SystemStats, type TelemetryMessage } from '@edgefleet/shared';
 import { Type } from 'typebox';
-import { Compile } from 'typebox/compile';
+import { storedJsonReader } from '../store/stored-json.js';
 
 /** A stored telemetry row as SQLite hands it back; old rows and hand-edited ones included. */
 export interface TelemetryRow {
@@ -16,7 +16,7 @@ export interface TelemetryPoint {
   models: TelemetryMessage['models'];
 }
 
-const parts = Compile(Type.Object({ system: SystemStats, models: Type.Array(ModelStats) }));
+const readParts = storedJsonReader(Type.Object({ system: SystemStats, models: Type.Array(ModelStats) }));
 
 /**
  * Reads one stored telemetry record, or says why it cannot be shown. Rows are not trusted: a hub
@@ -27,15 +27,8 @@ export function readTelemetryPoint(row: TelemetryRow): { point: TelemetryPoint }
   if (!Number.isSafeInteger(row.ts) || row.ts < 0 || row.ts > MAX_TIMESTAMP_MS) {
     return { error: `${what} has ts ${String(row.ts)}, expected an integer 0..${MAX_TIMESTAMP_MS} (ms since 1970, before year 10000)` };
   }
-  let value: unknown;
-  try {
-    value = JSON.parse(row.payload);
-  } catch (err) {
-    return { error: `${what} is not JSON (${(err as Error).message})` };
-  }
-  if (!parts.Check(value)) {
-    const first = parts.Errors(value)[0];
-    return { error: `${what} does not match its schema at "${first?.instancePath ?? ''}": ${first?.message ?? 'invalid'}` };
-  }
-  return { point: { seq: row.seq, ts: new Date(row.ts).toISOString(), system: value.system, models: value.models } };
+  const parts = readParts(row.payload);
+  if ('error' in parts) return { error: `${what} ${parts.error}` };
+  const { system, models } = parts.value;
+  return { point: { seq: row.seq, ts: new Date(row.ts).toISOString(), system, models } };
 }
