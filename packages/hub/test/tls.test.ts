@@ -161,6 +161,13 @@ describe.skipIf(!hasTool('openssl', 'openssl'))('TLS files the hub refuses to st
     expect(() => loadServerTls({ ...files, certFile: missing })).toThrow(new RegExp(`EDGEFLEET_HUB_TLS_CERT: cannot read ${missing}`));
   });
 
+  it('refuses a device or an oversized file without reading it to the end', async () => {
+    expect(() => loadServerTls({ ...files, certFile: '/dev/zero' })).toThrow('EDGEFLEET_HUB_TLS_CERT: cannot read /dev/zero: not a regular file');
+    const huge = join(dir, 'huge.pem');
+    await writeFile(huge, Buffer.alloc(2 * 1024 * 1024, 0x41));
+    expect(() => loadServerTls({ ...files, keyFile: huge })).toThrow(/EDGEFLEET_HUB_TLS_KEY: cannot read .*huge\.pem: 2097152 bytes/);
+  });
+
   it('names a file that is not PEM', async () => {
     const junk = join(dir, 'junk.pem');
     await writeFile(junk, 'not a certificate\n');

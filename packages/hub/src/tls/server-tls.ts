@@ -1,5 +1,5 @@
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import type { HubTlsFiles } from '../config.js';
 
 /** What the HTTPS and MQTTS listeners are built from, and the CA chain devices pin. */
@@ -15,13 +15,20 @@ export interface ServerTls {
 const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 /** A chain longer than this is a configuration mistake, not a real PKI. */
 const MAX_CHAIN = 10;
+/** PEM files are a few KB; a device or a huge file named by mistake must not hang the start reading it. */
+const MAX_PEM_BYTES = 1024 * 1024;
 
 function readPem(path: string, variable: string): string {
+  let text: string;
   try {
-    return readFileSync(path, 'utf8');
+    const stat = statSync(path);
+    if (!stat.isFile()) throw new Error('not a regular file');
+    if (stat.size > MAX_PEM_BYTES) throw new Error(`${stat.size} bytes, more than a PEM file's ${MAX_PEM_BYTES}`);
+    text = readFileSync(path, 'utf8');
   } catch (err) {
     throw new Error(`${variable}: cannot read ${path}: ${(err as Error).message}`);
   }
+  return text;
 }
 
 function certificates(pem: string, path: string, variable: string): X509Certificate[] {
