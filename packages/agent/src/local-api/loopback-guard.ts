@@ -29,9 +29,13 @@ export function loopbackRefusal(host: string | undefined, origin: string | undef
 
 /** Refuses (403) every request not addressed to a loopback name of the port the app listens on. */
 export function guardLoopback(app: FastifyInstance): void {
+  // The bound port is fixed once listening; reading it is a getsockname call, so not once per request.
+  let port = 0;
   app.addHook('onRequest', async (req) => {
-    const address = app.server.address();
-    const port = typeof address === 'object' && address ? address.port : 0;
+    if (port === 0) {
+      const address = app.server.address();
+      port = typeof address === 'object' && address ? address.port : 0;
+    }
     const problem = loopbackRefusal(req.headers.host, req.headers.origin, port);
     if (problem) throw new EdgefleetError('FORBIDDEN', problem);
   });

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BINARY_HEADER, EdgefleetError, type ModelMetadata, type ServerMetadata } from '@edgefleet/shared';
 import type { LoadedModel, ModelTable } from '../inference/types.js';
-import { binaryBodyLimit, jsonBodyLimit, type BodyLimitSettings } from './body-limit.js';
+import { binaryBodyLimit, jsonBodyLimit, type BodyLimit, type BodyLimitSettings } from './body-limit.js';
 import { encodeInferResponse, parseInferBody, planOutputs, requestTensors } from './infer-codec.js';
 import type { InferenceMetrics } from './metrics.js';
 import { setBodyLimit } from './request-body.js';
@@ -40,10 +40,20 @@ export function registerOipRoutes(app: FastifyInstance, deps: OipRouteDeps): voi
     return { name: model.name, version: model.version, ready: true };
   }
 
+  // A loaded model's inputs never change, so its limits are worked out once, not per request.
+  const bodyLimits = new WeakMap<LoadedModel, { json: BodyLimit; binary: BodyLimit }>();
+  function limitsOf(model: LoadedModel): { json: BodyLimit; binary: BodyLimit } {
+    let limits = bodyLimits.get(model);
+    if (!limits) {
+      limits = { json: jsonBodyLimit(model, deps.bodyLimits), binary: binaryBodyLimit(model, deps.bodyLimits) };
+      bodyLimits.set(model, limits);
+    }
+    return limits;
+  }
+
   /** Before any body byte is read: an unknown model is a 404, and the body limit fits the model. */
   async function limitInferBody(req: FastifyRequest<{ Params: ModelParams }>) {
-    const model = resolve(req.params);
-    const json = jsonBodyLimit(model, deps.bodyLimits);
+    const { json, binary } = limitsOf(resolve(req.params));
     const header = req.headers[BINARY_HEADER];
     if (header === undefined) {
       setBodyLimit(req, json);
@@ -55,7 +65,7 @@ export function registerOipRoutes(app: FastifyInstance, deps: OipRouteDeps): voi
     if (headerBytes > json.bytes) {
       throw new EdgefleetError('PAYLOAD_TOO_LARGE', `binary inference header of ${headerBytes} bytes (${BINARY_HEADER}) is over the ${json.bytes}-byte limit for ${json.reason}`);
     }
-    setBodyLimit(req, binaryBodyLimit(model, deps.bodyLimits));
+    setBodyLimit(req, binary);
   }
 
   async function infer(req: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) {

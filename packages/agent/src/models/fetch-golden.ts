@@ -3,8 +3,8 @@ import { join } from 'node:path';
 import { decodeGoldenFile, decodeTypedTensor, EdgefleetError, type Manifest, type Tolerance, type TypedTensor } from '@edgefleet/shared';
 import { DEFAULT_DISK_RESERVE_BYTES, ensureFreeSpace } from './disk-space.js';
 import type { Downloader } from './download.js';
-import { artifactUrl } from './fetch-model.js';
-import { ensureModelsDir, fileSize, modelsDir, partPath, removeFile } from './model-files.js';
+import { artifactUrl, remaining } from './fetch-model.js';
+import { ensureModelsDir, modelsDir, partPath, removeFile } from './model-files.js';
 
 export interface GoldenVector {
   inputs: TypedTensor[];
@@ -35,7 +35,7 @@ export async function fetchGolden(manifest: Manifest, opts: FetchGoldenOptions):
   const path = join(modelsDir(opts.stateDir), `${ref.sha256}.golden`);
   const part = partPath(opts.stateDir, ref.sha256);
   // Checked before a byte is written, like the model file: a golden file can be image-sized too.
-  const bytes = Math.max(0, ref.size - ((await fileSize(part)) ?? 0));
+  const bytes = await remaining(part, ref.size);
   await ensureFreeSpace({
     what: `${manifest.model}@${manifest.version}`,
     dir: modelsDir(opts.stateDir),

@@ -26,7 +26,7 @@ export function artifactUrl(apiUrl: string, sha256: string): string {
 }
 
 /** Bytes still to come for a download whose part file may already hold some. */
-async function remaining(partFile: string, size: number): Promise<number> {
+export async function remaining(partFile: string, size: number): Promise<number> {
   return Math.max(0, size - ((await fileSize(partFile)) ?? 0));
 }
 

@@ -1,4 +1,4 @@
-import type Database from 'better-sqlite3';
+import Database from 'better-sqlite3';
 import { EdgefleetError } from '@edgefleet/shared';
 import type { Logger } from 'pino';
 import type { SeqCounter } from './seq-counter.js';
@@ -53,11 +53,6 @@ export interface RecordOutbox {
 interface Eviction {
   count: number;
   bytes: number;
-}
-
-function isSqliteError(err: unknown): err is Error & { code: string } {
-  const code = (err as { code?: unknown }).code;
-  return typeof code === 'string' && code.startsWith('SQLITE_');
 }
 
 export function createRecordOutbox(opts: {
@@ -145,7 +140,7 @@ export function createRecordOutbox(opts: {
         }
         return record;
       } catch (err) {
-        if (!isSqliteError(err)) throw err;
+        if (!(err instanceof Database.SqliteError)) throw err;
         refused++;
         const code = err.code === 'SQLITE_FULL' ? 'DISK_FULL' : 'STORAGE_ERROR';
         throw new EdgefleetError(code, `record not stored in ${opts.path} (${err.message}); no seq was used for it`, { cause: err });
