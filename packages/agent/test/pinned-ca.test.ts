@@ -37,6 +37,17 @@ describe('pinned CA checks', () => {
     }
   });
 
+  it('refuses a --ca that is a device or an oversized file without reading it to the end', async () => {
+    await expect(readCaFile('/dev/zero')).rejects.toThrow('--ca /dev/zero cannot be read: not a regular file');
+    const dir = await tempDir('ca-huge');
+    try {
+      await writeFile(join(dir.path, 'huge.pem'), Buffer.alloc(2 * 1024 * 1024, 0x41));
+      await expect(readCaFile(join(dir.path, 'huge.pem'))).rejects.toThrow(/huge\.pem cannot be read: 2097152 bytes/);
+    } finally {
+      await dir.remove();
+    }
+  });
+
   it('takes --ca only with an https:// hub', () => {
     expect(() => parseCommand(['enroll', '--hub', 'http://hub:8080', '--token', 't', '--ca', '/etc/ca.pem'])).toThrow(/--ca \/etc\/ca\.pem is for a hub served over TLS/);
     const cmd = parseCommand(['enroll', '--hub', 'https://hub:8443', '--token', 't', '--ca', '/etc/ca.pem']);

@@ -1,5 +1,5 @@
 import { X509Certificate } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { EdgefleetError } from '@edgefleet/shared';
 
@@ -27,10 +27,16 @@ export function checkCaPem(pem: string, what: string): string {
   return pem;
 }
 
+/** CA files are a few KB; a device or a huge file named by mistake must not be read without end. */
+const MAX_CA_FILE_BYTES = 1024 * 1024;
+
 /** Reads the CA file given with `--ca`, naming the file when it is missing or not a certificate. */
 export async function readCaFile(path: string): Promise<string> {
   let pem: string;
   try {
+    const info = await stat(path);
+    if (!info.isFile()) throw new Error('not a regular file');
+    if (info.size > MAX_CA_FILE_BYTES) throw new Error(`${info.size} bytes, more than a CA file's ${MAX_CA_FILE_BYTES}`);
     pem = await readFile(path, 'utf8');
   } catch (err) {
     throw new EdgefleetError('BAD_REQUEST', `--ca ${path} cannot be read: ${(err as Error).message}`);
