@@ -317,4 +317,17 @@ describe('agent store: a database that went back', () => {
     expect(again.epoch()).toBe(newEpoch);
     again.stop();
   });
+
+  it('does not believe a damaged mark that would push seqs out of the range records may carry', async () => {
+    const { path, open } = await openStore();
+    const first = open();
+    const epoch = first.epoch();
+    appendRecord(first);
+    first.stop();
+    writeFileSync(`${path}.seq`, JSON.stringify({ epoch, reserved: Number.MAX_SAFE_INTEGER - 1 }));
+    const reopened = open();
+    expect(reopened.epoch()).toBe(epoch);
+    expect(appendRecord(reopened)).toBeLessThan(1000);
+    reopened.stop();
+  });
 });

@@ -13,6 +13,13 @@ export interface SeqMark {
   reserved: number;
 }
 
+/**
+ * A damaged mark must not push the reservation near 2^53, where every later seq fails the envelope
+ * schema and no record could be sent again: past this (a million records a second for eight years)
+ * the mark is not believed.
+ */
+const MAX_PLAUSIBLE_SEQ = 2 ** 48;
+
 function seqMarkPath(dbPath: string): string {
   return `${dbPath}.seq`;
 }
@@ -20,7 +27,8 @@ function seqMarkPath(dbPath: string): string {
 function readSeqMark(dbPath: string): SeqMark | undefined {
   try {
     const parsed = JSON.parse(readFileSync(seqMarkPath(dbPath), 'utf8')) as Partial<SeqMark>;
-    if (typeof parsed.epoch === 'string' && Number.isSafeInteger(parsed.reserved)) return { epoch: parsed.epoch, reserved: parsed.reserved! };
+    const reserved = parsed.reserved;
+    if (typeof parsed.epoch === 'string' && Number.isSafeInteger(reserved) && reserved! >= 0 && reserved! <= MAX_PLAUSIBLE_SEQ) return { epoch: parsed.epoch, reserved: reserved! };
   } catch {
     // Missing or unreadable: nothing to compare with, which is also the state after a first start.
   }
