@@ -41,6 +41,14 @@ describe('deployment on a full disk (real tmpfs)', () => {
     return (await readdir(modelsDir(mount.path))).filter((n) => n.endsWith('.part'));
   }
 
+  /** Frees the disk, then waits for the runner's retry to make clf@version the active model. */
+  async function recoverTo(version: string, activated: () => boolean): Promise<void> {
+    await rm(filler());
+    await eventually(activated, `the retry to activate ${version} once space is back`);
+    await rig.runner.idle();
+    expect(rig.table.get('clf')?.version).toBe(version);
+  }
+
   /** For fetching one file outside the runner, with the runner's reserve. */
   const fetchOptions = () => ({
     stateDir: mount.path,
@@ -92,10 +100,7 @@ describe('deployment on a full disk (real tmpfs)', () => {
     expect(await partFiles()).toEqual([]);
     expect(rig.table.get('clf')).toBeUndefined();
 
-    await rm(filler());
-    await eventually(activated, 'the retry to activate 1.0.0 once space is back');
-    await rig.runner.idle();
-    expect(rig.table.get('clf')?.version).toBe('1.0.0');
+    await recoverTo('1.0.0', activated);
     expect(rig.store.listFailures()).toEqual([]);
   });
 
@@ -111,10 +116,7 @@ describe('deployment on a full disk (real tmpfs)', () => {
     expect(await partFiles()).toEqual([]);
     expect(rig.table.get('clf')?.version).toBe('1.0.0');
 
-    await rm(filler());
-    await eventually(activated, 'the retry to activate 2.0.0 once space is back');
-    await rig.runner.idle();
-    expect(rig.table.get('clf')?.version).toBe('2.0.0');
+    await recoverTo('2.0.0', activated);
   });
 
   it('keeps running and retrying when agent.db itself cannot record the failure', async () => {
@@ -127,10 +129,7 @@ describe('deployment on a full disk (real tmpfs)', () => {
     expect(logLines.slice(logged).some((l) => l.includes('cannot record the deployment failure in agent.db'))).toBe(true);
     expect(await partFiles()).toEqual([]);
 
-    await rm(filler());
-    await eventually(activated, 'the retry to activate 3.0.0 once space is back');
-    await rig.runner.idle();
-    expect(rig.table.get('clf')?.version).toBe('3.0.0');
+    await recoverTo('3.0.0', activated);
     expect(rig.store.listFailures()).toEqual([]);
   });
 
@@ -143,10 +142,7 @@ describe('deployment on a full disk (real tmpfs)', () => {
     expect(rig.table.get('clf')?.version).toBe('3.0.0');
     expect(rig.runtime.loaded.size).toBe(1);
 
-    await rm(filler());
-    await eventually(activated, 'the retry to activate 6.0.0 once space is back');
-    await rig.runner.idle();
-    expect(rig.table.get('clf')?.version).toBe('6.0.0');
+    await recoverTo('6.0.0', activated);
     expect(rig.runtime.loaded.size).toBe(1);
     expect(rig.store.listModels().find((m) => m.active)?.version).toBe('6.0.0');
   });

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +7,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildHub, type BuiltHub } from '../src/app.js';
 import { DEFAULT_CONFIG } from '../src/config.js';
+import { databaseDigest } from './database-digest.js';
 
 /**
  * Random and malformed requests to every route of the hub's API, through inject() on an app that
@@ -31,17 +31,6 @@ function documentedRoutes(hub: BuiltHub): RouteRef[] {
     for (const method of Object.keys(ops)) routes.push({ method: method.toUpperCase(), path });
   }
   return routes;
-}
-
-/** A digest of every row of every table: equal digests mean no stored state changed. */
-function databaseDigest(db: Database.Database): string {
-  const hash = createHash('sha256');
-  const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").pluck().all() as string[];
-  for (const table of tables) {
-    hash.update(table);
-    for (const row of db.prepare(`SELECT * FROM "${table}" ORDER BY rowid`).raw().all()) hash.update(JSON.stringify(row, (_k, v: unknown) => (Buffer.isBuffer(v) ? v.toString('base64') : v)));
-  }
-  return hash.digest('hex');
 }
 
 const segment = fc.oneof(

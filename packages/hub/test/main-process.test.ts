@@ -10,6 +10,11 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 const MAIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 
+/** The environment of a hub on loopback, ephemeral ports, keeping its state in `dataDir`. */
+function hubEnv(dataDir: string, extraEnv: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return { ...process.env, EDGEFLEET_HUB_DATA_DIR: dataDir, EDGEFLEET_HUB_HOST: '127.0.0.1', EDGEFLEET_HUB_HTTP_PORT: '0', EDGEFLEET_HUB_MQTT_PORT: '0', ...extraEnv };
+}
+
 describe('hub process', () => {
   const dirs: string[] = [];
   afterAll(async () => {
@@ -19,7 +24,7 @@ describe('hub process', () => {
   it('logs "hub ready" with the actual URLs, creates an admin token, and exits 0 on SIGTERM', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'ef-hub-main-'));
     dirs.push(dataDir);
-    const env: NodeJS.ProcessEnv = { ...process.env, EDGEFLEET_HUB_DATA_DIR: dataDir, EDGEFLEET_HUB_HOST: '127.0.0.1', EDGEFLEET_HUB_HTTP_PORT: '0', EDGEFLEET_HUB_MQTT_PORT: '0' };
+    const env = hubEnv(dataDir);
     delete env.EDGEFLEET_ADMIN_TOKEN;
     const child = spawn(process.execPath, [MAIN], { env, stdio: ['ignore', 'pipe', 'inherit'] });
     const exited = once(child, 'exit');
@@ -49,14 +54,7 @@ describe('hub process', () => {
 
   /** Runs the hub until it logs "hub ready" (then stops it) or exits on its own; the log lines and exit code. */
   async function runHub(dataDir: string, extraEnv: NodeJS.ProcessEnv = {}) {
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      EDGEFLEET_HUB_DATA_DIR: dataDir,
-      EDGEFLEET_HUB_HOST: '127.0.0.1',
-      EDGEFLEET_HUB_HTTP_PORT: '0',
-      EDGEFLEET_HUB_MQTT_PORT: '0',
-      ...extraEnv,
-    };
+    const env = hubEnv(dataDir, extraEnv);
     delete env.EDGEFLEET_ADMIN_TOKEN;
     if (!('EDGEFLEET_HUB_ALLOW_EMPTY_DB' in extraEnv)) delete env.EDGEFLEET_HUB_ALLOW_EMPTY_DB;
     const child = spawn(process.execPath, [MAIN], { env, stdio: ['ignore', 'pipe', 'inherit'] });
@@ -135,14 +133,7 @@ function ldField(field: number, payload: Buffer): Buffer {
 describe('hub process under a model upload that expands when decoded', () => {
   it('keeps running when a 6 MB upload would decode to hundreds of MB of heap (packed int64_data of zeros)', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'ef-hub-main-'));
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      EDGEFLEET_HUB_DATA_DIR: dataDir,
-      EDGEFLEET_HUB_HOST: '127.0.0.1',
-      EDGEFLEET_HUB_HTTP_PORT: '0',
-      EDGEFLEET_HUB_MQTT_PORT: '0',
-      EDGEFLEET_ADMIN_TOKEN: 'efa_decode-bomb-test-admin-token-000000000001',
-    };
+    const env = hubEnv(dataDir, { EDGEFLEET_ADMIN_TOKEN: 'efa_decode-bomb-test-admin-token-000000000001' });
     // A small main heap, so that decoding on the main thread would end the process (~38 bytes of heap per byte here).
     const child = spawn(process.execPath, ['--max-old-space-size=96', MAIN], { env, stdio: ['ignore', 'pipe', 'inherit'] });
     const exited = once(child, 'exit');

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { ApiToken, CreatedApiToken } from '@edgefleet/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openEventStream } from './event-stream.js';
 import { connectDevice, enrollDevice, eventually, startTestHub, useTestHub, type TestHub } from './hub-harness.js';
 
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
@@ -19,30 +20,6 @@ async function login(t: TestHub, token: string): Promise<string> {
   const res = await t.api<{ role: string }>('POST', '/api/v1/session', { token }, { authorization: '' });
   expect(res.status).toBe(200);
   return res.headers.get('set-cookie')!.split(';')[0]!;
-}
-
-/** An open `GET /api/v1/events` over real HTTP: what it has received, and whether the hub ended it. */
-async function openEventStream(t: TestHub, headers: Record<string, string>) {
-  const abort = new AbortController();
-  const res = await fetch(`${t.hub.apiUrl}/api/v1/events`, { headers, signal: abort.signal });
-  expect(res.status).toBe(200);
-  const body = res.body!.getReader();
-  let text = '';
-  let ended = false;
-  void (async () => {
-    try {
-      for (;;) {
-        const chunk = await body.read();
-        if (chunk.done) break;
-        text += Buffer.from(chunk.value).toString();
-      }
-    } catch {
-      /* closed by the hub or aborted: either way it has ended */
-    }
-    ended = true;
-  })();
-  await eventually(() => text.includes(': connected'), 'the stream to open');
-  return { text: () => text, ended: () => ended, close: () => abort.abort() };
 }
 
 describe('operator roles and API tokens', () => {

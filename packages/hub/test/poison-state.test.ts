@@ -3,6 +3,7 @@ import { deviceTopic, type Device, type EnrollResponse } from '@edgefleet/shared
 import Database from 'better-sqlite3';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openEventStream } from './event-stream.js';
 import { connectDevice, enrollDevice, eventually, telemetryRecord, useTestHub, type TestHub } from './hub-harness.js';
 
 /** Beyond year 275760: `new Date(1e16).toISOString()` throws RangeError. */
@@ -21,41 +22,6 @@ function editDatabase(t: TestHub, edit: (db: Database.Database) => void): void {
 function storePoisonTelemetry(t: TestHub, deviceId: string, seq: number): void {
   const record = { ...telemetryRecord(seq), ts: POISON_TS };
   editDatabase(t, (db) => db.prepare('INSERT INTO telemetry (device_id, seq, ts, payload) VALUES (?, ?, ?, ?)').run(deviceId, seq, POISON_TS, JSON.stringify(record)));
-}
-
-interface SseFrame {
-  event: string;
-  data: string;
-}
-
-/** A dashboard's event stream over real HTTP; frames are collected as they arrive. */
-async function openEventStream(t: TestHub): Promise<{ frames: SseFrame[]; close(): void }> {
-  const abort = new AbortController();
-  const res = await fetch(`${t.hub.apiUrl}/api/v1/events`, { headers: { authorization: `Bearer ${t.adminToken}` }, signal: abort.signal });
-  expect(res.status).toBe(200);
-  const frames: SseFrame[] = [];
-  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = '';
-  let connected = false;
-  void (async () => {
-    for (;;) {
-      const { value, done } = await reader.read().catch(() => ({ value: undefined, done: true as const }));
-      if (done) return;
-      buffer += value;
-      let end: number;
-      while ((end = buffer.indexOf('\n\n')) >= 0) {
-        const block = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        if (block.includes(': connected')) connected = true;
-        const event = /^event: (.*)$/m.exec(block)?.[1];
-        const data = /^data: (.*)$/m.exec(block)?.[1];
-        if (event && data) frames.push({ event, data });
-      }
-    }
-  })();
-  // The hub adds a stream to its fan-out in the same tick as it writes ": connected".
-  await eventually(() => connected, 'the event stream to open');
-  return { frames, close: () => abort.abort() };
 }
 
 describe('stored state that cannot be rendered', () => {
@@ -123,7 +89,7 @@ describe('stored state that cannot be rendered', () => {
       const p = await connectDevice(t, poisoned);
       clients.push(p);
       const frame = await eventually(
-        () => stream.frames.map((f) => (f.event === 'device' ? (JSON.parse(f.data) as Device) : null)).find((d) => d?.id === poisoned.deviceId),
+        () => stream.frames().map((f) => (f.event === 'device' ? (JSON.parse(f.data) as Device) : null)).find((d) => d?.id === poisoned.deviceId),
         'the poisoned device in the event stream',
       );
       expect(frame.online).toBe(true);
@@ -132,7 +98,7 @@ describe('stored state that cannot be rendered', () => {
       // The same stream still carries other devices' events, and the API still answers.
       await clients[0]!.publishAsync(deviceTopic(good.deviceId, 'telemetry'), JSON.stringify(telemetryRecord(2)), { qos: 1 });
       await eventually(
-        () => stream.frames.some((f) => f.event === 'telemetry' && (JSON.parse(f.data) as { deviceId: string; seq: number }).seq === 2),
+        () => stream.frames().some((f) => f.event === 'telemetry' && (JSON.parse(f.data) as { deviceId: string; seq: number }).seq === 2),
         'telemetry of the good device in the event stream',
       );
       expect((await t.api('GET', '/api/v1/devices')).status).toBe(200);

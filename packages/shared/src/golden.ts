@@ -212,11 +212,7 @@ export function compareWithGolden(
   expected: readonly NumericTensor[],
   tolerance: Tolerance,
 ): GoldenComparison {
-  return compareValues(
-    actual.map((t) => ({ name: t.name, values: t.values })),
-    expected.map((t) => ({ name: t.name, values: t.values })),
-    tolerance,
-  );
+  return compareValues(actual, expected, tolerance);
 }
 
 /** compareWithGolden over typed arrays: no number[] copies of image-sized outputs. */
