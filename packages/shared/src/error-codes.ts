@@ -8,6 +8,10 @@ export const ERROR_CODES = {
   NOT_FOUND: 404,
   MODEL_NOT_FOUND: 404,
   CONFLICT: 409,
+  /** The candidate's outputs disagreed with the active version's in the shadow phase. */
+  SHADOW_DISAGREEMENT: 422,
+  /** The agent's health window found the new version worse than the previous one and switched back. */
+  UNHEALTHY: 422,
   TOKEN_INVALID: 401,
   RANGE_NOT_SATISFIABLE: 416,
   PAYLOAD_TOO_LARGE: 413,
