@@ -1,4 +1,4 @@
-import type { MessageOf, TelemetryMessage } from '@edgefleet/shared';
+import type { MessageOf, ModelStats, TelemetryMessage } from '@edgefleet/shared';
 import type { Db } from '../store/database.js';
 import { readTelemetryPoint, type TelemetryRow } from './telemetry-view.js';
 
@@ -69,6 +69,11 @@ export function createRecordRepo(db: Db, historyPerDevice: number) {
   const setEpoch = db.prepare('UPDATE devices SET record_epoch = ? WHERE id = ?');
   const history = db.prepare('SELECT seq, ts, payload FROM (SELECT id, seq, ts, payload FROM telemetry WHERE device_id = ? ORDER BY id DESC LIMIT ?) ORDER BY id');
   const recentEvents = db.prepare('SELECT payload FROM events WHERE device_id = ? ORDER BY id DESC LIMIT ?').pluck();
+  // By the device's own time, not arrival: a store-and-forward replay belongs where it was made.
+  const between = db.prepare(
+    `SELECT seq, ts, payload FROM (SELECT id, seq, ts, payload FROM telemetry WHERE device_id = ? AND ts >= ? AND ts <= ? ORDER BY ts DESC, id DESC LIMIT ?)
+     ORDER BY ts, id`,
+  );
 
   function insertOne(r: DeviceRecord): boolean {
     const m = r.message;
@@ -162,6 +167,13 @@ export function createRecordRepo(db: Db, historyPerDevice: number) {
       return (history.all(deviceId, limit) as TelemetryRow[]).flatMap((row) => {
         const read = readTelemetryPoint(row);
         return 'point' in read ? [read.point] : [];
+      });
+    },
+    /** A device's telemetry made between two times (ms, inclusive), oldest first; the newest `limit` when there are more. */
+    telemetryBetween(deviceId: string, fromTs: number, toTs: number, limit = 500): Array<{ ts: number; models: ModelStats[] }> {
+      return (between.all(deviceId, Math.floor(fromTs), Math.ceil(toTs), limit) as TelemetryRow[]).flatMap((row) => {
+        const read = readTelemetryPoint(row);
+        return 'point' in read ? [{ ts: row.ts, models: read.point.models }] : [];
       });
     },
     recentEvents(deviceId: string, limit: number): Array<MessageOf<'events'>> {
