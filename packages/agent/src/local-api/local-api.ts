@@ -5,12 +5,15 @@ import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { EdgefleetError, isEdgefleetError } from '@edgefleet/shared';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import type { ShadowTap } from '../inference/shadow-registry.js';
 import type { ModelTable } from '../inference/types.js';
 import { DEFAULT_BODY_LIMITS, type BodyLimitSettings } from './body-limit.js';
 import { guardLoopback } from './loopback-guard.js';
 import { createInferenceMetrics, type InferenceMetrics } from './metrics.js';
 import { registerOipRoutes } from './oip-routes.js';
 import { registerBodyReader } from './request-body.js';
+import type { UpdateLock } from './update-lock.js';
+import { registerUpdateLockRoutes, UPDATE_LOCK_EXTENSION } from './update-lock-routes.js';
 
 export interface LocalApiOptions {
   socketPath: string;
@@ -24,6 +27,10 @@ export interface LocalApiOptions {
   metricsRegistry?: Registry;
   /** Request body limits; an infer request's own limit comes from its model's inputs within these. */
   bodyLimits?: Partial<BodyLimitSettings>;
+  /** Served under /v2/edgefleet/update-locks when given (the deployment runner waits on the same registry). */
+  updateLock?: UpdateLock;
+  /** Shadow sessions that sample local requests for a candidate version. */
+  shadow?: ShadowTap;
 }
 
 export interface LocalApi {
@@ -45,6 +52,8 @@ interface AppDeps {
   serverName: string;
   serverVersion: string;
   bodyLimits: BodyLimitSettings;
+  updateLock?: UpdateLock;
+  shadow?: ShadowTap;
 }
 
 /** Builds the Fastify app without listening. Every body arrives as a Buffer; the infer route decides JSON vs binary. */
@@ -61,7 +70,8 @@ export function buildLocalApiApp(deps: AppDeps): FastifyInstance {
   app.setNotFoundHandler((req, reply) => {
     void reply.code(404).send({ error: `no route ${req.method} ${req.url.split('?')[0]}; see GET /v2 and /v2/models/{name}` });
   });
-  registerOipRoutes(app, deps);
+  registerOipRoutes(app, { ...deps, extensions: deps.updateLock ? [UPDATE_LOCK_EXTENSION] : [] });
+  if (deps.updateLock) registerUpdateLockRoutes(app, deps.updateLock);
   return app;
 }
 
@@ -99,6 +109,8 @@ export function createLocalApi(opts: LocalApiOptions): LocalApi {
     serverName: opts.serverName ?? 'edgefleet-agent',
     serverVersion: opts.serverVersion ?? '0.0.0',
     bodyLimits: { ...DEFAULT_BODY_LIMITS, ...opts.bodyLimits },
+    ...(opts.updateLock ? { updateLock: opts.updateLock } : {}),
+    ...(opts.shadow ? { shadow: opts.shadow } : {}),
   };
   const app = buildLocalApiApp(deps);
   let tcpApp: FastifyInstance | undefined;

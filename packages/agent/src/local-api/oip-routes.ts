@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BINARY_HEADER, EdgefleetError, type ModelMetadata, type ServerMetadata } from '@edgefleet/shared';
-import type { LoadedModel, ModelTable } from '../inference/types.js';
+import type { ShadowTap } from '../inference/shadow-registry.js';
+import type { LoadedModel, ModelTable, Tensor } from '../inference/types.js';
 import { binaryBodyLimit, jsonBodyLimit, type BodyLimit, type BodyLimitSettings } from './body-limit.js';
 import { encodeInferResponse, parseInferBody, planOutputs, requestTensors } from './infer-codec.js';
 import type { InferenceMetrics } from './metrics.js';
@@ -12,11 +13,20 @@ export interface OipRouteDeps {
   serverName: string;
   serverVersion: string;
   bodyLimits: BodyLimitSettings;
+  /** Shadow sessions that sample requests for a candidate version; none when absent. */
+  shadow?: ShadowTap;
+  /** Extensions listed in GET /v2 beyond binary_tensor_data (e.g. update locks, when served). */
+  extensions?: readonly string[];
 }
 
 type ModelParams = { name: string; version?: string };
 
 const isReady = (m: LoadedModel) => m.isReady?.() ?? true;
+
+/** A copy with a buffer of its own: the runtime moves (detaches) the buffers of the tensors it is given. */
+function copyTensor(t: Tensor): Tensor {
+  return { name: t.name, datatype: t.datatype, shape: [...t.shape], data: t.data.slice() };
+}
 
 /** Open Inference Protocol routes (KServe v2 / Triton HTTP) over the active models of the table. */
 export function registerOipRoutes(app: FastifyInstance, deps: OipRouteDeps): void {
@@ -80,7 +90,19 @@ export function registerOipRoutes(app: FastifyInstance, deps: OipRouteDeps): voi
       // Fastify hands the body over as a fresh Buffer.concat copy; when it sits alone in its ArrayBuffer
       // (bodies over 4 KB; small ones share Node's pool), that buffer is this request's to move to a worker.
       const owned = body.byteOffset === 0 && body.byteLength === body.buffer.byteLength && body.buffer instanceof ArrayBuffer;
-      const outputs = await model.infer(requestTensors(request, tail, model.inputs, owned));
+      const inputs = requestTensors(request, tail, model.inputs, owned);
+      const sample = deps.shadow?.tap(model.name);
+      const candidateInputs = sample ? inputs.map(copyTensor) : undefined;
+      const inferStarted = performance.now();
+      let outputs: Tensor[];
+      try {
+        outputs = await model.infer(inputs);
+      } catch (err) {
+        sample?.abandon();
+        throw err;
+      }
+      // The candidate runs after this response, on its own copy; its result or error never reaches the client.
+      sample?.compare(candidateInputs!, outputs, performance.now() - inferStarted);
       const meta = { model_name: model.name, model_version: model.version, ...(request.id === undefined ? {} : { id: request.id }) };
       const encoded = encodeInferResponse(meta, outputs, plan);
       ok = true;
@@ -93,7 +115,7 @@ export function registerOipRoutes(app: FastifyInstance, deps: OipRouteDeps): voi
     }
   }
 
-  app.get('/v2', async (): Promise<ServerMetadata> => ({ name: deps.serverName, version: deps.serverVersion, extensions: ['binary_tensor_data'] }));
+  app.get('/v2', async (): Promise<ServerMetadata> => ({ name: deps.serverName, version: deps.serverVersion, extensions: ['binary_tensor_data', ...(deps.extensions ?? [])] }));
   app.get('/v2/health/live', async () => ({ live: true }));
   // Ready = the server is up and every active model has a ready worker (no models loaded is ready too:
   // clients waiting for a particular model ask /v2/models/{name}/ready).

@@ -24,7 +24,7 @@ export interface LocalApiRig {
 export async function startLocalApiRig(
   prefix: string,
   models: Record<string, Uint8Array>,
-  opts: Pick<LocalApiOptions, 'tcpPort' | 'bodyLimits'> = {},
+  opts: Pick<LocalApiOptions, 'tcpPort' | 'bodyLimits' | 'updateLock' | 'shadow'> = {},
 ): Promise<LocalApiRig> {
   const dir = await tempDir(prefix);
   const runtime = createModelRuntime({ workers: 1, threads: 1, logger: silentLogger });

@@ -1,0 +1,122 @@
+import type { ShadowResult } from '@edgefleet/shared';
+import type { Tensor } from './types.js';
+
+// How a candidate's outputs are judged against the active version's on the same request. Pure.
+
+/** Relative tolerance for outputs that are not class scores: |c − a| ≤ TOLERANCE·(1 + |a|). */
+export const SHADOW_TOLERANCE = 1e-3;
+/** ShadowResult caps numbers (JSON has no Infinity); an incomparable output counts as this far off. */
+export const MAX_REPORTED_DIFF = 1e300;
+
+export interface SampleComparison {
+  agrees: boolean;
+  /** Largest |candidate − active| over all outputs (MAX_REPORTED_DIFF when they cannot be compared). */
+  maxAbsDiff: number;
+}
+
+type Values = ArrayLike<number | bigint>;
+
+function argmaxRows(values: Values, rowLength: number): number[] {
+  const rows = values.length / rowLength;
+  const out: number[] = [];
+  for (let r = 0; r < rows; r++) {
+    let best = 0;
+    let bestValue = -Infinity;
+    for (let i = 0; i < rowLength; i++) {
+      const v = Number(values[r * rowLength + i]!);
+      if (v > bestValue) {
+        best = i;
+        bestValue = v;
+      }
+    }
+    out.push(best);
+  }
+  return out;
+}
+
+function maxAbsDiffOf(candidate: Values, active: Values): number {
+  let worst = 0;
+  for (let i = 0; i < active.length; i++) {
+    const d = Math.abs(Number(candidate[i]!) - Number(active[i]!));
+    // NaN on either side is as far apart as it gets.
+    if (!(d <= worst)) worst = Number.isNaN(d) ? Infinity : d;
+  }
+  return worst;
+}
+
+function withinTolerance(candidate: Values, active: Values): boolean {
+  for (let i = 0; i < active.length; i++) {
+    const a = Number(active[i]!);
+    if (!(Math.abs(Number(candidate[i]!) - a) <= SHADOW_TOLERANCE * (1 + Math.abs(a)))) return false;
+  }
+  return true;
+}
+
+/**
+ * One request: agreement is top-1 (argmax over the last dimension, every row of the first output)
+ * when that dimension is over 1 — a classifier that picks the same class agrees whatever its scores —
+ * and otherwise every element of every output within SHADOW_TOLERANCE. maxAbsDiff spans all outputs.
+ * Outputs the candidate lacks, or that differ in size, disagree.
+ */
+export function compareSample(active: readonly Tensor[], candidate: readonly Tensor[]): SampleComparison {
+  const pairs = active.map((a) => ({ a, c: candidate.find((c) => c.name === a.name) }));
+  if (pairs.length === 0 || pairs.some(({ a, c }) => !c || c.data.length !== a.data.length)) return { agrees: false, maxAbsDiff: MAX_REPORTED_DIFF };
+  let maxAbsDiff = 0;
+  for (const { a, c } of pairs) maxAbsDiff = Math.max(maxAbsDiff, maxAbsDiffOf(c!.data, a.data));
+  const first = pairs[0]!;
+  const lastDim = first.a.shape.at(-1) ?? 1;
+  let agrees: boolean;
+  if (lastDim > 1 && first.a.data.length % lastDim === 0) {
+    const activeTop1 = argmaxRows(first.a.data, lastDim);
+    agrees = argmaxRows(first.c!.data, lastDim).every((cls, row) => cls === activeTop1[row]);
+  } else {
+    agrees = pairs.every(({ a, c }) => withinTolerance(c!.data, a.data));
+  }
+  return { agrees, maxAbsDiff: Math.min(maxAbsDiff, MAX_REPORTED_DIFF) };
+}
+
+export function median(values: readonly number[]): number {
+  if (values.length === 0) return 0;
+  const sorted = [...values].sort((x, y) => x - y);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** What a shadow session saw so far. A candidate run that failed is a sample that disagrees. */
+export interface ShadowTally {
+  samples: number;
+  agreeing: number;
+  maxAbsDiff: number;
+  activeMs: number[];
+  candidateMs: number[];
+}
+
+export function emptyTally(): ShadowTally {
+  return { samples: 0, agreeing: 0, maxAbsDiff: 0, activeMs: [], candidateMs: [] };
+}
+
+/** Adds one sample: a comparison with both latencies, or a candidate failure (no outputs, no latency of its own). */
+export function addSample(tally: ShadowTally, sample: { comparison: SampleComparison; activeMs: number; candidateMs: number } | { failed: true; activeMs: number }): void {
+  tally.samples++;
+  tally.activeMs.push(sample.activeMs);
+  if ('failed' in sample) return;
+  if (sample.comparison.agrees) tally.agreeing++;
+  tally.maxAbsDiff = Math.max(tally.maxAbsDiff, sample.comparison.maxAbsDiff);
+  tally.candidateMs.push(sample.candidateMs);
+}
+
+/**
+ * The reported result. With no samples nothing was compared and agreement is 0, so a minAgreement
+ * check never passes a version that was not compared; callers that accept "no local traffic" look at
+ * `samples`.
+ */
+export function summarize(tally: ShadowTally): ShadowResult {
+  const clampMs = (ms: number) => Math.min(Math.max(ms, 0), 1e9);
+  return {
+    samples: tally.samples,
+    agreement: tally.samples === 0 ? 0 : tally.agreeing / tally.samples,
+    maxAbsDiff: tally.maxAbsDiff,
+    activeP50Ms: clampMs(median(tally.activeMs)),
+    candidateP50Ms: clampMs(median(tally.candidateMs)),
+  };
+}

@@ -1,0 +1,62 @@
+import { describe, expect, it } from 'vitest';
+import { addSample, compareSample, emptyTally, MAX_REPORTED_DIFF, median, summarize } from '../src/inference/shadow-compare.js';
+import type { Tensor } from '../src/inference/types.js';
+
+const fp32 = (name: string, shape: number[], values: number[]): Tensor => ({ name, datatype: 'FP32', shape, data: Float32Array.from(values) });
+
+describe('shadow comparison of one request', () => {
+  it('judges class scores by top-1 per row, whatever the scores themselves', () => {
+    const active = [fp32('probs', [2, 3], [0.7, 0.2, 0.1, 0.1, 0.1, 0.8])];
+    expect(compareSample(active, [fp32('probs', [2, 3], [0.4, 0.35, 0.25, 0.3, 0.2, 0.5])])).toEqual({ agrees: true, maxAbsDiff: expect.closeTo(0.3, 6) });
+    // One row of two picks another class: the request disagrees.
+    expect(compareSample(active, [fp32('probs', [2, 3], [0.7, 0.2, 0.1, 0.5, 0.1, 0.4])]).agrees).toBe(false);
+  });
+
+  it('uses the first output for top-1 and every output for maxAbsDiff', () => {
+    const active = [fp32('probs', [1, 2], [0.9, 0.1]), fp32('embedding', [1, 2], [1, 2])];
+    const candidate = [fp32('embedding', [1, 2], [1, 7]), fp32('probs', [1, 2], [0.8, 0.2])];
+    expect(compareSample(active, candidate)).toEqual({ agrees: true, maxAbsDiff: 5 });
+  });
+
+  it('judges other outputs element by element within 1e-3·(1+|active|)', () => {
+    const active = [fp32('score', [2, 1], [100, 0])];
+    expect(compareSample(active, [fp32('score', [2, 1], [100.1, 0.0009])]).agrees).toBe(true);
+    expect(compareSample(active, [fp32('score', [2, 1], [100.2, 0])]).agrees).toBe(false);
+    expect(compareSample(active, [fp32('score', [2, 1], [100, 0.0011])]).agrees).toBe(false);
+    expect(compareSample([fp32('s', [], [3])], [fp32('s', [], [3])]).agrees).toBe(true);
+  });
+
+  it('compares integer outputs, int64 included', () => {
+    const active: Tensor[] = [{ name: 'cls', datatype: 'INT64', shape: [3], data: BigInt64Array.from([1n, 2n, 3n]) }];
+    expect(compareSample(active, [{ ...active[0]!, data: BigInt64Array.from([1n, 2n, 3n]) }])).toEqual({ agrees: true, maxAbsDiff: 0 });
+    expect(compareSample(active, [{ ...active[0]!, data: BigInt64Array.from([1n, 2n, 5n]) }])).toEqual({ agrees: true, maxAbsDiff: 2 });
+  });
+
+  it('a missing output, another size or NaN disagrees, with a finite maxAbsDiff', () => {
+    const active = [fp32('probs', [1, 2], [0.9, 0.1])];
+    expect(compareSample(active, [fp32('other', [1, 2], [0.9, 0.1])])).toEqual({ agrees: false, maxAbsDiff: MAX_REPORTED_DIFF });
+    expect(compareSample(active, [fp32('probs', [1, 3], [0.9, 0.1, 0])])).toEqual({ agrees: false, maxAbsDiff: MAX_REPORTED_DIFF });
+    const nan = compareSample([fp32('v', [1], [1])], [fp32('v', [1], [Number.NaN])]);
+    expect(nan).toEqual({ agrees: false, maxAbsDiff: MAX_REPORTED_DIFF });
+  });
+});
+
+describe('shadow tally', () => {
+  it('reports samples, agreement, the largest difference and both medians', () => {
+    const tally = emptyTally();
+    addSample(tally, { comparison: { agrees: true, maxAbsDiff: 0.01 }, activeMs: 2, candidateMs: 4 });
+    addSample(tally, { comparison: { agrees: false, maxAbsDiff: 0.5 }, activeMs: 4, candidateMs: 8 });
+    addSample(tally, { comparison: { agrees: true, maxAbsDiff: 0.1 }, activeMs: 3, candidateMs: 6 });
+    addSample(tally, { failed: true, activeMs: 10 });
+    expect(summarize(tally)).toEqual({ samples: 4, agreement: 0.5, maxAbsDiff: 0.5, activeP50Ms: 3.5, candidateP50Ms: 6 });
+  });
+
+  it('with no samples reports agreement 0: nothing was compared', () => {
+    expect(summarize(emptyTally())).toEqual({ samples: 0, agreement: 0, maxAbsDiff: 0, activeP50Ms: 0, candidateP50Ms: 0 });
+  });
+
+  it('median of odd and even counts', () => {
+    expect(median([5, 1, 3])).toBe(3);
+    expect(median([4, 1, 3, 2])).toBe(2.5);
+  });
+});
