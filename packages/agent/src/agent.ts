@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { freemem } from 'node:os';
 import { join } from 'node:path';
 import type { CmdMessage, EnrollResponse, ReportedMessage } from '@edgefleet/shared';
 import type { Logger } from 'pino';
@@ -8,8 +9,10 @@ import { rebuildFromModelFiles, restoreActiveModels } from './deployment/restore
 import { createHubLink, type HubLink } from './hub-link/hub-link.js';
 import { createModelRuntime, type PooledModelRuntime } from './inference/model-runtime.js';
 import { createModelTable } from './inference/model-table.js';
+import { createShadowRegistry, type ShadowRegistry } from './inference/shadow-registry.js';
 import type { ModelTable } from './inference/types.js';
 import { createLocalApi } from './local-api/local-api.js';
+import { createUpdateLock, type UpdateLock } from './local-api/update-lock.js';
 import { createDownloader } from './models/download.js';
 import { ensureModelsDir } from './models/model-files.js';
 import { createAgentStore, type AgentStore } from './store/agent-store.js';
@@ -43,6 +46,10 @@ interface ServingParts {
   store: AgentStore;
   runtime: PooledModelRuntime;
   table: ModelTable;
+  /** Held by local applications through the socket API; the deployment runner waits for it before a switch. */
+  updateLock: UpdateLock;
+  /** Fed by the local API's request path; the deployment runner runs shadow phases on it. */
+  shadow: ShadowRegistry;
 }
 
 /** Composition root: store → runtime → model table → local API → telemetry → deployment → hub link. */
@@ -83,6 +90,10 @@ export function createAgent(config: RunConfig, logger: Logger, proc: AgentProces
 
     const table: ModelTable = createModelTable();
     started('model table', async () => {
+      for (const model of table.listStandby()) {
+        table.takeStandby(model.name, model);
+        await model.close();
+      }
       for (const model of table.list()) {
         table.deactivate(model.name);
         await model.close();
@@ -90,22 +101,27 @@ export function createAgent(config: RunConfig, logger: Logger, proc: AgentProces
     });
     await restoreActiveModels({ store, runtime, table, logger });
 
+    const updateLock = createUpdateLock();
+    const shadow = createShadowRegistry({ logger });
     const localApi = createLocalApi({
       socketPath: config.socketPath,
       ...(config.tcpPort === undefined ? {} : { tcpPort: config.tcpPort }),
       models: table,
+      updateLock,
+      shadow,
       logger,
       serverName: 'edgefleet-agent',
       serverVersion: AGENT_VERSION,
     });
     await localApi.start();
     started('local api', () => localApi.stop());
-    return { store, runtime, table };
+    return { store, runtime, table, updateLock, shadow };
   }
 
   /** What talks to the hub: telemetry, deployments, and the link both publish through. */
-  async function startHubSide(identity: EnrollResponse, { store, runtime, table }: ServingParts): Promise<void> {
+  async function startHubSide(identity: EnrollResponse, { store, runtime, table, updateLock, shadow }: ServingParts): Promise<void> {
     const { drainPerSecond, maxInFlight } = config.outbox ?? {};
+    const deployment = config.deployment ?? {};
     // `hubLink` is assigned below; telemetry and deployment only publish through it once it exists.
     let hubLink: HubLink | undefined;
     const capabilities = await gatherCapabilities({ executionProviders: runtime.executionProviders(), agentVersion: AGENT_VERSION });
@@ -139,6 +155,14 @@ export function createAgent(config: RunConfig, logger: Logger, proc: AgentProces
       publishEvent: (event) => hubLink?.publishRecord('events', event),
       onStateChange: () => hubLink?.publishReported(),
       logger,
+      updateLock,
+      shadow,
+      ...(deployment.maxDeferSec === undefined ? {} : { maxDeferSec: deployment.maxDeferSec }),
+      standby: {
+        ...(deployment.standby === undefined ? {} : { policy: deployment.standby }),
+        ...(deployment.standbyKeepSec === undefined ? {} : { keepMs: deployment.standbyKeepSec * 1000 }),
+        freeMemory: freemem,
+      },
     });
     runner.start();
     started('deployment', () => runner.stop());

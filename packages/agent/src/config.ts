@@ -19,7 +19,18 @@ export interface RunConfig {
   telemetryIntervalMs: number;
   /** Store-and-forward outbox bounds and drain rate; what is unset keeps the defaults of outbox-store.ts and record-drain.ts. */
   outbox?: OutboxConfig;
+  /** Rollout behaviour on the device; what is unset keeps the runner's defaults. */
+  deployment?: DeploymentConfig;
   logLevel: LogLevel;
+}
+
+export interface DeploymentConfig {
+  /** Keep the replaced version loaded after a switch: auto (memory allowing), on, off. */
+  standby?: 'auto' | 'on' | 'off';
+  /** How long a replaced version stays loaded (a health window may keep it longer). */
+  standbyKeepSec?: number;
+  /** Longest a switch waits for a local update lock when the assignment sets no limit. */
+  maxDeferSec?: number;
 }
 
 export interface OutboxConfig {
@@ -47,9 +58,11 @@ export type Command = { command: 'run'; config: RunConfig } | { command: 'enroll
 export const USAGE = `usage:
   edgefleet-agent enroll --hub <apiUrl> --token <token> [--name N] [--label k=v ...] [--state-dir DIR] [--timeout SECONDS] [--ca FILE]
   edgefleet-agent run [--state-dir DIR] [--socket PATH] [--tcp-port N] [--workers N] [--threads N]
+                      [--standby auto|on|off] [--standby-keep-sec N] [--max-defer-sec N]
 env: EDGEFLEET_AGENT_STATE_DIR, EDGEFLEET_AGENT_SOCKET, EDGEFLEET_AGENT_TCP_PORT, EDGEFLEET_AGENT_WORKERS,
      EDGEFLEET_AGENT_THREADS, EDGEFLEET_TELEMETRY_INTERVAL_MS, EDGEFLEET_LOG_LEVEL,
-     EDGEFLEET_OUTBOX_MAX_BYTES, EDGEFLEET_OUTBOX_MAX_AGE_MS, EDGEFLEET_OUTBOX_DRAIN_PER_SECOND, EDGEFLEET_OUTBOX_MAX_IN_FLIGHT`;
+     EDGEFLEET_OUTBOX_MAX_BYTES, EDGEFLEET_OUTBOX_MAX_AGE_MS, EDGEFLEET_OUTBOX_DRAIN_PER_SECOND, EDGEFLEET_OUTBOX_MAX_IN_FLIGHT,
+     EDGEFLEET_STANDBY, EDGEFLEET_STANDBY_KEEP_SEC, EDGEFLEET_MAX_DEFER_SEC`;
 
 const DEFAULT_STATE_DIR = '/var/lib/edgefleet';
 const DEFAULT_SOCKET = '/run/edgefleet/agent.sock';
@@ -107,6 +120,21 @@ function outboxConfig(env: Env): { outbox?: OutboxConfig } {
   return entries.length === 0 ? {} : { outbox: Object.fromEntries(entries) as OutboxConfig };
 }
 
+const STANDBY_POLICIES = ['auto', 'on', 'off'] as const;
+
+function deploymentConfig(values: { standby?: string; 'standby-keep-sec'?: string; 'max-defer-sec'?: string }, env: Env): { deployment?: DeploymentConfig } {
+  const standby = values.standby ?? env.EDGEFLEET_STANDBY;
+  if (standby !== undefined && standby !== '' && !(STANDBY_POLICIES as readonly string[]).includes(standby)) {
+    bad(`standby (EDGEFLEET_STANDBY) is "${standby}", expected one of ${STANDBY_POLICIES.join(', ')}`);
+  }
+  const entries = Object.entries({
+    standby: standby === '' ? undefined : (standby as DeploymentConfig['standby']),
+    standbyKeepSec: integer(values['standby-keep-sec'] ?? env.EDGEFLEET_STANDBY_KEEP_SEC, 'standby keep time (EDGEFLEET_STANDBY_KEEP_SEC)', 0, 7 * 24 * 3600),
+    maxDeferSec: integer(values['max-defer-sec'] ?? env.EDGEFLEET_MAX_DEFER_SEC, 'max defer time (EDGEFLEET_MAX_DEFER_SEC)', 0, 7 * 24 * 3600),
+  }).filter(([, v]) => v !== undefined);
+  return entries.length === 0 ? {} : { deployment: Object.fromEntries(entries) as DeploymentConfig };
+}
+
 function runConfig(argv: string[], env: Env): RunConfig {
   const { values } = parseArgs({
     args: argv,
@@ -116,6 +144,9 @@ function runConfig(argv: string[], env: Env): RunConfig {
       'tcp-port': { type: 'string' },
       workers: { type: 'string' },
       threads: { type: 'string' },
+      standby: { type: 'string' },
+      'standby-keep-sec': { type: 'string' },
+      'max-defer-sec': { type: 'string' },
     },
     strict: true,
   });
@@ -131,6 +162,7 @@ function runConfig(argv: string[], env: Env): RunConfig {
     telemetryIntervalMs:
       integer(env.EDGEFLEET_TELEMETRY_INTERVAL_MS, 'EDGEFLEET_TELEMETRY_INTERVAL_MS', 100, 24 * 3600 * 1000) ?? 10_000,
     ...outboxConfig(env),
+    ...deploymentConfig(values, env),
     logLevel: logLevel(env.EDGEFLEET_LOG_LEVEL),
   };
 }

@@ -92,3 +92,70 @@ describe('reconcile', () => {
     expect(plan.steps.map((s) => s.name)).toEqual(['z', 'b']);
   });
 });
+
+describe('reconcile: prepare, staged and standby candidates', () => {
+  const prepareOnly = (a: ModelAssignment): ModelAssignment => ({ ...a, activate: false });
+  const v1: CurrentModel = { name: 'a', version: '1', sha256: sha('a'), active: true };
+  const v2Kept: CurrentModel = { name: 'a', version: '2', sha256: sha('b'), active: false };
+  const describeSteps = (plan: ReturnType<typeof reconcile>) =>
+    plan.steps.map((s) => (s.kind === 'install' ? `install ${s.name}@${s.version} ${s.source}${s.activate ? '' : ' prepare'}` : `${s.kind} ${s.name}`));
+
+  it('prepares without activating when the assignment says activate: false', () => {
+    const plan = reconcile({ current: [v1], desired: desired(2, prepareOnly(assignment('a', '2', sha('b')))), blocked: none });
+    expect(describeSteps(plan)).toEqual(['install a@2 download prepare']);
+  });
+
+  it('does nothing more for a prepare-only assignment already staged', () => {
+    const plan = reconcile({
+      current: [v1, v2Kept],
+      desired: desired(3, prepareOnly(assignment('a', '2', sha('b')))),
+      blocked: none,
+      loaded: [{ name: 'a', version: 'x', sha256: sha('b'), role: 'staged' }],
+    });
+    expect(plan.steps).toEqual([]);
+  });
+
+  it('switches to the staged candidate when the go comes', () => {
+    const plan = reconcile({
+      current: [v1, v2Kept],
+      desired: desired(3, assignment('a', '2', sha('b'))),
+      blocked: none,
+      loaded: [{ name: 'a', version: 'x', sha256: sha('b'), role: 'staged' }],
+    });
+    expect(describeSteps(plan)).toEqual(['install a@2 staged']);
+  });
+
+  it('loads a prepared version from disk after a restart (nothing staged), never downloading it', () => {
+    const plan = reconcile({ current: [v1, v2Kept], desired: desired(3, assignment('a', '2', sha('b'))), blocked: none, loaded: [] });
+    expect(describeSteps(plan)).toEqual(['install a@2 disk']);
+  });
+
+  it('goes back to the previous version by a switch when it is standby, else from disk', () => {
+    const current: CurrentModel[] = [{ ...v1, active: false }, { ...v2Kept, active: true }];
+    const back = desired(4, assignment('a', '1', sha('a')));
+    expect(describeSteps(reconcile({ current, desired: back, blocked: none, loaded: [{ name: 'a', version: 'x', sha256: sha('a'), role: 'standby' }] }))).toEqual(['install a@1 standby']);
+    expect(describeSteps(reconcile({ current, desired: back, blocked: none }))).toEqual(['install a@1 disk']);
+  });
+
+  it('discards a staged candidate the document no longer wants, or whose version is already active', () => {
+    const other = reconcile({
+      current: [v1, v2Kept],
+      desired: desired(5, assignment('a', '3', sha('c'))),
+      blocked: none,
+      loaded: [{ name: 'a', version: 'x', sha256: sha('b'), role: 'staged' }],
+    });
+    expect(describeSteps(other)).toEqual(['discard a', 'install a@3 download']);
+    const rolledBack = reconcile({
+      current: [v1, v2Kept],
+      desired: desired(5, assignment('a', '1', sha('a'))),
+      blocked: none,
+      loaded: [{ name: 'a', version: 'x', sha256: sha('b'), role: 'staged' }],
+    });
+    expect(describeSteps(rolledBack)).toEqual(['discard a']);
+  });
+
+  it('leaves a standby alone when the document does not want it', () => {
+    const plan = reconcile({ current: [v1], desired: desired(6, assignment('a', '1', sha('a'))), blocked: none, loaded: [{ name: 'a', version: 'x', sha256: sha('z'), role: 'standby' }] });
+    expect(plan.steps).toEqual([]);
+  });
+});

@@ -1,16 +1,30 @@
 import type { DesiredMessage } from '@edgefleet/shared';
 import type { FailureRow } from '../store/agent-store.js';
 import { createFailureLog } from './failure-log.js';
-import { blockKey, reconcile } from './reconcile.js';
-import { runInstall, runRemove, type StepContext } from './steps.js';
+import { createHealthGuard } from './health-guard.js';
+import { activates, blockKey, reconcile, type LoadedCandidate, type Step } from './reconcile.js';
+import { createStagedCandidates } from './staged.js';
+import { createStandbyKeeper, DEFAULT_STANDBY_KEEP_MS, type StandbyPolicy } from './standby.js';
+import type { ShadowRunner, StepContext, SwitchLock } from './step-context.js';
+import { runInstall, runRemove } from './steps.js';
+import { DEFAULT_MAX_DEFER_SEC } from './switch-over.js';
 
-/** What every step needs (the runner adds its own abort signal), plus the runner's own settings. */
-export interface DeploymentRunnerOptions extends Omit<StepContext, 'signal'> {
+/** What every step needs (the runner adds its own signals and slots), plus the runner's own settings. */
+export interface DeploymentRunnerOptions
+  extends Omit<StepContext, 'signal' | 'waitSignal' | 'staged' | 'standby' | 'watchSwitch' | 'now' | 'maxDeferSec' | 'updateLock' | 'shadow'> {
   /** Called after a desired document was applied or models changed, so `reported` goes out. */
   onStateChange: () => void;
   /** Delay before retrying an assignment that failed for a retryable reason (network, hub down). */
   retryDelayMs?: (attempts: number) => number;
   now?: () => number;
+  /** The local update lock a switch waits for (none: switches never wait). */
+  updateLock?: SwitchLock;
+  /** Runs shadow phases (none: assignments asking for one switch without it). */
+  shadow?: ShadowRunner;
+  /** Longest deferral when an assignment sets none, seconds (default 600). */
+  maxDeferSec?: number;
+  /** Keeping the replaced version loaded: policy (default auto), time (default 10 min), free memory (default: none, so auto keeps nothing). */
+  standby?: { policy?: StandbyPolicy; keepMs?: number; freeMemory?: () => number };
 }
 
 export interface DeploymentRunner {
@@ -18,16 +32,33 @@ export interface DeploymentRunner {
   stop(): Promise<void>;
   /** Queues a desired document; a newer one arriving mid-run replaces any queued one (coalesced). */
   submit(desired: DesiredMessage): void;
-  /** Resolves when nothing is running or queued (tests, shutdown). */
+  /** Resolves when nothing is running or queued (tests, shutdown). Health windows run on. */
   idle(): Promise<void>;
 }
 
 const defaultRetryDelay = (attempts: number): number => Math.min(10 * 60_000, 10_000 * 2 ** Math.max(0, attempts - 1));
 
+/** The install step running now, and what would make a newer document interrupt its waits. */
+interface InProgress {
+  name: string;
+  sha256: string;
+  activate: boolean;
+  supersede: AbortController;
+}
+
+/** A newer document interrupts a wait when it no longer wants that digest, or no longer wants it switched to now. */
+function supersedes(desired: DesiredMessage, step: InProgress): boolean {
+  const assignment = desired.models.find((m) => m.manifest.manifest.model === step.name);
+  if (!assignment || assignment.manifest.manifest.sha256 !== step.sha256) return true;
+  return step.activate && !activates(assignment);
+}
+
 /**
  * Applies desired documents one at a time, in arrival order with coalescing. A failure is remembered
  * (in the store) with the desired version it happened under: the same document is not retried in a
  * loop; a retryable failure is tried again after a growing delay; a new desired version tries again.
+ * Long waits (shadow, update lock) end when a newer document no longer wants what they wait for.
+ * Health windows outlive the step that switched and switch back on their own.
  */
 export function createDeploymentRunner(opts: DeploymentRunnerOptions): DeploymentRunner {
   const log = opts.logger.child({ module: 'deployment' });
@@ -38,9 +69,24 @@ export function createDeploymentRunner(opts: DeploymentRunnerOptions): Deploymen
   let running: Promise<void> | undefined;
   let started = false;
   let abort = new AbortController();
+  let inProgress: InProgress | undefined;
   let retryTimer: NodeJS.Timeout | undefined;
   const idleWaiters: Array<() => void> = [];
   const failures = createFailureLog(opts.store, log, now);
+  const staged = createStagedCandidates(log);
+  const standby = createStandbyKeeper({
+    table: opts.table,
+    settings: { policy: opts.standby?.policy ?? 'auto', keepMs: opts.standby?.keepMs ?? DEFAULT_STANDBY_KEEP_MS, freeMemory: opts.standby?.freeMemory ?? (() => 0) },
+    logger: log,
+  });
+
+  const health = createHealthGuard({
+    rollback: { stateDir: opts.stateDir, store: opts.store, table: opts.table, runtime: opts.runtime, standby, logger: log },
+    signal: () => abort.signal,
+    recordFailure: (failure) => failures.record(failure),
+    publishEvent: (event) => publishEvent(event),
+    onStateChange: () => opts.onStateChange(),
+  });
 
   // An event that cannot go out (its outbox on a full disk) must not stop the deployment that emits it.
   const publishEvent: StepContext['publishEvent'] = (event) => {
@@ -51,7 +97,7 @@ export function createDeploymentRunner(opts: DeploymentRunnerOptions): Deploymen
     }
   };
 
-  const ctx = (): StepContext => ({
+  const ctx = (desired: DesiredMessage, waitSignal: AbortSignal): StepContext => ({
     stateDir: opts.stateDir,
     apiUrl: opts.apiUrl,
     auth: opts.auth,
@@ -63,7 +109,16 @@ export function createDeploymentRunner(opts: DeploymentRunnerOptions): Deploymen
     publishEvent,
     logger: log,
     signal: abort.signal,
+    waitSignal,
     ...(opts.diskReserveBytes === undefined ? {} : { diskReserveBytes: opts.diskReserveBytes }),
+    staged,
+    standby,
+    ...(opts.updateLock ? { updateLock: opts.updateLock } : {}),
+    ...(opts.shadow ? { shadow: opts.shadow } : {}),
+    maxDeferSec: opts.maxDeferSec ?? DEFAULT_MAX_DEFER_SEC,
+    // Recorded under the document in force when it fails (it may be newer than the one that switched).
+    watchSwitch: (switched) => health.watch(switched, () => latest?.version ?? desired.version),
+    now,
   });
 
   function dueAt(f: FailureRow): number {
@@ -111,25 +166,51 @@ export function createDeploymentRunner(opts: DeploymentRunnerOptions): Deploymen
     }
   }
 
+  function loadedCandidates(): LoadedCandidate[] {
+    return [
+      ...staged.list().map((m) => ({ name: m.name, version: m.version, sha256: m.sha256, role: 'staged' as const })),
+      ...opts.table.listStandby().map((m) => ({ name: m.name, version: m.version, sha256: m.sha256, role: 'standby' as const })),
+    ];
+  }
+
+  /** Runs one step; `interrupted` when the document's application must stop here (stopping, or a newer document took over). */
+  async function runStep(desired: DesiredMessage, step: Step): Promise<{ interrupted: boolean; changed: boolean }> {
+    if (step.kind === 'discard') {
+      await staged.discard(step.name);
+      return { interrupted: false, changed: false };
+    }
+    // Once what the model serves changes, an earlier switch's health window no longer speaks for it
+    // (preparing the next version leaves it be).
+    if (step.kind === 'remove' || step.activate) health.stop(step.name);
+    if (step.kind === 'remove') {
+      await runRemove(ctx(desired, abort.signal), step);
+      return { interrupted: false, changed: true };
+    }
+    const current: InProgress = { name: step.name, sha256: step.sha256, activate: step.activate, supersede: new AbortController() };
+    inProgress = current;
+    try {
+      const failure = await runInstall(ctx(desired, AbortSignal.any([abort.signal, current.supersede.signal])), step);
+      if (failure?.aborted) return { interrupted: true, changed: false };
+      if (failure) failures.record({ name: step.name, sha256: step.sha256, version: step.version, desiredVersion: desired.version, ...failure });
+      else failures.clear(step.name, step.sha256);
+      return { interrupted: false, changed: true };
+    } finally {
+      inProgress = undefined;
+    }
+  }
+
   async function applySteps(desired: DesiredMessage): Promise<void> {
     forgetStaleFailures(desired);
-    const plan = reconcile({ current: opts.store.listModels(), desired, blocked: blockedFor(desired) });
+    const plan = reconcile({ current: opts.store.listModels(), desired, blocked: blockedFor(desired), loaded: loadedCandidates() });
     if (plan.duplicates.length > 0) log.warn({ duplicates: plan.duplicates, desiredVersion: desired.version }, 'desired lists a model twice; the first assignment wins');
     if (plan.skipped.length > 0) log.info({ skipped: plan.skipped, desiredVersion: desired.version }, 'not retrying assignments that failed under this desired version');
     log.info({ desiredVersion: desired.version, steps: plan.steps.map((s) => `${s.kind} ${s.name}@${s.version}`) }, 'reconciling');
     let changed = false;
     for (const step of plan.steps) {
       if (abort.signal.aborted) return;
-      if (step.kind === 'remove') {
-        await runRemove(ctx(), step);
-        changed = true;
-        continue;
-      }
-      const failure = await runInstall(ctx(), step);
-      if (failure?.aborted) return;
-      if (failure) failures.record({ name: step.name, sha256: step.sha256, version: step.version, desiredVersion: desired.version, ...failure });
-      else failures.clear(step.name, step.sha256);
-      changed = true;
+      const done = await runStep(desired, step);
+      if (done.interrupted) return;
+      changed ||= done.changed;
     }
     const versionChanged = opts.store.desiredVersion() !== desired.version;
     try {
@@ -169,6 +250,10 @@ export function createDeploymentRunner(opts: DeploymentRunnerOptions): Deploymen
     }
     pending = desired;
     latest = desired;
+    if (inProgress && supersedes(desired, inProgress)) {
+      log.info({ model: inProgress.name, desiredVersion: desired.version }, 'a newer desired document ends the current wait');
+      inProgress.supersede.abort();
+    }
     kick();
   }
 
@@ -186,7 +271,10 @@ export function createDeploymentRunner(opts: DeploymentRunnerOptions): Deploymen
       if (retryTimer) clearTimeout(retryTimer);
       retryTimer = undefined;
       abort.abort();
+      health.stopAll();
       await running;
+      await staged.stop();
+      await standby.stop();
     },
     submit,
     idle() {

@@ -51,16 +51,40 @@ export interface ModelStatsSnapshot {
   latencyMs: { p50: number; p90: number; p99: number };
 }
 
-/** The active model per name, as served by the local API and reported by telemetry. */
+/** One version's recent requests (a rolling window of the last few hundred), for the health window's baseline. */
+export interface RecentStats {
+  requests: number;
+  errors: number;
+  /** p99 latency (ms) of the successful ones; 0 when none. */
+  p99Ms: number;
+}
+
+/** Called for every request the local API records, after it is counted. */
+export type RecordListener = (name: string, version: string, latencyMs: number, ok: boolean) => void;
+
+/**
+ * The active model per name, as served by the local API and reported by telemetry, and beside it at
+ * most one standby per name: the version a deployment replaced, kept loaded so going back is a switch.
+ */
 export interface ModelTable {
-  /** Makes `model` the active version of its name; returns the one it replaced (the caller closes it). */
+  /** Makes `model` the active version of its name; returns the one it replaced (the caller keeps or closes it). */
   activate(model: LoadedModel): LoadedModel | undefined;
   /** Removes the active model of that name and returns it (the caller closes it). */
   deactivate(name: string): LoadedModel | undefined;
   get(name: string): LoadedModel | undefined;
   list(): LoadedModel[];
-  /** Records one served request for telemetry and /metrics. */
+  /** Keeps `model` loaded, not served, as its name's standby; returns the standby it replaced (the caller closes it). */
+  setStandby(model: LoadedModel): LoadedModel | undefined;
+  /** Takes that name's standby out of the table, only when it is `model` when one is given (the caller activates or closes it). */
+  takeStandby(name: string, model?: LoadedModel): LoadedModel | undefined;
+  standby(name: string): LoadedModel | undefined;
+  listStandby(): LoadedModel[];
+  /** Records one served request for telemetry, /metrics and the health window. */
   record(name: string, version: string, latencyMs: number, ok: boolean): void;
   /** Counters since start, latency percentiles since the previous call. */
   snapshot(): ModelStatsSnapshot[];
+  /** The last few hundred requests of name@version (empty once that version is neither active nor standby). */
+  recent(name: string, version: string): RecentStats;
+  /** Calls `listener` for each recorded request until the returned function is called. */
+  onRecord(listener: RecordListener): () => void;
 }

@@ -1,11 +1,12 @@
 import { join } from 'node:path';
 import { generateSigningKeyPair, type ModelAssignment, type SigningKeyPair } from '@edgefleet/shared';
 import type { Logger } from 'pino';
-import { createDeploymentRunner, type DeploymentRunner } from '../../src/deployment/runner.js';
+import { createDeploymentRunner, type DeploymentRunner, type DeploymentRunnerOptions } from '../../src/deployment/runner.js';
 import type { DeploymentEventBody } from '../../src/deployment/steps.js';
 import { createModelRuntime } from '../../src/inference/model-runtime.js';
 import { createModelTable } from '../../src/inference/model-table.js';
 import type { LoadedModel, ModelRuntime, ModelTable } from '../../src/inference/types.js';
+import { createLocalApi, type LocalApi, type LocalApiOptions } from '../../src/local-api/local-api.js';
 import { createDownloader } from '../../src/models/download.js';
 import { createAgentStore, type AgentStore } from '../../src/store/agent-store.js';
 import { startArtifactServer, type ArtifactServer } from './artifact-server.js';
@@ -25,6 +26,8 @@ export interface DeploymentRig {
   runtime: ModelRuntime & { loaded: Set<LoadedModel> };
   table: ModelTable;
   runner: DeploymentRunner;
+  /** The local API on the rig's model table, when asked for (socket at <stateDir>/agent.sock). */
+  localApi: LocalApi | undefined;
   events: DeploymentEventBody[];
   /** Run when a model has been loaded, before the runner goes on, once per entry (consumed in order). */
   afterLoad: Array<() => Promise<void>>;
@@ -50,10 +53,16 @@ export interface DeploymentRigOptions {
   logger?: Logger;
   onStateChange?: () => void;
   diskReserveBytes?: number;
+  /** Runner settings under test: update lock, shadow runner, standby policy, deferral default. */
+  runner?: Pick<DeploymentRunnerOptions, 'updateLock' | 'shadow' | 'standby' | 'maxDeferSec'>;
+  /** Serve the rig's model table on a real Unix socket, with these parts (pass the runner's lock and shadow registry). */
+  localApi?: Pick<LocalApiOptions, 'updateLock' | 'shadow'>;
+  /** Sign with these keys (a restarted rig must verify what the first one signed). */
+  keys?: SigningKeyPair;
 }
 
 export async function startDeploymentRig(opts: DeploymentRigOptions): Promise<DeploymentRig> {
-  const keys = generateSigningKeyPair();
+  const keys = opts.keys ?? generateSigningKeyPair();
   const server = await startArtifactServer(opts.creds);
   const store = createAgentStore({ path: join(opts.stateDir, 'agent.db'), logger: silentLogger });
   store.start();
@@ -82,10 +91,16 @@ export async function startDeploymentRig(opts: DeploymentRigOptions): Promise<De
     onStateChange: opts.onStateChange ?? (() => undefined),
     logger: opts.logger ?? silentLogger,
     retryDelayMs: () => opts.retryDelayMs,
+    ...opts.runner,
     ...(opts.diskReserveBytes === undefined ? {} : { diskReserveBytes: opts.diskReserveBytes }),
   });
   runner.start();
   let version = 1;
+  let localApi: LocalApi | undefined;
+  if (opts.localApi) {
+    localApi = createLocalApi({ ...opts.localApi, socketPath: join(opts.stateDir, 'agent.sock'), models: table, logger: silentLogger });
+    await localApi.start();
+  }
 
   return {
     keys,
@@ -94,6 +109,7 @@ export async function startDeploymentRig(opts: DeploymentRigOptions): Promise<De
     runtime,
     table,
     runner,
+    localApi,
     events,
     afterLoad,
     assignment: (a) => assignmentFor({ ...a, privateKeyPem: keys.privateKeyPem, runtime, scratchDir: opts.scratchDir }),
@@ -106,8 +122,9 @@ export async function startDeploymentRig(opts: DeploymentRigOptions): Promise<De
     },
     nextVersion: () => version,
     async stop() {
+      await localApi?.stop();
       await runner.stop();
-      for (const m of table.list()) await m.close();
+      for (const m of [...table.list(), ...table.listStandby()]) await m.close();
       await runtime.stop();
       store.stop();
       await server.close();

@@ -14,13 +14,28 @@ import {
   type NumericTensor,
   type TypedTensor,
 } from '@edgefleet/shared';
-import { buildMlp, decodeModel, readSignature } from '@edgefleet/shared/onnx';
+import { buildMlp, decodeModel, encodeModel, floatTensor, GraphBuilder, readSignature } from '@edgefleet/shared/onnx';
 import type { ModelRuntime } from '../../src/inference/types.js';
 
 export { imageModel } from '../../../../test/support/image-model.js';
 
 export function mlp(seed: number): Uint8Array {
   return buildMlp({ inputSize: 4, hidden: [8], outputSize: 3, seed });
+}
+
+/**
+ * idx INT64[n] → Gather over a [rows, 3] table → out FP32[n, 3]. The golden input (integers 0..9)
+ * passes with 10 rows or more; an index of `rows` or beyond fails at run time, not at load: a model
+ * that passes its golden check and errors on some real inputs.
+ */
+export function gatherModel(rows: number, seed = 1): Uint8Array {
+  const g = new GraphBuilder('lookup');
+  const idx = g.input('idx', 'INT64', [-1]);
+  const values = new Float32Array(rows * 3).map((_, i) => ((i * 7919 + seed * 104729) % 1000) / 1000);
+  const table = g.initializer(floatTensor('table', [rows, 3], values));
+  g.node('Gather', [table, idx], { axis: 0 }, 'out');
+  g.output('out', 'FP32', [-1, 3]);
+  return encodeModel(g.build());
 }
 
 export function sha256Of(bytes: Uint8Array): string {
