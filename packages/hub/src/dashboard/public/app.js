@@ -1,35 +1,30 @@
+import { api, AuthRequired, EVENTS_URL } from './api-client.js';
 import { createCpuChart, MAX_SERIES } from './cpu-chart.js';
 import { createDevicesTable } from './devices-table.js';
 import { connectEvents } from './event-stream.js';
-import { createRolloutsPanel } from './rollouts-panel.js';
+import { createRolloutsPage } from './rollouts-page.js';
 
-const API = '/api/v1';
 const HISTORY_LIMIT = 60;
 const POLL_MS = 15000; // only while the event stream is down
 const TICK_MS = 5000;
-
-class AuthRequired extends Error {}
+const COUNTDOWN_MS = 1000;
 
 const $ = (id) => document.getElementById(id);
 const devices = new Map();
 const table = createDevicesTable($('device-rows'));
 const chart = createCpuChart($('cpu-chart'), $('cpu-caption'));
-const rollouts = createRolloutsPanel($('rollouts'), (id) => devices.get(id)?.name || id);
+const rollouts = createRolloutsPage(
+  { list: $('rollouts'), detail: $('rollout-detail'), form: $('start-rollout'), newButton: $('new-rollout'), error: $('rollouts-error') },
+  {
+    api,
+    deviceName: (id) => devices.get(id)?.name || id,
+    devices: () => [...devices.values()],
+    onAuthLost: () => showLogin('Your session has ended; sign in again.'),
+  },
+);
 let events = null;
 let streamState = 'idle';
 let refetchTimer = null;
-
-async function api(path, init = {}) {
-  const res = await fetch(`${API}${path}`, {
-    credentials: 'same-origin',
-    ...init,
-    headers: { accept: 'application/json', ...(init.body ? { 'content-type': 'application/json' } : {}), ...init.headers },
-  });
-  if (res.status === 401) throw new AuthRequired('the hub wants an admin token');
-  const body = res.status === 204 ? null : await res.json().catch(() => null);
-  if (!res.ok) throw new Error(`${init.method ?? 'GET'} ${path}: ${res.status} ${body?.error ?? res.statusText}`);
-  return body;
-}
 
 function showLogin(message = '') {
   events?.close();
@@ -84,16 +79,6 @@ async function loadDevices() {
   for (const d of list) if (d.telemetry) chart.add(d.id, d.telemetry.ts, d.telemetry.system?.cpuPercent);
 }
 
-async function loadRollouts() {
-  try {
-    const { rollouts: list } = await api('/rollouts');
-    rollouts.setAll(list);
-  } catch (err) {
-    if (err instanceof AuthRequired) throw err;
-    $('rollouts').textContent = `Could not load rollouts: ${err.message}`;
-  }
-}
-
 async function fillHistory() {
   const first = [...devices.values()].sort((a, b) => (a.name || a.id).localeCompare(b.name || b.id)).slice(0, MAX_SERIES);
   await Promise.all(first.map(async (d) => {
@@ -120,7 +105,7 @@ function onDevice(device) {
 function onEvent(kind, payload) {
   if (kind === 'device') onDevice(payload);
   else if (kind === 'telemetry') onTelemetry(payload);
-  else if (kind === 'rollout' && !rollouts.apply(payload)) scheduleRefetch();
+  else if (kind === 'rollout') rollouts.onEvent(payload);
 }
 
 /** Refetches devices and rollouts soon, coalescing bursts (stream errors, unknown ids). */
@@ -129,7 +114,7 @@ function scheduleRefetch(delayMs = 500) {
   refetchTimer = setTimeout(async () => {
     refetchTimer = null;
     try {
-      await Promise.all([loadDevices(), loadRollouts()]);
+      await Promise.all([loadDevices(), rollouts.refresh()]);
       $('load-error').textContent = '';
     } catch (err) {
       if (err instanceof AuthRequired) showLogin('Your session has ended; sign in again.');
@@ -148,9 +133,9 @@ function setStreamState(state) {
 async function start() {
   await loadDevices();
   showDashboard();
-  await Promise.all([loadRollouts(), fillHistory()]);
+  await Promise.all([rollouts.refresh(), fillHistory()]);
   if (!events) {
-    events = connectEvents(`${API}/events`, { onEvent, onStatus: setStreamState, onResync: () => scheduleRefetch(1000) });
+    events = connectEvents(EVENTS_URL, { onEvent, onStatus: setStreamState, onResync: () => scheduleRefetch(1000) });
   }
 }
 
@@ -185,8 +170,9 @@ $('login-form').addEventListener('submit', async (e) => {
 
 setInterval(() => {
   table.tick([...devices.values()]);
-  rollouts.render();
+  rollouts.renderList();
 }, TICK_MS);
+setInterval(() => rollouts.tick(), COUNTDOWN_MS);
 setInterval(() => {
   if (events && streamState !== 'live') scheduleRefetch(0);
 }, POLL_MS);
