@@ -64,7 +64,8 @@ describe('fleet end to end', () => {
     const created = await api<Rollout>(hub, 'POST', '/api/v1/rollouts', { model: 'sample', version: '1.0.0', target: { all: true } }, 201);
     const done = await eventually(async () => {
       const r = await api<Rollout>(hub, 'GET', `/api/v1/rollouts/${created.id}`);
-      return r.state !== 'in-progress' && r;
+      // Where a rollout stops by itself: every wave passed, or a gate halted it (and perhaps rolled it back).
+      return ['succeeded', 'halted', 'rolled-back', 'aborted'].includes(r.state) && r;
     }, 'rollout to finish', 60_000);
     expect(done.state).toBe('succeeded');
     expect(done.waves.flatMap((w) => w.devices).map((d) => d.state)).toEqual(['active', 'active', 'active']);

@@ -32,7 +32,8 @@ describe('golden file end to end', () => {
     const created = await api<Rollout>(hub, 'POST', '/api/v1/rollouts', { model: 'detector', version: '1', target: { deviceIds: [agent.deviceId] } }, 201);
     const done = await eventually(async () => {
       const r = await api<Rollout>(hub, 'GET', `/api/v1/rollouts/${created.id}`);
-      return r.state !== 'in-progress' && r;
+      // Where a rollout stops by itself: every wave passed, or a gate halted it (and perhaps rolled it back).
+      return ['succeeded', 'halted', 'rolled-back', 'aborted'].includes(r.state) && r;
     }, 'rollout to finish', 60_000);
     expect(done.state).toBe('succeeded');
     expect(done.waves[0]!.devices[0]).toMatchObject({ deviceId: agent.deviceId, state: 'active' });

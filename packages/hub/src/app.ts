@@ -115,6 +115,7 @@ async function buildParts(config: HubConfig, ctx: BuildContext): Promise<HubPart
     desired: stores.desired,
     devices: stores.devices,
     models: stores.models,
+    records: stores.records,
     broker,
     bus,
     log: log.child({ module: 'rollouts' }),
@@ -135,6 +136,9 @@ async function startParts(parts: HubParts, config: HubConfig, ctx: BuildContext)
   stack.push(() => broker.stop());
   const republished = await rollouts.republishAll();
   log.info({ devices: republished }, 'desired state republished');
+  // After the republish: rollouts continue from SQLite and their first new documents follow the old ones.
+  rollouts.start();
+  stack.push(() => rollouts.stop());
   await app.listen({ host: config.host, port: config.httpPort });
   const httpPort = (app.server.address() as AddressInfo).port;
   urls.apiUrl = `${tls ? 'https' : 'http'}://${displayHost(config.host)}:${httpPort}`;

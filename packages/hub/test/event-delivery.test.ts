@@ -130,7 +130,7 @@ describe('dashboard event stream', () => {
       bus.emit('device', { deviceId: 'unreadable', change: 'online' });
       const cyclic: Record<string, unknown> = {};
       cyclic.self = cyclic;
-      bus.emit('rollout', { rolloutId: 'r1', state: 'x', counts: cyclic as Record<string, number> });
+      bus.emit('rollout', { rolloutId: 'r1', state: 'x', wave: null, counts: cyclic as Record<string, number> });
       bus.emit('device', { deviceId: 'fine', change: 'online' });
       await eventually(() => text.includes('"id":"fine"'), 'the next event on the same stream');
       expect(text).not.toContain('unreadable');

@@ -154,11 +154,11 @@ describe('operator roles and API tokens', () => {
     expect(logout.status).toBe(200);
     // Events keep flowing; each one is a chance for the hub to notice, with no timer involved.
     await eventually(() => {
-      t.hub.bus.emit('rollout', { rolloutId: 'r-probe', state: 'running', counts: {} });
+      t.hub.bus.emit('rollout', { rolloutId: 'r-probe', state: 'running', wave: 0, counts: {} });
       return byToken!.ended() && bySession!.ended() && byAdminSession!.ended();
     }, 'the revoked and logged-out streams to close');
     const still = await openEventStream(t, bearer(t.adminToken));
-    t.hub.bus.emit('rollout', { rolloutId: 'r-after', state: 'running', counts: {} });
+    t.hub.bus.emit('rollout', { rolloutId: 'r-after', state: 'running', wave: 0, counts: {} });
     await eventually(() => still.text().includes('r-after'), 'a valid stream to get the next event');
     still.close();
   });

@@ -1,152 +1,310 @@
-import { deviceTopic, type DesiredMessage, type EnrollResponse, type ModelVersion, type Rollout } from '@edgefleet/shared';
+import type { ModelAssignment, ModelVersion, Rollout, RolloutSummary } from '@edgefleet/shared';
 import { buildMlp } from '@edgefleet/shared/onnx';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { MqttClient } from 'mqtt';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectDevice, enrollDevice, eventually, startTestHub, type TestHub } from './hub-harness.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { enrollDevice, eventually, useTestHub } from './hub-harness.js';
+import { installedOf, simDevice, type SimDevice } from './rollout-devices.js';
 
-function nextDesired(c: MqttClient, deviceId: string, minVersion: number): Promise<DesiredMessage> {
-  return new Promise((resolve, reject) => {
-    const topic = deviceTopic(deviceId, 'desired');
-    const onMessage = (t: string, payload: Buffer) => {
-      const doc = JSON.parse(payload.toString()) as DesiredMessage;
-      if (t === topic && doc.version >= minVersion) {
-        c.off('message', onMessage);
-        resolve(doc);
-      }
-    };
-    c.on('message', onMessage);
-    c.subscribe(topic, { qos: 1 }, (err) => err && reject(err));
-  });
-}
-
-describe('rollouts and restart', () => {
-  let dir: string;
-  let t: TestHub;
-  let a: EnrollResponse;
-  let b: EnrollResponse;
+describe('staged rollouts over MQTT', () => {
+  const t = useTestHub();
   let v1: ModelVersion;
-  let other: ModelVersion;
-  let rollout: Rollout;
+  let v2: ModelVersion;
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'ef-hub-rollout-'));
-    t = await startTestHub({ dataDir: dir });
-    a = await enrollDevice(t, { name: 'a', labels: { ring: 'canary' } });
-    b = await enrollDevice(t, { name: 'b' });
     v1 = (await t.api<ModelVersion>('POST', '/api/v1/models/clf/versions?version=1', buildMlp({ inputSize: 4, hidden: [4], outputSize: 2 }))).body;
-    other = (await t.api<ModelVersion>('POST', '/api/v1/models/other/versions?version=1', buildMlp({ inputSize: 3, hidden: [], outputSize: 2 }))).body;
-  });
-  afterAll(async () => {
-    await t.stop();
-    await rm(dir, { recursive: true, force: true });
+    v2 = (await t.api<ModelVersion>('POST', '/api/v1/models/clf/versions?version=2', buildMlp({ inputSize: 4, hidden: [3], outputSize: 2 }))).body;
   });
 
-  it('refuses unknown models and empty targets', async () => {
-    expect((await t.api('POST', '/api/v1/rollouts', { model: 'nope', version: '1', target: { all: true } })).status).toBe(404);
-    expect((await t.api('POST', '/api/v1/rollouts', { model: 'clf', version: '1', target: { labels: { ring: 'none' } } })).status).toBe(400);
+  async function devices(n: number, labels: Record<string, string> = {}): Promise<SimDevice[]> {
+    const sims: SimDevice[] = [];
+    for (let i = 0; i < n; i++) sims.push(await simDevice(t, await enrollDevice(t, { name: `d${i}`, labels })));
+    // Waves order online devices by id: sort the same way so sims[0] is the first assigned.
+    await eventually(async () => {
+      const all = (await t.api<{ devices: Array<{ id: string; online: boolean }> }>('GET', '/api/v1/devices')).body.devices;
+      return sims.every((s) => all.find((d) => d.id === s.id)?.online);
+    }, 'devices online');
+    return sims.sort((a, b) => (a.id < b.id ? -1 : 1));
+  }
+  const create = (body: object) => t.api<Rollout>('POST', '/api/v1/rollouts', body);
+  const get = async (id: string) => (await t.api<Rollout>('GET', `/api/v1/rollouts/${id}`)).body;
+  const until = (id: string, check: (r: Rollout) => boolean, what: string) =>
+    eventually(async () => {
+      const r = await get(id);
+      return check(r) && r;
+    }, what);
+  const rowOf = (r: Rollout, deviceId: string) => r.waves.flatMap((w) => w.devices).find((d) => d.deviceId === deviceId)!;
+  const clfCount = (sim: SimDevice, rolloutId: string) => sim.docs.filter((d) => d.models.some((m) => m.rolloutId === rolloutId)).length;
+
+  /** Puts every device on v1 through a one-wave rollout, so v2 has somewhere to roll back to. */
+  async function onV1(sims: SimDevice[]): Promise<ModelAssignment[]> {
+    const r = (await create({ model: 'clf', version: '1', target: { deviceIds: sims.map((s) => s.id) } })).body;
+    const given = await Promise.all(sims.map((s) => s.assigned('clf', r.id)));
+    await Promise.all(sims.map((s, i) => s.switchTo(given[i]!)));
+    await until(r.id, (x) => x.state === 'succeeded', 'v1 everywhere');
+    return given;
+  }
+
+  it('refuses unknown models, empty targets, waves short of the target and a bad window', async () => {
+    const [d, e] = await devices(2, { ring: 'refuse' });
+    expect((await create({ model: 'nope', version: '1', target: { all: true } })).status).toBe(404);
+    expect((await create({ model: 'clf', version: '1', target: { labels: { ring: 'none' } } })).status).toBe(400);
+    expect((await create({ model: 'clf', version: '1', target: { labels: {} } })).status).toBe(400);
+    const short = await create({ model: 'clf', version: '1', target: { labels: { ring: 'refuse' } }, waves: [{ size: 1 }] });
+    expect(short.status).toBe(400);
+    expect(JSON.stringify(short.body)).toMatch(/must cover the whole target/);
+    const cron = await create({ model: 'clf', version: '1', target: { deviceIds: [d!.id] }, maintenanceWindow: { cron: 'every night', durationMinutes: 30 } });
+    expect(cron.status).toBe(400);
+    expect(JSON.stringify(cron.body)).toMatch(/not a valid cron expression/);
+    expect((await t.api<{ rollouts: RolloutSummary[] }>('GET', '/api/v1/rollouts')).body.rollouts).toEqual([]);
+    await Promise.all([d!.close(), e!.close()]);
   });
 
-  it('writes a retained desired document per target device, keeping other models', async () => {
-    const first = await t.api<Rollout>('POST', '/api/v1/rollouts', { model: 'other', version: '1', target: { deviceIds: [a.deviceId] } });
-    expect(first.status).toBe(201);
-    const res = await t.api<Rollout>('POST', '/api/v1/rollouts', { model: 'clf', version: '1', target: { labels: { ring: 'canary' } } });
+  it('runs waves in order under the download limit and shows each wave its gate results', async () => {
+    const sims = await devices(5);
+    const res = await create({ model: 'clf', version: '2', target: { deviceIds: sims.map((s) => s.id) }, waves: [{ size: 1 }, { size: '100%' }], maxConcurrentDownloads: 2 });
     expect(res.status).toBe(201);
-    rollout = res.body;
-    expect(rollout).toMatchObject({ model: 'clf', version: '1', state: 'in-progress', counts: { pending: 1 } });
-    expect(rollout.waves[0]!.devices.map((d) => d.deviceId)).toEqual([a.deviceId]);
-
-    // Connecting afterwards still gets it: retained.
-    const c = await connectDevice(t, a);
-    const doc = await nextDesired(c, a.deviceId, 2);
-    expect(doc.version).toBe(2);
-    expect(doc.models.map((m) => [m.manifest.manifest.model, m.rolloutId])).toEqual([
-      ['other', first.body.id],
-      ['clf', rollout.id],
+    const id = res.body.id;
+    expect(res.body).toMatchObject({ state: 'running', settings: { maxConcurrentDownloads: 2, deviceTimeoutSec: 900 }, counts: { assigned: 1, pending: 4 } });
+    expect(res.body.waves.map((w) => [w.state, w.devices.length])).toEqual([
+      ['running', 1],
+      ['pending', 4],
     ]);
-    expect(doc.models[1]!.manifest).toEqual(v1.manifest);
-    expect(other.sha256).not.toBe(v1.sha256);
-    await c.endAsync();
+    const first = await sims[0]!.assigned('clf', id);
+    expect(first.manifest).toEqual(v2.manifest);
+    expect(rowOf(res.body, sims[0]!.id)).toMatchObject({ from: null, to: { model: 'clf', version: '2', sha256: v2.sha256 } });
+    await sims[0]!.switchTo(first);
+
+    // Wave 1 (4 devices) fills two download slots; a device past loading frees its slot.
+    let r = await until(id, (x) => x.waves[1]!.state === 'running' && (x.counts.assigned ?? 0) === 2, 'wave 1 with two slots taken');
+    expect(r.counts).toMatchObject({ active: 1, assigned: 2, waiting: 2 });
+    expect(r.waves[0]!.state).toBe('passed');
+    expect(r.waves[0]!.gates.map((g) => [g.gate, g.status])).toEqual([
+      ['failure-share', 'passed'],
+      ['success-share', 'passed'],
+    ]);
+    const [a, b] = [await sims[1]!.assigned('clf', id), await sims[2]!.assigned('clf', id)];
+    await sims[1]!.event(a, 'downloading', { progress: 0.5 });
+    r = await until(id, (x) => rowOf(x, sims[1]!.id).progress === 0.5, 'download progress');
+    expect(r.counts.assigned).toBe(1);
+    expect(clfCount(sims[3]!, id)).toBe(0);
+    await sims[1]!.event(a, 'health-check');
+    const c = await sims[3]!.assigned('clf', id);
+    r = await get(id);
+    expect(r.counts).toMatchObject({ 'health-check': 1, assigned: 2, waiting: 1 });
+
+    await Promise.all([sims[1]!.switchTo(a), sims[2]!.switchTo(b), sims[3]!.switchTo(c)]);
+    await sims[4]!.switchTo(await sims[4]!.assigned('clf', id));
+    r = await until(id, (x) => x.state === 'succeeded', 'succeeded');
+    expect(r.counts).toEqual({ active: 5 });
+    expect(r.waves.map((w) => w.state)).toEqual(['passed', 'passed']);
+    expect(r.waves[1]!.gates.find((g) => g.gate === 'success-share')!.message).toBe('4 of 4 reachable devices active (1.00 ≥ 1.00 required)');
+    const list = (await t.api<{ rollouts: RolloutSummary[] }>('GET', '/api/v1/rollouts')).body.rollouts;
+    expect(list[0]).toMatchObject({ id, state: 'succeeded' });
+    expect(list[0]).not.toHaveProperty('waves');
+    await Promise.all(sims.map((s) => s.close()));
   });
 
-  it('follows deployment events and reported state to success', async () => {
-    const c = await connectDevice(t, a);
-    const event = (seq: number, phase: string, extra: object = {}) =>
-      c.publishAsync(
-        deviceTopic(a.deviceId, 'events'),
-        JSON.stringify({ v: 1, seq, ts: Date.now(), type: 'deployment', rolloutId: rollout.id, model: 'clf', version: '1', sha256: v1.sha256, phase, ...extra }),
-        { qos: 1 },
-      );
-    await event(1, 'downloading', { progress: 0.5 });
-    let r = (await t.api<Rollout>('GET', `/api/v1/rollouts/${rollout.id}`)).body;
-    expect(r.waves[0]!.devices[0]).toMatchObject({ state: 'downloading', progress: 0.5 });
-    await event(2, 'health-check');
-    await event(1, 'downloading'); // replayed duplicate: ignored
-    r = (await t.api<Rollout>('GET', `/api/v1/rollouts/${rollout.id}`)).body;
-    expect(r.waves[0]!.devices[0]!.state).toBe('health-check');
+  it('keeps a transient failure retrying and lets reported active win, across a hub restart (the false "failed")', async () => {
+    const [d] = await devices(1);
+    const id = (await create({ model: 'clf', version: '2', target: { deviceIds: [d!.id] } })).body.id;
+    const a = await d!.assigned('clf', id);
+    await d!.event(a, 'downloading', { progress: 0.2 });
+    await d!.event(a, 'failed', { retryable: true, code: 'UNAVAILABLE', message: 'artifact download failed after 6 attempts' });
+    let r = await until(id, (x) => rowOf(x, d!.id).state === 'retrying', 'retrying');
+    expect(r.state).toBe('running');
+    expect(rowOf(r, d!.id).error).toBe('UNAVAILABLE: artifact download failed after 6 attempts');
+    const version = d!.latest()!.version;
 
-    const reported = {
-      capabilities: { arch: 'x64', platform: 'linux', cores: 2, memoryMb: 2048, cpuModel: 'x', cpuFlags: [], executionProviders: ['cpu'], accelerators: [], agentVersion: '0.1.0' },
-      models: [{ name: 'clf', version: '1', sha256: v1.sha256, profile: 'fp32', active: true }],
-      desiredVersion: 2,
-      ts: Date.now(),
-    };
-    await c.publishAsync(deviceTopic(a.deviceId, 'reported'), JSON.stringify(reported), { qos: 1, retain: true });
-    r = (await t.api<Rollout>('GET', `/api/v1/rollouts/${rollout.id}`)).body;
-    expect(r.state).toBe('succeeded');
-    expect(r.counts).toEqual({ active: 1 });
-    await c.endAsync();
-  });
-
-  it('marks a failing device and the rollout failed', async () => {
-    const res = await t.api<Rollout>('POST', '/api/v1/rollouts', { model: 'clf', version: '1', target: { deviceIds: [b.deviceId] } });
-    const c = await connectDevice(t, b);
-    await c.publishAsync(
-      deviceTopic(b.deviceId, 'events'),
-      JSON.stringify({ v: 1, seq: 1, ts: Date.now(), type: 'deployment', rolloutId: res.body.id, model: 'clf', version: '1', sha256: v1.sha256, phase: 'failed', code: 'GOLDEN_MISMATCH', message: 'output differs' }),
-      { qos: 1 },
-    );
-    const r = (await t.api<Rollout>('GET', `/api/v1/rollouts/${res.body.id}`)).body;
-    expect(r.state).toBe('failed');
-    expect(r.waves[0]!.devices[0]!.error).toMatch(/GOLDEN_MISMATCH: output differs/);
-    await c.endAsync();
-  });
-
-  it('keeps devices, models and rollouts across a restart and republishes desired retained', async () => {
+    await d!.close();
     await t.restart();
-    const devices = (await t.api<{ devices: Array<{ id: string; online: boolean }> }>('GET', '/api/v1/devices')).body.devices;
-    expect(devices.map((d) => d.id).sort()).toEqual([a.deviceId, b.deviceId].sort());
-    expect(devices.every((d) => !d.online)).toBe(true);
-    expect((await t.api<{ versions: ModelVersion[] }>('GET', '/api/v1/models/clf/versions')).body.versions[0]!.sha256).toBe(v1.sha256);
-    expect((await t.api<Rollout>('GET', `/api/v1/rollouts/${rollout.id}`)).body.state).toBe('succeeded');
-
-    const c = await connectDevice(t, a);
-    const doc = await nextDesired(c, a.deviceId, 2);
-    expect(doc.version).toBe(2);
-    expect(doc.models.map((m) => m.manifest.manifest.model)).toEqual(['other', 'clf']);
-    await eventually(async () => (await t.api<{ online: boolean }>('GET', `/api/v1/devices/${a.deviceId}`)).body.online, 'online after restart');
-    await c.endAsync();
+    await d!.connect(t);
+    await eventually(() => d!.docs.length > 0 && d!.latest()!.version === version, 'retained desired after restart');
+    await d!.switchTo(a);
+    r = await until(id, (x) => x.state === 'succeeded', 'succeeded after restart');
+    expect(rowOf(r, d!.id)).toMatchObject({ state: 'active', error: null, progress: 1 });
+    expect(d!.latest()!.version).toBe(version);
+    await d!.close();
   });
 
-  it('keeps a superseded device row failed when a late event names the old rollout', async () => {
-    const d = await enrollDevice(t, { name: 'd' });
-    const old = (await t.api<Rollout>('POST', '/api/v1/rollouts', { model: 'clf', version: '1', target: { deviceIds: [d.deviceId] } })).body;
-    const newer = (await t.api<Rollout>('POST', '/api/v1/rollouts', { model: 'clf', version: '1', target: { deviceIds: [d.deviceId] } })).body;
-    let r = (await t.api<Rollout>('GET', `/api/v1/rollouts/${old.id}`)).body;
-    expect(r.waves[0]!.devices[0]).toMatchObject({ state: 'failed', error: `superseded by rollout ${newer.id}` });
+  it('halts at a failed gate with its numbers and, with autoRollback, returns every assigned device to its previous version', async () => {
+    const sims = await devices(3);
+    const old = await onV1(sims);
+    const res = await create({ model: 'clf', version: '2', target: { deviceIds: sims.map((s) => s.id) }, waves: [{ size: 2 }, { size: '100%' }], autoRollback: true });
+    const id = res.body.id;
+    expect(rowOf(res.body, sims[0]!.id).from).toEqual({ model: 'clf', version: '1', profile: 'fp32', sha256: v1.sha256 });
+    const a = await sims[0]!.assigned('clf', id);
+    const b = await sims[1]!.assigned('clf', id);
+    await sims[0]!.switchTo(a, old[0]);
+    await sims[1]!.event(b, 'failed', { code: 'GOLDEN_MISMATCH', message: 'output differs by 0.3' });
 
-    const c = await connectDevice(t, d);
-    await c.publishAsync(
-      deviceTopic(d.deviceId, 'events'),
-      JSON.stringify({ v: 1, seq: 1, ts: Date.now(), type: 'deployment', rolloutId: old.id, model: 'clf', version: '1', sha256: v1.sha256, phase: 'active' }),
-      { qos: 1 },
-    );
-    r = (await t.api<Rollout>('GET', `/api/v1/rollouts/${old.id}`)).body;
-    expect(r.state).toBe('failed');
-    expect(r.waves[0]!.devices[0]).toMatchObject({ state: 'failed', error: `superseded by rollout ${newer.id}` });
-    expect((await t.api<Rollout>('GET', `/api/v1/rollouts/${newer.id}`)).body.waves[0]!.devices[0]!.state).toBe('pending');
-    await c.endAsync();
+    let r = await until(id, (x) => x.state !== 'running', 'halted');
+    expect(r.state).toBe('rolling-back');
+    expect(r.reason).toMatchObject({ wave: 0, gate: 'failure-share', message: '1 of 2 devices failed (0.50 > 0.00 allowed)' });
+    expect(r.waves.map((w) => w.state)).toEqual(['halted', 'cancelled']);
+    // Device 1 never switched: its report already shows v1, so it is back at once; device 2 is not assigned at all.
+    expect(rowOf(r, sims[1]!.id)).toMatchObject({ state: 'rolled-back' });
+    expect(rowOf(r, sims[2]!.id)).toMatchObject({ state: 'cancelled' });
+    expect(clfCount(sims[2]!, id)).toBe(0);
+    const back = await sims[0]!.assigned('clf', id, (x) => x.manifest.manifest.version === '1');
+    expect(back.manifest).toEqual(v1.manifest);
+    await sims[1]!.assigned('clf', id, (x) => x.manifest.manifest.version === '1');
+    expect(rowOf(r, sims[0]!.id).state).toBe('rolling-back');
+
+    await sims[0]!.event(back, 'active');
+    await sims[0]!.report([installedOf(back, true), installedOf(a, false)]);
+    r = await until(id, (x) => x.state === 'rolled-back', 'rolled back');
+    expect(r.reason!.gate).toBe('failure-share');
+    expect(r.counts).toEqual({ 'rolled-back': 2, cancelled: 1 });
+    await Promise.all(sims.map((s) => s.close()));
+  });
+
+  it('halts on the error-rate gate from telemetry, naming the numbers', async () => {
+    const [d] = await devices(1);
+    const [old] = await onV1([d!]);
+    const stats = (version: string, requests: number, errors: number) => ({ name: 'clf', version, requests, errors, latencyMs: { p50: 2, p90: 3, p99: 4 } });
+    await d!.telemetry([stats('1', 0, 0)]);
+    await d!.telemetry([stats('1', 100, 0)]);
+    const id = (await create({ model: 'clf', version: '2', target: { deviceIds: [d!.id] }, waves: [{ size: '100%', bakeSec: 2, gates: { maxErrorRateIncrease: 0.05 } }] })).body.id;
+    const a = await d!.assigned('clf', id);
+    await d!.switchTo(a, old);
+    await d!.telemetry([stats('1', 100, 0), stats('2', 100, 50)]);
+    const r = await until(id, (x) => x.state !== 'running', 'judged after bake', );
+    expect(r.state).toBe('halted');
+    expect(r.reason).toMatchObject({ wave: 0, gate: 'error-rate' });
+    expect(r.reason!.message).toMatch(/error rate 0\.50 on 1 device vs 0\.00 before/);
+    expect(r.waves[0]!.gates.find((g) => g.gate === 'error-rate')).toMatchObject({ status: 'failed', observed: 0.5, baseline: 0 });
+    // Without autoRollback the device keeps the new version until an operator decides.
+    expect(d!.assignment('clf')!.manifest.manifest.version).toBe('2');
+    const rolled = await t.api<Rollout>('POST', `/api/v1/rollouts/${id}/rollback`);
+    expect(rolled.body.state).toBe('rolling-back');
+    await d!.assigned('clf', id, (x) => x.manifest.manifest.version === '1');
+    await d!.close();
+  }, 20_000);
+
+  it('passes the shadow, health-window and defer settings to devices and halts on low shadow agreement', async () => {
+    const [d] = await devices(1);
+    const shadowSpec = { sampleRate: 0.5, minSamples: 10 };
+    const healthWindow = { durationSec: 30, maxErrorRate: 0.2 };
+    const id = (
+      await create({ model: 'clf', version: '2', target: { deviceIds: [d!.id] }, waves: [{ size: '100%', gates: { minShadowAgreement: 0.95 } }], shadow: shadowSpec, healthWindow, maxDeferSec: 120 })
+    ).body.id;
+    const a = await d!.assigned('clf', id);
+    expect(a).toMatchObject({ shadow: shadowSpec, healthWindow, maxDeferSec: 120 });
+    expect(a).not.toHaveProperty('activate');
+    const shadow = { samples: 10, agreement: 0.9, maxAbsDiff: 0.2, activeP50Ms: 1, candidateP50Ms: 1.5 };
+    await d!.event(a, 'shadow', { progress: 1, shadow });
+    await d!.switchTo(a);
+    const r = await until(id, (x) => x.state !== 'running', 'judged');
+    expect(r.state).toBe('halted');
+    expect(rowOf(r, d!.id)).toMatchObject({ state: 'active', shadow });
+    expect(r.reason).toMatchObject({ gate: 'shadow-agreement', message: expect.stringMatching(/lowest shadow agreement 0\.90 over 10 samples \(< 0\.95 required\)/) });
+    await d!.close();
+  });
+
+  it('answers actions in the wrong state with 409, resumes past a halt, and 404s unknown rollouts', async () => {
+    const sims = await devices(2);
+    const id = (await create({ model: 'clf', version: '2', target: { deviceIds: sims.map((s) => s.id) }, waves: [{ size: 1 }, { size: '100%' }] })).body.id;
+    await sims[0]!.event(await sims[0]!.assigned('clf', id), 'failed', { code: 'GOLDEN_MISMATCH', message: 'bad' });
+    let r = await until(id, (x) => x.state === 'halted', 'halted');
+    expect(r.reason).toMatchObject({ gate: 'failure-share', message: '1 of 1 device failed (1.00 > 0.00 allowed)' });
+    const pause = await t.api<{ code: string; error: string }>('POST', `/api/v1/rollouts/${id}/pause`);
+    expect(pause.status).toBe(409);
+    expect(pause.body).toMatchObject({ code: 'CONFLICT', error: expect.stringMatching(/is halted: pause applies only to a running rollout/) });
+    expect((await t.api('POST', `/api/v1/rollouts/${id}/resume`)).status).toBe(200);
+    await sims[1]!.switchTo(await sims[1]!.assigned('clf', id));
+    r = await until(id, (x) => x.state === 'succeeded', 'succeeded after resume');
+    expect(r.waves[0]!.gates.find((g) => g.gate === 'failure-share')!.status).toBe('failed');
+    expect((await t.api('POST', `/api/v1/rollouts/${id}/abort`)).status).toBe(409);
+    expect((await t.api('POST', `/api/v1/rollouts/${id}/resume`)).status).toBe(409);
+    expect((await t.api('POST', '/api/v1/rollouts/ro-nope/rollback')).status).toBe(404);
+    expect((await t.api('GET', '/api/v1/rollouts/ro-nope')).status).toBe(404);
+    const paths = Object.keys((await t.api<{ paths: Record<string, unknown> }>('GET', '/api/v1/openapi.json')).body.paths);
+    for (const action of ['pause', 'resume', 'abort', 'rollback']) expect(paths).toContain(`/api/v1/rollouts/{id}/${action}`);
+    await Promise.all(sims.map((s) => s.close()));
+  });
+
+  it('stops assigning while paused; abort returns unswitched devices to their previous state and keeps switched ones', async () => {
+    const sims = await devices(3);
+    const id = (await create({ model: 'clf', version: '2', target: { deviceIds: sims.map((s) => s.id) }, maxConcurrentDownloads: 1 })).body.id;
+    const a = await sims[0]!.assigned('clf', id);
+    expect((await t.api<Rollout>('POST', `/api/v1/rollouts/${id}/pause`)).body).toMatchObject({ state: 'paused', reason: { message: 'paused by an operator' } });
+    await sims[0]!.switchTo(a);
+    let r = await until(id, (x) => rowOf(x, sims[0]!.id).state === 'active', 'first active while paused');
+    expect(r.counts).toMatchObject({ active: 1, waiting: 2 });
+    expect(clfCount(sims[1]!, id)).toBe(0);
+    expect((await t.api<Rollout>('POST', `/api/v1/rollouts/${id}/resume`)).body.state).toBe('running');
+    await sims[1]!.assigned('clf', id);
+    r = (await t.api<Rollout>('POST', `/api/v1/rollouts/${id}/abort`)).body;
+    expect(r.state).toBe('aborted');
+    expect(r.counts).toEqual({ active: 1, cancelled: 2 });
+    // From was nothing: the model leaves the device's desired document again.
+    await eventually(() => sims[1]!.assignment('clf') === undefined, 'model removed from the unswitched device');
+    expect(sims[0]!.assignment('clf')!.rolloutId).toBe(id);
+    expect(clfCount(sims[2]!, id)).toBe(0);
+    await Promise.all(sims.map((s) => s.close()));
+  });
+
+  it('continues after a hub restart without assigning any device twice', async () => {
+    const sims = await devices(3);
+    const id = (await create({ model: 'clf', version: '2', target: { deviceIds: sims.map((s) => s.id) }, maxConcurrentDownloads: 1 })).body.id;
+    const a = await sims[0]!.assigned('clf', id);
+    const before = sims.map((s) => s.latest()?.version ?? 0);
+    await Promise.all(sims.map((s) => s.close()));
+    await t.restart();
+    for (const s of sims) await s.connect(t);
+    await eventually(() => sims.every((s, i) => (s.latest()?.version ?? 0) === before[i]), 'retained desired after restart');
+    let r = await get(id);
+    expect(r.counts).toMatchObject({ assigned: 1, waiting: 2 });
+    await sims[0]!.switchTo(a);
+    await sims[1]!.switchTo(await sims[1]!.assigned('clf', id));
+    await sims[2]!.switchTo(await sims[2]!.assigned('clf', id));
+    r = await until(id, (x) => x.state === 'succeeded', 'succeeded');
+    // One document per assignment: the restart republished, it did not assign again.
+    expect(sims.map((s) => new Set(s.docs.filter((d) => d.models.some((m) => m.rolloutId === id)).map((d) => d.version)).size)).toEqual([1, 1, 1]);
+    await Promise.all(sims.map((s) => s.close()));
+  });
+
+  it('times out a silent device without blocking its wave; it converges when it reports later', async () => {
+    const sims = await devices(2);
+    const id = (await create({ model: 'clf', version: '2', target: { deviceIds: sims.map((s) => s.id) }, deviceTimeoutSec: 1 })).body.id;
+    await sims[0]!.switchTo(await sims[0]!.assigned('clf', id));
+    const late = await sims[1]!.assigned('clf', id);
+    let r = await until(id, (x) => x.state === 'succeeded', 'succeeded with a device timed out');
+    expect(rowOf(r, sims[1]!.id)).toMatchObject({ state: 'timed-out', error: expect.stringMatching(/not done 1 s after its assignment/) });
+    expect(r.waves[0]!.gates.find((g) => g.gate === 'success-share')!.message).toMatch(/1 of 1 reachable device active.*1 timed out/);
+    await sims[1]!.switchTo(late);
+    r = await until(id, (x) => rowOf(x, sims[1]!.id).state === 'active', 'late device active');
+    expect(r.counts).toEqual({ active: 2 });
+    await Promise.all(sims.map((s) => s.close()));
+  });
+
+  it('prepares devices while the maintenance window is closed and switches them when it opens', async () => {
+    const [d] = await devices(1);
+    // A second-level cron that fires three or four seconds from now: closed at creation, then open.
+    const second = Math.max(1, (new Date().getSeconds() + 3) % 60);
+    const res = await create({ model: 'clf', version: '2', target: { deviceIds: [d!.id] }, maintenanceWindow: { cron: `${second} * * * * *`, durationMinutes: 1 } });
+    const id = res.body.id;
+    expect(res.body).toMatchObject({ windowOpenUntil: null, settings: { maintenanceWindow: { durationMinutes: 1 } } });
+    const prepare = await d!.assigned('clf', id);
+    expect(prepare.activate).toBe(false);
+    await d!.event(prepare, 'ready');
+    await until(id, (x) => rowOf(x, d!.id).state === 'ready', 'ready, waiting for the window');
+    const go = await d!.assigned('clf', id, (a) => a.activate === true);
+    expect((await get(id)).windowOpenUntil).not.toBeNull();
+    await d!.switchTo(go);
+    await until(id, (x) => x.state === 'succeeded', 'switched in the window');
+    await d!.close();
+  });
+
+  it('supersedes the unfinished rows of an older rollout of the same model; a late event does not reopen them', async () => {
+    const [d] = await devices(1);
+    const old = (await create({ model: 'clf', version: '1', target: { deviceIds: [d!.id] } })).body;
+    const a = await d!.assigned('clf', old.id);
+    const newer = (await create({ model: 'clf', version: '2', target: { deviceIds: [d!.id] } })).body;
+    await d!.assigned('clf', newer.id);
+    await d!.event(a, 'active');
+    const r = await get(old.id);
+    expect(rowOf(r, d!.id)).toMatchObject({ state: 'superseded', error: `superseded by rollout ${newer.id}` });
+    expect(r.state).toBe('succeeded');
+    await d!.close();
   });
 });

@@ -6,7 +6,8 @@ export interface HubEventMap {
   /** Presence, labels, revocation, reported state changed. */
   device: { deviceId: string; change: 'online' | 'offline' | 'reported' | 'labels' | 'revoked' | 'restored' | 'enrolled' };
   telemetry: { deviceId: string; seq: number; ts: string; system: SystemStats; models: ModelStats[] };
-  rollout: { rolloutId: string; state: string; deviceId?: string; deviceState?: string; counts: Record<string, number> };
+  /** A rollout moved: its state, the wave it works on (null when none is), device counts by state, and the last device that moved. */
+  rollout: { rolloutId: string; state: string; wave: number | null; counts: Record<string, number>; deviceId?: string; deviceState?: string };
 }
 export type HubEventName = keyof HubEventMap;
 

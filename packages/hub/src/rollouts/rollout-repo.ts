@@ -1,101 +1,206 @@
-import type { Rollout, RolloutDevice, RolloutDeviceState, RolloutTarget } from '@edgefleet/shared';
+import type { Rollout, RolloutDeviceState, RolloutState, RolloutSummary, RolloutWave, SignedManifest, VersionRef } from '@edgefleet/shared';
 import type { Db } from '../store/database.js';
-import { countStates, type RolloutState } from './rollout-state.js';
+import { IN_FLIGHT_STATES } from './device-transitions.js';
+import type { RolloutCore, StateCounts, WaveCore } from './rollout-machine.js';
+import {
+  iso,
+  toApiDevice,
+  toDeviceRow,
+  toRecord,
+  toWave,
+  type DeviceRow,
+  type DeviceSqlRow,
+  type NewDeviceRow,
+  type RolloutRecord,
+  type RolloutSqlRow,
+  type WaveSqlRow,
+} from './rollout-rows.js';
 
-interface RolloutRow {
-  id: string;
-  model: string;
-  version: string;
-  sha256: string;
-  target: string;
-  state: RolloutState;
-  created_at: string;
-}
-interface DeviceRow {
-  rollout_id: string;
-  device_id: string;
-  wave: number;
-  state: RolloutDeviceState;
-  progress: number | null;
-  error: string | null;
-  updated_at: string;
-}
+const placeholders = (n: number) => Array.from({ length: n }, () => '?').join(', ');
 
-export interface OpenAssignment {
-  rolloutId: string;
-  deviceId: string;
-  model: string;
-  version: string;
-  sha256: string;
-  state: RolloutDeviceState;
-}
+const DEVICE_SELECT = `SELECT rd.*, r.model AS r_model, r.version AS r_version, r.sha256 AS r_sha256
+  FROM rollout_devices rd JOIN rollouts r ON r.id = rd.rollout_id`;
+/** Rows to show or judge: without the manifests (large, with golden vectors), which only assignments need. */
+const VIEW_SELECT = `SELECT rd.rollout_id, rd.device_id, rd.wave, rd.position, rd.state, rd.progress, rd.error, rd.from_ref, rd.to_ref,
+  NULL AS to_manifest, NULL AS from_manifest, rd.activate, rd.assigned_at, rd.deadline, rd.switched_at, rd.shadow, rd.updated_at,
+  r.model AS r_model, r.version AS r_version, r.sha256 AS r_sha256
+  FROM rollout_devices rd JOIN rollouts r ON r.id = rd.rollout_id`;
 
-/** SQL for rollouts and their per-device rows. */
+/** SQL for rollouts, their waves and their device rows. Counts come from SQL, not from reading every row. */
 export function createRolloutRepo(db: Db) {
-  const insert = db.prepare('INSERT INTO rollouts (id, model, version, sha256, target, state, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)');
-  const insertDevice = db.prepare('INSERT INTO rollout_devices (rollout_id, device_id, wave, state, updated_at) VALUES (?, ?, 0, ?, ?)');
+  const insertRollout = db.prepare(
+    'INSERT INTO rollouts (id, model, version, sha256, target, state, settings, reason, window_open_until, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)',
+  );
+  const insertWave = db.prepare('INSERT INTO rollout_waves (rollout_id, idx, state, spec, gates) VALUES (?, ?, ?, ?, ?)');
+  const insertDevice = db.prepare(
+    'INSERT INTO rollout_devices (rollout_id, device_id, wave, position, state, from_ref, to_ref, to_manifest, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+  );
   const one = db.prepare('SELECT * FROM rollouts WHERE id = ?');
   const all = db.prepare('SELECT * FROM rollouts ORDER BY created_at DESC, rowid DESC');
-  const devicesOf = db.prepare('SELECT * FROM rollout_devices WHERE rollout_id = ? ORDER BY device_id');
-  const statesOf = db.prepare('SELECT state FROM rollout_devices WHERE rollout_id = ?').pluck();
-  const updateDevice = db.prepare('UPDATE rollout_devices SET state = ?, progress = ?, error = ?, updated_at = ? WHERE rollout_id = ? AND device_id = ?');
-  const setState = db.prepare('UPDATE rollouts SET state = ? WHERE id = ?');
-  const open = db.prepare(`
-    SELECT rd.rollout_id AS rolloutId, rd.device_id AS deviceId, r.model, r.version, r.sha256, rd.state
-    FROM rollout_devices rd JOIN rollouts r ON r.id = rd.rollout_id
-    WHERE rd.device_id = ? AND rd.state NOT IN ('active', 'failed', 'removed')
-    ORDER BY r.created_at DESC, r.rowid DESC`);
-  const assignment = db.prepare(`
-    SELECT rd.rollout_id AS rolloutId, rd.device_id AS deviceId, r.model, r.version, r.sha256, rd.state
-    FROM rollout_devices rd JOIN rollouts r ON r.id = rd.rollout_id WHERE rd.rollout_id = ? AND rd.device_id = ?`);
+  const inStates = (n: number) => db.prepare(`SELECT id FROM rollouts WHERE state IN (${placeholders(n)}) ORDER BY created_at, rowid`).pluck();
+  const saveRollout = db.prepare('UPDATE rollouts SET state = ?, reason = ?, window_open_until = ?, updated_at = ? WHERE id = ?');
+  const wavesOf = db.prepare('SELECT * FROM rollout_waves WHERE rollout_id = ? ORDER BY idx');
+  const saveWave = db.prepare('UPDATE rollout_waves SET state = ?, started_at = ?, bake_until = ?, ended_at = ?, gates = ?, override = ? WHERE rollout_id = ? AND idx = ?');
+  const countsOf = db.prepare('SELECT wave, state, count(*) AS n FROM rollout_devices WHERE rollout_id = ? GROUP BY wave, state');
+  const devicesOf = db.prepare(`${VIEW_SELECT} WHERE rd.rollout_id = ? ORDER BY rd.wave, rd.position, rd.device_id`);
+  const oneDevice = db.prepare(`${VIEW_SELECT} WHERE rd.rollout_id = ? AND rd.device_id = ?`);
+  const openWaves = db.prepare("UPDATE rollout_devices SET state = 'waiting', updated_at = ? WHERE rollout_id = ? AND state = 'pending' AND wave <= ?");
+  const waiting = db.prepare(`${DEVICE_SELECT} WHERE rd.rollout_id = ? AND rd.state = 'waiting' ORDER BY rd.wave, rd.position LIMIT ?`);
+  const saveDevice = db.prepare('UPDATE rollout_devices SET state = ?, progress = ?, error = ?, shadow = ?, switched_at = ?, updated_at = ? WHERE rollout_id = ? AND device_id = ?');
+  const assign = db.prepare(
+    "UPDATE rollout_devices SET state = 'assigned', progress = NULL, error = NULL, from_ref = ?, from_manifest = ?, activate = ?, assigned_at = ?, deadline = ?, updated_at = ? WHERE rollout_id = ? AND device_id = ?",
+  );
+  // `ready` devices wait for the maintenance window, which is not theirs to miss.
+  const timing = IN_FLIGHT_STATES.filter((s) => s !== 'ready');
+  const expired = db.prepare(`${DEVICE_SELECT} WHERE rd.rollout_id = ? AND rd.deadline <= ? AND rd.state IN (${placeholders(timing.length)})`);
+  const setActivate = db.prepare('UPDATE rollout_devices SET activate = ?, deadline = ?, updated_at = ? WHERE rollout_id = ? AND device_id = ?');
+  const setRollingBack = db.prepare('UPDATE rollout_devices SET state = ?, progress = NULL, updated_at = ? WHERE rollout_id = ? AND device_id = ?');
 
-  function toRollout(row: RolloutRow): Rollout {
-    const devices: RolloutDevice[] = (devicesOf.all(row.id) as DeviceRow[]).map((d) => ({
-      deviceId: d.device_id,
-      state: d.state,
-      progress: d.progress,
-      error: d.error,
-      updatedAt: d.updated_at,
-    }));
+  const rowsIn = (states: readonly RolloutDeviceState[]) =>
+    db.prepare(`${DEVICE_SELECT} WHERE rd.rollout_id = ? AND rd.state IN (${placeholders(states.length)}) ORDER BY rd.wave, rd.position`);
+  const rowsInCache = new Map<string, ReturnType<typeof rowsIn>>();
+  const ofDeviceIn = (states: readonly RolloutDeviceState[]) =>
+    db.prepare(`${VIEW_SELECT} WHERE rd.device_id = ? AND rd.state IN (${placeholders(states.length)}) ORDER BY r.created_at DESC, r.rowid DESC`);
+  const ofDeviceCache = new Map<string, ReturnType<typeof ofDeviceIn>>();
+  const countIn = (states: readonly RolloutDeviceState[]) =>
+    db.prepare(`SELECT count(*) FROM rollout_devices WHERE rollout_id = ? AND state IN (${placeholders(states.length)})`).pluck();
+  const countInCache = new Map<string, ReturnType<typeof countIn>>();
+  const cached = <T>(cache: Map<string, T>, states: readonly string[], make: () => T): T => {
+    const key = states.join(',');
+    let stmt = cache.get(key);
+    if (!stmt) cache.set(key, (stmt = make()));
+    return stmt;
+  };
+
+  function countsByWave(id: string, waves: number): StateCounts[] {
+    const out: StateCounts[] = Array.from({ length: waves }, () => ({}));
+    for (const r of countsOf.all(id) as Array<{ wave: number; state: RolloutDeviceState; n: number }>) {
+      const c = (out[r.wave] ??= {});
+      c[r.state] = r.n;
+    }
+    return out;
+  }
+
+  const sumCounts = (byWave: readonly StateCounts[]): Record<string, number> => {
+    const total: Record<string, number> = {};
+    for (const c of byWave) for (const [s, n] of Object.entries(c)) total[s] = (total[s] ?? 0) + (n ?? 0);
+    return total;
+  };
+
+  function summary(rec: RolloutRecord, waveCount: number): RolloutSummary {
     return {
-      id: row.id,
-      model: row.model,
-      version: row.version,
-      target: JSON.parse(row.target) as RolloutTarget,
-      state: row.state,
-      createdAt: row.created_at,
-      waves: [{ index: 0, devices }],
-      counts: countStates(devices.map((d) => d.state)),
+      id: rec.core.id,
+      model: rec.model,
+      version: rec.version,
+      target: rec.target,
+      state: rec.core.state,
+      settings: rec.core.settings,
+      reason: rec.core.reason,
+      windowOpenUntil: iso(rec.core.windowOpenUntil),
+      createdAt: rec.createdAt,
+      updatedAt: rec.updatedAt,
+      counts: sumCounts(countsByWave(rec.core.id, waveCount)),
     };
   }
 
+  function record(id: string): RolloutRecord | undefined {
+    const row = one.get(id) as RolloutSqlRow | undefined;
+    return row && toRecord(row);
+  }
+  const waves = (id: string): WaveCore[] => (wavesOf.all(id) as WaveSqlRow[]).map((w) => toWave(id, w));
+  /** Every row of a rollout, without manifests (toManifest/fromManifest are null here). */
+  const devices = (id: string): DeviceRow[] => (devicesOf.all(id) as DeviceSqlRow[]).map(toDeviceRow);
+
   return {
-    insert(r: { id: string; model: string; version: string; sha256: string; target: RolloutTarget; state: RolloutState; createdAt: string }, deviceIds: string[]) {
-      insert.run(r.id, r.model, r.version, r.sha256, JSON.stringify(r.target), r.state, r.createdAt);
-      for (const id of deviceIds) insertDevice.run(r.id, id, 'pending', r.createdAt);
+    insert(rec: RolloutRecord, waves: readonly WaveCore[], rows: readonly NewDeviceRow[]): void {
+      const { core } = rec;
+      insertRollout.run(core.id, rec.model, rec.version, rec.sha256, JSON.stringify(rec.target), core.state, JSON.stringify(core.settings), core.windowOpenUntil, rec.createdAt, rec.updatedAt);
+      for (const w of waves) insertWave.run(core.id, w.index, w.state, JSON.stringify(w.spec), '[]');
+      for (const d of rows) {
+        insertDevice.run(core.id, d.deviceId, d.wave, d.position, 'pending', d.from && JSON.stringify(d.from), JSON.stringify(d.to), JSON.stringify(d.toManifest), rec.createdAt);
+      }
+    },
+    record,
+    waves,
+    idsInStates(states: readonly RolloutState[]): string[] {
+      return inStates(states.length).all(...states) as string[];
+    },
+    saveRollout(core: RolloutCore, at: string): void {
+      saveRollout.run(core.state, core.reason && JSON.stringify(core.reason), core.windowOpenUntil, at, core.id);
+    },
+    saveWave(rolloutId: string, w: WaveCore): void {
+      saveWave.run(w.state, w.startedAt, w.bakeUntil, w.endedAt, JSON.stringify(w.gates), w.override ? 1 : 0, rolloutId, w.index);
+    },
+    countsByWave,
+    counts(id: string): Record<string, number> {
+      return sumCounts(countsByWave(id, 0));
+    },
+    countIn(id: string, states: readonly RolloutDeviceState[]): number {
+      return cached(countInCache, states, () => countIn(states)).get(id, ...states) as number;
+    },
+    /** Pending rows of waves up to `through` now wait for a download slot. */
+    openWaves(id: string, through: number, at: string): void {
+      openWaves.run(at, id, through);
+    },
+    /** Rows past their deadline and not done. */
+    expired(id: string, now: number): DeviceRow[] {
+      return (expired.all(id, now, ...timing) as DeviceSqlRow[]).map(toDeviceRow);
+    },
+    waiting(id: string, limit: number): DeviceRow[] {
+      return (waiting.all(id, limit) as DeviceSqlRow[]).map(toDeviceRow);
+    },
+    /** One row, without manifests. */
+    device(id: string, deviceId: string): DeviceRow | undefined {
+      const row = oneDevice.get(id, deviceId) as DeviceSqlRow | undefined;
+      return row && toDeviceRow(row);
+    },
+    devices,
+    rowsIn(id: string, states: readonly RolloutDeviceState[]): DeviceRow[] {
+      return (cached(rowsInCache, states, () => rowsIn(states)).all(id, ...states) as DeviceSqlRow[]).map(toDeviceRow);
+    },
+    /** A device's rows in these states across rollouts, newest rollout first (indexed by device; without manifests). */
+    rowsOfDevice(deviceId: string, states: readonly RolloutDeviceState[]): DeviceRow[] {
+      return (cached(ofDeviceCache, states, () => ofDeviceIn(states)).all(deviceId, ...states) as DeviceSqlRow[]).map(toDeviceRow);
+    },
+    saveDevice(row: DeviceRow, at: string): void {
+      saveDevice.run(row.state, row.progress, row.error, row.shadow && JSON.stringify(row.shadow), row.switchedAt, at, row.rolloutId, row.deviceId);
+    },
+    assign(row: DeviceRow, a: { from: VersionRef | null; fromManifest: SignedManifest | null; activate: boolean; assignedAt: number; deadline: number }, at: string): void {
+      assign.run(a.from && JSON.stringify(a.from), a.fromManifest && JSON.stringify(a.fromManifest), a.activate ? 1 : 0, a.assignedAt, a.deadline, at, row.rolloutId, row.deviceId);
+    },
+    setActivate(row: DeviceRow, activate: boolean, deadline: number | null, at: string): void {
+      setActivate.run(activate ? 1 : 0, deadline, at, row.rolloutId, row.deviceId);
+    },
+    setState(row: DeviceRow, state: RolloutDeviceState, at: string): void {
+      setRollingBack.run(state, at, row.rolloutId, row.deviceId);
+    },
+    summary(id: string): RolloutSummary | undefined {
+      const rec = record(id);
+      return rec && summary(rec, 0);
+    },
+    list(): RolloutSummary[] {
+      return (all.all() as RolloutSqlRow[]).map((row) => summary(toRecord(row), 0));
     },
     get(id: string): Rollout | undefined {
-      const row = one.get(id) as RolloutRow | undefined;
-      return row && toRollout(row);
-    },
-    list(): Rollout[] {
-      return (all.all() as RolloutRow[]).map(toRollout);
-    },
-    deviceStates(rolloutId: string): RolloutDeviceState[] {
-      return statesOf.all(rolloutId) as RolloutDeviceState[];
-    },
-    updateDevice(rolloutId: string, deviceId: string, u: { state: RolloutDeviceState; progress: number | null; error: string | null }, at: string) {
-      updateDevice.run(u.state, u.progress, u.error, at, rolloutId, deviceId);
-    },
-    setState(id: string, state: RolloutState) {
-      setState.run(state, id);
-    },
-    openAssignments(deviceId: string): OpenAssignment[] {
-      return open.all(deviceId) as OpenAssignment[];
-    },
-    assignment(rolloutId: string, deviceId: string): OpenAssignment | undefined {
-      return assignment.get(rolloutId, deviceId) as OpenAssignment | undefined;
+      const rec = record(id);
+      if (!rec) return undefined;
+      const ws = waves(id);
+      const byWave = countsByWave(id, ws.length);
+      const rows = devices(id);
+      const apiWaves: RolloutWave[] = ws.map((w) => ({
+        index: w.index,
+        state: w.state,
+        spec: w.spec,
+        startedAt: iso(w.startedAt),
+        bakeUntil: iso(w.bakeUntil),
+        endedAt: iso(w.endedAt),
+        gates: w.gates,
+        counts: (byWave[w.index] ?? {}) as Record<string, number>,
+        devices: rows.filter((d) => d.wave === w.index).map(toApiDevice),
+      }));
+      return { ...summary(rec, ws.length), waves: apiWaves };
     },
   };
 }
 export type RolloutRepo = ReturnType<typeof createRolloutRepo>;
+

@@ -5,9 +5,12 @@ import {
   encodeMessage,
   type CreateRolloutRequest,
   type DeploymentEvent,
+  type Device,
   type MessageOf,
   type Rollout,
-  type RolloutDeviceState,
+  type RolloutAction,
+  type RolloutSettings,
+  type RolloutSummary,
   type RolloutTarget,
 } from '@edgefleet/shared';
 import type { Logger } from 'pino';
@@ -15,128 +18,267 @@ import type { DeploymentObserver } from '../broker/ingest-service.js';
 import type { DeviceRepo } from '../devices/device-repo.js';
 import type { HubEventBus } from '../events/hub-event-bus.js';
 import type { ModelRepo } from '../models/model-repo.js';
+import type { RecordRepo } from '../records/record-repo.js';
 import type { Db } from '../store/database.js';
+import { assignmentOf } from './desired-doc.js';
 import type { DesiredRepo } from './desired-repo.js';
-import type { OpenAssignment, RolloutRepo } from './rollout-repo.js';
-import { countStates, nextDesired, nextDeviceState, rolloutState } from './rollout-state.js';
+import { createDeviceAssignments } from './device-assignments.js';
+import { activeVersionOf, IN_FLIGHT_STATES, LISTENING_STATES, onDeadline, onDeploymentEvent, onReported, type DeviceChange } from './device-transitions.js';
+import { assertWindowCron, createWindowClock } from './maintenance-window.js';
+import { applyAction, type WaveCore } from './rollout-machine.js';
+import type { RolloutRepo } from './rollout-repo.js';
+import type { DeviceRow, RolloutRecord } from './rollout-rows.js';
+import { createRolloutRunner, LIVE, type DesiredPublisher } from './rollout-runner.js';
+import { DEFAULT_WAVES, planWaves } from './wave-plan.js';
 
-export interface DesiredPublisher {
-  publish(topic: string, payload: Buffer, opts: { retain: boolean }): Promise<void>;
+/** Rows a device's report can move: not yet switched, or being rolled back. */
+const REPORT_STATES = [...IN_FLIGHT_STATES, 'failed', 'timed-out', 'rolling-back'] as const;
+
+function settingsOf(req: CreateRolloutRequest): RolloutSettings {
+  return {
+    maxConcurrentDownloads: req.maxConcurrentDownloads ?? 100,
+    deviceTimeoutSec: req.deviceTimeoutSec ?? 900,
+    autoRollback: req.autoRollback ?? false,
+    maxDeferSec: req.maxDeferSec ?? 600,
+    maintenanceWindow: req.maintenanceWindow ?? null,
+    shadow: req.shadow ?? null,
+    healthWindow: req.healthWindow ?? null,
+  };
 }
 
-/** Drives single-wave rollouts through desired/reported state; consumes device progress from ingest. */
+/**
+ * The I/O edge of staged rollouts: persists each transition of the pure machine together with the
+ * desired documents it writes (one transaction), then publishes them retained and tells the bus.
+ * Device events and reports advance a rollout at once; a 1 s ticker handles deadlines and bake ends;
+ * node-cron opens maintenance windows. Everything it knows is in SQLite, so start() after a crash
+ * continues each rollout where it was.
+ */
 export function createRolloutService(deps: {
   db: Db;
   rollouts: RolloutRepo;
   desired: DesiredRepo;
   devices: DeviceRepo;
   models: ModelRepo;
+  records: Pick<RecordRepo, 'telemetryBetween'>;
   broker: DesiredPublisher;
   bus: HubEventBus;
   log: Logger;
+  clock?: () => number;
+  tickMs?: number;
 }) {
   const { db, rollouts, desired, devices, bus, log } = deps;
+  const clock = deps.clock ?? Date.now;
+  const assignments = createDeviceAssignments({ rollouts, desired, devices, models: deps.models, log });
+  const windows = createWindowClock(log);
+  const { transact, advance, rollBackAll, abortAll, save } = createRolloutRunner({ db, rollouts, assignments, records: deps.records, broker: deps.broker, bus, windows, log });
+  let ticker: NodeJS.Timeout | null = null;
 
-  function resolveTargets(target: RolloutTarget): string[] {
-    if ('deviceIds' in target) {
-      for (const id of target.deviceIds) {
-        const creds = devices.credentials(id);
-        if (!creds) throw new EdgefleetError('NOT_FOUND', `target device ${id} does not exist`);
-        if (creds.revoked) throw new EdgefleetError('BAD_REQUEST', `target device ${id} is revoked`);
+  /**
+   * Runs a step that a timer, node-cron or ingest started: nobody awaits it, so a failure (a damaged
+   * row, a full disk) is logged here; the step's transaction rolled back and the next event or tick retries.
+   */
+  function guarded(fields: Record<string, string>, msg: string, step: () => { published: Promise<void> }): void {
+    try {
+      void step().published;
+    } catch (err) {
+      log.error({ err, ...fields }, msg);
+    }
+  }
+
+  /** The maintenance window opened: prepared devices may switch until `until`. */
+  function openWindow(rolloutId: string, now: number, until: number): void {
+    guarded({ rolloutId }, 'opening the maintenance window failed', () => transact((eff) => {
+      const rec = rollouts.record(rolloutId);
+      if (!rec || !LIVE.includes(rec.core.state)) return;
+      const at = new Date(now).toISOString();
+      const core = { ...rec.core, windowOpenUntil: until };
+      rollouts.saveRollout(core, at);
+      eff.touched.set(rolloutId, {});
+      const deadline = now + core.settings.deviceTimeoutSec * 1000;
+      for (const row of rollouts.rowsIn(rolloutId, IN_FLIGHT_STATES)) {
+        if (!row.activate) assignments.setActivate(eff, { ...rec, core }, row, true, deadline, at);
       }
-      return [...new Set(target.deviceIds)];
+      log.info({ rolloutId, until: new Date(until).toISOString() }, 'maintenance window open');
+      advance(eff, rolloutId, now);
+    }));
+  }
+
+  function watchWindow(rec: RolloutRecord): void {
+    const window = rec.core.settings.maintenanceWindow;
+    if (!window || !LIVE.includes(rec.core.state)) return;
+    windows.watch(rec.core.id, window, (at) => openWindow(rec.core.id, at, at + window.durationMinutes * 60_000));
+  }
+
+  /** Deadlines, bake ends and window closes of every live rollout; one rollout's failure does not stop the others'. */
+  function tick(): void {
+    const now = clock();
+    const at = new Date(now).toISOString();
+    for (const id of rollouts.idsInStates([...LIVE, 'rolling-back'])) {
+      guarded({ rolloutId: id }, 'rollout tick failed', () => transact((eff) => {
+        const rec = rollouts.record(id);
+        if (!rec) return;
+        if (rec.core.windowOpenUntil !== null && now >= rec.core.windowOpenUntil) {
+          rollouts.saveRollout({ ...rec.core, windowOpenUntil: null }, at);
+          eff.touched.set(id, {});
+        }
+        for (const row of rollouts.expired(id, now)) {
+          const change = onDeadline(row, now, rec.core.settings.deviceTimeoutSec);
+          if (change) assignments.save(eff, row, change, at);
+        }
+        advance(eff, id, now);
+      }));
     }
-    const list = devices.list('labels' in target ? { labels: target.labels } : {});
-    return list.filter((d) => !d.revoked).map((d) => d.id);
   }
 
-  async function publishDesired(deviceId: string, doc: MessageOf<'desired'>): Promise<void> {
-    await deps.broker.publish(deviceTopic(deviceId, 'desired'), encodeMessage('desired', doc), { retain: true });
-  }
-
-  function refresh(rolloutId: string, deviceId?: string, deviceState?: RolloutDeviceState): void {
-    const states = rollouts.deviceStates(rolloutId);
-    const state = rolloutState(states);
-    rollouts.setState(rolloutId, state);
-    bus.emit('rollout', { rolloutId, state, deviceId, deviceState, counts: countStates(states) });
-  }
-
-  function advance(a: OpenAssignment, next: RolloutDeviceState, progress: number | null, error: string | null): void {
-    if (next === a.state && progress === null && error === null) return;
-    rollouts.updateDevice(a.rolloutId, a.deviceId, { state: next, progress, error }, new Date().toISOString());
-    if (next !== a.state) log.info({ rolloutId: a.rolloutId, deviceId: a.deviceId, state: next, error }, 'rollout device progress');
-    refresh(a.rolloutId, a.deviceId, next);
-  }
-
-  /** A device reporting the rollout's file as its active model is done, whatever events were lost. */
-  function markActive(deviceId: string, models: MessageOf<'reported'>['models']): void {
-    const active = new Set(models.filter((m) => m.active).map((m) => m.sha256));
-    for (const a of rollouts.openAssignments(deviceId)) {
-      if (active.has(a.sha256)) advance(a, 'active', 1, null);
-    }
+  /** Applies a device's word to its open rows, then advances the rollouts it moved. */
+  function onDeviceWord(deviceId: string, rows: readonly DeviceRow[], decide: (row: DeviceRow, now: number) => DeviceChange | null): void {
+    if (rows.length === 0) return;
+    const now = clock();
+    const at = new Date(now).toISOString();
+    guarded({ deviceId }, 'rollout progress from a device failed', () => transact((eff) => {
+      for (const row of rows) {
+        const change = decide(row, now);
+        if (!change) continue;
+        assignments.save(eff, row, change, at);
+        if (change.state !== row.state) log.info({ rolloutId: row.rolloutId, deviceId, state: change.state, error: change.error ?? undefined }, 'rollout device state');
+      }
+      for (const rolloutId of eff.touched.keys()) advance(eff, rolloutId, now);
+    }));
   }
 
   const observer: DeploymentObserver = {
     onDeploymentEvent(deviceId: string, ev: DeploymentEvent) {
-      const a = ev.rolloutId
-        ? rollouts.assignment(ev.rolloutId, deviceId)
-        : rollouts.openAssignments(deviceId).find((o) => o.model === ev.model && o.version === ev.version);
-      if (!a || a.sha256 !== ev.sha256) return;
-      const next = nextDeviceState(a.state, ev.phase);
-      const error = next === 'failed' && ev.phase === 'failed' ? `${ev.code ? `${ev.code}: ` : ''}${ev.message ?? 'deployment failed'}` : null;
-      advance(a, next, next === 'active' ? 1 : (ev.progress ?? null), error);
+      const named = ev.rolloutId === undefined ? undefined : rollouts.device(ev.rolloutId, deviceId);
+      const rows = ev.rolloutId === undefined ? rollouts.rowsOfDevice(deviceId, LISTENING_STATES).filter((r) => r.to.model === ev.model) : named ? [named] : [];
+      onDeviceWord(deviceId, rows, (row, now) => onDeploymentEvent(row, ev, now));
     },
     onReported(deviceId: string, reported: MessageOf<'reported'>) {
-      markActive(deviceId, reported.models);
+      // Active rows are left out: a report cannot change them, and every past rollout of the device has some.
+      onDeviceWord(deviceId, rollouts.rowsOfDevice(deviceId, REPORT_STATES), (row, now) => onReported(row, reported.models, now));
     },
   };
+
+  function resolveTargets(target: RolloutTarget): Device[] {
+    if ('deviceIds' in target) {
+      const ids = [...new Set(target.deviceIds)];
+      return ids.map((id) => {
+        const device = devices.get(id);
+        if (!device) throw new EdgefleetError('NOT_FOUND', `target device ${id} does not exist`);
+        if (device.revoked) throw new EdgefleetError('BAD_REQUEST', `target device ${id} is revoked`);
+        return device;
+      });
+    }
+    return devices.list('labels' in target ? { labels: target.labels } : {}).filter((d) => !d.revoked);
+  }
+
+  function get(id: string): Rollout {
+    const r = rollouts.get(id);
+    if (!r) throw new EdgefleetError('NOT_FOUND', `rollout ${id} does not exist`);
+    return r;
+  }
 
   return {
     observer,
     async create(req: CreateRolloutRequest): Promise<Rollout> {
       const version = deps.models.get(req.model, req.version);
       if (!version) throw new EdgefleetError('MODEL_NOT_FOUND', `model ${req.model}@${req.version} does not exist: upload it first`);
+      if (req.maintenanceWindow) assertWindowCron(req.maintenanceWindow);
       const targets = resolveTargets(req.target);
       if (targets.length === 0) throw new EdgefleetError('BAD_REQUEST', 'the rollout target matches no enrolled device');
+      const specs = req.waves ?? [...DEFAULT_WAVES];
+      const members = planWaves(targets, specs);
+      const byId = new Map(targets.map((d) => [d.id, d]));
       const id = `ro-${randomBytes(6).toString('hex')}`;
-      const createdAt = new Date().toISOString();
-      const superseded = new Set<string>();
-      const docs = new Map<string, MessageOf<'desired'>>();
-      db.transaction(() => {
-        for (const deviceId of targets) {
-          for (const old of rollouts.openAssignments(deviceId).filter((o) => o.model === req.model)) {
-            rollouts.updateDevice(old.rolloutId, deviceId, { state: 'failed', progress: null, error: `superseded by rollout ${id}` }, createdAt);
-            superseded.add(old.rolloutId);
+      const now = clock();
+      const createdAt = new Date(now).toISOString();
+      const to = { model: req.model, version: req.version, profile: version.manifest.manifest.profile, sha256: version.sha256 };
+      const window = req.maintenanceWindow;
+      // Created inside an open window (it opened less than its duration ago): devices may switch at once.
+      const opened = window ? windows.openedWithin(window, now) : null;
+      const rec: RolloutRecord = {
+        core: { id, state: 'running', settings: settingsOf(req), reason: null, windowOpenUntil: opened === null ? null : opened + window!.durationMinutes * 60_000 },
+        model: req.model,
+        version: req.version,
+        sha256: version.sha256,
+        target: req.target,
+        createdAt,
+        updatedAt: createdAt,
+      };
+      const { published } = transact((eff) => {
+        // A newer rollout of the same model takes the devices it targets from older ones that have not finished with them.
+        for (const d of targets) {
+          for (const old of rollouts.rowsOfDevice(d.id, ['pending', 'waiting', ...IN_FLIGHT_STATES, 'timed-out'])) {
+            if (old.to.model === req.model) assignments.save(eff, old, { state: 'superseded', error: `superseded by rollout ${id}` }, createdAt);
           }
         }
-        rollouts.insert({ id, model: req.model, version: req.version, sha256: version.sha256, target: req.target, state: 'in-progress', createdAt }, targets);
-        for (const deviceId of targets) {
-          const doc = nextDesired(desired.get(deviceId), { rolloutId: id, manifest: version.manifest });
-          desired.put(deviceId, doc);
-          devices.setDesiredVersion(deviceId, doc.version);
-          docs.set(deviceId, doc);
-        }
-      })();
-      for (const old of superseded) refresh(old);
-      log.info({ rolloutId: id, model: req.model, version: req.version, devices: targets.length }, 'rollout created');
-      await Promise.all([...docs].map(([deviceId, doc]) => publishDesired(deviceId, doc)));
-      refresh(id);
-      for (const deviceId of targets) markActive(deviceId, devices.get(deviceId)?.models ?? []);
-      return rollouts.get(id)!;
+        const waves = specs.map((spec, index): WaveCore => ({ index, state: 'pending', spec, startedAt: null, bakeUntil: null, endedAt: null, gates: [], override: false }));
+        rollouts.insert(
+          rec,
+          waves,
+          members.map((m) => {
+            const device = byId.get(m.deviceId)!;
+            const previous = assignmentOf(desired.get(m.deviceId), req.model)?.manifest.manifest;
+            const from = activeVersionOf(device.models, req.model) ?? (previous ? { model: previous.model, version: previous.version, profile: previous.profile, sha256: previous.sha256 } : null);
+            return { ...m, from, to, toManifest: version.manifest };
+          }),
+        );
+        for (const rolloutId of [...eff.touched.keys()]) advance(eff, rolloutId, now);
+        eff.touched.set(id, {});
+        advance(eff, id, now);
+      });
+      log.info({ rolloutId: id, model: req.model, version: req.version, devices: targets.length, waves: specs.length }, 'rollout created');
+      watchWindow(rec);
+      await published;
+      return get(id);
     },
-    get(id: string): Rollout {
-      const r = rollouts.get(id);
-      if (!r) throw new EdgefleetError('NOT_FOUND', `rollout ${id} does not exist`);
-      return r;
-    },
-    list(): Rollout[] {
+    get,
+    list(): RolloutSummary[] {
       return rollouts.list();
+    },
+    /** pause, resume, abort, rollback: CONFLICT (409) naming the state when the action does not apply. */
+    async act(id: string, action: RolloutAction): Promise<Rollout> {
+      const rec = rollouts.record(id);
+      if (!rec) throw new EdgefleetError('NOT_FOUND', `rollout ${id} does not exist`);
+      const now = clock();
+      const at = new Date(now).toISOString();
+      const { published } = transact((eff) => {
+        const waves = rollouts.waves(id);
+        const result = applyAction(rec.core, waves, action, now);
+        save(waves, result.rollout, result.waves, at);
+        eff.touched.set(id, {});
+        if (result.devices === 'abort') abortAll(eff, id, at);
+        if (result.devices === 'rollback') rollBackAll(eff, id, now, at);
+        advance(eff, id, now);
+      });
+      log.info({ rolloutId: id, action }, 'rollout action');
+      await published;
+      return get(id);
     },
     /** At hub start: aedes keeps retained messages in memory only, so SQLite's desired documents are republished. */
     async republishAll(): Promise<number> {
       const docs = desired.all();
-      await Promise.all(docs.map((d) => publishDesired(d.deviceId, d.doc)));
+      await Promise.all(docs.map((d) => deps.broker.publish(deviceTopic(d.deviceId, 'desired'), encodeMessage('desired', d.doc), { retain: true })));
       return docs.length;
+    },
+    /** Continues every rollout from SQLite (windows, assignments, rollbacks), then ticks every second. */
+    start(): void {
+      const now = clock();
+      for (const id of rollouts.idsInStates([...LIVE, 'rolling-back'])) {
+        const rec = rollouts.record(id)!;
+        watchWindow(rec);
+        const window = rec.core.settings.maintenanceWindow;
+        if (window && rec.core.windowOpenUntil === null && LIVE.includes(rec.core.state)) {
+          const opened = windows.openedWithin(window, now);
+          if (opened !== null) openWindow(id, now, opened + window.durationMinutes * 60_000);
+        }
+      }
+      tick();
+      ticker = setInterval(tick, deps.tickMs ?? 1000);
+    },
+    async stop(): Promise<void> {
+      if (ticker) clearInterval(ticker);
+      ticker = null;
+      await windows.stop();
     },
   };
 }

@@ -5,6 +5,7 @@ import { assertDatabaseIntact, assertDatabaseMatchesDataDir } from './database-i
 import { sql as m001 } from './migrations/001-init.js';
 import { sql as m002 } from './migrations/002-record-epoch.js';
 import { sql as m003 } from './migrations/003-operator-auth.js';
+import { sql as m004 } from './migrations/004-staged-rollouts.js';
 
 export type Db = Database.Database;
 
@@ -13,6 +14,7 @@ const MIGRATIONS: ReadonlyArray<{ id: number; name: string; sql: string }> = [
   { id: 1, name: '001-init', sql: m001 },
   { id: 2, name: '002-record-epoch', sql: m002 },
   { id: 3, name: '003-operator-auth', sql: m003 },
+  { id: 4, name: '004-staged-rollouts', sql: m004 },
 ];
 
 export interface OpenDatabaseOptions {
