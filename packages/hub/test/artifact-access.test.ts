@@ -1,4 +1,4 @@
-import { deviceTopic, type EnrollResponse, type Manifest, type ModelVersion } from '@edgefleet/shared';
+import { deviceTopic, type EnrollResponse, type Manifest, type ModelVersion, type Rollout } from '@edgefleet/shared';
 import { buildMlp } from '@edgefleet/shared/onnx';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { mayDownload } from '../src/models/artifact-access.js';
@@ -77,6 +77,37 @@ describe('artifact access: a device downloads only what the hub assigned to it',
     // A device's own claim to have a version the hub never assigned to it opens nothing.
     await report(b, [{ version: '1', active: true }]);
     for (const sha of files(versions['1']!)) expect((await status(b, sha)).status).toBe(404);
+  });
+
+  it('opens nothing for a device whose wave has not been reached, even when it claims the version', async () => {
+    const res = await t.api<ModelVersion>('POST', '/api/v1/models/clf/versions?version=3', identityModel(20_002));
+    expect(res.status).toBe(201);
+    versions['3'] = res.body.manifest.manifest;
+    const c = await enrollDevice(t, { name: 'c' });
+    const d = await enrollDevice(t, { name: 'd' });
+    const created = await t.api<Rollout>('POST', '/api/v1/rollouts', { model: 'clf', version: '3', target: { deviceIds: [c.deviceId, d.deviceId] }, waves: [{ size: 1 }, { size: '100%' }] });
+    expect(created.status).toBe(201);
+    const [first, later] = created.body.waves.map((w) => w.devices[0]!);
+    expect([first!.state, later!.state]).toEqual(['assigned', 'pending']);
+    const byId = (id: string) => (id === c.deviceId ? c : d);
+
+    // The device of the later wave reports v3 as if it had it: its row exists, but nothing was assigned to it yet.
+    await report(byId(later!.deviceId), [{ version: '3', active: true }]);
+    for (const sha of files(versions['3']!)) {
+      expect((await status(byId(later!.deviceId), sha)).status).toBe(404);
+      expect((await status(byId(first!.deviceId), sha)).status).toBe(200);
+    }
+  });
+
+  it('keeps the version a rollback returned the device to open after a newer rollout', async () => {
+    const e = await enrollDevice(t, { name: 'e' });
+    await report(e, [{ version: '1', active: true }]);
+    const id = (await t.api<Rollout>('POST', '/api/v1/rollouts', { model: 'clf', version: '2', target: { deviceIds: [e.deviceId] } })).body.id;
+    const rolled = await t.api<Rollout>('POST', `/api/v1/rollouts/${id}/rollback`);
+    // Its report already shows v1: back at once, and the rollback's desired document gave it v1.
+    expect(rolled.body.waves[0]!.devices[0]).toMatchObject({ state: 'rolled-back', from: { version: '1' } });
+    await rollout('3', e);
+    for (const sha of files(versions['1']!)) expect((await status(e, sha)).status).toBe(200);
   });
 });
 

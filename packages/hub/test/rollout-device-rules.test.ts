@@ -1,7 +1,7 @@
 import type { DeploymentEvent, InstalledModel, ModelAssignment, RolloutDeviceState, VersionRef } from '@edgefleet/shared';
 import { describe, expect, it } from 'vitest';
 import { nextDesired, withoutModel } from '../src/rollouts/desired-doc.js';
-import { onDeadline, onDeploymentEvent, onReported, type DeviceSnapshot } from '../src/rollouts/device-transitions.js';
+import { onDeadline, onDeploymentEvent, onReported, onWindowClose, switchesOnWindowOpen, type DeviceSnapshot } from '../src/rollouts/device-transitions.js';
 import { cumulativeSizes, planWaves } from '../src/rollouts/wave-plan.js';
 
 const v1: VersionRef = { model: 'clf', version: '1', profile: 'fp32', sha256: 'aaa' };
@@ -110,6 +110,33 @@ describe('device transitions (pure)', () => {
     expect(onDeadline(row('downloading'), 10_000, 10)).toMatchObject({ state: 'timed-out', error: expect.stringMatching(/not done 10 s after its assignment \(last state: downloading\)/) });
     expect(onDeadline(row('ready'), 20_000, 10)).toBeNull();
     expect(onDeadline(row('active'), 20_000, 10)).toBeNull();
+  });
+});
+
+describe('maintenance window (pure)', () => {
+  const told = (state: RolloutDeviceState, activate: boolean) => ({ state, activate });
+
+  it('holds every device that was told to switch and has not, when the window closes', () => {
+    for (const state of ['assigned', 'downloading', 'verifying', 'loading', 'health-check', 'shadow', 'ready', 'retrying', 'timed-out'] as const) {
+      expect(onWindowClose(told(state, true))).toEqual({ state });
+    }
+    // A device deferred by a local lock has the version prepared: it now waits for the next window, untimed.
+    expect(onWindowClose(told('deferred', true))).toEqual({ state: 'ready' });
+  });
+
+  it('leaves switched, finished and already held devices alone', () => {
+    for (const state of ['active', 'failed', 'rolling-back', 'rolled-back', 'cancelled', 'superseded', 'pending', 'waiting'] as const) {
+      expect(onWindowClose(told(state, true))).toBeNull();
+    }
+    expect(onWindowClose(told('downloading', false))).toBeNull();
+  });
+
+  it('lets held devices switch when the window opens again, timed-out ones included', () => {
+    expect(switchesOnWindowOpen(told('ready', false))).toBe(true);
+    expect(switchesOnWindowOpen(told('timed-out', false))).toBe(true);
+    expect(switchesOnWindowOpen(told('ready', true))).toBe(false);
+    expect(switchesOnWindowOpen(told('active', false))).toBe(false);
+    expect(switchesOnWindowOpen(told('waiting', false))).toBe(false);
   });
 });
 

@@ -139,6 +139,25 @@ describe('rollout machine (pure)', () => {
     expect(advanceRollout(rollout({ state: 'rolling-back' }), waves, [{ 'rolled-back': 2 }], 1, noMetrics).rollout.state).toBe('rolled-back');
   });
 
+  it('ends a rollback when the devices still rolling back are past their deadline, saying how many did not confirm', () => {
+    const waves = [wave(0, { size: 3 }, { state: 'halted' })];
+    const reason = { wave: 0, gate: 'failure-share' as const, message: '1 of 3 devices failed (0.33 > 0.00 allowed)', at: 'then' };
+    const rollingBack = rollout({ state: 'rolling-back', reason });
+    const counts = [{ 'rolling-back': 2, 'rolled-back': 1 }];
+    // One of the two is still within its deadline: the rollback goes on.
+    expect(advanceRollout(rollingBack, waves, counts, 1, noMetrics, 1).changed).toBe(false);
+    const ended = advanceRollout(rollingBack, waves, counts, 2, noMetrics, 2);
+    expect(ended.rollout.state).toBe('rolled-back');
+    expect(ended.rollout.reason).toEqual({
+      ...reason,
+      message: '1 of 3 devices failed (0.33 > 0.00 allowed); rollback ended with 2 of 3 devices not confirmed back on the previous version within 900 s (they return to it when they reconnect)',
+    });
+    // Every device confirmed: the reason stays as it was.
+    expect(advanceRollout(rollingBack, waves, [{ 'rolled-back': 3 }], 2, noMetrics, 0).rollout.reason).toEqual(reason);
+    // A rolled-back rollout does not move again when a late device converges.
+    expect(advanceRollout(ended.rollout, waves, [{ 'rolled-back': 3 }], 3, noMetrics).changed).toBe(false);
+  });
+
   it('rebuilds the same decisions from stored state (a restart changes nothing by itself)', () => {
     const first = advanceRollout(rollout(), three, [{ active: 1 }, { pending: 4 }, { pending: 5 }], 1000, noMetrics);
     const again = advanceRollout(first.rollout, first.waves, [{ active: 1 }, { pending: 4 }, { pending: 5 }], 1000, noMetrics);

@@ -1,5 +1,7 @@
 import type { ModelAssignment, ModelVersion, Rollout, RolloutSummary } from '@edgefleet/shared';
 import { buildMlp } from '@edgefleet/shared/onnx';
+import Database from 'better-sqlite3';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { enrollDevice, eventually, useTestHub } from './hub-harness.js';
 import { installedOf, simDevice, type SimDevice } from './rollout-devices.js';
@@ -293,6 +295,85 @@ describe('staged rollouts over MQTT', () => {
     await d!.switchTo(go);
     await until(id, (x) => x.state === 'succeeded', 'switched in the window');
     await d!.close();
+  });
+
+  it('ends a rollback whose offline device does not confirm in time, and converges when the device returns', async () => {
+    const sims = await devices(2);
+    const old = await onV1(sims);
+    const id = (await create({ model: 'clf', version: '2', target: { deviceIds: sims.map((s) => s.id) }, deviceTimeoutSec: 3 })).body.id;
+    const given = await Promise.all(sims.map((s) => s.assigned('clf', id)));
+    await Promise.all(sims.map((s, i) => s.switchTo(given[i]!, old[i])));
+    await until(id, (x) => x.state === 'succeeded', 'v2 everywhere');
+    const [online, offline] = sims as [SimDevice, SimDevice];
+    await offline.close();
+
+    expect((await t.api<Rollout>('POST', `/api/v1/rollouts/${id}/rollback`)).body.state).toBe('rolling-back');
+    const back = await online.assigned('clf', id, (a) => a.manifest.manifest.version === '1');
+    await online.switchTo(back, given[0]);
+    let r = await until(id, (x) => x.state === 'rolled-back', 'rolled back without the offline device');
+    expect(r.counts).toEqual({ 'rolled-back': 1, 'rolling-back': 1 });
+    expect(rowOf(r, offline.id).state).toBe('rolling-back');
+    expect(r.reason!.message).toBe(
+      'rolled back by an operator; rollback ended with 1 of 2 devices not confirmed back on the previous version within 3 s (it returns to it when it reconnects)',
+    );
+
+    // Back online, it first reports the new version it still runs: that does not make the row active.
+    await offline.connect(t);
+    await offline.report([installedOf(given[1]!, true)]);
+    await eventually(async () => (await t.api<{ models: unknown[] }>('GET', `/api/v1/devices/${offline.id}`)).body.models.length === 1, 'report of v2 alone stored');
+    expect(rowOf(await get(id), offline.id).state).toBe('rolling-back');
+    const retained = await offline.assigned('clf', id, (a) => a.manifest.manifest.version === '1');
+    await offline.switchTo(retained, given[1]);
+    r = await until(id, (x) => rowOf(x, offline.id).state === 'rolled-back', 'late device back on v1');
+    expect(r).toMatchObject({ state: 'rolled-back', counts: { 'rolled-back': 2 } });
+    await Promise.all(sims.map((s) => s.close()));
+  });
+
+  it('hands a device still rolling back to a newer rollout of the model', async () => {
+    const [d] = await devices(1);
+    const [old] = await onV1([d!]);
+    const id = (await create({ model: 'clf', version: '2', target: { deviceIds: [d!.id] }, deviceTimeoutSec: 1 })).body.id;
+    await d!.switchTo(await d!.assigned('clf', id), old);
+    await until(id, (x) => x.state === 'succeeded', 'v2');
+    await d!.close();
+    await t.api('POST', `/api/v1/rollouts/${id}/rollback`);
+    await until(id, (x) => x.state === 'rolled-back', 'rollback ended without the device');
+    const newer = (await create({ model: 'clf', version: '1', target: { deviceIds: [d!.id] } })).body;
+    expect(rowOf(await get(id), d!.id)).toMatchObject({ state: 'superseded', error: `superseded by rollout ${newer.id}` });
+  });
+
+  it('tells devices that have not switched to prepare only when the maintenance window closes', async () => {
+    const sims = await devices(3);
+    // A daily window that opened this minute: the rollout starts inside it and devices are told to switch.
+    const now = new Date();
+    const window = { cron: `${now.getMinutes()} ${now.getHours()} * * *`, durationMinutes: 5 };
+    const res = await create({ model: 'clf', version: '2', target: { deviceIds: sims.map((s) => s.id) }, maintenanceWindow: window });
+    const id = res.body.id;
+    expect(res.body.windowOpenUntil).not.toBeNull();
+    const [done, busy, locked] = (await Promise.all(sims.map((s) => s.assigned('clf', id)))) as [ModelAssignment, ModelAssignment, ModelAssignment];
+    for (const a of [done, busy, locked]) expect(a.activate).toBe(true);
+    await sims[0]!.switchTo(done);
+    await sims[1]!.event(busy, 'downloading', { progress: 0.4 });
+    await sims[2]!.event(locked, 'deferred', { lockReason: 'critical job', deferUntil: Date.now() + 60_000 });
+    await until(id, (x) => rowOf(x, sims[0]!.id).state === 'active' && rowOf(x, sims[1]!.id).state === 'downloading' && rowOf(x, sims[2]!.id).state === 'deferred', 'switched, downloading, deferred');
+    const before = sims.map((s) => s.latest()!.version);
+
+    // The window's end comes early: the stored end is moved to the past, as if five minutes had gone by.
+    const db = new Database(join(t.dataDir, 'hub.db'));
+    try {
+      db.prepare('UPDATE rollouts SET window_open_until = ? WHERE id = ?').run(Date.now() - 1, id);
+    } finally {
+      db.close();
+    }
+    const held = await Promise.all([sims[1]!, sims[2]!].map((s) => s.assigned('clf', id, (a) => a.activate === false)));
+    for (const a of held) expect(a.manifest).toEqual(v2.manifest);
+    const r = await until(id, (x) => x.windowOpenUntil === null && rowOf(x, sims[2]!.id).state === 'ready', 'window closed');
+    // The deferred device waits for the next window now (untimed, like a ready one); the others are untouched.
+    expect(r.counts).toEqual({ active: 1, downloading: 1, ready: 1 });
+    expect(r.state).toBe('running');
+    expect(sims[0]!.latest()!.version).toBe(before[0]);
+    expect(sims[0]!.assignment('clf')!.activate).toBe(true);
+    await Promise.all(sims.map((s) => s.close()));
   });
 
   it('supersedes the unfinished rows of an older rollout of the same model; a late event does not reopen them', async () => {

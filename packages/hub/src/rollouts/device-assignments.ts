@@ -114,8 +114,11 @@ export function createDeviceAssignments(deps: { rollouts: RolloutRepo; desired: 
       writeDesired(eff, row.deviceId, nextDesired(current, assignmentFor(rec, row, activate)));
       rollouts.setActivate(row, activate, deadline, at);
     },
-    /** Rollback of one row: back to `from`, `rolling-back` until the device reports it (at once if it already does). */
-    rollBack(eff: Effects, row: DeviceRow, now: number, at: string): void {
+    /**
+     * Rollback of one row: back to `from`, `rolling-back` until the device reports it (at once if it
+     * already does). `deadline`: past it the row no longer keeps the rollout from ending.
+     */
+    rollBack(eff: Effects, row: DeviceRow, now: number, deadline: number, at: string): void {
       const written = writeFrom(eff, row);
       if (written === 'not-owner') {
         save(eff, row, { state: 'superseded', error: 'a newer rollout of this model took the device before the rollback' }, at);
@@ -126,7 +129,7 @@ export function createDeviceAssignments(deps: { rollouts: RolloutRepo; desired: 
         save(eff, row, { state: 'failed', error: `cannot roll back: no manifest of ${row.from?.model}@${row.from?.version} is known` }, at);
         return;
       }
-      const next = save(eff, row, { state: 'rolling-back', progress: null }, at);
+      const next = save(eff, row, { state: 'rolling-back', progress: null, deadline }, at);
       settleFromReport(eff, next, now, at);
     },
     /** Abort of one assigned row that has not switched: back to `from`; a failed (or locally rolled-back) row keeps its state and error. */

@@ -20,6 +20,8 @@ export interface DeviceChange {
   error?: string | null;
   shadow?: ShadowReport;
   switchedAt?: number;
+  /** A new deadline (a rollback gives the device deviceTimeoutSec to confirm its previous version). */
+  deadline?: number | null;
 }
 
 /** Desired written, the device is working on it (or waiting to switch). */
@@ -40,6 +42,12 @@ export const DOWNLOAD_SLOT_STATES: readonly RolloutDeviceState[] = ['assigned', 
 
 /** A device in these states no longer keeps its wave from completing. */
 export const DONE_STATES: readonly RolloutDeviceState[] = ['active', 'failed', 'timed-out', 'rolled-back', 'superseded', 'cancelled', 'removed'];
+
+/**
+ * Not switched yet, whatever the device is doing: these rows follow the maintenance window (told to
+ * switch while it is open, to prepare only while it is closed). A timed-out row still may switch later.
+ */
+export const UNSWITCHED_STATES: readonly RolloutDeviceState[] = [...IN_FLIGHT_STATES, 'timed-out'];
 
 /** States in which a late word from the device can still change the row. */
 export const LISTENING_STATES: readonly RolloutDeviceState[] = [...IN_FLIGHT_STATES, 'active', 'failed', 'timed-out', 'rolling-back'];
@@ -125,6 +133,30 @@ export function onReported(row: DeviceSnapshot, models: readonly InstalledModel[
 export function onDeadline(row: DeviceSnapshot, now: number, timeoutSec: number): DeviceChange | null {
   if (row.deadline === null || now < row.deadline || !inFlight(row.state) || row.state === 'ready') return null;
   return { state: 'timed-out', error: `not done ${timeoutSec} s after its assignment (last state: ${row.state})` };
+}
+
+/** The part of a row the maintenance window reads. */
+export interface WindowedRow {
+  state: RolloutDeviceState;
+  /** Whether its desired assignment says switch now. */
+  activate: boolean;
+}
+
+/** The window opened: rows not yet switched that were told to prepare only are told to switch. */
+export function switchesOnWindowOpen(row: WindowedRow): boolean {
+  return !row.activate && UNSWITCHED_STATES.includes(row.state);
+}
+
+/**
+ * The window closed: a row not yet switched that was told to switch is told to prepare only again
+ * (its desired document rewritten with activate false), so the device does not switch outside the
+ * window. Returns the row's state from then on, or null when the row is left alone. A `deferred`
+ * device has the version prepared and was held by a local lock: it now waits for the next window
+ * like a `ready` one (the agent keeps it staged without a new event), which is not its fault.
+ */
+export function onWindowClose(row: WindowedRow): DeviceChange | null {
+  if (!row.activate || !UNSWITCHED_STATES.includes(row.state)) return null;
+  return { state: row.state === 'deferred' ? 'ready' : row.state };
 }
 
 /** The device's version of a model as a VersionRef, from its report (null: none active). */

@@ -88,19 +88,43 @@ function record(wave: WaveCore, result: GateResult): void {
 }
 
 /**
+ * The reason of a rollback that ended while devices had not confirmed their previous version: the
+ * original reason (gate or operator) with how many did not, so "rolled-back" does not read as "every
+ * device is back".
+ */
+function unconfirmedReason(r: RolloutCore, lastWave: number, unconfirmed: number, total: number, at: string): HaltReason {
+  const note =
+    `rollback ended with ${unconfirmed} of ${total} device${total === 1 ? '' : 's'} not confirmed back on the previous version ` +
+    `within ${r.settings.deviceTimeoutSec} s (${unconfirmed === 1 ? 'it returns to it when it reconnects' : 'they return to it when they reconnect'})`;
+  return r.reason ? { ...r.reason, message: `${r.reason.message}; ${note}` } : { wave: lastWave, gate: null, message: note, at };
+}
+
+/**
  * Moves a rollout as far as its counts allow at `now`: starts the next wave, judges the failure
  * share as devices fail, the success share when the wave's devices are done, the metric gates when
  * its bake time ends, then the next wave, until every wave passed. A rolling-back rollout ends when
- * no device is still rolling back.
+ * no device is still rolling back within its deadline (`overdueRollbacks`: rows still rolling back
+ * past it, which converge later but no longer hold the rollout).
  */
-export function advanceRollout(rollout: RolloutCore, waves: readonly WaveCore[], counts: readonly StateCounts[], now: number, metrics: MetricJudge): Advance {
+export function advanceRollout(
+  rollout: RolloutCore,
+  waves: readonly WaveCore[],
+  counts: readonly StateCounts[],
+  now: number,
+  metrics: MetricJudge,
+  overdueRollbacks = 0,
+): Advance {
   const r: RolloutCore = { ...rollout };
   const ws: WaveCore[] = waves.map((w) => ({ ...w, gates: [...w.gates] }));
   const out = (changed: boolean, openThrough: number | null = null, rollback = false): Advance => ({ rollout: r, waves: ws, changed, openThrough, rollback });
   if (r.state === 'rolling-back') {
     const still = counts.reduce((n, c) => n + (c['rolling-back'] ?? 0), 0);
-    if (still > 0) return out(false);
+    if (still > overdueRollbacks) return out(false);
     r.state = 'rolled-back';
+    if (still > 0) {
+      const total = counts.reduce((n, c) => n + (c['rolling-back'] ?? 0) + (c['rolled-back'] ?? 0), 0);
+      r.reason = unconfirmedReason(r, Math.max(0, ws.length - 1), still, total, new Date(now).toISOString());
+    }
     return out(true);
   }
   if (r.state !== 'running') return out(false);

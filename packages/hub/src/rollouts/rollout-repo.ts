@@ -46,7 +46,13 @@ export function createRolloutRepo(db: Db) {
   const oneDevice = db.prepare(`${VIEW_SELECT} WHERE rd.rollout_id = ? AND rd.device_id = ?`);
   const openWaves = db.prepare("UPDATE rollout_devices SET state = 'waiting', updated_at = ? WHERE rollout_id = ? AND state = 'pending' AND wave <= ?");
   const waiting = db.prepare(`${DEVICE_SELECT} WHERE rd.rollout_id = ? AND rd.state = 'waiting' ORDER BY rd.wave, rd.position LIMIT ?`);
-  const saveDevice = db.prepare('UPDATE rollout_devices SET state = ?, progress = ?, error = ?, shadow = ?, switched_at = ?, updated_at = ? WHERE rollout_id = ? AND device_id = ?');
+  const saveDevice = db.prepare(
+    'UPDATE rollout_devices SET state = ?, progress = ?, error = ?, shadow = ?, switched_at = ?, deadline = ?, updated_at = ? WHERE rollout_id = ? AND device_id = ?',
+  );
+  // Past its deadline (or without one, written before rollbacks had deadlines) a row still rolling back no longer holds the rollout.
+  const overdueRollbacks = db
+    .prepare("SELECT count(*) FROM rollout_devices WHERE rollout_id = ? AND state = 'rolling-back' AND (deadline IS NULL OR deadline <= ?)")
+    .pluck();
   const assign = db.prepare(
     "UPDATE rollout_devices SET state = 'assigned', progress = NULL, error = NULL, from_ref = ?, from_manifest = ?, activate = ?, assigned_at = ?, deadline = ?, updated_at = ? WHERE rollout_id = ? AND device_id = ?",
   );
@@ -54,7 +60,6 @@ export function createRolloutRepo(db: Db) {
   const timing = IN_FLIGHT_STATES.filter((s) => s !== 'ready');
   const expired = db.prepare(`${DEVICE_SELECT} WHERE rd.rollout_id = ? AND rd.deadline <= ? AND rd.state IN (${placeholders(timing.length)})`);
   const setActivate = db.prepare('UPDATE rollout_devices SET activate = ?, deadline = ?, updated_at = ? WHERE rollout_id = ? AND device_id = ?');
-  const setRollingBack = db.prepare('UPDATE rollout_devices SET state = ?, progress = NULL, updated_at = ? WHERE rollout_id = ? AND device_id = ?');
 
   const rowsIn = (states: readonly RolloutDeviceState[]) =>
     db.prepare(`${DEVICE_SELECT} WHERE rd.rollout_id = ? AND rd.state IN (${placeholders(states.length)}) ORDER BY rd.wave, rd.position`);
@@ -142,6 +147,10 @@ export function createRolloutRepo(db: Db) {
     openWaves(id: string, through: number, at: string): void {
       openWaves.run(at, id, through);
     },
+    /** Rows still rolling back past their deadline: they converge when the device returns, and no longer hold the rollout. */
+    overdueRollbacks(id: string, now: number): number {
+      return overdueRollbacks.get(id, now) as number;
+    },
     /** Rows past their deadline and not done. */
     expired(id: string, now: number): DeviceRow[] {
       return (expired.all(id, now, ...timing) as DeviceSqlRow[]).map(toDeviceRow);
@@ -163,16 +172,13 @@ export function createRolloutRepo(db: Db) {
       return (cached(ofDeviceCache, states, () => ofDeviceIn(states)).all(deviceId, ...states) as DeviceSqlRow[]).map(toDeviceRow);
     },
     saveDevice(row: DeviceRow, at: string): void {
-      saveDevice.run(row.state, row.progress, row.error, row.shadow && JSON.stringify(row.shadow), row.switchedAt, at, row.rolloutId, row.deviceId);
+      saveDevice.run(row.state, row.progress, row.error, row.shadow && JSON.stringify(row.shadow), row.switchedAt, row.deadline, at, row.rolloutId, row.deviceId);
     },
     assign(row: DeviceRow, a: { from: VersionRef | null; fromManifest: SignedManifest | null; activate: boolean; assignedAt: number; deadline: number }, at: string): void {
       assign.run(a.from && JSON.stringify(a.from), a.fromManifest && JSON.stringify(a.fromManifest), a.activate ? 1 : 0, a.assignedAt, a.deadline, at, row.rolloutId, row.deviceId);
     },
     setActivate(row: DeviceRow, activate: boolean, deadline: number | null, at: string): void {
       setActivate.run(activate ? 1 : 0, deadline, at, row.rolloutId, row.deviceId);
-    },
-    setState(row: DeviceRow, state: RolloutDeviceState, at: string): void {
-      setRollingBack.run(state, at, row.rolloutId, row.deviceId);
     },
     summary(id: string): RolloutSummary | undefined {
       const rec = record(id);

@@ -211,5 +211,6 @@ export function withChange(row: DeviceRow, change: DeviceChange): DeviceRow {
     ...(change.error === undefined ? {} : { error: change.error }),
     ...(change.shadow === undefined ? {} : { shadow: change.shadow }),
     ...(change.switchedAt === undefined ? {} : { switchedAt: change.switchedAt }),
+    ...(change.deadline === undefined ? {} : { deadline: change.deadline }),
   };
 }

@@ -76,7 +76,8 @@ export function createRolloutRunner(deps: {
       const rec = rollouts.record(rolloutId);
       if (!rec) return;
       const waves = rollouts.waves(rolloutId);
-      const step = advanceRollout(rec.core, waves, rollouts.countsByWave(rolloutId, waves.length), now, metricsOf(rolloutId, now));
+      const overdue = rec.core.state === 'rolling-back' ? rollouts.overdueRollbacks(rolloutId, now) : 0;
+      const step = advanceRollout(rec.core, waves, rollouts.countsByWave(rolloutId, waves.length), now, metricsOf(rolloutId, now), overdue);
       if (step.changed) {
         save(waves, step.rollout, step.waves, at);
         eff.touched.set(rolloutId, eff.touched.get(rolloutId) ?? {});
@@ -98,11 +99,17 @@ export function createRolloutRunner(deps: {
     for (const row of rollouts.waiting(id, slots)) assignments.assign(eff, rec, row, activate, now, at);
   }
 
-  /** Every device the rollout assigned goes back (including those an abort cancelled); the others never get it. */
+  /**
+   * Every device the rollout assigned goes back (including those an abort cancelled); the others
+   * never get it. Each has deviceTimeoutSec to confirm, so an offline device cannot hold the rollback open.
+   */
   function rollBackAll(eff: Effects, rolloutId: string, now: number, at: string): void {
+    const rec = rollouts.record(rolloutId);
+    if (!rec) return;
+    const deadline = now + rec.core.settings.deviceTimeoutSec * 1000;
     const assigned = rollouts.rowsIn(rolloutId, [...IN_FLIGHT_STATES, 'active', 'failed', 'timed-out', 'rolled-back', 'cancelled']).filter((row) => row.assignedAt !== null);
     for (const row of rollouts.rowsIn(rolloutId, ['pending', 'waiting'])) assignments.save(eff, row, { state: 'cancelled' }, at);
-    for (const row of assigned) assignments.rollBack(eff, row, now, at);
+    for (const row of assigned) assignments.rollBack(eff, row, now, deadline, at);
   }
 
   function abortAll(eff: Effects, rolloutId: string, at: string): void {

@@ -22,8 +22,19 @@ import type { RecordRepo } from '../records/record-repo.js';
 import type { Db } from '../store/database.js';
 import { assignmentOf } from './desired-doc.js';
 import type { DesiredRepo } from './desired-repo.js';
-import { createDeviceAssignments } from './device-assignments.js';
-import { activeVersionOf, IN_FLIGHT_STATES, LISTENING_STATES, onDeadline, onDeploymentEvent, onReported, type DeviceChange } from './device-transitions.js';
+import { createDeviceAssignments, type Effects } from './device-assignments.js';
+import {
+  activeVersionOf,
+  IN_FLIGHT_STATES,
+  LISTENING_STATES,
+  onDeadline,
+  onDeploymentEvent,
+  onReported,
+  onWindowClose,
+  switchesOnWindowOpen,
+  UNSWITCHED_STATES,
+  type DeviceChange,
+} from './device-transitions.js';
 import { assertWindowCron, createWindowClock } from './maintenance-window.js';
 import { applyAction, type WaveCore } from './rollout-machine.js';
 import type { RolloutRepo } from './rollout-repo.js';
@@ -95,8 +106,8 @@ export function createRolloutService(deps: {
       rollouts.saveRollout(core, at);
       eff.touched.set(rolloutId, {});
       const deadline = now + core.settings.deviceTimeoutSec * 1000;
-      for (const row of rollouts.rowsIn(rolloutId, IN_FLIGHT_STATES)) {
-        if (!row.activate) assignments.setActivate(eff, { ...rec, core }, row, true, deadline, at);
+      for (const row of rollouts.rowsIn(rolloutId, UNSWITCHED_STATES)) {
+        if (switchesOnWindowOpen(row)) assignments.setActivate(eff, { ...rec, core }, row, true, deadline, at);
       }
       log.info({ rolloutId, until: new Date(until).toISOString() }, 'maintenance window open');
       advance(eff, rolloutId, now);
@@ -109,6 +120,28 @@ export function createRolloutService(deps: {
     windows.watch(rec.core.id, window, (at) => openWindow(rec.core.id, at, at + window.durationMinutes * 60_000));
   }
 
+  /**
+   * The maintenance window closed: devices of a live rollout that were told to switch and have not
+   * are told to prepare only again, so none switches outside the window (they switch when it next
+   * opens). In the caller's transaction; the rewritten documents are published after it commits.
+   */
+  function closeWindow(eff: Effects, rec: RolloutRecord, now: number, at: string): void {
+    const core = { ...rec.core, windowOpenUntil: null };
+    rollouts.saveRollout(core, at);
+    eff.touched.set(core.id, {});
+    if (!LIVE.includes(core.state)) return;
+    let held = 0;
+    for (const row of rollouts.rowsIn(core.id, UNSWITCHED_STATES)) {
+      const change = onWindowClose(row);
+      if (!change) continue;
+      // The deadline stays: a row that is (or becomes) ready is not timed while it waits for the window.
+      assignments.setActivate(eff, { ...rec, core }, row, false, row.deadline, at);
+      if (change.state !== row.state) assignments.save(eff, { ...row, activate: false }, change, at);
+      held++;
+    }
+    log.info({ rolloutId: core.id, devices: held, closedAt: new Date(now).toISOString() }, 'maintenance window closed');
+  }
+
   /** Deadlines, bake ends and window closes of every live rollout; one rollout's failure does not stop the others'. */
   function tick(): void {
     const now = clock();
@@ -117,10 +150,7 @@ export function createRolloutService(deps: {
       guarded({ rolloutId: id }, 'rollout tick failed', () => transact((eff) => {
         const rec = rollouts.record(id);
         if (!rec) return;
-        if (rec.core.windowOpenUntil !== null && now >= rec.core.windowOpenUntil) {
-          rollouts.saveRollout({ ...rec.core, windowOpenUntil: null }, at);
-          eff.touched.set(id, {});
-        }
+        if (rec.core.windowOpenUntil !== null && now >= rec.core.windowOpenUntil) closeWindow(eff, rec, now, at);
         for (const row of rollouts.expired(id, now)) {
           const change = onDeadline(row, now, rec.core.settings.deviceTimeoutSec);
           if (change) assignments.save(eff, row, change, at);
@@ -207,7 +237,8 @@ export function createRolloutService(deps: {
       const { published } = transact((eff) => {
         // A newer rollout of the same model takes the devices it targets from older ones that have not finished with them.
         for (const d of targets) {
-          for (const old of rollouts.rowsOfDevice(d.id, ['pending', 'waiting', ...IN_FLIGHT_STATES, 'timed-out'])) {
+          // A row still rolling back (say, its device offline) is the newer rollout's now: the device's desired document no longer says `from`.
+          for (const old of rollouts.rowsOfDevice(d.id, ['pending', 'waiting', ...IN_FLIGHT_STATES, 'timed-out', 'rolling-back'])) {
             if (old.to.model === req.model) assignments.save(eff, old, { state: 'superseded', error: `superseded by rollout ${id}` }, createdAt);
           }
         }
