@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { ModelAssignment } from '@edgefleet/shared';
 import { restoreActiveModels } from '../src/deployment/restore.js';
 import { startInferenceLoad, jsonInfer } from '../../../test/support/inference-load.js';
@@ -132,5 +132,53 @@ describe('after a restart', () => {
       await second?.stop();
       await dir.remove();
     }
+  });
+});
+
+describe('a newer document while a version is being prepared', () => {
+  let dir: { path: string; remove: () => Promise<void> };
+  let rig: DeploymentRig;
+  const v1 = mlp(31);
+  const v2 = mlp(32);
+  let a1: ModelAssignment;
+  let a2: ModelAssignment;
+
+  beforeEach(async () => {
+    dir = await tempDir('superseded');
+    rig = await startDeploymentRig({ stateDir: dir.path, scratchDir: dir.path, creds: { username: 'dev-supersede', password: 'secret-6' }, retryDelayMs: 30 });
+    for (const bytes of [v1, v2]) rig.server.files.set(sha256Of(bytes), bytes);
+    a1 = await rig.assignment({ name: 'clf', version: '1.0.0', bytes: v1 });
+    a2 = await rig.assignment({ name: 'clf', version: '2.0.0', bytes: v2 });
+    await rig.apply(a1);
+  });
+
+  afterEach(async () => {
+    await rig?.stop();
+    await dir?.remove();
+  });
+
+  it('does not switch to a version the hub stopped asking for during its download or load (a rollback meanwhile)', async () => {
+    const before = rig.events.length;
+    // The hub rolls back (desired names 1.0.0 again) while 2.0.0 is loading; no update lock is held.
+    rig.afterLoad.push(async () => rig.submit(a1));
+    rig.submit(a2);
+    await rig.runner.idle();
+    expect(rig.events.slice(before).filter((e) => e.phase === 'active')).toEqual([]);
+    expect(rig.table.get('clf')?.version).toBe('1.0.0');
+    expect(rig.store.listModels().find((m) => m.active)?.version).toBe('1.0.0');
+    expect(rig.runtime.loaded.size).toBe(1);
+  });
+
+  it('a maintenance window that closes during the load: no switch outside it, the version staged and reported ready', async () => {
+    const before = rig.events.length;
+    rig.afterLoad.push(async () => rig.submit(prepareOnly(a2)));
+    rig.submit(a2);
+    await rig.runner.idle();
+    expect(phases(rig.events.slice(before))).toEqual(['downloading', 'downloading', 'verifying', 'loading', 'health-check', 'ready']);
+    expect(rig.table.get('clf')?.version).toBe('1.0.0');
+    expect(rig.runtime.loaded.size).toBe(2);
+    // The window opens again: a switch to the staged version, nothing loaded anew.
+    expect(phases(await rig.apply(a2))).toEqual(['active']);
+    expect(rig.table.get('clf')?.version).toBe('2.0.0');
   });
 });

@@ -115,6 +115,16 @@ describe('reconcile: prepare, staged and standby candidates', () => {
     expect(plan.steps).toEqual([]);
   });
 
+  it('reports ready for a prepare-only assignment staged by an interrupted switch (no ready went out for it)', () => {
+    const plan = reconcile({
+      current: [v1, v2Kept],
+      desired: desired(3, prepareOnly(assignment('a', '2', sha('b')))),
+      blocked: none,
+      loaded: [{ name: 'a', version: 'x', sha256: sha('b'), role: 'staged', readyReported: false }],
+    });
+    expect(describeSteps(plan)).toEqual(['install a@2 staged prepare']);
+  });
+
   it('switches to the staged candidate when the go comes', () => {
     const plan = reconcile({
       current: [v1, v2Kept],

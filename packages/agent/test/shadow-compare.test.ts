@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { addSample, compareSample, emptyTally, MAX_REPORTED_DIFF, median, summarize } from '../src/inference/shadow-compare.js';
 import type { Tensor } from '../src/inference/types.js';
+import { toHalf } from '../src/local-api/tensor-json.js';
 
 const fp32 = (name: string, shape: number[], values: number[]): Tensor => ({ name, datatype: 'FP32', shape, data: Float32Array.from(values) });
 
@@ -32,12 +33,41 @@ describe('shadow comparison of one request', () => {
     expect(compareSample(active, [{ ...active[0]!, data: BigInt64Array.from([1n, 2n, 5n]) }])).toEqual({ agrees: true, maxAbsDiff: 2 });
   });
 
+  it('compares FP16 outputs by their values, not by their raw bits', () => {
+    const fp16 = (name: string, shape: number[], values: number[]): Tensor => ({ name, datatype: 'FP16', shape, data: Uint16Array.from(values, toHalf) });
+    // 1.0 against 1.01 is 0.01 apart, over the tolerance; as bits they are only 10 apart.
+    const score = compareSample([fp16('score', [1, 1], [1])], [fp16('score', [1, 1], [1.01])]);
+    expect(score.agrees).toBe(false);
+    expect(score.maxAbsDiff).toBeCloseTo(0.01, 3);
+    // Both pick class 0; as bits a negative score looks larger than any positive one.
+    expect(compareSample([fp16('logits', [1, 2], [0.5, -1])], [fp16('logits', [1, 2], [0.6, 0.5])]).agrees).toBe(true);
+    // An FP16 candidate of an FP32 model is compared by value too.
+    expect(compareSample([fp32('score', [1, 1], [1])], [fp16('score', [1, 1], [1])])).toEqual({ agrees: true, maxAbsDiff: 0 });
+  });
+
+  it('equal infinities agree: an identical candidate of a model with log(0) outputs is no difference at all', () => {
+    const logits = [fp32('logp', [1, 1], [Number.NEGATIVE_INFINITY]), fp32('clamp', [2, 1], [Number.POSITIVE_INFINITY, 1])];
+    expect(compareSample(logits, logits)).toEqual({ agrees: true, maxAbsDiff: 0 });
+    expect(compareSample([fp32('v', [1], [Number.POSITIVE_INFINITY])], [fp32('v', [1], [Number.NEGATIVE_INFINITY])])).toEqual({ agrees: false, maxAbsDiff: MAX_REPORTED_DIFF });
+    // An infinite active value does not stretch the tolerance to everything.
+    expect(compareSample([fp32('v', [1], [Number.POSITIVE_INFINITY])], [fp32('v', [1], [5])]).agrees).toBe(false);
+  });
+
   it('a missing output, another size or NaN disagrees, with a finite maxAbsDiff', () => {
     const active = [fp32('probs', [1, 2], [0.9, 0.1])];
     expect(compareSample(active, [fp32('other', [1, 2], [0.9, 0.1])])).toEqual({ agrees: false, maxAbsDiff: MAX_REPORTED_DIFF });
     expect(compareSample(active, [fp32('probs', [1, 3], [0.9, 0.1, 0])])).toEqual({ agrees: false, maxAbsDiff: MAX_REPORTED_DIFF });
     const nan = compareSample([fp32('v', [1], [1])], [fp32('v', [1], [Number.NaN])]);
     expect(nan).toEqual({ agrees: false, maxAbsDiff: MAX_REPORTED_DIFF });
+  });
+
+  it('class scores with NaN disagree on top-1, even where the active version picks class 0', () => {
+    const active = [fp32('probs', [2, 2], [0.9, 0.1, 0.2, 0.8])];
+    // A broken candidate's NaN row would otherwise "pick" index 0, the active version's class in row 0.
+    expect(compareSample(active, [fp32('probs', [2, 2], [Number.NaN, Number.NaN, 0.3, 0.7])])).toEqual({ agrees: false, maxAbsDiff: MAX_REPORTED_DIFF });
+    expect(compareSample(active, [fp32('probs', [2, 2], [0.9, Number.NaN, 0.3, 0.7])]).agrees).toBe(false);
+    const nanRow = [fp32('probs', [1, 2], [Number.NaN, Number.NaN])];
+    expect(compareSample(nanRow, nanRow).agrees).toBe(false);
   });
 });
 

@@ -33,6 +33,20 @@ describe('update lock registry', () => {
     expect(() => lock.acquire('x', Number.NaN)).toThrow(/ttlSec/);
   });
 
+  it('holds at most maxLocks at once, so a runaway local client cannot grow the registry without bound', () => {
+    const lock = createUpdateLock({ maxLocks: 3 });
+    const first = lock.acquire('a', 60);
+    lock.acquire('b', 60);
+    lock.acquire('c', 60);
+    expect(() => lock.acquire('d', 60)).toThrow(/3 update locks are held already \(at most 3\)/);
+    expect(lock.held()).toHaveLength(3);
+    lock.release(first.id);
+    expect(lock.acquire('d', 60).reason).toBe('d');
+    // Expired locks make room too.
+    vi.advanceTimersByTime(60_000);
+    expect(lock.acquire('e', 60).reason).toBe('e');
+  });
+
   it('drops a lock when its TTL runs out, by timer and when read', () => {
     let clock = 1000;
     const manual = createUpdateLock({ now: () => clock });

@@ -17,6 +17,8 @@ export interface LoadedCandidate {
   version: string;
   sha256: string;
   role: 'staged' | 'standby';
+  /** Staged only: false when no `ready` was reported for it yet (its switch was interrupted). Absent: reported. */
+  readyReported?: boolean;
 }
 
 /**
@@ -77,7 +79,7 @@ function sourceOf(input: ReconcileInput, name: string, version: string, sha256: 
  * Pure: the steps that take the device from `current` to `desired`. Staged candidates nobody wants
  * any more are discarded first, then removals (they free memory and disk on small devices), then
  * installs in document order. A model already active with the desired digest needs nothing, nor
- * does a prepare-only assignment already staged; a model active but absent from the document is removed.
+ * does a prepare-only assignment already staged and reported `ready`; a model active but absent from the document is removed.
  */
 export function reconcile(input: ReconcileInput): ReconcilePlan {
   const active = new Map(input.current.filter((m) => m.active).map((m) => [m.name, m]));
@@ -109,7 +111,9 @@ export function reconcile(input: ReconcileInput): ReconcilePlan {
     }
     const activate = activates(assignment);
     const source = sourceOf(input, name, version, sha256);
-    if (!activate && source === 'staged') continue;
+    // Already staged and announced: nothing to do. Staged but never announced: the step reports `ready`.
+    const staged = input.loaded?.find((c) => c.role === 'staged' && c.name === name && c.sha256 === sha256);
+    if (!activate && staged && staged.readyReported !== false) continue;
     steps.push({ kind: 'install', name, version, sha256, assignment, activate, source });
   }
   return { steps, skipped, duplicates };

@@ -168,7 +168,7 @@ export function createDeploymentRunner(opts: DeploymentRunnerOptions): Deploymen
 
   function loadedCandidates(): LoadedCandidate[] {
     return [
-      ...staged.list().map((m) => ({ name: m.name, version: m.version, sha256: m.sha256, role: 'staged' as const })),
+      ...staged.list().map(({ model: m, readyReported }) => ({ name: m.name, version: m.version, sha256: m.sha256, role: 'staged' as const, ...(readyReported === false ? { readyReported } : {}) })),
       ...opts.table.listStandby().map((m) => ({ name: m.name, version: m.version, sha256: m.sha256, role: 'standby' as const })),
     ];
   }

@@ -5,6 +5,8 @@ export interface StagedCandidate {
   model: LoadedModel;
   /** Set once a switch of this candidate was deferred by an update lock: a later try keeps this deadline. */
   deferUntil?: number;
+  /** false: staged by a switch a newer document interrupted, so no `ready` went out for it yet. Absent: reported. */
+  readyReported?: boolean;
 }
 
 /**
@@ -17,7 +19,7 @@ export interface StagedCandidates {
   put(candidate: StagedCandidate): Promise<void>;
   /** Takes the staged candidate of that name if it is that digest (the caller switches to it or closes it). */
   take(name: string, sha256: string): StagedCandidate | undefined;
-  list(): LoadedModel[];
+  list(): StagedCandidate[];
   /** Closes the staged candidate of that name, if any. */
   discard(name: string): Promise<void>;
   stop(): Promise<void>;
@@ -55,7 +57,7 @@ export function createStagedCandidates(logger: Logger): StagedCandidates {
       staged.delete(name);
       return c;
     },
-    list: () => [...staged.values()].map((c) => c.model),
+    list: () => [...staged.values()],
     discard,
     async stop() {
       await Promise.all([...staged.keys()].map(discard));

@@ -61,17 +61,19 @@ export async function runInstall(ctx: StepContext, step: InstallStep): Promise<S
       }
     }
     if (!step.activate) {
-      await ctx.staged.put({ model: candidate });
+      await ctx.staged.put({ model: candidate, ...(got.deferUntil === undefined ? {} : { deferUntil: got.deferUntil }) });
       candidate = undefined;
       ctx.logger.info({ model: name, version, sha256 }, 'model prepared; waiting for the go to switch');
       emit('ready');
       return undefined;
     }
     const deferral = await waitForUpdateLock(ctx, step, emit, got.deferUntil);
-    if (deferral?.interrupted) {
-      const { deferUntil } = deferral;
+    // A newer document that came during the download, load or deferral ends the step before the
+    // switch: the hub may have rolled back or paused meanwhile, and that version must not serve.
+    if (deferral?.interrupted || ctx.waitSignal.aborted) {
+      const deferUntil = deferral?.deferUntil ?? got.deferUntil;
       // Kept loaded: the newer document may still want it, and then only the switch is left to do.
-      await ctx.staged.put({ model: candidate, deferUntil });
+      await ctx.staged.put({ model: candidate, readyReported: false, ...(deferUntil === undefined ? {} : { deferUntil }) });
       candidate = undefined;
       return interrupted();
     }

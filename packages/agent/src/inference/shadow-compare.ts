@@ -1,4 +1,5 @@
 import type { ShadowResult } from '@edgefleet/shared';
+import { fromHalf } from '../local-api/tensor-json.js';
 import type { Tensor } from './types.js';
 
 // How a candidate's outputs are judged against the active version's on the same request. Pure.
@@ -16,6 +17,12 @@ export interface SampleComparison {
 
 type Values = ArrayLike<number | bigint>;
 
+/** A tensor's elements as numbers to compare: FP16 travels as raw bits, whose order and distance are not the values'. */
+function valuesOf(t: Tensor): Values {
+  return t.datatype === 'FP16' ? Float32Array.from(t.data as Uint16Array, fromHalf) : t.data;
+}
+
+/** Per row, the index of the largest score; -1 for a row with a NaN, which picks no class at all. */
 function argmaxRows(values: Values, rowLength: number): number[] {
   const rows = values.length / rowLength;
   const out: number[] = [];
@@ -24,6 +31,11 @@ function argmaxRows(values: Values, rowLength: number): number[] {
     let bestValue = -Infinity;
     for (let i = 0; i < rowLength; i++) {
       const v = Number(values[r * rowLength + i]!);
+      if (Number.isNaN(v)) {
+        // Without this a NaN row keeps index 0 and "agrees" wherever the active version picks class 0.
+        best = -1;
+        break;
+      }
       if (v > bestValue) {
         best = i;
         bestValue = v;
@@ -34,10 +46,15 @@ function argmaxRows(values: Values, rowLength: number): number[] {
   return out;
 }
 
+/** |c − a|, 0 when equal: ∞ − ∞ is NaN, and an output that is −∞ (log 0) on both sides is no difference. */
+function absDiff(c: number, a: number): number {
+  return c === a ? 0 : Math.abs(c - a);
+}
+
 function maxAbsDiffOf(candidate: Values, active: Values): number {
   let worst = 0;
   for (let i = 0; i < active.length; i++) {
-    const d = Math.abs(Number(candidate[i]!) - Number(active[i]!));
+    const d = absDiff(Number(candidate[i]!), Number(active[i]!));
     // NaN on either side is as far apart as it gets.
     if (!(d <= worst)) worst = Number.isNaN(d) ? Infinity : d;
   }
@@ -47,7 +64,11 @@ function maxAbsDiffOf(candidate: Values, active: Values): number {
 function withinTolerance(candidate: Values, active: Values): boolean {
   for (let i = 0; i < active.length; i++) {
     const a = Number(active[i]!);
-    if (!(Math.abs(Number(candidate[i]!) - a) <= SHADOW_TOLERANCE * (1 + Math.abs(a)))) return false;
+    const c = Number(candidate[i]!);
+    // An infinite active value would make the tolerance infinite too: only the same infinity agrees.
+    if (!Number.isFinite(a)) {
+      if (c !== a) return false;
+    } else if (!(absDiff(c, a) <= SHADOW_TOLERANCE * (1 + Math.abs(a)))) return false;
   }
   return true;
 }
@@ -59,18 +80,20 @@ function withinTolerance(candidate: Values, active: Values): boolean {
  * Outputs the candidate lacks, or that differ in size, disagree.
  */
 export function compareSample(active: readonly Tensor[], candidate: readonly Tensor[]): SampleComparison {
-  const pairs = active.map((a) => ({ a, c: candidate.find((c) => c.name === a.name) }));
-  if (pairs.length === 0 || pairs.some(({ a, c }) => !c || c.data.length !== a.data.length)) return { agrees: false, maxAbsDiff: MAX_REPORTED_DIFF };
+  const found = active.map((a) => ({ a, c: candidate.find((c) => c.name === a.name) }));
+  if (found.length === 0 || found.some(({ a, c }) => !c || c.data.length !== a.data.length)) return { agrees: false, maxAbsDiff: MAX_REPORTED_DIFF };
+  const pairs = found.map(({ a, c }) => ({ shape: a.shape, a: valuesOf(a), c: valuesOf(c!) }));
   let maxAbsDiff = 0;
-  for (const { a, c } of pairs) maxAbsDiff = Math.max(maxAbsDiff, maxAbsDiffOf(c!.data, a.data));
+  for (const { a, c } of pairs) maxAbsDiff = Math.max(maxAbsDiff, maxAbsDiffOf(c, a));
   const first = pairs[0]!;
-  const lastDim = first.a.shape.at(-1) ?? 1;
+  const lastDim = first.shape.at(-1) ?? 1;
   let agrees: boolean;
-  if (lastDim > 1 && first.a.data.length % lastDim === 0) {
-    const activeTop1 = argmaxRows(first.a.data, lastDim);
-    agrees = argmaxRows(first.c!.data, lastDim).every((cls, row) => cls === activeTop1[row]);
+  if (lastDim > 1 && first.a.length % lastDim === 0) {
+    const activeTop1 = argmaxRows(first.a, lastDim);
+    // A NaN row (-1) agrees with nothing, not even another NaN row: NaN is as far apart as it gets.
+    agrees = argmaxRows(first.c, lastDim).every((cls, row) => cls >= 0 && cls === activeTop1[row]);
   } else {
-    agrees = pairs.every(({ a, c }) => withinTolerance(c!.data, a.data));
+    agrees = pairs.every(({ a, c }) => withinTolerance(c, a));
   }
   return { agrees, maxAbsDiff: Math.min(maxAbsDiff, MAX_REPORTED_DIFF) };
 }

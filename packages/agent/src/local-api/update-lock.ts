@@ -15,7 +15,7 @@ export interface UpdateLockInfo {
 }
 
 export interface UpdateLock {
-  /** Takes a lock; ttlSec (> 0) is capped at maxTtlSec. */
+  /** Takes a lock; ttlSec (> 0) is capped at maxTtlSec. Throws TOO_MANY_REQUESTS when maxLocks are held. */
   acquire(reason: string, ttlSec: number): UpdateLockInfo;
   /** False when no lock with that id is held (never was, released, or expired). */
   release(id: string): boolean;
@@ -26,6 +26,8 @@ export interface UpdateLock {
 }
 
 export const DEFAULT_MAX_LOCK_TTL_SEC = 3600;
+/** Far more than any device runs critical jobs at once; past it a client is leaking locks, and each one costs a timer. */
+export const DEFAULT_MAX_LOCKS = 1000;
 
 /** setTimeout's longest delay; a longer one fires after 1 ms, so longer waits re-arm. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -35,9 +37,10 @@ interface HeldLock {
   timer: NodeJS.Timeout;
 }
 
-export function createUpdateLock(opts: { now?: () => number; maxTtlSec?: number } = {}): UpdateLock {
+export function createUpdateLock(opts: { now?: () => number; maxTtlSec?: number; maxLocks?: number } = {}): UpdateLock {
   const now = opts.now ?? Date.now;
   const maxTtlSec = opts.maxTtlSec ?? DEFAULT_MAX_LOCK_TTL_SEC;
+  const maxLocks = opts.maxLocks ?? DEFAULT_MAX_LOCKS;
   const locks = new Map<string, HeldLock>();
   /** Each waiter's settle(true); called once the last lock is gone. */
   const waiters = new Set<() => void>();
@@ -73,6 +76,9 @@ export function createUpdateLock(opts: { now?: () => number; maxTtlSec?: number 
     acquire(reason, ttlSec) {
       if (!Number.isFinite(ttlSec) || ttlSec <= 0) throw new EdgefleetError('BAD_REQUEST', `an update lock's ttlSec must be a positive number of seconds, got ${ttlSec}`);
       dropExpired();
+      if (locks.size >= maxLocks) {
+        throw new EdgefleetError('TOO_MANY_REQUESTS', `${locks.size} update locks are held already (at most ${maxLocks}); release one before taking another`);
+      }
       const acquiredAt = now();
       const info: UpdateLockInfo = { id: randomUUID(), reason, acquiredAt, expiresAt: acquiredAt + Math.round(Math.min(ttlSec, maxTtlSec) * 1000) };
       locks.set(info.id, { info, timer: arm(info.id, info.expiresAt) });
