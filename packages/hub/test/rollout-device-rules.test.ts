@@ -106,10 +106,21 @@ describe('device transitions (pure)', () => {
   });
 
   it('times out an unfinished device at its deadline, not a device waiting for its window', () => {
-    expect(onDeadline(row('downloading'), 9_999, 10)).toBeNull();
-    expect(onDeadline(row('downloading'), 10_000, 10)).toMatchObject({ state: 'timed-out', error: expect.stringMatching(/not done 10 s after its assignment \(last state: downloading\)/) });
-    expect(onDeadline(row('ready'), 20_000, 10)).toBeNull();
-    expect(onDeadline(row('active'), 20_000, 10)).toBeNull();
+    expect(onDeadline({ ...row('downloading'), activate: true }, 9_999, 10)).toBeNull();
+    expect(onDeadline({ ...row('downloading'), activate: true }, 10_000, 10)).toMatchObject({ state: 'timed-out', error: expect.stringMatching(/not done 10 s after its assignment \(last state: downloading\)/) });
+    expect(onDeadline({ ...row('ready'), activate: false }, 20_000, 10)).toBeNull();
+    expect(onDeadline({ ...row('active'), activate: true }, 20_000, 10)).toBeNull();
+  });
+
+  it('times out a ready device that was told to switch (the window is open) and did not: offline, it must not hold its wave', () => {
+    expect(onDeadline({ ...row('ready'), activate: true }, 9_999, 10)).toBeNull();
+    expect(onDeadline({ ...row('ready'), activate: true }, 10_000, 10)).toMatchObject({ state: 'timed-out', error: expect.stringMatching(/last state: ready/) });
+  });
+
+  it('keeps a timed-out device timed out on a retryable failure (no flapping back into a download slot), not on a final one', () => {
+    // Past its deadline: back in `retrying` the next tick would time it out again, and meanwhile it holds a slot and its wave open.
+    expect(onDeploymentEvent(row('timed-out'), ev('failed', { retryable: true, code: 'UNAVAILABLE' }), 20_000)).toBeNull();
+    expect(onDeploymentEvent(row('timed-out'), ev('failed', { code: 'INTEGRITY' }), 20_000)).toMatchObject({ state: 'failed' });
   });
 });
 

@@ -1,6 +1,7 @@
 import type { ModelAssignment, ModelVersion, Rollout, RolloutSummary } from '@edgefleet/shared';
 import { buildMlp } from '@edgefleet/shared/onnx';
 import Database from 'better-sqlite3';
+import { getTasks } from 'node-cron';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { enrollDevice, eventually, useTestHub } from './hub-harness.js';
@@ -295,6 +296,43 @@ describe('staged rollouts over MQTT', () => {
     await d!.switchTo(go);
     await until(id, (x) => x.state === 'succeeded', 'switched in the window');
     await d!.close();
+  });
+
+  it('does not keep a maintenance window watched for a rollout that finished as it was created', async () => {
+    const [d] = await devices(1);
+    await d!.report([{ name: 'clf', version: '2', sha256: v2.sha256, profile: v2.manifest.manifest.profile, active: true }]);
+    await eventually(async () => (await t.api<{ models: Array<{ sha256: string }> }>('GET', `/api/v1/devices/${d!.id}`)).body.models.some((m) => m.sha256 === v2.sha256), 'v2 reported');
+    const res = await create({ model: 'clf', version: '2', target: { deviceIds: [d!.id] }, maintenanceWindow: { cron: '0 0 1 1 *', durationMinutes: 1 } });
+    // The device already runs v2: done at once, so no window task may outlive it (one cron task per rollout, forever).
+    expect(res.body.state).toBe('succeeded');
+    expect([...getTasks().values()].map((task) => task.name)).not.toContain(`rollout-window-${res.body.id}`);
+    await d!.close();
+  });
+
+  it('does not assign a device revoked before its turn: it leaves the rollout instead of holding a download slot until its deadline', async () => {
+    const sims = await devices(2);
+    const id = (await create({ model: 'clf', version: '2', target: { deviceIds: sims.map((s) => s.id) }, maxConcurrentDownloads: 1 })).body.id;
+    const first = await sims[0]!.assigned('clf', id);
+    expect((await t.api('POST', `/api/v1/devices/${sims[1]!.id}/revoke`)).status).toBe(200);
+    await sims[0]!.switchTo(first);
+    const r = await until(id, (x) => x.state === 'succeeded', 'succeeded without the revoked device');
+    expect(rowOf(r, sims[1]!.id)).toMatchObject({ state: 'cancelled', error: expect.stringMatching(/revoked/), assignedAt: null });
+    expect(clfCount(sims[1]!, id)).toBe(0);
+    await Promise.all(sims.map((s) => s.close()));
+  });
+
+  it('times out a prepared device that stays silent once the maintenance window opens, so its wave completes', async () => {
+    const sims = await devices(2);
+    const second = Math.max(1, (new Date().getSeconds() + 3) % 60);
+    const id = (await create({ model: 'clf', version: '2', target: { deviceIds: sims.map((s) => s.id) }, deviceTimeoutSec: 1, maintenanceWindow: { cron: `${second} * * * * *`, durationMinutes: 1 } })).body.id;
+    for (const s of sims) await s.event(await s.assigned('clf', id), 'ready');
+    await until(id, (x) => x.counts.ready === 2, 'both ready, waiting for the window');
+    // The window opens: the first switches, the second went offline after preparing.
+    await sims[1]!.close();
+    await sims[0]!.switchTo(await sims[0]!.assigned('clf', id, (a) => a.activate === true));
+    const r = await until(id, (x) => x.state === 'succeeded', 'succeeded with the silent device timed out');
+    expect(rowOf(r, sims[1]!.id)).toMatchObject({ state: 'timed-out', error: expect.stringMatching(/last state: ready/) });
+    await sims[0]!.close();
   });
 
   it('ends a rollback whose offline device does not confirm in time, and converges when the device returns', async () => {

@@ -95,8 +95,15 @@ export function createDeviceAssignments(deps: { rollouts: RolloutRepo; desired: 
     save,
     /** Assigns one waiting device: desired written and the row `assigned` with its deadline, in the caller's transaction. */
     assign(eff: Effects, rec: RolloutRecord, row: DeviceRow, activate: boolean, now: number, at: string): void {
+      const device = devices.get(row.deviceId);
+      if (!device || device.revoked) {
+        // It cannot fetch anything: assigned, it would hold a download slot until its deadline. It leaves the rollout.
+        save(eff, row, { state: 'cancelled', error: 'the device was revoked before its turn: not assigned' }, at);
+        eff.settled++;
+        return;
+      }
       const current = desired.get(row.deviceId);
-      const models = reportedModels(row.deviceId);
+      const models = device.models;
       const previous = assignmentOf(current, row.to.model)?.manifest;
       const from = activeVersionOf(models, row.to.model) ?? (previous ? refOf(previous) : null) ?? row.from;
       const fromManifest = from && from.sha256 !== row.to.sha256 ? manifestOf(from, current) : null;
@@ -134,6 +141,12 @@ export function createDeviceAssignments(deps: { rollouts: RolloutRepo; desired: 
     },
     /** Abort of one assigned row that has not switched: back to `from`; a failed (or locally rolled-back) row keeps its state and error. */
     cancel(eff: Effects, row: DeviceRow, at: string): void {
+      if (row.assignedAt === null) {
+        // Assigned before staged rollouts (migration 004): its `from` is unknown, not "none", and writing
+        // it back would uninstall the model the device serves. Its assignment stays; its report still moves the row.
+        log.warn({ rolloutId: row.rolloutId, deviceId: row.deviceId }, 'abort: the device was assigned before staged rollouts; its previous version is unknown, so its assignment stays');
+        return;
+      }
       const written = writeFrom(eff, row);
       if (row.state === 'failed' || row.state === 'rolled-back') return;
       save(eff, row, { state: written === 'not-owner' ? 'superseded' : 'cancelled', progress: null }, at);

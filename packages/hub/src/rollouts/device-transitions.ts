@@ -88,6 +88,9 @@ export function onDeploymentEvent(row: DeviceSnapshot, ev: DeploymentEvent, now:
     case 'failed': {
       if (!inFlight(row.state) && row.state !== 'timed-out') return null;
       const shadow = shadowOf(ev);
+      // Past its deadline the row stays timed out while the device retries (`retrying` would take a
+      // download slot and hold the wave until the next tick timed it out again); `active` still wins.
+      if (ev.retryable && row.state === 'timed-out') return null;
       if (ev.retryable) return { state: 'retrying', progress: null, error: describe(ev, 'deployment failed; the device retries'), ...shadow };
       return { state: 'failed', progress: null, error: describe(ev, 'deployment failed'), ...shadow };
     }
@@ -127,11 +130,12 @@ export function onReported(row: DeviceSnapshot, models: readonly InstalledModel[
 
 /**
  * Past its deadline a device that is not done times out of its wave (counted, not blocking); it
- * still becomes active if it later reports the version. A device that is `ready` waits for the
- * maintenance window, which is not its fault.
+ * still becomes active if it later reports the version. A device that is `ready` while told to
+ * prepare only waits for the maintenance window, which is not its fault; once the window told it to
+ * switch (`activate`, with a fresh deadline) it is timed like any other, so an offline one cannot hold its wave.
  */
-export function onDeadline(row: DeviceSnapshot, now: number, timeoutSec: number): DeviceChange | null {
-  if (row.deadline === null || now < row.deadline || !inFlight(row.state) || row.state === 'ready') return null;
+export function onDeadline(row: DeviceSnapshot & { activate: boolean }, now: number, timeoutSec: number): DeviceChange | null {
+  if (row.deadline === null || now < row.deadline || !inFlight(row.state) || (row.state === 'ready' && !row.activate)) return null;
   return { state: 'timed-out', error: `not done ${timeoutSec} s after its assignment (last state: ${row.state})` };
 }
 

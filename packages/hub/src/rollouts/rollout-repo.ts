@@ -56,9 +56,10 @@ export function createRolloutRepo(db: Db) {
   const assign = db.prepare(
     "UPDATE rollout_devices SET state = 'assigned', progress = NULL, error = NULL, from_ref = ?, from_manifest = ?, activate = ?, assigned_at = ?, deadline = ?, updated_at = ? WHERE rollout_id = ? AND device_id = ?",
   );
-  // `ready` devices wait for the maintenance window, which is not theirs to miss.
-  const timing = IN_FLIGHT_STATES.filter((s) => s !== 'ready');
-  const expired = db.prepare(`${DEVICE_SELECT} WHERE rd.rollout_id = ? AND rd.deadline <= ? AND rd.state IN (${placeholders(timing.length)})`);
+  // `ready` devices told to prepare only wait for the maintenance window, which is not theirs to miss (onDeadline).
+  const expired = db.prepare(
+    `${DEVICE_SELECT} WHERE rd.rollout_id = ? AND rd.deadline <= ? AND rd.state IN (${placeholders(IN_FLIGHT_STATES.length)}) AND (rd.state != 'ready' OR rd.activate = 1)`,
+  );
   const setActivate = db.prepare('UPDATE rollout_devices SET activate = ?, deadline = ?, updated_at = ? WHERE rollout_id = ? AND device_id = ?');
 
   const rowsIn = (states: readonly RolloutDeviceState[]) =>
@@ -153,7 +154,7 @@ export function createRolloutRepo(db: Db) {
     },
     /** Rows past their deadline and not done. */
     expired(id: string, now: number): DeviceRow[] {
-      return (expired.all(id, now, ...timing) as DeviceSqlRow[]).map(toDeviceRow);
+      return (expired.all(id, now, ...IN_FLIGHT_STATES) as DeviceSqlRow[]).map(toDeviceRow);
     },
     waiting(id: string, limit: number): DeviceRow[] {
       return (waiting.all(id, limit) as DeviceSqlRow[]).map(toDeviceRow);

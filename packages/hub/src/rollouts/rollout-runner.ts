@@ -64,7 +64,9 @@ export function createRolloutRunner(deps: {
   const metricsOf = (rolloutId: string, now: number) => (wave: WaveCore, at: string): GateResult[] => {
     const rows = rollouts.devices(rolloutId).filter((d) => d.wave === wave.index);
     const switched = rows.filter((d) => d.state === 'active' && d.switchedAt !== null);
-    const usage = collectDeviceUsage(deps.records, switched.map((d) => ({ ...d, assignedAt: d.assignedAt ?? d.switchedAt! })), now);
+    // Telemetry of every switched device is read (and parsed) only for a gate that judges it: at thousands of devices that is seconds.
+    const judgesTelemetry = wave.spec.gates?.maxErrorRateIncrease !== undefined || wave.spec.gates?.maxP99Ratio !== undefined;
+    const usage = judgesTelemetry ? collectDeviceUsage(deps.records, switched.map((d) => ({ ...d, assignedAt: d.assignedAt ?? d.switchedAt! })), now) : [];
     const shadow = shadowGate(wave.spec.gates, rows.filter((d) => d.shadow !== null || d.state === 'active').map((d) => d.shadow), at);
     return [...metricGates(wave.spec.gates, usage, at), ...(shadow ? [shadow] : [])];
   };

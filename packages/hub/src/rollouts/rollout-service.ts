@@ -258,7 +258,8 @@ export function createRolloutService(deps: {
         advance(eff, id, now);
       });
       log.info({ rolloutId: id, model: req.model, version: req.version, devices: targets.length, waves: specs.length }, 'rollout created');
-      watchWindow(rec);
+      // The stored state, not `rec`: a rollout whose devices all run the version already finished in the transaction.
+      watchWindow(rollouts.record(id)!);
       await published;
       return get(id);
     },
