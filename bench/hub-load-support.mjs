@@ -12,13 +12,14 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const STOP_TIMEOUT_MS = 20_000;
 
 /**
- * Starts packages/hub/dist/main.js with `env` and resolves, once it logs "hub ready", with its URLs.
- * Its log is read (the hub must never block on a full pipe) and only the tail is kept, for errors.
+ * Starts packages/hub/dist/main.js (of `hubRoot`, by default this repository) with `env` and resolves,
+ * once it logs "hub ready", with its URLs. Its log is read (the hub must never block on a full pipe)
+ * and only the tail is kept, for errors.
  */
-export async function startHub(env, running) {
+export async function startHub(env, running, hubRoot = root) {
   // BENCH_HUB_NODE_ARGS reach the hub alone (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` with BENCH_KILL=0).
   const nodeArgs = (process.env.BENCH_HUB_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, join(root, 'packages/hub/dist/main.js')], {
+  const child = spawn(process.execPath, [...nodeArgs, join(hubRoot, 'packages/hub/dist/main.js')], {
     env: { ...process.env, EDGEFLEET_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
