@@ -75,7 +75,7 @@ async function main() {
     const rollOut = async (version) => {
       const r = await hub(apiUrl, 'POST', '/api/v1/rollouts', { model: 'bench-conv', version, target: { all: true } });
       let s = r;
-      while (s.state === 'in-progress') {
+      while (s.state === 'running') {
         await new Promise((done) => setTimeout(done, 50));
         s = await hub(apiUrl, 'GET', `/api/v1/rollouts/${r.id}`);
       }
