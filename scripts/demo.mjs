@@ -127,15 +127,25 @@ async function main() {
   const model = buildMlp({ name: 'demo-classifier', inputSize: 4, hidden: [16], outputSize: 3, seed: 7 });
   await hubApi(apiUrl, 'POST', '/api/v1/models/demo-classifier/versions?version=1.0.0', model);
   say(`uploaded model demo-classifier 1.0.0 (${model.byteLength} bytes)`);
-  const rollout = await hubApi(apiUrl, 'POST', '/api/v1/rollouts', { model: 'demo-classifier', version: '1.0.0', target: { all: true } });
+  // A canary wave of one device, then the rest: the staged rollout every real fleet should use.
+  const waves = [{ size: 1 }, { size: '100%' }];
+  const rollout = await hubApi(apiUrl, 'POST', '/api/v1/rollouts', { model: 'demo-classifier', version: '1.0.0', target: { all: true }, waves });
   let state = rollout;
   const deadline = Date.now() + 60_000;
-  while (state.state === 'in-progress') {
-    if (Date.now() > deadline) throw new Error(`rollout still in progress after 60 s: ${JSON.stringify(state.counts)}`);
+  const passed = new Set();
+  const sayPassedWaves = () => {
+    for (const wave of state.waves.filter((w) => w.state === 'passed' && !passed.has(w.index))) {
+      passed.add(wave.index);
+      say(`wave ${wave.index + 1} of ${state.waves.length} passed (${wave.devices.length} device${wave.devices.length === 1 ? '' : 's'})`);
+    }
+  };
+  while (state.state === 'running') {
+    if (Date.now() > deadline) throw new Error(`rollout still running after 60 s: ${JSON.stringify(state.counts)}`);
     await new Promise((r) => setTimeout(r, 250));
     state = await hubApi(apiUrl, 'GET', `/api/v1/rollouts/${rollout.id}`);
+    sayPassedWaves();
   }
-  if (state.state !== 'succeeded') throw new Error(`rollout ${state.state}: ${JSON.stringify(state.counts)}`);
+  if (state.state !== 'succeeded') throw new Error(`rollout ${state.state}: ${JSON.stringify(state.counts)} ${state.reason?.message ?? ''}`);
   say(`rollout ${rollout.id} succeeded on ${agents.length} devices`);
 
   const result = await socketInfer(agents[0].socketPath, 'demo-classifier', {
