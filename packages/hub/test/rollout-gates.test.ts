@@ -123,9 +123,22 @@ describe('share gates', () => {
     expect(successShareGate(undefined, counts(10, 9, 1), AT).status).toBe('failed');
   });
 
-  it('success share: a wave with no reachable device passes without a share', () => {
-    expect(successShareGate(undefined, counts(3, 0, 0, 3), AT)).toMatchObject({ status: 'passed', observed: null, message: 'no reachable device to judge: 3 of 3 devices timed out' });
-    expect(successShareGate(undefined, counts(0, 0, 0), AT)).toMatchObject({ status: 'passed', observed: null });
+  it('success share: a wave whose devices all timed out fails (an offline canary proves nothing); an empty wave passes', () => {
+    expect(successShareGate(undefined, counts(1, 0, 0, 1), AT)).toEqual({
+      gate: 'success-share',
+      status: 'failed',
+      observed: null,
+      baseline: null,
+      threshold: 1,
+      message: 'no device reached: 1 of 1 device timed out, none active, so nothing shows the version works (1.00 required; resume to go on regardless)',
+      at: AT,
+    });
+    expect(successShareGate({ minSuccessShare: 0.5 }, counts(3, 0, 0, 3), AT)).toMatchObject({ status: 'failed', threshold: 0.5, message: expect.stringMatching(/^no device reached: 3 of 3 devices timed out, none active.*\(0\.50 required/) });
+    // minSuccessShare 0 asks for no proof at all.
+    expect(successShareGate({ minSuccessShare: 0 }, counts(3, 0, 0, 3), AT)).toMatchObject({ status: 'passed', message: 'no device reached: 3 of 3 devices timed out (minSuccessShare 0: none required)' });
+    expect(successShareGate(undefined, counts(0, 0, 0), AT)).toMatchObject({ status: 'passed', observed: null, message: 'no device in this wave' });
+    // One device reached is enough to judge by.
+    expect(successShareGate(undefined, counts(3, 1, 0, 2), AT)).toMatchObject({ status: 'passed', observed: 1, message: '1 of 1 reachable device active (1.00 ≥ 1.00 required), 2 timed out' });
   });
 });
 

@@ -73,6 +73,22 @@ describe('rollout machine (pure)', () => {
     expect(step.waves[0]!.gates.find((g) => g.gate === 'success-share')!.message).toMatch(/2 of 2 reachable devices active.*1 timed out/);
   });
 
+  it('halts instead of starting the next, bigger wave when the canary wave reached no device; resume goes past it', () => {
+    const waves = [wave(0, { size: 1 }, { state: 'running' }), wave(1, { size: '100%' })];
+    const counts = [{ 'timed-out': 1 }, { pending: 9 }];
+    const halted = advanceRollout(rollout(), waves, counts, 1, noMetrics);
+    expect(halted.rollout).toMatchObject({ state: 'halted', reason: { wave: 0, gate: 'success-share', message: expect.stringMatching(/^no device reached: 1 of 1 device timed out, none active/) } });
+    expect(halted).toMatchObject({ openThrough: null, rollback: false });
+    expect(halted.waves.map((w) => w.state)).toEqual(['halted', 'pending']);
+    const resumed = applyAction(halted.rollout, halted.waves, 'resume', 2);
+    const next = advanceRollout(resumed.rollout, resumed.waves, counts, 3, noMetrics);
+    expect(next.waves.map((w) => w.state)).toEqual(['passed', 'running']);
+    expect(next.openThrough).toBe(1);
+    // With autoRollback the timed-out canary is rolled back (desired = its previous version) like any halted wave.
+    const auto = advanceRollout(rollout({ settings: { ...settings, autoRollback: true } }), waves, counts, 1, noMetrics);
+    expect(auto).toMatchObject({ rollout: { state: 'rolling-back' }, rollback: true });
+  });
+
   it('bakes before judging the metric gates, then judges them', () => {
     const waves = [wave(0, { size: 1, bakeSec: 60 }, { state: 'running' }), wave(1, { size: '100%' })];
     let judged = 0;
@@ -156,6 +172,28 @@ describe('rollout machine (pure)', () => {
     expect(advanceRollout(rollingBack, waves, [{ 'rolled-back': 3 }], 2, noMetrics, 0).rollout.reason).toEqual(reason);
     // A rolled-back rollout does not move again when a late device converges.
     expect(advanceRollout(ended.rollout, waves, [{ 'rolled-back': 3 }], 3, noMetrics).changed).toBe(false);
+  });
+
+  it('ends a rollback saying how many devices it could not return (no manifest of their previous version)', () => {
+    const waves = [wave(0, { size: 4 }, { state: 'halted' })];
+    const reason = { wave: 0, gate: 'error-rate' as const, message: 'error rate 0.30 on 4 devices', at: 'then' };
+    const rollingBack = rollout({ state: 'rolling-back', reason });
+    const ended = advanceRollout(rollingBack, waves, [{ 'rolled-back': 3, failed: 1 }], 1, noMetrics);
+    expect(ended.rollout).toMatchObject({ state: 'rolled-back' });
+    expect(ended.rollout.reason).toEqual({
+      ...reason,
+      message: 'error rate 0.30 on 4 devices; 1 of 4 devices could not be rolled back: no manifest of its previous version is known, so it keeps the new version (see the device errors)',
+    });
+    // Both kinds at once, after an operator's rollback (no gate): one note each.
+    const byOperator = rollout({ state: 'rolling-back', reason: { wave: 0, gate: null, message: 'rolled back by an operator', at: 'then' } });
+    const both = advanceRollout(byOperator, waves, [{ 'rolling-back': 1, 'rolled-back': 1, failed: 2 }], 1, noMetrics, 1);
+    expect(both.rollout.reason!.message).toBe(
+      'rolled back by an operator; rollback ended with 1 of 4 devices not confirmed back on the previous version within 900 s (it returns to it when it reconnects); ' +
+        '2 of 4 devices could not be rolled back: no manifest of their previous version is known, so they keep the new version (see the device errors)',
+    );
+    // A rollout that was never given a reason still gets one.
+    const bare = advanceRollout(rollout({ state: 'rolling-back' }), waves, [{ failed: 1 }], 5, noMetrics);
+    expect(bare.rollout.reason).toMatchObject({ wave: 0, gate: null, message: expect.stringMatching(/^1 of 1 device could not be rolled back/) });
   });
 
   it('rebuilds the same decisions from stored state (a restart changes nothing by itself)', () => {

@@ -75,7 +75,10 @@ export function createDeviceAssignments(deps: { rollouts: RolloutRepo; desired: 
     eff.settled++;
   }
 
-  /** Writes the desired document that returns a device to `from` (the model removed when there was none). */
+  /**
+   * Writes the desired document that returns a device to `from` (the model removed when there was
+   * none). Going back is a safety action: `maxDeferSec: 0` so a local update lock cannot hold it.
+   */
   function writeFrom(eff: Effects, row: DeviceRow): 'written' | 'not-owner' | 'no-manifest' {
     const current = desired.get(row.deviceId);
     const owner = assignmentOf(current, row.to.model)?.rolloutId;
@@ -87,7 +90,7 @@ export function createDeviceAssignments(deps: { rollouts: RolloutRepo; desired: 
     }
     const manifest = row.fromManifest ?? manifestOf(row.from, current);
     if (!manifest) return 'no-manifest';
-    writeDesired(eff, row.deviceId, nextDesired(current, { rolloutId: row.rolloutId, manifest }));
+    writeDesired(eff, row.deviceId, nextDesired(current, { rolloutId: row.rolloutId, manifest, maxDeferSec: 0 }));
     return 'written';
   }
 
@@ -149,6 +152,12 @@ export function createDeviceAssignments(deps: { rollouts: RolloutRepo; desired: 
       }
       const written = writeFrom(eff, row);
       if (row.state === 'failed' || row.state === 'rolled-back') return;
+      if (written === 'no-manifest') {
+        // Nothing to send it back to: it keeps the new assignment, so `cancelled` would claim a stop that did not happen.
+        log.warn({ rolloutId: row.rolloutId, deviceId: row.deviceId, from: row.from }, 'abort: no manifest of the previous version; the device keeps its assignment');
+        save(eff, row, { state: row.state, error: `not cancelled: no manifest of ${row.from?.model}@${row.from?.version} is known to send it back to, so it keeps this assignment` }, at);
+        return;
+      }
       save(eff, row, { state: written === 'not-owner' ? 'superseded' : 'cancelled', progress: null }, at);
     },
   };

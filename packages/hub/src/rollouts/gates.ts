@@ -84,20 +84,30 @@ export function failureShareGate(gates: WaveGates | undefined, c: WaveShareCount
 
 /**
  * Judged when every device of the wave is done: active/(total − timedOut) must reach minSuccessShare
- * (default 1). Timed-out devices are counted but do not block; a wave with no reachable device passes.
+ * (default 1). Timed-out devices are counted but do not block. A wave whose devices all timed out
+ * fails: an offline canary proved nothing about the version, and the next, bigger wave must not start
+ * on its word (an operator who knows better resumes past the gate; minSuccessShare 0 asks for no
+ * proof at all). An empty wave passes.
  */
 export function successShareGate(gates: WaveGates | undefined, c: WaveShareCounts, at: string): GateResult {
   const required = gates?.minSuccessShare ?? 1;
   const reachable = c.total - c.timedOut;
   const timedOut = c.timedOut > 0 ? `, ${c.timedOut} timed out` : '';
   if (reachable <= 0) {
+    const failed = c.total > 0 && required > 0;
+    const d = decimalsFor(required);
     return {
       gate: 'success-share',
-      status: 'passed',
+      status: failed ? 'failed' : 'passed',
       observed: null,
       baseline: null,
       threshold: required,
-      message: `no reachable device to judge: ${c.timedOut} of ${devices(c.total)} timed out`,
+      message:
+        c.total === 0
+          ? 'no device in this wave'
+          : failed
+            ? `no device reached: ${c.timedOut} of ${devices(c.total)} timed out, none active, so nothing shows the version works (${required.toFixed(d)} required; resume to go on regardless)`
+            : `no device reached: ${c.timedOut} of ${devices(c.total)} timed out (minSuccessShare 0: none required)`,
       at,
     };
   }

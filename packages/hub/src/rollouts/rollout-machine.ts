@@ -87,15 +87,37 @@ function record(wave: WaveCore, result: GateResult): void {
   else wave.gates.push(result);
 }
 
+/** How a rollback ended: devices it covered, those past their deadline still rolling back, those it could not return. */
+interface RollbackEnd {
+  total: number;
+  unconfirmed: number;
+  /** Rows `failed` while rolling back: the hub knew no manifest of their previous version, so they keep the new one. */
+  failed: number;
+}
+
+const devicesWord = (n: number) => `device${n === 1 ? '' : 's'}`;
+
 /**
- * The reason of a rollback that ended while devices had not confirmed their previous version: the
- * original reason (gate or operator) with how many did not, so "rolled-back" does not read as "every
- * device is back".
+ * The reason of a rollback that ended with devices not back on their previous version: the original
+ * reason (gate or operator) with how many did not confirm and how many could not be rolled back, so
+ * "rolled-back" does not read as "every device is back". Unchanged when every device is back.
  */
-function unconfirmedReason(r: RolloutCore, lastWave: number, unconfirmed: number, total: number, at: string): HaltReason {
-  const note =
-    `rollback ended with ${unconfirmed} of ${total} device${total === 1 ? '' : 's'} not confirmed back on the previous version ` +
-    `within ${r.settings.deviceTimeoutSec} s (${unconfirmed === 1 ? 'it returns to it when it reconnects' : 'they return to it when they reconnect'})`;
+function rollbackEndReason(r: RolloutCore, lastWave: number, end: RollbackEnd, at: string): HaltReason | null {
+  const notes: string[] = [];
+  if (end.unconfirmed > 0) {
+    notes.push(
+      `rollback ended with ${end.unconfirmed} of ${end.total} ${devicesWord(end.total)} not confirmed back on the previous version ` +
+        `within ${r.settings.deviceTimeoutSec} s (${end.unconfirmed === 1 ? 'it returns to it when it reconnects' : 'they return to it when they reconnect'})`,
+    );
+  }
+  if (end.failed > 0) {
+    notes.push(
+      `${end.failed} of ${end.total} ${devicesWord(end.total)} could not be rolled back: no manifest of ${end.failed === 1 ? 'its' : 'their'} previous version is known, ` +
+        `so ${end.failed === 1 ? 'it keeps' : 'they keep'} the new version (see the device errors)`,
+    );
+  }
+  if (notes.length === 0) return r.reason;
+  const note = notes.join('; ');
   return r.reason ? { ...r.reason, message: `${r.reason.message}; ${note}` } : { wave: lastWave, gate: null, message: note, at };
 }
 
@@ -118,13 +140,13 @@ export function advanceRollout(
   const ws: WaveCore[] = waves.map((w) => ({ ...w, gates: [...w.gates] }));
   const out = (changed: boolean, openThrough: number | null = null, rollback = false): Advance => ({ rollout: r, waves: ws, changed, openThrough, rollback });
   if (r.state === 'rolling-back') {
-    const still = counts.reduce((n, c) => n + (c['rolling-back'] ?? 0), 0);
+    const sum = (state: RolloutDeviceState) => counts.reduce((n, c) => n + (c[state] ?? 0), 0);
+    const still = sum('rolling-back');
     if (still > overdueRollbacks) return out(false);
     r.state = 'rolled-back';
-    if (still > 0) {
-      const total = counts.reduce((n, c) => n + (c['rolling-back'] ?? 0) + (c['rolled-back'] ?? 0), 0);
-      r.reason = unconfirmedReason(r, Math.max(0, ws.length - 1), still, total, new Date(now).toISOString());
-    }
+    // The rollback turned every assigned row, failed ones included, into rolling-back: a row failed now is one it could not return.
+    const end = { unconfirmed: still, failed: sum('failed'), total: still + sum('rolled-back') + sum('failed') };
+    r.reason = rollbackEndReason(r, Math.max(0, ws.length - 1), end, new Date(now).toISOString());
     return out(true);
   }
   if (r.state !== 'running') return out(false);
