@@ -2,10 +2,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { judgeHealth } from '../src/deployment/health-window.js';
 import { shadowRefusal } from '../src/deployment/shadow-phase.js';
 import { standbyFits } from '../src/deployment/standby.js';
+import { createUpdateLock } from '../src/local-api/update-lock.js';
 import { readManifestSidecars } from '../src/models/model-files.js';
 import { unixRequest } from '../../../test/support/unix-http.js';
 import { startDeploymentRig, type DeploymentRig } from './support/deployment-rig.js';
-import { desired, gatherModel, sha256Of } from './support/manifests.js';
+import { desired, gatherModel, mlp, sha256Of } from './support/manifests.js';
 import { eventually, tempDir } from './support/temp.js';
 
 describe('health window judgement (pure)', () => {
@@ -51,6 +52,23 @@ describe('shadow and standby rules (pure)', () => {
   });
 });
 
+// Both serve indices 0..9 (their golden input); only the first has a row 1000.
+const wide = gatherModel(2000, 1);
+const narrow = gatherModel(10, 2);
+const healthWindow = { durationSec: 600, maxErrorRate: 0.2, minRequests: 10 };
+
+const lookupOn = (rig: DeploymentRig, index: number) =>
+  unixRequest(rig.localApi!.socketPath, 'POST', '/v2/models/lookup/infer', JSON.stringify({ inputs: [{ name: 'idx', shape: [1], datatype: 'INT64', data: [index] }] }), {
+    'content-type': 'application/json',
+  });
+
+/** Sends lookups that 2.0.0 (narrow) fails until a `rolled-back` event comes after event `from`. */
+async function driveUntilRolledBack(rig: DeploymentRig, from: number) {
+  const rolledBack = () => rig.events.slice(from).find((e) => e.phase === 'rolled-back');
+  for (let i = 0; i < 100 && !rolledBack(); i++) await lookupOn(rig, i % 2 === 0 ? 1000 : 3);
+  return eventually(rolledBack, 'the rolled-back event');
+}
+
 describe.each([
   { standby: 'on' as const, backBy: 'a switch to the standby' },
   { standby: 'off' as const, backBy: 'loading the previous file (no standby)' },
@@ -58,14 +76,10 @@ describe.each([
   let dir: { path: string; remove: () => Promise<void> };
   let rig: DeploymentRig;
   let reportedChanges = 0;
-  // Both serve indices 0..9 (their golden input); only the first has a row 1000.
-  const wide = gatherModel(2000, 1);
-  const narrow = gatherModel(10, 2);
-
-  const lookup = (index: number) =>
-    unixRequest(rig.localApi!.socketPath, 'POST', '/v2/models/lookup/infer', JSON.stringify({ inputs: [{ name: 'idx', shape: [1], datatype: 'INT64', data: [index] }] }), {
-      'content-type': 'application/json',
-    });
+  const other = mlp(1);
+  // Passes the golden input like the others, but is signed with a wrong golden vector (see `broken`).
+  const third = gatherModel(20, 3);
+  const lookup = (index: number) => lookupOn(rig, index);
 
   beforeAll(async () => {
     dir = await tempDir('health');
@@ -78,7 +92,7 @@ describe.each([
       localApi: {},
       onStateChange: () => reportedChanges++,
     });
-    for (const bytes of [wide, narrow]) rig.server.files.set(sha256Of(bytes), bytes);
+    for (const bytes of [wide, narrow, other, third]) rig.server.files.set(sha256Of(bytes), bytes);
   });
 
   afterAll(async () => {
@@ -90,7 +104,6 @@ describe.each([
     await rig.apply(await rig.assignment({ name: 'lookup', version: '1.0.0', bytes: wide }));
     for (let i = 0; i < 30; i++) expect((await lookup(i % 2 === 0 ? 1000 : i % 10)).status).toBe(200);
 
-    const healthWindow = { durationSec: 600, maxErrorRate: 0.2, minRequests: 10 };
     const bad = { ...(await rig.assignment({ name: 'lookup', version: '2.0.0', bytes: narrow, rolloutId: 'r-health' })), healthWindow };
     const got = await rig.apply(bad);
     expect(got.at(-1)).toMatchObject({ phase: 'active', version: '2.0.0' });
@@ -123,5 +136,84 @@ describe.each([
     await rig.runner.idle();
     expect(rig.events.length).toBe(before);
     expect(rig.table.get('lookup')?.version).toBe('1.0.0');
+  });
+
+  it('keeps the rolled-back version out when another model\'s rollout moves the desired version; a new rollout of it tries again', async () => {
+    const same = { ...(await rig.assignment({ name: 'lookup', version: '2.0.0', bytes: narrow, rolloutId: 'r-health' })), healthWindow };
+    const clf = await rig.assignment({ name: 'clf', version: '1.0.0', bytes: other, rolloutId: 'r-other' });
+    const got = await rig.apply(same, clf);
+    expect(got.filter((e) => e.model === 'lookup')).toEqual([]);
+    expect(got.at(-1)).toMatchObject({ model: 'clf', phase: 'active' });
+    expect(rig.table.get('lookup')?.version).toBe('1.0.0');
+
+    const retry = { ...(await rig.assignment({ name: 'lookup', version: '2.0.0', bytes: narrow, rolloutId: 'r-health-2' })), healthWindow };
+    const before = rig.events.length;
+    expect((await rig.apply(retry, clf)).at(-1)).toMatchObject({ model: 'lookup', version: '2.0.0', rolloutId: 'r-health-2', phase: 'active' });
+    expect(await driveUntilRolledBack(rig, before)).toMatchObject({ version: '2.0.0', rolloutId: 'r-health-2', code: 'UNHEALTHY' });
+    expect(rig.table.get('lookup')?.version).toBe('1.0.0');
+    expect(rig.store.listFailures()).toMatchObject([{ name: 'lookup', rolloutId: 'r-health-2', code: 'UNHEALTHY', retryable: false }]);
+  });
+
+  it('a next version that fails to install leaves the active version its health window', async () => {
+    const retry = { ...(await rig.assignment({ name: 'lookup', version: '2.0.0', bytes: narrow, rolloutId: 'r-health-3' })), healthWindow };
+    const clf = await rig.assignment({ name: 'clf', version: '1.0.0', bytes: other, rolloutId: 'r-other' });
+    expect((await rig.apply(retry, clf)).at(-1)).toMatchObject({ version: '2.0.0', phase: 'active' });
+
+    // 3.0.0 fails its golden check after 2.0.0's window started: 2.0.0 keeps serving, and keeps being watched.
+    const broken = await rig.assignment({ name: 'lookup', version: '3.0.0', bytes: third, rolloutId: 'r-broken', goldenOffset: 0.5 });
+    const before = rig.events.length;
+    expect((await rig.apply(broken, clf)).at(-1)).toMatchObject({ version: '3.0.0', phase: 'failed', code: 'INVALID_MODEL', keptVersion: '2.0.0' });
+    expect(await driveUntilRolledBack(rig, before)).toMatchObject({ version: '2.0.0', rolloutId: 'r-health-3', code: 'UNHEALTHY', keptVersion: '1.0.0' });
+    expect(rig.table.get('lookup')?.version).toBe('1.0.0');
+  });
+});
+
+describe('health window while the next switch waits for the update lock', () => {
+  let dir: { path: string; remove: () => Promise<void> };
+  let rig: DeploymentRig;
+  const lock = createUpdateLock();
+  const lookup = (index: number) => lookupOn(rig, index);
+
+  beforeAll(async () => {
+    dir = await tempDir('health-lock');
+    rig = await startDeploymentRig({
+      stateDir: dir.path,
+      scratchDir: dir.path,
+      creds: { username: 'dev-health-lock', password: 'secret-6' },
+      retryDelayMs: 30,
+      runner: { standby: { policy: 'on' }, updateLock: lock },
+      localApi: { updateLock: lock },
+    });
+    for (const bytes of [wide, narrow]) rig.server.files.set(sha256Of(bytes), bytes);
+  });
+
+  afterAll(async () => {
+    await rig?.stop();
+    await dir?.remove();
+  });
+
+  it('still switches back on its own; the deferred switch to that same version then leaves one copy loaded', async () => {
+    const first = await rig.assignment({ name: 'lookup', version: '1.0.0', bytes: wide, rolloutId: 'r-1' });
+    await rig.apply(first);
+    for (let i = 0; i < 30; i++) expect((await lookup(i % 10)).status).toBe(200);
+    await rig.apply({ ...(await rig.assignment({ name: 'lookup', version: '2.0.0', bytes: narrow, rolloutId: 'r-2' })), healthWindow });
+    expect(rig.table.standby('lookup')?.version).toBe('1.0.0');
+
+    // The hub rolls back to 1.0.0; the switch (to the standby) waits behind a local lock.
+    const held = lock.acquire('critical job', 600);
+    const before = rig.events.length;
+    rig.submit(first);
+    await eventually(() => rig.events.slice(before).some((e) => e.phase === 'deferred'), 'the deferred event');
+
+    expect(await driveUntilRolledBack(rig, before)).toMatchObject({ version: '2.0.0', rolloutId: 'r-2', keptVersion: '1.0.0' });
+    expect(rig.table.get('lookup')?.version).toBe('1.0.0');
+
+    lock.release(held.id);
+    await rig.runner.idle();
+    expect(rig.events.at(-1)).toMatchObject({ phase: 'active', version: '1.0.0', rolloutId: 'r-1' });
+    expect(rig.table.get('lookup')?.version).toBe('1.0.0');
+    expect(rig.table.listStandby()).toEqual([]);
+    await eventually(() => rig.runtime.loaded.size === 1, 'the second copy of 1.0.0 to close');
+    expect((await lookup(1000)).status).toBe(200);
   });
 });

@@ -156,7 +156,8 @@ describe('shadow phase', () => {
     };
     rig = await rigWith(dir.path, { runner: { shadow: fake } });
     await rig.apply(await rig.assignment({ name: 'clf', version: '1.0.0', bytes: v1 }));
-    const got = await rig.apply({ ...(await rig.assignment({ name: 'clf', version: '2.0.0', bytes: v2 })), shadow: { sampleRate: 0.5, minSamples: 30, minAgreement: 0.9 } });
+    const refused = { ...(await rig.assignment({ name: 'clf', version: '2.0.0', bytes: v2, rolloutId: 'r-shadow' })), shadow: { sampleRate: 0.5, minSamples: 30, minAgreement: 0.9 } };
+    const got = await rig.apply(refused);
     expect(phases(got)).toEqual(['downloading', 'downloading', 'verifying', 'loading', 'health-check', ...Array(11).fill('shadow'), 'failed']);
     expect(got.filter((e) => e.phase === 'shadow').map((e) => e.progress)).toEqual([0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1]);
     expect(got.at(-2)!.shadow).toEqual(result);
@@ -164,7 +165,9 @@ describe('shadow phase', () => {
     expect(got.at(-1)!.message).toMatch(/agreement 0\.500 over 30 samples .* below minAgreement 0\.9/);
     expect(rig.table.get('clf')?.version).toBe('1.0.0');
     expect(rig.runtime.loaded.size).toBe(1);
-    expect(rig.store.listFailures()).toMatchObject([{ code: 'SHADOW_DISAGREEMENT', retryable: false }]);
+    expect(rig.store.listFailures()).toMatchObject([{ code: 'SHADOW_DISAGREEMENT', retryable: false, rolloutId: 'r-shadow' }]);
+    // The same rollout in the next desired version (another model's rollout moved it): not shadowed again.
+    expect(await rig.apply(refused)).toEqual([]);
   });
 
   it('a newer document ends a shadow phase at once and the candidate is closed', async () => {

@@ -71,6 +71,25 @@ describe('deployment runner on real parts', () => {
     expect(rig.server.requests.length).toBe(requests);
   });
 
+  it('does not try a refused version again when only the desired version moves; another rollout of it, or one outside a rollout, does', async () => {
+    const requests = rig.server.requests.length;
+    // The same assignment (same digest, same rollout) in the next document, as when another model's rollout writes it.
+    expect(await rig.apply(await assignment('2.0.0', v2, { goldenOffset: 0.5 }))).toEqual([]);
+    expect(rig.server.requests.length).toBe(requests);
+    expect(rig.store.listFailures()).toMatchObject([{ name: 'clf', version: '2.0.0', rolloutId: 'r-2.0.0', code: 'INVALID_MODEL', retryable: false }]);
+
+    const retried = await rig.apply(await assignment('2.0.0', v2, { goldenOffset: 0.5, rolloutId: 'r-2.0.0-again' }));
+    expect(retried.at(-1)).toMatchObject({ phase: 'failed', code: 'INVALID_MODEL', rolloutId: 'r-2.0.0-again', keptVersion: '1.0.0' });
+    expect(rig.server.requests.length).toBeGreaterThan(requests);
+    expect(rig.store.listFailures()).toMatchObject([{ rolloutId: 'r-2.0.0-again', attempts: 2 }]);
+
+    // Outside a rollout a new desired version is all there is to tell a retry by.
+    const outside = await assignment('2.0.0', v2, { goldenOffset: 0.5, rolloutId: undefined });
+    for (let i = 0; i < 2; i++) expect((await rig.apply(outside)).at(-1)).toMatchObject({ phase: 'failed', code: 'INVALID_MODEL' });
+    expect(rig.store.listFailures()).toEqual([expect.not.objectContaining({ rolloutId: expect.anything() })]);
+    expect(rig.table.get('clf')?.version).toBe('1.0.0');
+  });
+
   it('refuses a tampered manifest before downloading anything', async () => {
     const good = await assignment('3.0.0', v3);
     const tampered: ModelAssignment = { ...good, manifest: { ...good.manifest, manifest: { ...good.manifest.manifest, version: '3.0.1' } } };

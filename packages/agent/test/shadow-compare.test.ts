@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { addSample, compareSample, emptyTally, MAX_REPORTED_DIFF, median, summarize } from '../src/inference/shadow-compare.js';
 import type { Tensor } from '../src/inference/types.js';
-import { toHalf } from '../src/local-api/tensor-json.js';
+import { fromHalf, toHalf } from '../src/inference/half-float.js';
 
 const fp32 = (name: string, shape: number[], values: number[]): Tensor => ({ name, datatype: 'FP32', shape, data: Float32Array.from(values) });
 
@@ -27,10 +27,29 @@ describe('shadow comparison of one request', () => {
     expect(compareSample([fp32('s', [], [3])], [fp32('s', [], [3])]).agrees).toBe(true);
   });
 
-  it('compares integer outputs, int64 included', () => {
-    const active: Tensor[] = [{ name: 'cls', datatype: 'INT64', shape: [3], data: BigInt64Array.from([1n, 2n, 3n]) }];
-    expect(compareSample(active, [{ ...active[0]!, data: BigInt64Array.from([1n, 2n, 3n]) }])).toEqual({ agrees: true, maxAbsDiff: 0 });
-    expect(compareSample(active, [{ ...active[0]!, data: BigInt64Array.from([1n, 2n, 5n]) }])).toEqual({ agrees: true, maxAbsDiff: 2 });
+  it('compares integer outputs element by element for equality, never by argmax position, int64 exactly', () => {
+    const labels: Tensor[] = [{ name: 'label', datatype: 'INT64', shape: [3], data: BigInt64Array.from([1n, 2n, 3n]) }];
+    expect(compareSample(labels, [{ ...labels[0]!, data: BigInt64Array.from([1n, 2n, 3n]) }])).toEqual({ agrees: true, maxAbsDiff: 0 });
+    // The largest label is still the last one, yet the third request got another class.
+    expect(compareSample(labels, [{ ...labels[0]!, data: BigInt64Array.from([1n, 2n, 5n]) }])).toEqual({ agrees: false, maxAbsDiff: 2 });
+    // Rank 2 does not make integers class scores: [1, 3] counts with the same argmax still differ.
+    const counts: Tensor[] = [{ name: 'counts', datatype: 'INT32', shape: [1, 3], data: Int32Array.from([0, 1, 7]) }];
+    expect(compareSample(counts, [{ ...counts[0]!, data: Int32Array.from([0, 2, 7]) }]).agrees).toBe(false);
+    // Past 2^53 a double cannot tell these apart.
+    const big: Tensor[] = [{ name: 'id', datatype: 'INT64', shape: [1], data: BigInt64Array.from([2n ** 60n]) }];
+    expect(compareSample(big, [{ ...big[0]!, data: BigInt64Array.from([2n ** 60n + 1n]) }]).agrees).toBe(false);
+  });
+
+  it('judges a rank-1 float output element by element, not by top-1', () => {
+    const active = [fp32('scores', [3], [0.7, 0.2, 0.1])];
+    expect(compareSample(active, [fp32('scores', [3], [0.5, 0.3, 0.2])]).agrees).toBe(false);
+    expect(compareSample(active, [fp32('scores', [3], [0.7, 0.2, 0.1])]).agrees).toBe(true);
+  });
+
+  it('outputs of another shape disagree, even with as many elements', () => {
+    const active = [fp32('probs', [2, 3], [0.7, 0.2, 0.1, 0.1, 0.1, 0.8])];
+    expect(compareSample(active, [fp32('probs', [3, 2], [0.7, 0.2, 0.1, 0.1, 0.1, 0.8])])).toEqual({ agrees: false, maxAbsDiff: MAX_REPORTED_DIFF });
+    expect(compareSample([fp32('v', [1, 2], [1, 2])], [fp32('v', [2], [1, 2])]).agrees).toBe(false);
   });
 
   it('compares FP16 outputs by their values, not by their raw bits', () => {
@@ -68,6 +87,15 @@ describe('shadow comparison of one request', () => {
     expect(compareSample(active, [fp32('probs', [2, 2], [0.9, Number.NaN, 0.3, 0.7])]).agrees).toBe(false);
     const nanRow = [fp32('probs', [1, 2], [Number.NaN, Number.NaN])];
     expect(compareSample(nanRow, nanRow).agrees).toBe(false);
+  });
+});
+
+describe('half-precision values', () => {
+  it('round-trip exactly representable values, round to nearest even, and keep infinities and NaN', () => {
+    for (const v of [0, 1, -2, 0.5, 65504, 2 ** -24, -(2 ** -14)]) expect(fromHalf(toHalf(v))).toBe(v);
+    expect(fromHalf(toHalf(1 + 2 ** -11))).toBe(1);
+    expect(fromHalf(toHalf(70000))).toBe(Number.POSITIVE_INFINITY);
+    expect(Number.isNaN(fromHalf(toHalf(Number.NaN)))).toBe(true);
   });
 });
 

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { encodeMessage, LONG_TEXT_MAX } from '@edgefleet/shared';
+import { encodeMessage, LONG_TEXT_MAX, type DesiredMessage, type ModelAssignment } from '@edgefleet/shared';
+import { blocks } from '../src/deployment/retry-policy.js';
 import { failureOf } from '../src/deployment/steps.js';
+import type { FailureRow } from '../src/store/agent-store.js';
 
 describe('deployment failures', () => {
   it('cut a long error message to what the events schema accepts, so the failure is still reported', () => {
@@ -9,5 +11,67 @@ describe('deployment failures', () => {
     expect(failure.message.startsWith('onnxruntime: node failed;')).toBe(true);
     const event = { v: 1 as const, seq: 1, ts: Date.now(), type: 'deployment' as const, model: 'm', version: '1', sha256: 'a'.repeat(64), phase: 'failed' as const, code: failure.code, message: failure.message };
     expect(() => encodeMessage('events', event)).not.toThrow();
+  });
+});
+
+describe('when a failed assignment is tried again (pure)', () => {
+  const sha = (c: string) => c.repeat(64);
+  const assignment = (model: string, digest: string, rolloutId?: string): ModelAssignment => ({
+    ...(rolloutId ? { rolloutId } : {}),
+    manifest: {
+      signature: 'sig',
+      manifest: {
+        v: 1,
+        model,
+        version: '2',
+        profile: 'fp32',
+        sha256: digest,
+        size: 10,
+        inputs: [],
+        outputs: [],
+        golden: { inputs: [], outputs: [], tolerance: { atol: 1e-4 } },
+        createdAt: '2026-01-01T00:00:00Z',
+      },
+    },
+  });
+  const doc = (version: number, ...models: ModelAssignment[]): DesiredMessage => ({ version, models });
+  const failure = (extra: Partial<FailureRow>): FailureRow => ({
+    name: 'm',
+    sha256: sha('a'),
+    version: '2',
+    desiredVersion: 5,
+    code: 'UNHEALTHY',
+    message: 'health window',
+    retryable: false,
+    attempts: 1,
+    failedAt: 1000,
+    ...extra,
+  });
+  const notDue = 2000;
+  const due = 500;
+
+  it('a non-retryable failure in a rollout blocks that assignment under any later document, not another rollout of the digest', () => {
+    const f = failure({ rolloutId: 'r1' });
+    expect(blocks(f, doc(5, assignment('m', sha('a'), 'r1')), 1500, due)).toBe(true);
+    // Another model's rollout wrote documents 6 and 9; this assignment is unchanged.
+    expect(blocks(f, doc(6, assignment('m', sha('a'), 'r1'), assignment('n', sha('b'), 'r7')), 1500, due)).toBe(true);
+    expect(blocks(f, doc(9, assignment('n', sha('b'), 'r8'), assignment('m', sha('a'), 'r1')), 1500, due)).toBe(true);
+    expect(blocks(f, doc(6, assignment('m', sha('a'), 'r2')), 1500, due)).toBe(false);
+    expect(blocks(f, doc(6, assignment('m', sha('a'))), 1500, due)).toBe(false);
+    expect(blocks(f, doc(6, assignment('m', sha('c'), 'r1')), 1500, due)).toBe(false);
+  });
+
+  it('outside a rollout (or a row from before rollout ids were kept) only the document it failed under is blocked', () => {
+    const f = failure({ code: 'INVALID_MODEL' });
+    expect(blocks(f, doc(5, assignment('m', sha('a'))), 1500, due)).toBe(true);
+    expect(blocks(f, doc(6, assignment('m', sha('a'))), 1500, due)).toBe(false);
+    expect(blocks(f, doc(6, assignment('m', sha('a'), 'r1')), 1500, due)).toBe(false);
+  });
+
+  it('a retryable failure waits for its delay under its document, and a new document tries at once', () => {
+    const f = failure({ code: 'UNAVAILABLE', retryable: true, rolloutId: 'r1' });
+    expect(blocks(f, doc(5, assignment('m', sha('a'), 'r1')), 1500, notDue)).toBe(true);
+    expect(blocks(f, doc(5, assignment('m', sha('a'), 'r1')), 1500, due)).toBe(false);
+    expect(blocks(f, doc(6, assignment('m', sha('a'), 'r1')), 1500, notDue)).toBe(false);
   });
 });

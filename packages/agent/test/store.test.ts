@@ -98,6 +98,32 @@ describe('agent store', () => {
     expect(store.listFailures()).toEqual([]);
     store.stop();
   });
+
+  it('keeps the rollout of a failure, and reads the failures of a database from before that column', async () => {
+    const { path, open } = await openStore();
+    const old = new Database(path);
+    old.exec('CREATE TABLE schema_migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
+    for (const m of MIGRATIONS.filter((m) => m.id <= 2)) {
+      old.exec(m.sql);
+      old.prepare('INSERT INTO schema_migrations VALUES (?, ?, 0)').run(m.id, m.name);
+    }
+    old.prepare("INSERT INTO failures VALUES ('m', ?, '2', 4, 'UNHEALTHY', 'bad', 0, 1, 10)").run('a'.repeat(64));
+    old.close();
+
+    const store = open();
+    expect(store.isFresh()).toBe(false);
+    expect(store.listFailures()).toEqual([
+      { name: 'm', sha256: 'a'.repeat(64), version: '2', desiredVersion: 4, code: 'UNHEALTHY', message: 'bad', retryable: false, attempts: 1, failedAt: 10 },
+    ]);
+    const f = { name: 'm', sha256: 'a'.repeat(64), version: '2', desiredVersion: 5, code: 'SHADOW_DISAGREEMENT', message: 'low', retryable: false };
+    expect(store.recordFailure({ ...f, rolloutId: 'r-9' })).toMatchObject({ rolloutId: 'r-9', attempts: 2 });
+    store.stop();
+    const again = open();
+    expect(again.listFailures()).toMatchObject([{ rolloutId: 'r-9', desiredVersion: 5 }]);
+    // A later failure outside a rollout leaves no rollout behind.
+    expect(again.recordFailure(f)).not.toHaveProperty('rolloutId');
+    again.stop();
+  });
 });
 
 /** A pino logger whose lines the test can read. */

@@ -46,8 +46,9 @@ export function createHealthGuard(opts: HealthGuardOptions): HealthGuard {
     const back = await switchBack(opts.rollback, switched, window.signal);
     end(name, window);
     if (!back) return;
-    // Not retryable under this desired version: the hub's same document must not reinstall it in a loop.
-    opts.recordFailure({ name, sha256, version, desiredVersion, code: 'UNHEALTHY', message, retryable: false });
+    // Not retryable under this document nor this rollout: neither a reconnect nor another model's
+    // rollout moving the desired version may reinstall it in a loop.
+    opts.recordFailure({ name, sha256, version, desiredVersion, ...(switched.rolloutId ? { rolloutId: switched.rolloutId } : {}), code: 'UNHEALTHY', message, retryable: false });
     opts.publishEvent({
       type: 'deployment',
       model: name,

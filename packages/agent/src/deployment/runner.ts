@@ -2,16 +2,17 @@ import type { DesiredMessage } from '@edgefleet/shared';
 import type { FailureRow } from '../store/agent-store.js';
 import { createFailureLog } from './failure-log.js';
 import { createHealthGuard } from './health-guard.js';
-import { activates, blockKey, reconcile, type LoadedCandidate, type Step } from './reconcile.js';
+import { activates, blockKey, reconcile, type InstallStep, type LoadedCandidate, type Step } from './reconcile.js';
+import { blockedAssignments } from './retry-policy.js';
 import { createStagedCandidates } from './staged.js';
 import { createStandbyKeeper, DEFAULT_STANDBY_KEEP_MS, type StandbyPolicy } from './standby.js';
 import type { ShadowRunner, StepContext, SwitchLock } from './step-context.js';
-import { runInstall, runRemove } from './steps.js';
+import { runInstall, runRemove, type StepFailure } from './steps.js';
 import { DEFAULT_MAX_DEFER_SEC } from './switch-over.js';
 
 /** What every step needs (the runner adds its own signals and slots), plus the runner's own settings. */
 export interface DeploymentRunnerOptions
-  extends Omit<StepContext, 'signal' | 'waitSignal' | 'staged' | 'standby' | 'watchSwitch' | 'now' | 'maxDeferSec' | 'updateLock' | 'shadow'> {
+  extends Omit<StepContext, 'signal' | 'waitSignal' | 'staged' | 'standby' | 'watchSwitch' | 'onSwitch' | 'now' | 'maxDeferSec' | 'updateLock' | 'shadow'> {
   /** Called after a desired document was applied or models changed, so `reported` goes out. */
   onStateChange: () => void;
   /** Delay before retrying an assignment that failed for a retryable reason (network, hub down). */
@@ -53,10 +54,18 @@ function supersedes(desired: DesiredMessage, step: InProgress): boolean {
   return step.activate && !activates(assignment);
 }
 
+/** What is remembered of a failed install: enough to tell the same assignment again from a retry. */
+function failureRecord(desired: DesiredMessage, step: InstallStep, failure: StepFailure): Omit<FailureRow, 'attempts' | 'failedAt'> {
+  const { rolloutId } = step.assignment;
+  const { code, message, retryable } = failure;
+  return { name: step.name, sha256: step.sha256, version: step.version, desiredVersion: desired.version, ...(rolloutId ? { rolloutId } : {}), code, message, retryable };
+}
+
 /**
  * Applies desired documents one at a time, in arrival order with coalescing. A failure is remembered
- * (in the store) with the desired version it happened under: the same document is not retried in a
- * loop; a retryable failure is tried again after a growing delay; a new desired version tries again.
+ * (in the store) with the desired version and rollout it happened under: the same document is not
+ * retried in a loop; a retryable failure is tried again after a growing delay; a non-retryable one
+ * is tried again by a new rollout, or by a new desired version when it was outside a rollout (retry-policy.ts).
  * Long waits (shadow, update lock) end when a newer document no longer wants what they wait for.
  * Health windows outlive the step that switched and switch back on their own.
  */
@@ -118,6 +127,9 @@ export function createDeploymentRunner(opts: DeploymentRunnerOptions): Deploymen
     maxDeferSec: opts.maxDeferSec ?? DEFAULT_MAX_DEFER_SEC,
     // Recorded under the document in force when it fails (it may be newer than the one that switched).
     watchSwitch: (switched) => health.watch(switched, () => latest?.version ?? desired.version),
+    // Only now: until the switch, an install that fails or is interrupted leaves the active version
+    // serving, and its health window still speaks for it.
+    onSwitch: (name) => health.stop(name),
     now,
   });
 
@@ -126,11 +138,7 @@ export function createDeploymentRunner(opts: DeploymentRunnerOptions): Deploymen
   }
 
   function blockedFor(desired: DesiredMessage): Set<string> {
-    const t = now();
-    const blocked = failures
-      .list()
-      .filter((f) => f.desiredVersion === desired.version && (!f.retryable || t < dueAt(f)));
-    return new Set(blocked.map((f) => blockKey(f.name, f.sha256)));
+    return blockedAssignments(failures.list(), desired, now(), dueAt);
   }
 
   function scheduleRetry(desired: DesiredMessage): void {
@@ -179,10 +187,9 @@ export function createDeploymentRunner(opts: DeploymentRunnerOptions): Deploymen
       await staged.discard(step.name);
       return { interrupted: false, changed: false };
     }
-    // Once what the model serves changes, an earlier switch's health window no longer speaks for it
-    // (preparing the next version leaves it be).
-    if (step.kind === 'remove' || step.activate) health.stop(step.name);
     if (step.kind === 'remove') {
+      // Once the model is gone an earlier switch's health window has nothing left to speak for.
+      health.stop(step.name);
       await runRemove(ctx(desired, abort.signal), step);
       return { interrupted: false, changed: true };
     }
@@ -191,7 +198,7 @@ export function createDeploymentRunner(opts: DeploymentRunnerOptions): Deploymen
     try {
       const failure = await runInstall(ctx(desired, AbortSignal.any([abort.signal, current.supersede.signal])), step);
       if (failure?.aborted) return { interrupted: true, changed: false };
-      if (failure) failures.record({ name: step.name, sha256: step.sha256, version: step.version, desiredVersion: desired.version, ...failure });
+      if (failure) failures.record(failureRecord(desired, step, failure));
       else failures.clear(step.name, step.sha256);
       return { interrupted: false, changed: true };
     } finally {
@@ -203,7 +210,7 @@ export function createDeploymentRunner(opts: DeploymentRunnerOptions): Deploymen
     forgetStaleFailures(desired);
     const plan = reconcile({ current: opts.store.listModels(), desired, blocked: blockedFor(desired), loaded: loadedCandidates() });
     if (plan.duplicates.length > 0) log.warn({ duplicates: plan.duplicates, desiredVersion: desired.version }, 'desired lists a model twice; the first assignment wins');
-    if (plan.skipped.length > 0) log.info({ skipped: plan.skipped, desiredVersion: desired.version }, 'not retrying assignments that failed under this desired version');
+    if (plan.skipped.length > 0) log.info({ skipped: plan.skipped, desiredVersion: desired.version }, 'not retrying assignments that failed under this desired version or rollout');
     log.info({ desiredVersion: desired.version, steps: plan.steps.map((s) => `${s.kind} ${s.name}@${s.version}`) }, 'reconciling');
     let changed = false;
     for (const step of plan.steps) {

@@ -60,6 +60,8 @@ export interface StepContext {
   maxDeferSec: number;
   /** Starts watching a switch (the runner owns health windows: they outlive the step). */
   watchSwitch: (switched: Switched) => void;
+  /** Called the moment `name` serves another version: an earlier switch's health window no longer speaks for it. */
+  onSwitch: (name: string) => void;
   now: () => number;
 }
 

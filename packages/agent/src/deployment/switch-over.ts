@@ -2,7 +2,7 @@ import type { GoldenComparison } from '@edgefleet/shared';
 import type { LoadedModel } from '../inference/types.js';
 import { writeManifestSidecar } from '../models/model-files.js';
 import type { InstallStep } from './reconcile.js';
-import { boundedText, removeFileIfUnused, type Emit, type StepContext } from './step-context.js';
+import { boundedText, closeQuietly, removeFileIfUnused, type Emit, type StepContext } from './step-context.js';
 
 export const DEFAULT_MAX_DEFER_SEC = 600;
 const LOCK_REASON_MAX = 256;
@@ -55,7 +55,13 @@ async function pruneOldVersions(ctx: StepContext, name: string, previousVersion:
 export async function switchTo(ctx: StepContext, step: InstallStep, candidate: LoadedModel, emit: Emit, worst?: GoldenComparison['worst']): Promise<void> {
   const { name, version, sha256 } = step;
   ctx.store.setActive(name, version);
-  const previous = ctx.table.activate(candidate);
+  const replaced = ctx.table.activate(candidate);
+  // In the same tick as the switch: a verdict of the old window can no longer land on the new version.
+  ctx.onSwitch(name);
+  // The same content served already (that window switched back to it while this step waited for the
+  // update lock): a second copy is no way back, only memory.
+  const previous = replaced?.sha256 === sha256 ? undefined : replaced;
+  if (replaced && !previous) void closeQuietly(ctx, replaced);
   const baseline = previous ? ctx.table.recent(name, previous.version) : undefined;
 
   // Beside the file, so a lost agent.db does not take the verified model with it (restore.ts).

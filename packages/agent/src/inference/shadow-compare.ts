@@ -1,10 +1,10 @@
-import type { ShadowResult } from '@edgefleet/shared';
-import { fromHalf } from '../local-api/tensor-json.js';
+import type { Datatype, ShadowResult } from '@edgefleet/shared';
+import { fromHalf } from './half-float.js';
 import type { Tensor } from './types.js';
 
 // How a candidate's outputs are judged against the active version's on the same request. Pure.
 
-/** Relative tolerance for outputs that are not class scores: |c − a| ≤ TOLERANCE·(1 + |a|). */
+/** Relative tolerance for floating-point outputs that are not class scores: |c − a| ≤ TOLERANCE·(1 + |a|). */
 export const SHADOW_TOLERANCE = 1e-3;
 /** ShadowResult caps numbers (JSON has no Infinity); an incomparable output counts as this far off. */
 export const MAX_REPORTED_DIFF = 1e300;
@@ -16,6 +16,17 @@ export interface SampleComparison {
 }
 
 type Values = ArrayLike<number | bigint>;
+
+const FLOAT_TYPES: ReadonlySet<Datatype> = new Set(['FP16', 'FP32', 'FP64']);
+
+/** Class scores: floating-point rows of more than one score. An integer output holds labels or counts, whose argmax position means nothing. */
+function isClassScores(t: Tensor): boolean {
+  return FLOAT_TYPES.has(t.datatype) && t.shape.length >= 2 && t.shape.at(-1)! > 1;
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
 
 /** A tensor's elements as numbers to compare: FP16 travels as raw bits, whose order and distance are not the values'. */
 function valuesOf(t: Tensor): Values {
@@ -61,6 +72,16 @@ function maxAbsDiffOf(candidate: Values, active: Values): number {
   return worst;
 }
 
+/** Labels, counts, masks: equal or not (int64 compared exactly, not through a double). */
+function equalElements(candidate: Values, active: Values): boolean {
+  for (let i = 0; i < active.length; i++) {
+    const a = active[i]!;
+    const c = candidate[i]!;
+    if (typeof a === 'bigint' && typeof c === 'bigint' ? a !== c : Number(a) !== Number(c)) return false;
+  }
+  return true;
+}
+
 function withinTolerance(candidate: Values, active: Values): boolean {
   for (let i = 0; i < active.length; i++) {
     const a = Number(active[i]!);
@@ -74,26 +95,30 @@ function withinTolerance(candidate: Values, active: Values): boolean {
 }
 
 /**
- * One request: agreement is top-1 (argmax over the last dimension, every row of the first output)
- * when that dimension is over 1 — a classifier that picks the same class agrees whatever its scores —
- * and otherwise every element of every output within SHADOW_TOLERANCE. maxAbsDiff spans all outputs.
- * Outputs the candidate lacks, or that differ in size, disagree.
+ * One request. When the first output holds class scores (floating point, rank ≥ 2, last dimension
+ * over 1) agreement is top-1 — argmax over the last dimension, every row — so a classifier that
+ * picks the same class agrees whatever its scores. Otherwise every output agrees element by
+ * element: integer and boolean outputs (by the active version's datatype) exactly, floating-point
+ * ones within SHADOW_TOLERANCE. maxAbsDiff spans all outputs. Outputs the candidate lacks, or of
+ * another shape, disagree.
  */
 export function compareSample(active: readonly Tensor[], candidate: readonly Tensor[]): SampleComparison {
   const found = active.map((a) => ({ a, c: candidate.find((c) => c.name === a.name) }));
-  if (found.length === 0 || found.some(({ a, c }) => !c || c.data.length !== a.data.length)) return { agrees: false, maxAbsDiff: MAX_REPORTED_DIFF };
-  const pairs = found.map(({ a, c }) => ({ shape: a.shape, a: valuesOf(a), c: valuesOf(c!) }));
+  if (found.length === 0 || found.some(({ a, c }) => !c || !sameShape(c.shape, a.shape) || c.data.length !== a.data.length)) {
+    return { agrees: false, maxAbsDiff: MAX_REPORTED_DIFF };
+  }
+  const pairs = found.map(({ a, c }) => ({ active: a, a: valuesOf(a), c: valuesOf(c!) }));
   let maxAbsDiff = 0;
   for (const { a, c } of pairs) maxAbsDiff = Math.max(maxAbsDiff, maxAbsDiffOf(c, a));
   const first = pairs[0]!;
-  const lastDim = first.shape.at(-1) ?? 1;
   let agrees: boolean;
-  if (lastDim > 1 && first.a.length % lastDim === 0) {
+  if (isClassScores(first.active)) {
+    const lastDim = first.active.shape.at(-1)!;
     const activeTop1 = argmaxRows(first.a, lastDim);
     // A NaN row (-1) agrees with nothing, not even another NaN row: NaN is as far apart as it gets.
     agrees = argmaxRows(first.c, lastDim).every((cls, row) => cls >= 0 && cls === activeTop1[row]);
   } else {
-    agrees = pairs.every(({ a, c }) => withinTolerance(c, a));
+    agrees = pairs.every(({ active: t, a, c }) => (FLOAT_TYPES.has(t.datatype) ? withinTolerance(c, a) : equalElements(c, a)));
   }
   return { agrees, maxAbsDiff: Math.min(maxAbsDiff, MAX_REPORTED_DIFF) };
 }

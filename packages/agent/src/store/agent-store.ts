@@ -23,6 +23,8 @@ export interface FailureRow {
   sha256: string;
   version: string;
   desiredVersion: number;
+  /** The rollout of the assignment that failed (absent: an assignment outside a rollout, or a row from before rollout ids were kept). */
+  rolloutId?: string;
   code: string;
   message: string;
   retryable: boolean;
@@ -114,6 +116,7 @@ export function createAgentStore(opts: { path: string; logger: Logger; now?: () 
       sha256: String(r.sha256),
       version: String(r.version),
       desiredVersion: Number(r.desired_version),
+      ...(typeof r.rollout_id === 'string' ? { rolloutId: r.rollout_id } : {}),
       code: String(r.code),
       message: String(r.message),
       retryable: r.retryable === 1,
@@ -194,12 +197,12 @@ export function createAgentStore(opts: { path: string; logger: Logger; now?: () 
     recordFailure(f) {
       const d = open();
       d.prepare(
-        `INSERT INTO failures (name, sha256, version, desired_version, code, message, retryable, attempts, failed_at)
-         VALUES (@name, @sha256, @version, @desiredVersion, @code, @message, @retryable, 1, @failedAt)
+        `INSERT INTO failures (name, sha256, version, desired_version, rollout_id, code, message, retryable, attempts, failed_at)
+         VALUES (@name, @sha256, @version, @desiredVersion, @rolloutId, @code, @message, @retryable, 1, @failedAt)
          ON CONFLICT (name, sha256) DO UPDATE SET version = excluded.version, desired_version = excluded.desired_version,
-           code = excluded.code, message = excluded.message, retryable = excluded.retryable,
+           rollout_id = excluded.rollout_id, code = excluded.code, message = excluded.message, retryable = excluded.retryable,
            attempts = failures.attempts + 1, failed_at = excluded.failed_at`,
-      ).run({ ...f, retryable: f.retryable ? 1 : 0, failedAt: now() });
+      ).run({ ...f, rolloutId: f.rolloutId ?? null, retryable: f.retryable ? 1 : 0, failedAt: now() });
       const row = listFailures().find((x) => x.name === f.name && x.sha256 === f.sha256);
       if (!row) throw new EdgefleetError('INTERNAL', `failure of ${f.name}@${f.version} was not recorded`);
       return row;

@@ -64,4 +64,13 @@ export const MIGRATIONS: ReadonlyArray<{ id: number; name: string; sql: string }
       CREATE INDEX outbox_created_at ON outbox (created_at);
     `,
   },
+  {
+    id: 3,
+    name: 'failure-rollout-id',
+    // NULL for failures recorded before (and for assignments outside a rollout): those keep being
+    // blocked under their desired version only.
+    sql: `
+      ALTER TABLE failures ADD COLUMN rollout_id TEXT;
+    `,
+  },
 ];
