@@ -68,7 +68,8 @@ describe('migration 004: single-wave rollouts become staged ones', () => {
       expect(failed).toMatchObject({ state: 'halted', reason: { wave: 0, gate: null } });
       expect(failed.waves[0]!.devices.map((d) => d.state)).toEqual(['superseded', 'failed']);
       expect(repo.get('r-done')).toMatchObject({ state: 'succeeded', waves: [{ state: 'passed' }], counts: { active: 1 } });
-      expect(repo.list().map((r) => r.id)).toEqual(['r-done', 'r-failed', 'r-running']);
+      expect(repo.list(50).map((r) => r.id)).toEqual(['r-done', 'r-failed', 'r-running']);
+      expect(repo.list(2).map((r) => [r.id, r.counts])).toEqual([['r-done', { active: 1 }], ['r-failed', { superseded: 1, failed: 1 }]]);
 
       // The machine takes a migrated rollout where it stood: devices in flight, nothing to judge yet.
       const rec = repo.record('r-running')!;

@@ -266,6 +266,83 @@ describe('staged rollouts over MQTT', () => {
     await Promise.all(sims.map((s) => s.close()));
   });
 
+  it('gives devices in flight a fresh deadline when the hub restarts: they could not report while it was down', async () => {
+    const [d] = await devices(1);
+    const id = (await create({ model: 'clf', version: '2', target: { deviceIds: [d!.id] }, deviceTimeoutSec: 60 })).body.id;
+    const a = await d!.assigned('clf', id);
+    await d!.event(a, 'downloading', { progress: 0.5 });
+    await until(id, (x) => rowOf(x, d!.id).state === 'downloading', 'downloading');
+    await d!.close();
+    await t.hub.stop();
+    // The outage outlasted the deadline: the stored one is in the past when the hub starts again.
+    const db = new Database(join(t.dataDir, 'hub.db'));
+    try {
+      db.prepare('UPDATE rollout_devices SET deadline = ? WHERE rollout_id = ?').run(Date.now() - 1, id);
+    } finally {
+      db.close();
+    }
+    await t.restart();
+    // start() ticked already: without a fresh deadline the row would be timed out before the device is back.
+    expect(rowOf(await get(id), d!.id).state).toBe('downloading');
+    const deadline = new Database(join(t.dataDir, 'hub.db'), { readonly: true });
+    try {
+      expect(deadline.prepare('SELECT deadline FROM rollout_devices WHERE rollout_id = ?').pluck().get(id)).toBeGreaterThan(Date.now() + 50_000);
+    } finally {
+      deadline.close();
+    }
+    await d!.connect(t);
+    await d!.switchTo(await d!.assigned('clf', id));
+    const r = await until(id, (x) => x.state === 'succeeded', 'succeeded after the outage');
+    expect(r.counts).toEqual({ active: 1 });
+    await d!.close();
+  });
+
+  it('stores each distinct manifest of a rollout once, not one copy per device row', async () => {
+    const sims = await devices(3);
+    const old = await onV1(sims);
+    const id = (await create({ model: 'clf', version: '2', target: { deviceIds: sims.map((s) => s.id) } })).body.id;
+    const given = await Promise.all(sims.map((s) => s.assigned('clf', id)));
+    for (const a of given) expect(a.manifest).toEqual(v2.manifest);
+    const db = new Database(join(t.dataDir, 'hub.db'), { readonly: true });
+    try {
+      // v2 (what the rows get) and v1 (what a rollback writes back), each once for the three rows.
+      const stored = db.prepare('SELECT sha256, manifest FROM rollout_manifests WHERE rollout_id = ? ORDER BY sha256').all(id) as Array<{ sha256: string; manifest: string }>;
+      expect(stored.map((m) => m.sha256)).toEqual([v1.sha256, v2.sha256].sort());
+      expect(JSON.parse(stored.find((m) => m.sha256 === v2.sha256)!.manifest)).toEqual(v2.manifest);
+      const rows = db.prepare('SELECT to_manifest_sha256 AS too, from_manifest_sha256 AS fro FROM rollout_devices WHERE rollout_id = ?').all(id);
+      expect(rows).toEqual(sims.map(() => ({ too: v2.sha256, fro: v1.sha256 })));
+    } finally {
+      db.close();
+    }
+    // The stored `from` manifest is what the rollback sends.
+    await t.api('POST', `/api/v1/rollouts/${id}/rollback`);
+    const back = await Promise.all(sims.map((s) => s.assigned('clf', id, (a) => a.manifest.manifest.version === '1')));
+    for (const [i, a] of back.entries()) expect(a.manifest).toEqual(old[i]!.manifest);
+    await Promise.all(sims.map((s, i) => s.switchTo(back[i]!)));
+    await until(id, (x) => x.state === 'rolled-back', 'rolled back');
+    await Promise.all(sims.map((s) => s.close()));
+  });
+
+  it('lists the newest rollouts up to ?limit (50 unless asked, at most 500) with their counts', async () => {
+    const [a, b] = await devices(2);
+    const older = (await create({ model: 'clf', version: '1', target: { deviceIds: [a!.id, b!.id] } })).body.id;
+    const newer = (await create({ model: 'clf', version: '2', target: { deviceIds: [a!.id] } })).body.id;
+    const list = async (query: string) => t.api<{ rollouts: RolloutSummary[] }>('GET', `/api/v1/rollouts${query}`);
+    const two = (await list('?limit=2')).body.rollouts;
+    expect(two.map((r) => [r.id, r.counts])).toEqual([
+      [newer, { assigned: 1 }],
+      [older, { assigned: 1, superseded: 1 }],
+    ]);
+    const all = (await list('')).body.rollouts;
+    expect(all.slice(0, 2).map((r) => r.id)).toEqual([newer, older]);
+    expect(all.length).toBeLessThanOrEqual(50);
+    expect((await list('?limit=0')).status).toBe(400);
+    expect((await list('?limit=501')).status).toBe(400);
+    expect((await list('?limit=500')).status).toBe(200);
+    for (const id of [newer, older]) await t.api('POST', `/api/v1/rollouts/${id}/abort`);
+    await Promise.all([a!.close(), b!.close()]);
+  });
+
   it('times out a silent device without blocking its wave; it converges when it reports later', async () => {
     const sims = await devices(2);
     const id = (await create({ model: 'clf', version: '2', target: { deviceIds: sims.map((s) => s.id) }, deviceTimeoutSec: 1 })).body.id;
@@ -295,6 +372,31 @@ describe('staged rollouts over MQTT', () => {
     expect((await get(id)).windowOpenUntil).not.toBeNull();
     await d!.switchTo(go);
     await until(id, (x) => x.state === 'succeeded', 'switched in the window');
+    await d!.close();
+  });
+
+  it('does not switch the devices of a paused rollout when its maintenance window opens; resuming inside the window does', async () => {
+    const [d] = await devices(1);
+    const second = Math.max(1, (new Date().getSeconds() + 3) % 60);
+    const id = (await create({ model: 'clf', version: '2', target: { deviceIds: [d!.id] }, maintenanceWindow: { cron: `${second} * * * * *`, durationMinutes: 1 } })).body.id;
+    const prepare = await d!.assigned('clf', id);
+    expect(prepare.activate).toBe(false);
+    await d!.event(prepare, 'ready');
+    await until(id, (x) => rowOf(x, d!.id).state === 'ready', 'ready, waiting for the window');
+    expect((await t.api<Rollout>('POST', `/api/v1/rollouts/${id}/pause`)).body.state).toBe('paused');
+    await until(id, (x) => x.windowOpenUntil !== null, 'window open while paused');
+    // The document the opening would have rewritten is in SQLite, written in the same transaction as the window's end.
+    const db = new Database(join(t.dataDir, 'hub.db'), { readonly: true });
+    try {
+      const doc = JSON.parse(db.prepare('SELECT payload FROM desired WHERE device_id = ?').pluck().get(d!.id) as string) as { models: ModelAssignment[] };
+      expect(doc.models.find((m) => m.rolloutId === id)!.activate).toBe(false);
+    } finally {
+      db.close();
+    }
+    expect(d!.docs.some((doc) => doc.models.some((m) => m.rolloutId === id && m.activate === true))).toBe(false);
+    expect((await t.api<Rollout>('POST', `/api/v1/rollouts/${id}/resume`)).body.state).toBe('running');
+    await d!.switchTo(await d!.assigned('clf', id, (a) => a.activate === true));
+    await until(id, (x) => x.state === 'succeeded', 'switched after resuming inside the window');
     await d!.close();
   });
 

@@ -5,6 +5,8 @@ import type { RolloutService } from './rollout-service.js';
 
 const errors = { 400: ApiError, 401: ApiError, 403: ApiError, 404: ApiError };
 const byId = Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) });
+const DEFAULT_LIST_LIMIT = 50;
+const listQuery = Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })) });
 
 /** Thin HTTP over the rollout service: create, list (newest first), one with waves and devices, and the operator actions. */
 export const rolloutRoutes: FastifyPluginAsyncTypebox<{ service: RolloutService; requireRole: (role: OperatorRole) => RequireOperator }> = async (app, opts) => {
@@ -19,8 +21,15 @@ export const rolloutRoutes: FastifyPluginAsyncTypebox<{ service: RolloutService;
   );
   app.get(
     '/api/v1/rollouts',
-    { onRequest: viewer, schema: { summary: 'Rollouts, newest first, without device rows', response: { 200: Type.Object({ rollouts: Type.Array(RolloutSummary) }), ...errors } } },
-    async () => ({ rollouts: service.list() }),
+    {
+      onRequest: viewer,
+      schema: {
+        summary: 'Rollouts, newest first, without device rows (the newest `limit`, 50 unless asked, at most 500)',
+        querystring: listQuery,
+        response: { 200: Type.Object({ rollouts: Type.Array(RolloutSummary) }), ...errors },
+      },
+    },
+    async (req) => ({ rollouts: service.list(req.query.limit ?? DEFAULT_LIST_LIMIT) }),
   );
   app.get(
     '/api/v1/rollouts/:id',

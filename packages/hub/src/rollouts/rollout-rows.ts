@@ -96,8 +96,9 @@ export interface DeviceSqlRow {
   error: string | null;
   from_ref: string | null;
   to_ref: string | null;
-  to_manifest: string | null;
-  from_manifest: string | null;
+  /** Keys into rollout_manifests: each distinct manifest of a rollout is stored once. */
+  to_manifest_sha256: string | null;
+  from_manifest_sha256: string | null;
   activate: number;
   assigned_at: number | null;
   deadline: number | null;
@@ -124,8 +125,28 @@ const readReason = reader(HaltReason, 'halt reason');
 const readTarget = reader(RolloutTarget, 'target');
 const readSpec = reader(WaveSpec, 'wave spec');
 const readGates = reader(Type.Array(GateResult), 'gate results');
-const readRef = reader(VersionRef, 'version ref');
+const readRefText = reader(VersionRef, 'version ref');
 const readManifest = reader(SignedManifest, 'manifest');
+
+/**
+ * Every row of a rollout carries the same `to` text and few distinct `from` texts: each is validated
+ * once, not once per row (reading 10,000 rows). Bounded; the refs are shared and never mutated.
+ */
+const refs = new Map<string, VersionRef>();
+function readRef(text: string, where: string): VersionRef {
+  const known = refs.get(text);
+  if (known) return known;
+  const ref = readRefText(text, where);
+  if (refs.size >= 1_000) refs.clear();
+  refs.set(text, ref);
+  return ref;
+}
+
+/** Reads a stored manifest (rollout_manifests.manifest), validated like every stored JSON. */
+export const readStoredManifest = (text: string, where: string): SignedManifest => readManifest(text, where);
+
+/** A rollout's manifest by its artifact sha256 (null when the row names none). */
+export type ManifestLookup = (rolloutId: string, sha256: string) => SignedManifest;
 const readShadow = reader(ShadowReport, 'shadow report');
 
 export const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -163,7 +184,8 @@ export function toWave(rolloutId: string, row: WaveSqlRow): WaveCore {
   };
 }
 
-export function toDeviceRow(row: DeviceSqlRow): DeviceRow {
+/** A device row; `manifest` resolves the manifests it names (rows read for viewing name none). */
+export function toDeviceRow(row: DeviceSqlRow, manifest: ManifestLookup): DeviceRow {
   const where = `rollout ${row.rollout_id} device ${row.device_id}`;
   return {
     rolloutId: row.rollout_id,
@@ -175,8 +197,8 @@ export function toDeviceRow(row: DeviceSqlRow): DeviceRow {
     error: row.error,
     from: row.from_ref === null ? null : readRef(row.from_ref, where),
     to: row.to_ref === null ? { model: row.r_model, version: row.r_version, profile: 'fp32', sha256: row.r_sha256 } : readRef(row.to_ref, where),
-    toManifest: row.to_manifest === null ? null : readManifest(row.to_manifest, where),
-    fromManifest: row.from_manifest === null ? null : readManifest(row.from_manifest, where),
+    toManifest: row.to_manifest_sha256 === null ? null : manifest(row.rollout_id, row.to_manifest_sha256),
+    fromManifest: row.from_manifest_sha256 === null ? null : manifest(row.rollout_id, row.from_manifest_sha256),
     activate: row.activate === 1,
     assignedAt: row.assigned_at,
     deadline: row.deadline,

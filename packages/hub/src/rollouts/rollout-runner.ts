@@ -1,4 +1,4 @@
-import { deviceTopic, encodeMessage, type GateResult, type RolloutState } from '@edgefleet/shared';
+import { deviceTopic, encodeMessage, type DesiredMessage, type GateResult, type RolloutState } from '@edgefleet/shared';
 import type { Logger } from 'pino';
 import type { HubEventBus } from '../events/hub-event-bus.js';
 import type { RecordRepo } from '../records/record-repo.js';
@@ -19,6 +19,22 @@ export interface DesiredPublisher {
 /** Rollouts that may still assign, time out or switch devices. */
 export const LIVE: readonly RolloutState[] = ['running', 'paused', 'halted'];
 const FINAL: readonly RolloutState[] = ['succeeded', 'aborted', 'rolled-back'];
+/**
+ * Devices assigned per transaction at most (each writes a desired document of up to ~64 KB): a wave
+ * that opens a thousand download slots is assigned over several macrotasks, each a few tens of ms,
+ * instead of one that holds the event loop (and every device's PUBACK) for hundreds.
+ */
+export const ASSIGN_SLICE = 50;
+/** Desired documents encoded and handed to the broker per macrotask (each up to ~64 KB with its manifests). */
+const PUBLISH_SLICE = 50;
+
+/** The committed documents of one transaction on their way to the broker. */
+interface Outgoing {
+  docs: Array<[string, DesiredMessage]>;
+  next: number;
+  sends: Array<Promise<void>>;
+  resolve: () => void;
+}
 
 /**
  * Runs the pure machine against SQLite: each step in one transaction with the desired documents it
@@ -33,8 +49,84 @@ export function createRolloutRunner(deps: {
   bus: HubEventBus;
   windows: WindowClock;
   log: Logger;
+  clock: () => number;
 }) {
   const { db, rollouts, assignments, bus, windows, log } = deps;
+
+  /**
+   * Committed documents waiting for the broker, in commit order (so a device's newer document is
+   * never published before an older one). Sent PUBLISH_SLICE at a time, one slice per macrotask: a
+   * wave that assigns thousands of devices does not hold the event loop while it encodes them all.
+   */
+  const outbox: Outgoing[] = [];
+  let draining = false;
+
+  function publishOne(deviceId: string, doc: DesiredMessage): Promise<void> {
+    const failed = (err: unknown) => {
+      // SQLite holds the document: the hub republishes it at its next start.
+      log.error({ err, deviceId }, 'desired document not published');
+    };
+    try {
+      return deps.broker.publish(deviceTopic(deviceId, 'desired'), encodeMessage('desired', doc), { retain: true }).catch(failed);
+    } catch (err) {
+      failed(err);
+      return Promise.resolve();
+    }
+  }
+
+  function drain(): void {
+    let budget = PUBLISH_SLICE;
+    while (budget > 0 && outbox.length > 0) {
+      const out = outbox[0]!;
+      for (; budget > 0 && out.next < out.docs.length; budget--) {
+        const [deviceId, doc] = out.docs[out.next++]!;
+        out.sends.push(publishOne(deviceId, doc));
+      }
+      if (out.next < out.docs.length) break;
+      outbox.shift();
+      void Promise.all(out.sends).then(out.resolve);
+    }
+    draining = outbox.length > 0;
+    if (draining) setImmediate(drain);
+  }
+
+  /** Queues a transaction's documents; resolves once the broker has them all (or failed them, logged). */
+  function publishAfterCommit(docs: Array<[string, DesiredMessage]>): Promise<void> {
+    if (docs.length === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      outbox.push({ docs, next: 0, sends: [], resolve });
+      if (!draining) {
+        draining = true;
+        setImmediate(drain);
+      }
+    });
+  }
+
+  /** Rollouts with devices still to assign in a slot they have: advanced again on the next macrotask. */
+  const unfinished = new Set<string>();
+  let stopped = false;
+
+  function continueLater(rolloutId: string): void {
+    if (stopped) return;
+    if (unfinished.size === 0) setImmediate(continueAssigning);
+    unfinished.add(rolloutId);
+  }
+
+  function continueAssigning(): void {
+    const ids = [...unfinished];
+    unfinished.clear();
+    for (const id of ids) {
+      try {
+        void transact((eff) => {
+          eff.touched.set(id, {});
+          advance(eff, id, deps.clock());
+        }).published;
+      } catch (err) {
+        // Rolled back; the 1 s tick advances the rollout again.
+        log.error({ err, rolloutId: id }, 'assigning the next devices failed');
+      }
+    }
+  }
 
   /** Runs `fn` in one transaction, then publishes the desired documents it wrote and announces the rollouts it touched. */
   function transact<T>(fn: (eff: Effects) => T): { result: T; published: Promise<void> } {
@@ -51,18 +143,12 @@ export function createRolloutRunner(deps: {
       const wave = currentWave(rollouts.waves(rolloutId))?.index ?? null;
       bus.emit('rollout', { rolloutId, state: rec.core.state, wave, counts: rollouts.counts(rolloutId), ...last });
     }
-    const sends = [...eff.docs].map(([deviceId, doc]) =>
-      deps.broker.publish(deviceTopic(deviceId, 'desired'), encodeMessage('desired', doc), { retain: true }).catch((err: unknown) => {
-        // SQLite holds the document: the hub republishes it at its next start.
-        log.error({ err, deviceId }, 'desired document not published');
-      }),
-    );
-    await Promise.all(sends);
+    await publishAfterCommit([...eff.docs]);
   }
 
   /** Metric and shadow gates of a wave, from telemetry and the shadow reports of its devices. */
   const metricsOf = (rolloutId: string, now: number) => (wave: WaveCore, at: string): GateResult[] => {
-    const rows = rollouts.devices(rolloutId).filter((d) => d.wave === wave.index);
+    const rows = rollouts.devicesOfWave(rolloutId, wave.index);
     const switched = rows.filter((d) => d.state === 'active' && d.switchedAt !== null);
     // Telemetry of every switched device is read (and parsed) only for a gate that judges it: at thousands of devices that is seconds.
     const judgesTelemetry = wave.spec.gates?.maxErrorRateIncrease !== undefined || wave.spec.gates?.maxP99Ratio !== undefined;
@@ -98,7 +184,10 @@ export function createRolloutRunner(deps: {
     const slots = rec.core.settings.maxConcurrentDownloads - rollouts.countIn(id, DOWNLOAD_SLOT_STATES);
     if (slots <= 0) return;
     const activate = windowOpen(rec.core, now);
-    for (const row of rollouts.waiting(id, slots)) assignments.assign(eff, rec, row, activate, now, at);
+    const next = rollouts.waiting(id, Math.min(slots, ASSIGN_SLICE));
+    for (const row of next) assignments.assign(eff, rec, row, activate, now, at);
+    // More slots than one slice fills, and maybe more devices waiting: the rest in the next transaction.
+    if (slots > ASSIGN_SLICE && next.length === ASSIGN_SLICE) continueLater(id);
   }
 
   /**
@@ -127,6 +216,12 @@ export function createRolloutRunner(deps: {
     });
   }
 
-  return { transact, advance, rollBackAll, abortAll, save };
+  /** No more assignment continuations (the hub is stopping; the next start continues from SQLite). */
+  function stop(): void {
+    stopped = true;
+    unfinished.clear();
+  }
+
+  return { transact, advance, rollBackAll, abortAll, save, stop };
 }
 export type RolloutRunner = ReturnType<typeof createRolloutRunner>;

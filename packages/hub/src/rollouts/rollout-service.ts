@@ -42,8 +42,22 @@ import type { DeviceRow, RolloutRecord } from './rollout-rows.js';
 import { createRolloutRunner, LIVE, type DesiredPublisher } from './rollout-runner.js';
 import { DEFAULT_WAVES, planWaves } from './wave-plan.js';
 
+/** A device's word for its rollout rows: which rows it speaks of (read when applied) and what it does to each. */
+interface DeviceWord {
+  deviceId: string;
+  rows: () => DeviceRow[];
+  decide: (row: DeviceRow, now: number) => DeviceChange | null;
+}
+
+/** Device words applied per transaction at most (about 0.1 ms each with its row writes). */
+const WORD_SLICE = 100;
+
 /** Rows a device's report can move: not yet switched, or being rolled back. */
 const REPORT_STATES = [...IN_FLIGHT_STATES, 'failed', 'timed-out', 'rolling-back'] as const;
+/** Rows of an older rollout that a newer one of the same model takes over. */
+const SUPERSEDED_STATES = ['pending', 'waiting', ...IN_FLIGHT_STATES, 'timed-out', 'rolling-back'] as const;
+/** Rows whose deadline runs while the hub waits for their device's word. */
+const AWAITING_DEVICE_STATES = [...IN_FLIGHT_STATES, 'rolling-back'] as const;
 
 function settingsOf(req: CreateRolloutRequest): RolloutSettings {
   return {
@@ -81,7 +95,7 @@ export function createRolloutService(deps: {
   const clock = deps.clock ?? Date.now;
   const assignments = createDeviceAssignments({ rollouts, desired, devices, models: deps.models, log });
   const windows = createWindowClock(log);
-  const { transact, advance, rollBackAll, abortAll, save } = createRolloutRunner({ db, rollouts, assignments, records: deps.records, broker: deps.broker, bus, windows, log });
+  const { transact, advance, rollBackAll, abortAll, save, stop: stopRunner } = createRolloutRunner({ db, rollouts, assignments, records: deps.records, broker: deps.broker, bus, windows, log, clock });
   let ticker: NodeJS.Timeout | null = null;
 
   /**
@@ -96,6 +110,18 @@ export function createRolloutService(deps: {
     }
   }
 
+  /**
+   * Tells the prepared devices of a running rollout to switch (the window is open). A paused or
+   * halted rollout switches nobody: the operator stopped it; resuming inside the window switches them.
+   */
+  function switchPrepared(eff: Effects, rec: RolloutRecord, now: number, at: string): void {
+    if (rec.core.state !== 'running') return;
+    const deadline = now + rec.core.settings.deviceTimeoutSec * 1000;
+    for (const row of rollouts.rowsIn(rec.core.id, UNSWITCHED_STATES)) {
+      if (switchesOnWindowOpen(row)) assignments.setActivate(eff, rec, row, true, deadline, at);
+    }
+  }
+
   /** The maintenance window opened: prepared devices may switch until `until`. */
   function openWindow(rolloutId: string, now: number, until: number): void {
     guarded({ rolloutId }, 'opening the maintenance window failed', () => transact((eff) => {
@@ -105,11 +131,8 @@ export function createRolloutService(deps: {
       const core = { ...rec.core, windowOpenUntil: until };
       rollouts.saveRollout(core, at);
       eff.touched.set(rolloutId, {});
-      const deadline = now + core.settings.deviceTimeoutSec * 1000;
-      for (const row of rollouts.rowsIn(rolloutId, UNSWITCHED_STATES)) {
-        if (switchesOnWindowOpen(row)) assignments.setActivate(eff, { ...rec, core }, row, true, deadline, at);
-      }
-      log.info({ rolloutId, until: new Date(until).toISOString() }, 'maintenance window open');
+      switchPrepared(eff, { ...rec, core }, now, at);
+      log.info({ rolloutId, state: core.state, until: new Date(until).toISOString() }, 'maintenance window open');
       advance(eff, rolloutId, now);
     }));
   }
@@ -160,31 +183,83 @@ export function createRolloutService(deps: {
     }
   }
 
-  /** Applies a device's word to its open rows, then advances the rollouts it moved. */
-  function onDeviceWord(deviceId: string, rows: readonly DeviceRow[], decide: (row: DeviceRow, now: number) => DeviceChange | null): void {
-    if (rows.length === 0) return;
+  /**
+   * Device words (deployment events, reports) waiting to be applied. Ingest hands over a whole
+   * committed batch synchronously; the words are applied together on the next microtask: one
+   * transaction, and one advance and one announcement per rollout, for the batch (per event, a
+   * rollout of 1,000 devices spent seconds of event loop re-counting its rows).
+   */
+  const words: DeviceWord[] = [];
+  let applyScheduled = false;
+
+  function onDeviceWord(word: DeviceWord): void {
+    words.push(word);
+    if (applyScheduled) return;
+    applyScheduled = true;
+    queueMicrotask(applyWords);
+  }
+
+  /**
+   * Applies the waiting words in arrival order (each reads its rows after the previous one's
+   * changes), then advances each rollout they moved once. The batch's transitions commit together
+   * before any desired document is published. A word or rollout that fails (a damaged row) is rolled
+   * back to its savepoint and logged; the others' changes stay. At most WORD_SLICE words per
+   * transaction: a reconnect brings a thousand reports in one state batch, and applying them all at
+   * once would hold the event loop for a few hundred ms; the rest follow on the next macrotask.
+   */
+  function applyWords(): void {
+    const batch = words.splice(0, WORD_SLICE);
+    if (words.length > 0) setImmediate(applyWords);
+    else applyScheduled = false;
     const now = clock();
     const at = new Date(now).toISOString();
-    guarded({ deviceId }, 'rollout progress from a device failed', () => transact((eff) => {
-      for (const row of rows) {
-        const change = decide(row, now);
-        if (!change) continue;
-        assignments.save(eff, row, change, at);
-        if (change.state !== row.state) log.info({ rolloutId: row.rolloutId, deviceId, state: change.state, error: change.error ?? undefined }, 'rollout device state');
+    guarded({ words: String(batch.length) }, 'rollout progress from devices failed', () => transact((eff) => {
+      for (const word of batch) {
+        try {
+          db.transaction(() => applyWord(eff, word, now, at))();
+        } catch (err) {
+          log.error({ err, deviceId: word.deviceId }, 'rollout progress from a device failed');
+        }
       }
-      for (const rolloutId of eff.touched.keys()) advance(eff, rolloutId, now);
+      for (const rolloutId of [...eff.touched.keys()]) {
+        try {
+          db.transaction(() => advance(eff, rolloutId, now))();
+        } catch (err) {
+          // The rows' changes stay; the next tick advances the rollout again.
+          log.error({ err, rolloutId }, 'advancing the rollout after device progress failed');
+        }
+      }
     }));
+  }
+
+  function applyWord(eff: Effects, word: DeviceWord, now: number, at: string): void {
+    for (const row of word.rows()) {
+      const change = word.decide(row, now);
+      if (!change) continue;
+      assignments.save(eff, row, change, at);
+      if (change.state !== row.state) log.info({ rolloutId: row.rolloutId, deviceId: word.deviceId, state: change.state, error: change.error ?? undefined }, 'rollout device state');
+    }
   }
 
   const observer: DeploymentObserver = {
     onDeploymentEvent(deviceId: string, ev: DeploymentEvent) {
-      const named = ev.rolloutId === undefined ? undefined : rollouts.device(ev.rolloutId, deviceId);
-      const rows = ev.rolloutId === undefined ? rollouts.rowsOfDevice(deviceId, LISTENING_STATES).filter((r) => r.to.model === ev.model) : named ? [named] : [];
-      onDeviceWord(deviceId, rows, (row, now) => onDeploymentEvent(row, ev, now));
+      onDeviceWord({
+        deviceId,
+        rows: () => {
+          if (ev.rolloutId === undefined) return rollouts.rowsOfDevice(deviceId, LISTENING_STATES).filter((r) => r.to.model === ev.model);
+          const named = rollouts.device(ev.rolloutId, deviceId);
+          return named ? [named] : [];
+        },
+        decide: (row, now) => onDeploymentEvent(row, ev, now),
+      });
     },
     onReported(deviceId: string, reported: MessageOf<'reported'>) {
-      // Active rows are left out: a report cannot change them, and every past rollout of the device has some.
-      onDeviceWord(deviceId, rollouts.rowsOfDevice(deviceId, REPORT_STATES), (row, now) => onReported(row, reported.models, now));
+      onDeviceWord({
+        deviceId,
+        // Active rows are left out: a report cannot change them, and every past rollout of the device has some.
+        rows: () => rollouts.rowsOfDevice(deviceId, REPORT_STATES),
+        decide: (row, now) => onReported(row, reported.models, now),
+      });
     },
   };
 
@@ -234,13 +309,13 @@ export function createRolloutService(deps: {
         createdAt,
         updatedAt: createdAt,
       };
+      const started = performance.now();
       const { published } = transact((eff) => {
-        // A newer rollout of the same model takes the devices it targets from older ones that have not finished with them.
-        for (const d of targets) {
-          // A row still rolling back (say, its device offline) is the newer rollout's now: the device's desired document no longer says `from`.
-          for (const old of rollouts.rowsOfDevice(d.id, ['pending', 'waiting', ...IN_FLIGHT_STATES, 'timed-out', 'rolling-back'])) {
-            if (old.to.model === req.model) assignments.save(eff, old, { state: 'superseded', error: `superseded by rollout ${id}` }, createdAt);
-          }
+        // A newer rollout of the same model takes the devices it targets from older ones that have not finished with them
+        // (one query for the model's open rows, not one per target).
+        // A row still rolling back (say, its device offline) is the newer rollout's now: the device's desired document no longer says `from`.
+        for (const old of rollouts.rowsOfModel(req.model, SUPERSEDED_STATES)) {
+          if (old.to.model === req.model && byId.has(old.deviceId)) assignments.save(eff, old, { state: 'superseded', error: `superseded by rollout ${id}` }, createdAt);
         }
         const waves = specs.map((spec, index): WaveCore => ({ index, state: 'pending', spec, startedAt: null, bakeUntil: null, endedAt: null, gates: [], override: false }));
         rollouts.insert(
@@ -248,8 +323,10 @@ export function createRolloutService(deps: {
           waves,
           members.map((m) => {
             const device = byId.get(m.deviceId)!;
-            const previous = assignmentOf(desired.get(m.deviceId), req.model)?.manifest.manifest;
-            const from = activeVersionOf(device.models, req.model) ?? (previous ? { model: previous.model, version: previous.version, profile: previous.profile, sha256: previous.sha256 } : null);
+            // The desired document (large: it holds manifests) is read only for a device that reports no active version.
+            const active = activeVersionOf(device.models, req.model);
+            const previous = active ? undefined : assignmentOf(desired.get(m.deviceId), req.model)?.manifest.manifest;
+            const from = active ?? (previous ? { model: previous.model, version: previous.version, profile: previous.profile, sha256: previous.sha256 } : null);
             return { ...m, from, to, toManifest: version.manifest };
           }),
         );
@@ -257,15 +334,19 @@ export function createRolloutService(deps: {
         eff.touched.set(id, {});
         advance(eff, id, now);
       });
-      log.info({ rolloutId: id, model: req.model, version: req.version, devices: targets.length, waves: specs.length }, 'rollout created');
+      const transactionMs = Math.round(performance.now() - started);
+      log.info({ rolloutId: id, model: req.model, version: req.version, devices: targets.length, waves: specs.length, transactionMs }, 'rollout created');
       // The stored state, not `rec`: a rollout whose devices all run the version already finished in the transaction.
       watchWindow(rollouts.record(id)!);
-      await published;
+      // Answered without waiting for the broker: the documents are in SQLite (republished at start), and
+      // publishing a thousand retained documents is what kept the answer waiting for seconds.
+      published.catch((err: unknown) => log.error({ err, rolloutId: id }, 'announcing the new rollout failed'));
       return get(id);
     },
     get,
-    list(): RolloutSummary[] {
-      return rollouts.list();
+    /** The newest `limit` rollouts (the route bounds it). */
+    list(limit: number): RolloutSummary[] {
+      return rollouts.list(limit);
     },
     /** pause, resume, abort, rollback: CONFLICT (409) naming the state when the action does not apply. */
     async act(id: string, action: RolloutAction): Promise<Rollout> {
@@ -278,6 +359,8 @@ export function createRolloutService(deps: {
         const result = applyAction(rec.core, waves, action, now);
         save(waves, result.rollout, result.waves, at);
         eff.touched.set(id, {});
+        // Resumed while its maintenance window is open: the devices it prepared meanwhile switch now.
+        if (action === 'resume' && rec.core.windowOpenUntil !== null && now < rec.core.windowOpenUntil) switchPrepared(eff, { ...rec, core: result.rollout }, now, at);
         if (result.devices === 'abort') abortAll(eff, id, at);
         if (result.devices === 'rollback') rollBackAll(eff, id, now, at);
         advance(eff, id, now);
@@ -292,11 +375,17 @@ export function createRolloutService(deps: {
       await Promise.all(docs.map((d) => deps.broker.publish(deviceTopic(d.deviceId, 'desired'), encodeMessage('desired', d.doc), { retain: true })));
       return docs.length;
     },
-    /** Continues every rollout from SQLite (windows, assignments, rollbacks), then ticks every second. */
+    /**
+     * Continues every rollout from SQLite (windows, assignments, rollbacks), then ticks every second.
+     * Devices could not report while the hub was down: rows waiting for a device get a fresh deadline
+     * first, or the first tick would time out every device in flight before it reconnects.
+     */
     start(): void {
       const now = clock();
       for (const id of rollouts.idsInStates([...LIVE, 'rolling-back'])) {
         const rec = rollouts.record(id)!;
+        const refreshed = rollouts.refreshDeadlines(id, AWAITING_DEVICE_STATES, now + rec.core.settings.deviceTimeoutSec * 1000);
+        if (refreshed > 0) log.info({ rolloutId: id, devices: refreshed }, 'hub restarted: deadlines of devices in flight start again');
         watchWindow(rec);
         const window = rec.core.settings.maintenanceWindow;
         if (window && rec.core.windowOpenUntil === null && LIVE.includes(rec.core.state)) {
@@ -310,6 +399,7 @@ export function createRolloutService(deps: {
     async stop(): Promise<void> {
       if (ticker) clearInterval(ticker);
       ticker = null;
+      stopRunner();
       await windows.stop();
     },
   };

@@ -3,7 +3,9 @@
  * (the single-wave 'in-progress' is now 'running', 'failed' is 'halted'), settings, the reason they
  * stopped and the maintenance window's end; waves get a table; device rows gain from/to, the
  * assignment they were given (the signed manifest of their variant), the times that drive deadlines
- * and the shadow report. Rows from before stay readable: one wave 0 of "100%", and `to` is read from
+ * and the shadow report. Each distinct signed manifest of a rollout is stored once (rollout_manifests,
+ * up to ~64 KB with inline golden data) and rows name theirs by sha256: at 10,000 devices a copy per
+ * row would be hundreds of MB. Rows from before stay readable: one wave 0 of "100%", and `to` is read from
  * the rollout's model/version/sha256 while to_ref is NULL (the row reader falls back to it).
  * Times compared with the clock are integers (ms since epoch); text times stay ISO as before.
  */
@@ -48,8 +50,9 @@ INSERT INTO rollout_waves (rollout_id, idx, state, spec)
 ALTER TABLE rollout_devices ADD COLUMN position INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE rollout_devices ADD COLUMN from_ref TEXT;
 ALTER TABLE rollout_devices ADD COLUMN to_ref TEXT;
-ALTER TABLE rollout_devices ADD COLUMN to_manifest TEXT;
-ALTER TABLE rollout_devices ADD COLUMN from_manifest TEXT;
+-- Keys into rollout_manifests (rollout_id, sha256): the variant assigned and the version it ran before.
+ALTER TABLE rollout_devices ADD COLUMN to_manifest_sha256 TEXT;
+ALTER TABLE rollout_devices ADD COLUMN from_manifest_sha256 TEXT;
 ALTER TABLE rollout_devices ADD COLUMN activate INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE rollout_devices ADD COLUMN assigned_at INTEGER;
 ALTER TABLE rollout_devices ADD COLUMN deadline INTEGER;
@@ -58,5 +61,17 @@ ALTER TABLE rollout_devices ADD COLUMN shadow TEXT;
 -- Single-wave rows were assigned at creation; 'pending' meant "no word yet".
 UPDATE rollout_devices SET state = 'assigned' WHERE state = 'pending';
 UPDATE rollout_devices SET state = 'superseded' WHERE state = 'failed' AND error LIKE 'superseded by rollout %';
-CREATE INDEX rollout_devices_by_state ON rollout_devices(rollout_id, state);
+
+CREATE TABLE rollout_manifests (
+  rollout_id TEXT NOT NULL REFERENCES rollouts(id),
+  -- The artifact's sha256 (manifest.sha256): one signed manifest per artifact and rollout.
+  sha256 TEXT NOT NULL,
+  manifest TEXT NOT NULL,
+  PRIMARY KEY (rollout_id, sha256)
+);
+
+-- Counts per wave (advance, every ingest batch) read the index alone; the waiting list comes out of
+-- it in assignment order, and rows by state (deadlines, rollbacks) use its prefix.
+CREATE INDEX rollout_devices_by_wave ON rollout_devices(rollout_id, wave, state);
+CREATE INDEX rollout_devices_by_state ON rollout_devices(rollout_id, state, wave, position);
 `;
