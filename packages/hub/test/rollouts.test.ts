@@ -36,6 +36,14 @@ describe('staged rollouts over MQTT', () => {
     }, what);
   const rowOf = (r: Rollout, deviceId: string) => r.waves.flatMap((w) => w.devices).find((d) => d.deviceId === deviceId)!;
   const clfCount = (sim: SimDevice, rolloutId: string) => sim.docs.filter((d) => d.models.some((m) => m.rolloutId === rolloutId)).length;
+  /** A window that opens once a year (January 1st, 00:00): closed while the test runs, until the test opens it. */
+  const CLOSED_WINDOW = { cron: '0 0 1 1 *', durationMinutes: 1 };
+  /** Fires the rollout's own node-cron task now, as the clock would when the window's time comes. */
+  async function openWindow(rolloutId: string): Promise<void> {
+    const task = [...getTasks().values()].find((x) => x.name === `rollout-window-${rolloutId}`);
+    if (!task) throw new Error(`no maintenance-window task for rollout ${rolloutId}`);
+    await task.execute();
+  }
 
   /** Puts every device on v1 through a one-wave rollout, so v2 has somewhere to roll back to. */
   async function onV1(sims: SimDevice[]): Promise<ModelAssignment[]> {
@@ -57,6 +65,12 @@ describe('staged rollouts over MQTT', () => {
     const cron = await create({ model: 'clf', version: '1', target: { deviceIds: [d!.id] }, maintenanceWindow: { cron: 'every night', durationMinutes: 30 } });
     expect(cron.status).toBe(400);
     expect(JSON.stringify(cron.body)).toMatch(/not a valid cron expression/);
+    const seconds = await create({ model: 'clf', version: '1', target: { deviceIds: [d!.id] }, maintenanceWindow: { cron: '*/5 * * * * *', durationMinutes: 30 } });
+    expect(seconds.status).toBe(400);
+    expect(JSON.stringify(seconds.body)).toMatch(/seconds field/);
+    const blind = await create({ model: 'clf', version: '1', target: { deviceIds: [d!.id] }, waves: [{ size: '100%', gates: { maxP99Ratio: 1.5 } }] });
+    expect(blind.status).toBe(400);
+    expect(JSON.stringify(blind.body)).toMatch(/waves\[0\]\.gates\.maxP99Ratio needs waves\[0\]\.bakeSec > 0/);
     expect((await t.api<{ rollouts: RolloutSummary[] }>('GET', '/api/v1/rollouts')).body.rollouts).toEqual([]);
     await Promise.all([d!.close(), e!.close()]);
   });
@@ -359,15 +373,14 @@ describe('staged rollouts over MQTT', () => {
 
   it('prepares devices while the maintenance window is closed and switches them when it opens', async () => {
     const [d] = await devices(1);
-    // A second-level cron that fires three or four seconds from now: closed at creation, then open.
-    const second = Math.max(1, (new Date().getSeconds() + 3) % 60);
-    const res = await create({ model: 'clf', version: '2', target: { deviceIds: [d!.id] }, maintenanceWindow: { cron: `${second} * * * * *`, durationMinutes: 1 } });
+    const res = await create({ model: 'clf', version: '2', target: { deviceIds: [d!.id] }, maintenanceWindow: CLOSED_WINDOW });
     const id = res.body.id;
     expect(res.body).toMatchObject({ windowOpenUntil: null, settings: { maintenanceWindow: { durationMinutes: 1 } } });
     const prepare = await d!.assigned('clf', id);
     expect(prepare.activate).toBe(false);
     await d!.event(prepare, 'ready');
     await until(id, (x) => rowOf(x, d!.id).state === 'ready', 'ready, waiting for the window');
+    await openWindow(id);
     const go = await d!.assigned('clf', id, (a) => a.activate === true);
     expect((await get(id)).windowOpenUntil).not.toBeNull();
     await d!.switchTo(go);
@@ -377,13 +390,13 @@ describe('staged rollouts over MQTT', () => {
 
   it('does not switch the devices of a paused rollout when its maintenance window opens; resuming inside the window does', async () => {
     const [d] = await devices(1);
-    const second = Math.max(1, (new Date().getSeconds() + 3) % 60);
-    const id = (await create({ model: 'clf', version: '2', target: { deviceIds: [d!.id] }, maintenanceWindow: { cron: `${second} * * * * *`, durationMinutes: 1 } })).body.id;
+    const id = (await create({ model: 'clf', version: '2', target: { deviceIds: [d!.id] }, maintenanceWindow: CLOSED_WINDOW })).body.id;
     const prepare = await d!.assigned('clf', id);
     expect(prepare.activate).toBe(false);
     await d!.event(prepare, 'ready');
     await until(id, (x) => rowOf(x, d!.id).state === 'ready', 'ready, waiting for the window');
     expect((await t.api<Rollout>('POST', `/api/v1/rollouts/${id}/pause`)).body.state).toBe('paused');
+    await openWindow(id);
     await until(id, (x) => x.windowOpenUntil !== null, 'window open while paused');
     // The document the opening would have rewritten is in SQLite, written in the same transaction as the window's end.
     const db = new Database(join(t.dataDir, 'hub.db'), { readonly: true });
@@ -425,12 +438,12 @@ describe('staged rollouts over MQTT', () => {
 
   it('times out a prepared device that stays silent once the maintenance window opens, so its wave completes', async () => {
     const sims = await devices(2);
-    const second = Math.max(1, (new Date().getSeconds() + 3) % 60);
-    const id = (await create({ model: 'clf', version: '2', target: { deviceIds: sims.map((s) => s.id) }, deviceTimeoutSec: 1, maintenanceWindow: { cron: `${second} * * * * *`, durationMinutes: 1 } })).body.id;
+    const id = (await create({ model: 'clf', version: '2', target: { deviceIds: sims.map((s) => s.id) }, deviceTimeoutSec: 1, maintenanceWindow: CLOSED_WINDOW })).body.id;
     for (const s of sims) await s.event(await s.assigned('clf', id), 'ready');
     await until(id, (x) => x.counts.ready === 2, 'both ready, waiting for the window');
     // The window opens: the first switches, the second went offline after preparing.
     await sims[1]!.close();
+    await openWindow(id);
     await sims[0]!.switchTo(await sims[0]!.assigned('clf', id, (a) => a.activate === true));
     const r = await until(id, (x) => x.state === 'succeeded', 'succeeded with the silent device timed out');
     expect(rowOf(r, sims[1]!.id)).toMatchObject({ state: 'timed-out', error: expect.stringMatching(/last state: ready/) });

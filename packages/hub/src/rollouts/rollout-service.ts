@@ -35,7 +35,8 @@ import {
   UNSWITCHED_STATES,
   type DeviceChange,
 } from './device-transitions.js';
-import { assertWindowCron, createWindowClock } from './maintenance-window.js';
+import { createWindowClock } from './maintenance-window.js';
+import { assertRequestRules } from './request-rules.js';
 import { applyAction, type WaveCore } from './rollout-machine.js';
 import type { RolloutRepo } from './rollout-repo.js';
 import type { DeviceRow, RolloutRecord } from './rollout-rows.js';
@@ -287,7 +288,7 @@ export function createRolloutService(deps: {
     async create(req: CreateRolloutRequest): Promise<Rollout> {
       const version = deps.models.get(req.model, req.version);
       if (!version) throw new EdgefleetError('MODEL_NOT_FOUND', `model ${req.model}@${req.version} does not exist: upload it first`);
-      if (req.maintenanceWindow) assertWindowCron(req.maintenanceWindow);
+      assertRequestRules(req);
       const targets = resolveTargets(req.target);
       if (targets.length === 0) throw new EdgefleetError('BAD_REQUEST', 'the rollout target matches no enrolled device');
       const specs = req.waves ?? [...DEFAULT_WAVES];
