@@ -541,4 +541,18 @@ describe('staged rollouts over MQTT', () => {
     expect(r.state).toBe('succeeded');
     await d!.close();
   });
+
+  it('runs through an empty wave (a size no larger than the one before) and answers every action on it', async () => {
+    const sims = await devices(2);
+    const id = (await create({ model: 'clf', version: '2', target: { deviceIds: sims.map((s) => s.id) }, waves: [{ size: 1 }, { size: 1 }, { size: '100%' }] })).body.id;
+    const first = await sims[0]!.assigned('clf', id);
+    expect((await t.api<Rollout>('POST', `/api/v1/rollouts/${id}/pause`)).body.state).toBe('paused');
+    expect((await t.api<Rollout>('POST', `/api/v1/rollouts/${id}/resume`)).body.state).toBe('running');
+    await sims[0]!.switchTo(first);
+    await sims[1]!.switchTo(await sims[1]!.assigned('clf', id));
+    const r = await until(id, (x) => x.state === 'succeeded', 'succeeded through the empty wave');
+    expect(r.waves.map((w) => [w.state, w.devices.length])).toEqual([['passed', 1], ['passed', 0], ['passed', 1]]);
+    expect(r.waves[1]!.gates.find((g) => g.gate === 'success-share')!.message).toBe('no device in this wave');
+    await Promise.all(sims.map((s) => s.close()));
+  });
 });

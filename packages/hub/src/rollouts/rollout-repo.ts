@@ -134,6 +134,8 @@ export function createRolloutRepo(db: Db) {
       const c = (out[r.wave] ??= {});
       c[r.state] = r.n;
     }
+    // An empty wave (a size no larger than the one before) has no rows: it counts as no devices, not a hole.
+    for (let i = 0; i < out.length; i++) out[i] ??= {};
     return out;
   }
 
