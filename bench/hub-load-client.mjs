@@ -3,30 +3,15 @@
 // a Last Will, retained `status` + `reported` and the `desired`/`cmd` subscriptions on every connect,
 // then QoS 1 telemetry records with a per-device epoch and seq (schema-checked by shared's encoder).
 // The parent drives it with IPC requests `{ id, cmd, ...args }` and gets `{ id, ok, result | error }`.
-import { randomBytes } from 'node:crypto';
-import { createConnection } from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { deviceTopic, encodeMessage } from '@edgefleet/shared';
-import { encodeConnect, encodeField, encodePuback, encodePublish, encodeSubscribe, PACKET, packetReader, PINGREQ } from './mqtt-wire.mjs';
+import { brokerAddress, CAPABILITIES, deviceBase, disconnectAll, KEEPALIVE_S, nextPacketId as nextId, openConnection, serveCommands, settleInflight } from './device-connection.mjs';
+import { encodeField, encodePuback, encodePublish, encodeSubscribe, PACKET, PINGREQ } from './mqtt-wire.mjs';
 
 const SYSTEM = { cpuPercent: 12.5, memUsedMb: 310, memTotalMb: 3800, temperatureC: 48.2, diskUsedPercent: 41, agentRssMb: 62, loadAvg1: 0.4 };
 const MODELS = [{ name: 'detector', version: '3', requests: 1200, errors: 0, latencyMs: { p50: 8.1, p90: 9.7, p99: 14.2 } }];
-const CAPABILITIES = {
-  arch: 'arm64',
-  platform: 'linux',
-  cores: 4,
-  memoryMb: 3800,
-  cpuModel: 'Cortex-A72',
-  cpuFlags: ['neon', 'asimd'],
-  executionProviders: ['cpu'],
-  accelerators: [],
-  agentVersion: 'bench',
-};
-const KEEPALIVE_S = 60;
 /** How often the scheduler runs; each run publishes every record that fell due since the last one. */
 const TICK_MS = 5;
-/** A device whose CONNECT is unanswered this long counts as failed (mqtt.js's default is 30 s). */
-const CONNECT_TIMEOUT_MS = 60_000;
 
 let broker = { host: '127.0.0.1', port: 1883 };
 let intervalMs = 2000;
@@ -45,27 +30,13 @@ function percentile(sorted, q) {
 const round = (v) => +v.toFixed(2);
 const lagMs = (ns) => round(Math.max(0, ns / 1e6 - 10));
 
-function nextId(d) {
-  d.packetId = (d.packetId % 65535) + 1;
-  return d.packetId;
-}
-
-function onConnack(d, body, resolve) {
-  const code = body[1];
-  if (code !== 0) {
-    stats.lastError = `CONNACK return code ${code}`;
-    d.socket.destroy();
-    return;
-  }
-  d.connected = true;
+/** Retained `status` + `reported` and the `desired`/`cmd` subscriptions, as the agent sends on every connect. */
+function onConnected(d) {
   const s = d.socket;
-  s.cork();
   s.write(encodePublish(d.topics.status, nextId(d), encodeMessage('status', { state: 'online', ts: Date.now() }), true));
   const reported = { capabilities: CAPABILITIES, models: [], desiredVersion: 0, ts: Date.now() };
   s.write(encodePublish(d.topics.reported, nextId(d), encodeMessage('reported', reported), true));
   s.write(encodeSubscribe(nextId(d), [d.topics.desired, d.topics.cmd]));
-  s.uncork();
-  resolve(true);
 }
 
 function onPuback(d, body) {
@@ -79,40 +50,23 @@ function onPuback(d, body) {
 
 /** Opens `d`'s connection; resolves true on an accepted CONNACK, false if it is refused, closes or times out. */
 function open(d) {
-  return new Promise((resolve) => {
-    const socket = createConnection(broker);
-    socket.setNoDelay(true);
-    d.socket = socket;
-    d.lastSend = performance.now();
-    const timer = setTimeout(() => {
-      stats.lastError = `no CONNACK within ${CONNECT_TIMEOUT_MS} ms`;
-      socket.destroy();
-    }, CONNECT_TIMEOUT_MS);
-    socket.on(
-      'data',
-      packetReader((type, flags, body) => {
-        if (type === PACKET.CONNACK) {
-          clearTimeout(timer);
-          onConnack(d, body, resolve);
-        } else if (type === PACKET.PUBACK) onPuback(d, body);
-        else if (type === PACKET.PUBLISH && (flags & 0x06) === 0x02) {
-          // A QoS 1 delivery from the hub (desired/cmd): acknowledge it as the agent would.
-          const topicLen = body.readUInt16BE(0);
-          socket.write(encodePuback(body.readUInt16BE(2 + topicLen)));
-        }
-      }),
-    );
-    socket.on('error', (err) => (stats.lastError = err.message));
-    socket.on('close', () => {
-      clearTimeout(timer);
-      d.connected = false;
+  d.lastSend = performance.now();
+  return openConnection(d, broker, stats, {
+    onConnected: () => onConnected(d),
+    onPacket(type, flags, body) {
+      if (type === PACKET.PUBACK) onPuback(d, body);
+      else if (type === PACKET.PUBLISH && (flags & 0x06) === 0x02) {
+        // A QoS 1 delivery from the hub (desired/cmd): acknowledge it as the agent would.
+        const topicLen = body.readUInt16BE(0);
+        d.socket.write(encodePuback(body.readUInt16BE(2 + topicLen)));
+      }
+    },
+    onClosed() {
       // Publishes cut off by the close were never acknowledged; they stop counting as in flight.
       stats.inflight -= d.pending.size;
       d.cut += d.pending.size;
       d.pending.clear();
-      resolve(false);
-    });
-    socket.write(d.connectPacket);
+    },
   });
 }
 
@@ -154,13 +108,6 @@ const pinger = setInterval(() => {
     d.lastSend = performance.now();
   }
 }, 5_000);
-
-/** Waits until no publish awaits its PUBACK, or `timeoutMs` passes; answers how many were still waiting. */
-async function settle(timeoutMs) {
-  const until = performance.now() + timeoutMs;
-  while (stats.inflight > 0 && performance.now() < until) await new Promise((r) => setTimeout(r, 20));
-  return stats.inflight;
-}
 
 /** The agent's reconnect back-off: 1 s doubling per failed attempt up to 30 s, ±20 % jitter. */
 const backoffMs = (failures) => Math.min(30_000, 1000 * 2 ** failures) * (0.8 + Math.random() * 0.4);
@@ -218,24 +165,16 @@ function windowStats() {
 
 const commands = {
   init(args) {
-    const url = new URL(args.brokerUrl);
-    broker = { host: url.hostname, port: Number(url.port || 1883) };
+    broker = brokerAddress(args.brokerUrl);
     intervalMs = args.intervalMs;
     devices = args.devices.map(({ id, secret }) => {
       const topic = (kind) => deviceTopic(id, kind);
-      const will = { topic: topic('status'), payload: encodeMessage('status', { state: 'offline' }) };
       return {
-        id,
-        epoch: randomBytes(12).toString('base64url'),
-        seq: 0,
-        packetId: 0,
+        ...deviceBase({ deviceTopic, encodeMessage }, id, secret),
         acked: [],
         cut: 0,
         pending: new Map(),
-        socket: undefined,
-        connected: false,
         lastSend: 0,
-        connectPacket: encodeConnect({ clientId: id, username: id, password: secret, keepalive: KEEPALIVE_S, will }),
         topics: { status: encodeField(topic('status')), reported: encodeField(topic('reported')), telemetry: encodeField(topic('telemetry')), desired: topic('desired'), cmd: topic('cmd') },
       };
     });
@@ -252,7 +191,8 @@ const commands = {
   async stopLoad(args) {
     clearInterval(load.timer);
     load.timer = undefined;
-    return { unacked: await settle(args.settleMs) };
+    // Waits until no publish awaits its PUBACK, or the settle time passes.
+    return { unacked: await settleInflight(stats, args.settleMs) };
   },
   /** Network loss for every device at once: sockets destroyed, no DISCONNECT, so the broker sends the wills. */
   async drop() {
@@ -268,17 +208,9 @@ const commands = {
   close() {
     clearInterval(load.timer);
     clearInterval(pinger);
-    // DISCONNECT, so the hub sees an orderly goodbye and sends no wills.
-    for (const d of devices) if (d.connected) d.socket.end(Buffer.from([0xe0, 0x00]));
+    disconnectAll(devices);
     return {};
   },
 };
 
-process.on('message', async (msg) => {
-  try {
-    process.send({ id: msg.id, ok: true, result: await commands[msg.cmd](msg) });
-  } catch (err) {
-    process.send({ id: msg.id, ok: false, error: err.stack ?? String(err) });
-  }
-});
-process.on('disconnect', () => process.exit(0));
+serveCommands(commands);

@@ -7,32 +7,24 @@
 // Environment: BENCH_DEVICES (10000), BENCH_LOAD_SECONDS (60, the measured steady window, after
 // BENCH_WARMUP_SECONDS 10), BENCH_AFTER_SECONDS (10, load after the storm), BENCH_INTERVAL_MS (2000),
 // BENCH_KILL (1: end with kill -9 mid-load and a restart; 0: a graceful stop), BENCH_HUB_NODE_ARGS.
-import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { forkWorker, killChildrenOnExit, machineAtStart, positiveInt, round, runIfMain } from './bench-process.mjs';
+import { enrollDevices, hubApi } from './hub-api.mjs';
 import { report } from './hub-load-report.mjs';
 import { checkOpenFilesLimit, countLost, machineStat, presenceCounter, procStat, startHub, stopProcess } from './hub-load-support.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 
-function positiveInt(name, fallback) {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name}="${raw}": expected a positive integer`);
-  return n;
-}
 const DEVICES = positiveInt('BENCH_DEVICES', 10_000);
 const WARMUP_S = positiveInt('BENCH_WARMUP_SECONDS', 10);
 const LOAD_S = positiveInt('BENCH_LOAD_SECONDS', 60);
 const AFTER_S = positiveInt('BENCH_AFTER_SECONDS', 10);
 const INTERVAL_MS = positiveInt('BENCH_INTERVAL_MS', 2000);
 const KILL = process.env.BENCH_KILL !== '0';
-const ENROLL_CONCURRENCY = 16;
 /** After the last CONNACK, the storm window stays open this long so deferred presence/state writes are in it. */
 const STORM_TAIL_MS = 2000;
 const token = randomBytes(24).toString('base64url');
@@ -42,7 +34,6 @@ let tempDir;
 /** How long presence may take to settle before the run gives up: generous, since a slow hub is a result. */
 const settleTimeoutMs = () => Math.max(120_000, DEVICES * 20);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const round = (v, d = 2) => +v.toFixed(d);
 
 /** Polls `probe` every `everyMs` until it returns a truthy value; fails naming `what` after `timeoutMs`. */
 async function until(probe, what, timeoutMs = 60_000, everyMs = 100) {
@@ -55,70 +46,8 @@ async function until(probe, what, timeoutMs = 60_000, everyMs = 100) {
   }
 }
 
-/** Network failures a GET is retried after: a keep-alive socket the hub closed as it was reused. */
-const GET_ATTEMPTS = 3;
-
-function api(apiUrl) {
-  return async (method, path, body, auth = true) => {
-    for (let attempt = 1; ; attempt++) {
-      let res;
-      try {
-        res = await fetch(`${apiUrl}${path}`, {
-          method,
-          headers: { ...(auth ? { authorization: `Bearer ${token}` } : {}), ...(body ? { 'content-type': 'application/json' } : {}) },
-          body: body ? JSON.stringify(body) : undefined,
-        });
-      } catch (err) {
-        if (method === 'GET' && attempt < GET_ATTEMPTS) continue;
-        throw new Error(`${method} ${path}: ${err.cause?.message ?? err.message}`);
-      }
-      if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
-      return res.json();
-    }
-  };
-}
-
-/** Enrolls `n` devices through the API, one single-use token each, `ENROLL_CONCURRENCY` at a time. */
-async function enrollAll(call, n) {
-  const devices = new Array(n);
-  let next = 0;
-  const worker = async () => {
-    while (next < n) {
-      const i = next++;
-      const { token: t } = await call('POST', '/api/v1/enrollment-tokens', {});
-      const { deviceId, secret } = await call('POST', '/api/v1/enroll', { token: t, name: `bench-${i}` }, false);
-      devices[i] = { id: deviceId, secret };
-      if ((i + 1) % 2000 === 0) log(`enrolled ${i + 1} of ${n}`);
-    }
-  };
-  await Promise.all(Array.from({ length: ENROLL_CONCURRENCY }, worker));
-  return devices;
-}
-
 /** The load-generator process and a request/answer call over its IPC channel. */
-function loadGenerator() {
-  const child = fork(join(here, 'hub-load-client.mjs'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  running.add(child);
-  child.once('exit', () => running.delete(child));
-  const pending = new Map();
-  let ids = 0;
-  child.on('message', (m) => {
-    const p = pending.get(m.id);
-    pending.delete(m.id);
-    if (m.ok) p?.resolve(m.result);
-    else p?.reject(new Error(`load generator: ${m.error}`));
-  });
-  child.once('exit', (code) => {
-    for (const p of pending.values()) p.reject(new Error(`load generator exited (${code})`));
-  });
-  const call = (cmd, args = {}) =>
-    new Promise((resolve, reject) => {
-      const id = ++ids;
-      pending.set(id, { resolve, reject });
-      child.send({ id, cmd, ...args });
-    });
-  return { child, call };
-}
+const loadGenerator = () => forkWorker(join(here, 'hub-load-client.mjs'), 'load generator', running);
 
 /**
  * Opens a measurement window; its close answers the hub's CPU (% of one core) and RSS, the load
@@ -219,7 +148,7 @@ async function endPhase(gen, hub, hubEnv) {
   const t0 = performance.now();
   const restarted = await startHub({ ...hubEnv, ...ports }, running);
   end.restartSeconds = round((performance.now() - t0) / 1000, 1);
-  end.healthAfterRestart = (await api(restarted.apiUrl)('GET', '/api/v1/health')).status;
+  end.healthAfterRestart = (await hubApi(restarted.apiUrl, token)('GET', '/api/v1/health')).status;
   return { hub: restarted, end };
 }
 
@@ -227,7 +156,7 @@ async function main() {
   const dir = (tempDir = await mkdtemp(join(tmpdir(), 'ef-bench-hub-load-')));
   const dataDir = join(dir, 'hub');
   const started = Date.now();
-  const result = { machine: { cores: availableParallelism(), loadavgAtStart: loadavg().map((l) => round(l)), node: process.version }, devices: DEVICES, intervalMs: INTERVAL_MS };
+  const result = { machine: machineAtStart(), devices: DEVICES, intervalMs: INTERVAL_MS };
   const hubEnv = {
     EDGEFLEET_HUB_DATA_DIR: dataDir,
     EDGEFLEET_HUB_HOST: '127.0.0.1',
@@ -238,9 +167,13 @@ async function main() {
   try {
     await checkOpenFilesLimit(DEVICES);
     let hub = await startHub({ ...hubEnv, EDGEFLEET_HUB_HTTP_PORT: '0', EDGEFLEET_HUB_MQTT_PORT: '0' }, running);
-    const call = api(hub.apiUrl);
+    const call = hubApi(hub.apiUrl, token);
     const t0 = performance.now();
-    const devices = await enrollAll(call, DEVICES);
+    const devices = await enrollDevices(call, DEVICES, {
+      onEnrolled: (n) => {
+        if (n % 2000 === 0) log(`enrolled ${n} of ${DEVICES}`);
+      },
+    });
     result.enroll = { seconds: round((performance.now() - t0) / 1000, 1) };
     log(`enrolled ${DEVICES} devices in ${result.enroll.seconds} s`);
 
@@ -294,19 +227,5 @@ function log(text) {
 export { main as benchHubLoad };
 
 // Whatever ends this process, no hub or load generator outlives it.
-process.on('exit', () => {
-  for (const c of running) c.kill('SIGKILL');
-});
-for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.once(signal, () => {
-    for (const c of running) c.kill('SIGKILL');
-    if (tempDir) rmSync(tempDir, { recursive: true, force: true });
-    process.exit(130);
-  });
-}
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main().catch((err) => {
-    console.error(err);
-    process.exitCode = 1;
-  });
-}
+killChildrenOnExit(running, () => tempDir);
+runIfMain(import.meta.url, main);

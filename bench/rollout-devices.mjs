@@ -8,27 +8,15 @@
 // new version active. Every payload is built with shared's encoder, which validates it against the
 // schema the hub checks, so the hub drops nothing.
 // The parent drives it with IPC requests `{ id, cmd, ...args }` and gets `{ id, ok, result | error }`.
-import { createHash, randomBytes } from 'node:crypto';
-import { createConnection } from 'node:net';
+import { createHash } from 'node:crypto';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { encodeConnect, encodeField, encodePuback, encodePublish, encodeSubscribe, PACKET, packetReader, PINGREQ } from './mqtt-wire.mjs';
+import { brokerAddress, CAPABILITIES, deviceBase, disconnectAll, KEEPALIVE_S, nextPacketId as nextId, openConnection, serveCommands, settleInflight } from './device-connection.mjs';
+import { encodeField, encodePuback, encodePublish, encodeSubscribe, PACKET, PINGREQ } from './mqtt-wire.mjs';
 import { importShared } from './rollout-root.mjs';
 
-const { decodeMessage, deviceTopic, encodeMessage } = await importShared();
+const shared = await importShared();
+const { decodeMessage, deviceTopic, encodeMessage } = shared;
 
-const CAPABILITIES = {
-  arch: 'arm64',
-  platform: 'linux',
-  cores: 4,
-  memoryMb: 3800,
-  cpuModel: 'Cortex-A72',
-  cpuFlags: ['neon', 'asimd'],
-  executionProviders: ['cpu'],
-  accelerators: [],
-  agentVersion: 'bench',
-};
-const KEEPALIVE_S = 60;
-const CONNECT_TIMEOUT_MS = 60_000;
 /** Download attempts before the device gives up on an assignment (the agent's own budget is larger). */
 const DOWNLOAD_ATTEMPTS = 5;
 /** What the agent does after the digest check and before the switch; instant here (no onnxruntime). */
@@ -42,11 +30,6 @@ loop.enable();
 const stats = { downloads: 0, downloadedBytes: 0, downloadRetries: 0, failed: 0, invalidDesired: 0, eventsPublished: 0, inflight: 0, lastError: undefined };
 
 const round = (v) => +v.toFixed(2);
-
-function nextId(d) {
-  d.packetId = (d.packetId % 65535) + 1;
-  return d.packetId;
-}
 
 /** A QoS 1 publish; `tracked` ones count as in flight until their PUBACK. */
 function publish(d, topicField, payload, { retain = false, tracked = false } = {}) {
@@ -190,44 +173,20 @@ function onPuback(d, body) {
 
 /** Opens `d`'s connection; resolves true on an accepted CONNACK, false if it is refused, closes or times out. */
 function open(d) {
-  return new Promise((resolve) => {
-    const socket = createConnection(broker);
-    socket.setNoDelay(true);
-    d.socket = socket;
-    const timer = setTimeout(() => {
-      stats.lastError = `no CONNACK within ${CONNECT_TIMEOUT_MS} ms`;
-      socket.destroy();
-    }, CONNECT_TIMEOUT_MS);
-    socket.on(
-      'data',
-      packetReader((type, flags, body) => {
-        if (type === PACKET.CONNACK) {
-          clearTimeout(timer);
-          if (body[1] !== 0) {
-            stats.lastError = `CONNACK return code ${body[1]}`;
-            socket.destroy();
-            return;
-          }
-          d.connected = true;
-          socket.cork();
-          publish(d, d.topics.status, encodeMessage('status', { state: 'online', ts: Date.now() }), { retain: true });
-          publishReported(d);
-          socket.write(encodeSubscribe(nextId(d), [d.topics.desired]));
-          socket.uncork();
-          resolve(true);
-        } else if (type === PACKET.PUBACK) onPuback(d, body);
-        else if (type === PACKET.PUBLISH) onPublish(d, flags, body);
-      }),
-    );
-    socket.on('error', (err) => (stats.lastError = err.message));
-    socket.on('close', () => {
-      clearTimeout(timer);
-      d.connected = false;
+  return openConnection(d, broker, stats, {
+    onConnected() {
+      publish(d, d.topics.status, encodeMessage('status', { state: 'online', ts: Date.now() }), { retain: true });
+      publishReported(d);
+      d.socket.write(encodeSubscribe(nextId(d), [d.topics.desired]));
+    },
+    onPacket(type, flags, body) {
+      if (type === PACKET.PUBACK) onPuback(d, body);
+      else if (type === PACKET.PUBLISH) onPublish(d, flags, body);
+    },
+    onClosed() {
       stats.inflight -= d.pending.size;
       d.pending.clear();
-      resolve(false);
-    });
-    socket.write(d.connectPacket);
+    },
   });
 }
 
@@ -249,21 +208,14 @@ const pinger = setInterval(() => {
 
 const commands = {
   init(args) {
-    const url = new URL(args.brokerUrl);
-    broker = { host: url.hostname, port: Number(url.port || 1883) };
+    broker = brokerAddress(args.brokerUrl);
     apiUrl = args.apiUrl;
     devices = args.devices.map(({ id, secret }) => {
       const topic = (kind) => deviceTopic(id, kind);
-      const will = { topic: topic('status'), payload: encodeMessage('status', { state: 'offline' }) };
       return {
-        id,
+        ...deviceBase(shared, id, secret),
         secret,
-        epoch: randomBytes(12).toString('base64url'),
-        seq: 0,
-        packetId: 0,
         pending: new Set(),
-        socket: undefined,
-        connected: false,
         desiredVersion: 0,
         /** model name → installed versions as `reported` lists them */
         installed: new Map(),
@@ -271,7 +223,6 @@ const commands = {
         jobs: new Map(),
         /** sha256 → { assignedAt, activeAt } (ms since epoch): when the desired document arrived, when it switched */
         timings: new Map(),
-        connectPacket: encodeConnect({ clientId: id, username: id, password: secret, keepalive: KEEPALIVE_S, will }),
         topics: {
           status: encodeField(topic('status')),
           reported: encodeField(topic('reported')),
@@ -299,23 +250,13 @@ const commands = {
   },
   /** Waits until every event is acknowledged (or `timeoutMs` passes); answers how many were not. */
   async settle(args) {
-    const until = performance.now() + args.timeoutMs;
-    while (stats.inflight > 0 && performance.now() < until) await new Promise((r) => setTimeout(r, 20));
-    return { unacked: stats.inflight };
+    return { unacked: await settleInflight(stats, args.timeoutMs) };
   },
   close() {
     clearInterval(pinger);
-    // DISCONNECT, so the hub sees an orderly goodbye and sends no wills.
-    for (const d of devices) if (d.connected) d.socket.end(Buffer.from([0xe0, 0x00]));
+    disconnectAll(devices);
     return {};
   },
 };
 
-process.on('message', async (msg) => {
-  try {
-    process.send({ id: msg.id, ok: true, result: await commands[msg.cmd](msg) });
-  } catch (err) {
-    process.send({ id: msg.id, ok: false, error: err.stack ?? String(err) });
-  }
-});
-process.on('disconnect', () => process.exit(0));
+serveCommands(commands);

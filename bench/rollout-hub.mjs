@@ -1,55 +1,11 @@
-// The operator side of bench/rollout-switch.mjs: the hub's HTTP API with a bearer token, enrollment,
-// and knowing when a rollout has ended. The end is seen on the dashboard's SSE stream (the moment
+// The operator side of bench/rollout-switch.mjs: knowing when a rollout has ended (the API calls
+// themselves are bench/hub-api.mjs). The end is seen on the dashboard's SSE stream (the moment
 // the hub emits it) and, in case that stream's shape changes, by polling GET /api/v1/rollouts/:id
 // once a second; whichever sees it first gives the time.
 
 /** States a rollout does not leave by itself; only `succeeded` is a good end. */
 const ENDED_STATES = new Set(['succeeded', 'failed', 'halted', 'aborted', 'rolled-back']);
 const POLL_MS = 1000;
-const ENROLL_CONCURRENCY = 16;
-/** Network failures a GET is retried after: a keep-alive socket the hub closed as it was reused. */
-const GET_ATTEMPTS = 3;
-
-/** `call(method, path, body?, {auth, bytes})`: JSON in and out; a non-2xx answer throws with its body. */
-export function hubApi(apiUrl, token) {
-  return async (method, path, body, { auth = true } = {}) => {
-    const bytes = body instanceof Uint8Array;
-    for (let attempt = 1; ; attempt++) {
-      let res;
-      try {
-        res = await fetch(`${apiUrl}${path}`, {
-          method,
-          headers: {
-            ...(auth ? { authorization: `Bearer ${token}` } : {}),
-            ...(body ? { 'content-type': bytes ? 'application/octet-stream' : 'application/json' } : {}),
-          },
-          body: body ? (bytes ? body : JSON.stringify(body)) : undefined,
-        });
-      } catch (err) {
-        if (method === 'GET' && attempt < GET_ATTEMPTS) continue;
-        throw new Error(`${method} ${path}: ${err.cause?.message ?? err.message}`);
-      }
-      if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
-      return res.json();
-    }
-  };
-}
-
-/** Enrolls `n` devices through the API, one single-use token each, `ENROLL_CONCURRENCY` at a time. */
-export async function enrollDevices(call, n) {
-  const devices = new Array(n);
-  let next = 0;
-  const worker = async () => {
-    while (next < n) {
-      const i = next++;
-      const { token } = await call('POST', '/api/v1/enrollment-tokens', {});
-      const { deviceId, secret } = await call('POST', '/api/v1/enroll', { token, name: `bench-${i}` }, { auth: false });
-      devices[i] = { id: deviceId, secret };
-    }
-  };
-  await Promise.all(Array.from({ length: ENROLL_CONCURRENCY }, worker));
-  return devices;
-}
 
 /**
  * Follows GET /api/v1/events and remembers, per rollout, when a `rollout` event first carried an

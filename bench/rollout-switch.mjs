@@ -10,28 +10,21 @@
 // checkout whose hub and schemas are measured; default this repository), ROLLOUT_LEGACY_API=1 (for a
 // hub from before staged rollouts: the request carries no waves or download limit, so both timed
 // runs are one wave), BENCH_HUB_NODE_ARGS (node flags for the hub alone, e.g. --cpu-prof).
-import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { forkWorker, killChildrenOnExit, machineAtStart, positiveInt, round, runIfMain } from './bench-process.mjs';
+import { enrollDevices, hubApi } from './hub-api.mjs';
 import { checkOpenFilesLimit, startHub, stopProcess } from './hub-load-support.mjs';
-import { enrollDevices, hubApi, rolloutEnd, rolloutEndWatcher } from './rollout-hub.mjs';
+import { rolloutEnd, rolloutEndWatcher } from './rollout-hub.mjs';
 import { report } from './rollout-report.mjs';
 import { benchRoot, importOnnxBuilder } from './rollout-root.mjs';
 import { quantile, startSampler } from './rollout-sampler.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 
-function positiveInt(name, fallback) {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name}="${raw}": expected a positive integer`);
-  return n;
-}
 const DEVICES = positiveInt('ROLLOUT_DEVICES', 1000);
 const TIMEOUT_MS = positiveInt('ROLLOUT_TIMEOUT_SECONDS', 600) * 1000;
 const LEGACY_API = process.env.ROLLOUT_LEGACY_API === '1';
@@ -49,8 +42,6 @@ const TIMED_RUNS = [
   { name: 'waves 10% / 50% / 100%, no bake', version: '3', waves: ['10%', '50%', '100%'].map((size) => ({ size, bakeSec: 0 })) },
 ];
 
-const round = (v, d = 2) => +v.toFixed(d);
-
 /** The rollout request of a run: every device may download at once, so the time is the hub's, not a queue's. */
 function rolloutRequest(run) {
   const req = { model: MODEL, version: run.version, target: { all: true } };
@@ -59,29 +50,7 @@ function rolloutRequest(run) {
 }
 
 /** The simulated-devices process and a request/answer call over its IPC channel. */
-function devicesProcess() {
-  const child = fork(join(here, 'rollout-devices.mjs'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  running.add(child);
-  const pending = new Map();
-  let ids = 0;
-  child.on('message', (m) => {
-    const p = pending.get(m.id);
-    pending.delete(m.id);
-    if (m.ok) p?.resolve(m.result);
-    else p?.reject(new Error(`simulated devices: ${m.error}`));
-  });
-  child.once('exit', (code) => {
-    running.delete(child);
-    for (const p of pending.values()) p.reject(new Error(`simulated devices process exited (${code})`));
-  });
-  const call = (cmd, args = {}) =>
-    new Promise((resolve, reject) => {
-      const id = ++ids;
-      pending.set(id, { resolve, reject });
-      child.send({ id, cmd, ...args });
-    });
-  return { child, call };
-}
+const devicesProcess = () => forkWorker(join(here, 'rollout-devices.mjs'), 'simulated devices', running);
 
 /** Milliseconds from `t0` of each non-null time in `times`, summarised. */
 function spread(times, t0) {
@@ -171,7 +140,7 @@ async function main() {
   const dir = (tempDir = await mkdtemp(join(tmpdir(), 'ef-bench-rollout-')));
   const started = Date.now();
   const result = {
-    machine: { cores: availableParallelism(), loadavgAtStart: loadavg().map((l) => round(l)), node: process.version },
+    machine: machineAtStart(),
     devices: DEVICES,
     benchRoot,
     legacyApi: LEGACY_API,
@@ -236,19 +205,5 @@ function log(text) {
 export { main as benchRolloutSwitch };
 
 // Whatever ends this process, no hub or devices process outlives it.
-process.on('exit', () => {
-  for (const c of running) c.kill('SIGKILL');
-});
-for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.once(signal, () => {
-    for (const c of running) c.kill('SIGKILL');
-    if (tempDir) rmSync(tempDir, { recursive: true, force: true });
-    process.exit(130);
-  });
-}
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main().catch((err) => {
-    console.error(err);
-    process.exitCode = 1;
-  });
-}
+killChildrenOnExit(running, () => tempDir);
+runIfMain(import.meta.url, main);

@@ -1,31 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import type { DesiredMessage, ModelAssignment } from '@edgefleet/shared';
+import type { ModelAssignment } from '@edgefleet/shared';
 import { blockKey, reconcile, type CurrentModel } from '../src/deployment/reconcile.js';
+import { desired, plainAssignment as assignment, sha } from './support/plain-assignments.js';
 
-const sha = (c: string) => c.repeat(64);
-
-function assignment(model: string, version: string, digest: string, rolloutId?: string): ModelAssignment {
-  return {
-    ...(rolloutId ? { rolloutId } : {}),
-    manifest: {
-      signature: 'sig',
-      manifest: {
-        v: 1,
-        model,
-        version,
-        profile: 'fp32',
-        sha256: digest,
-        size: 10,
-        inputs: [],
-        outputs: [],
-        golden: { inputs: [], outputs: [], tolerance: { atol: 1e-4 } },
-        createdAt: '2026-01-01T00:00:00Z',
-      },
-    },
-  };
-}
-
-const desired = (version: number, ...models: ModelAssignment[]): DesiredMessage => ({ version, models });
 const none = new Set<string>();
 
 describe('reconcile', () => {

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { encodeMessage, LONG_TEXT_MAX, type DesiredMessage, type ModelAssignment } from '@edgefleet/shared';
+import { encodeMessage, LONG_TEXT_MAX } from '@edgefleet/shared';
 import { blocks } from '../src/deployment/retry-policy.js';
 import { failureOf } from '../src/deployment/steps.js';
 import type { FailureRow } from '../src/store/agent-store.js';
+import { desired as doc, plainAssignment, sha } from './support/plain-assignments.js';
 
 describe('deployment failures', () => {
   it('cut a long error message to what the events schema accepts, so the failure is still reported', () => {
@@ -15,26 +16,8 @@ describe('deployment failures', () => {
 });
 
 describe('when a failed assignment is tried again (pure)', () => {
-  const sha = (c: string) => c.repeat(64);
-  const assignment = (model: string, digest: string, rolloutId?: string): ModelAssignment => ({
-    ...(rolloutId ? { rolloutId } : {}),
-    manifest: {
-      signature: 'sig',
-      manifest: {
-        v: 1,
-        model,
-        version: '2',
-        profile: 'fp32',
-        sha256: digest,
-        size: 10,
-        inputs: [],
-        outputs: [],
-        golden: { inputs: [], outputs: [], tolerance: { atol: 1e-4 } },
-        createdAt: '2026-01-01T00:00:00Z',
-      },
-    },
-  });
-  const doc = (version: number, ...models: ModelAssignment[]): DesiredMessage => ({ version, models });
+  /** Every assignment here is of version 2: only the model, digest and rollout vary. */
+  const assignment = (model: string, digest: string, rolloutId?: string) => plainAssignment(model, '2', digest, rolloutId);
   const failure = (extra: Partial<FailureRow>): FailureRow => ({
     name: 'm',
     sha256: sha('a'),

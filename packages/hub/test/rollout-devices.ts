@@ -1,6 +1,7 @@
-import { deviceTopic, type DeploymentEvent, type DesiredMessage, type EnrollResponse, type InstalledModel, type ModelAssignment, type ModelStats } from '@edgefleet/shared';
+import { deviceTopic, type DeploymentEvent, type DesiredMessage, type EnrollResponse, type InstalledModel, type ModelAssignment, type ModelStats, type Rollout } from '@edgefleet/shared';
 import type { MqttClient } from 'mqtt';
-import { connectDevice, eventually, telemetryRecord, type TestHub } from './hub-harness.js';
+import { expect } from 'vitest';
+import { connectDevice, enrollDevice, eventually, telemetryRecord, type TestHub } from './hub-harness.js';
 
 const CAPABILITIES = { arch: 'x64', platform: 'linux', cores: 2, memoryMb: 2048, cpuModel: 'x', cpuFlags: [], executionProviders: ['cpu'], accelerators: [], agentVersion: '0.1.0' };
 
@@ -78,4 +79,51 @@ export async function simDevice(t: TestHub, creds: EnrollResponse): Promise<SimD
   };
   await sim.connect(t);
   return sim;
+}
+
+/**
+ * The rollout routes and the fleet set-up that rollout tests call on a test hub. `t` is only read
+ * when a function runs, so this can be made in a describe beside useTestHub.
+ */
+export function rolloutTestApi(t: TestHub) {
+  const create = (body: object) => t.api<Rollout>('POST', '/api/v1/rollouts', body);
+  /** Creates a rollout that must be accepted. */
+  const created = async (body: object): Promise<Rollout> => {
+    const res = await create(body);
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    return res.body;
+  };
+  const get = async (id: string) => (await t.api<Rollout>('GET', `/api/v1/rollouts/${id}`)).body;
+  const until = (id: string, check: (r: Rollout) => boolean, what: string) =>
+    eventually(async () => {
+      const r = await get(id);
+      return check(r) && r;
+    }, what);
+  return {
+    create,
+    created,
+    get,
+    until,
+    rowOf: (r: Rollout, deviceId: string) => r.waves.flatMap((w) => w.devices).find((d) => d.deviceId === deviceId)!,
+
+    /** Enrolls and connects `n` simulated devices, online in the hub, sorted by id as waves order them (sims[0] is assigned first). */
+    async devices(n: number, labels: Record<string, string> = {}): Promise<SimDevice[]> {
+      const sims: SimDevice[] = [];
+      for (let i = 0; i < n; i++) sims.push(await simDevice(t, await enrollDevice(t, { name: `d${i}`, labels })));
+      await eventually(async () => {
+        const all = (await t.api<{ devices: Array<{ id: string; online: boolean }> }>('GET', '/api/v1/devices')).body.devices;
+        return sims.every((s) => all.find((d) => d.id === s.id)?.online);
+      }, 'devices online');
+      return sims.sort((a, b) => (a.id < b.id ? -1 : 1));
+    },
+
+    /** Puts every device on clf@1 through a one-wave rollout, so a later version has somewhere to roll back to. */
+    async onV1(sims: SimDevice[]): Promise<ModelAssignment[]> {
+      const r = await created({ model: 'clf', version: '1', target: { deviceIds: sims.map((s) => s.id) } });
+      const given = await Promise.all(sims.map((s) => s.assigned('clf', r.id)));
+      await Promise.all(sims.map((s, i) => s.switchTo(given[i]!)));
+      await until(r.id, (x) => x.state === 'succeeded', 'v1 everywhere');
+      return given;
+    },
+  };
 }

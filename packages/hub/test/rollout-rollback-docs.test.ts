@@ -1,8 +1,8 @@
 import type { ModelAssignment, ModelVersion, Rollout } from '@edgefleet/shared';
 import { buildMlp } from '@edgefleet/shared/onnx';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { enrollDevice, eventually, useTestHub } from './hub-harness.js';
-import { simDevice, type SimDevice } from './rollout-devices.js';
+import { eventually, useTestHub } from './hub-harness.js';
+import { rolloutTestApi, type SimDevice } from './rollout-devices.js';
 
 /** The desired documents a hub writes to take devices back: what they carry, and what a rollback that cannot go back says. */
 describe('rollback and abort documents over MQTT', () => {
@@ -14,42 +14,14 @@ describe('rollback and abort documents over MQTT', () => {
     await t.api<ModelVersion>('POST', '/api/v1/models/clf/versions?version=2', buildMlp({ inputSize: 4, hidden: [3], outputSize: 2 }));
   });
 
-  async function devices(n: number): Promise<SimDevice[]> {
-    const sims: SimDevice[] = [];
-    for (let i = 0; i < n; i++) sims.push(await simDevice(t, await enrollDevice(t, { name: `d${i}` })));
-    await eventually(async () => {
-      const all = (await t.api<{ devices: Array<{ id: string; online: boolean }> }>('GET', '/api/v1/devices')).body.devices;
-      return sims.every((s) => all.find((d) => d.id === s.id)?.online);
-    }, 'devices online');
-    return sims;
-  }
-  const create = async (body: object) => {
-    const res = await t.api<Rollout>('POST', '/api/v1/rollouts', body);
-    expect(res.status, JSON.stringify(res.body)).toBe(201);
-    return res.body;
-  };
-  const get = async (id: string) => (await t.api<Rollout>('GET', `/api/v1/rollouts/${id}`)).body;
-  const until = (id: string, check: (r: Rollout) => boolean, what: string) =>
-    eventually(async () => {
-      const r = await get(id);
-      return check(r) && r;
-    }, what);
-  const rowOf = (r: Rollout, deviceId: string) => r.waves.flatMap((w) => w.devices).find((d) => d.deviceId === deviceId)!;
+  const { devices, created, until, rowOf, onV1 } = rolloutTestApi(t);
   const isV1 = (a: ModelAssignment) => a.manifest.manifest.version === '1';
-
-  async function onV1(sims: SimDevice[]): Promise<ModelAssignment[]> {
-    const r = await create({ model: 'clf', version: '1', target: { deviceIds: sims.map((s) => s.id) } });
-    const given = await Promise.all(sims.map((s) => s.assigned('clf', r.id)));
-    await Promise.all(sims.map((s, i) => s.switchTo(given[i]!)));
-    await until(r.id, (x) => x.state === 'succeeded', 'v1 everywhere');
-    return given;
-  }
 
   it('sends devices back with maxDeferSec 0 on a rollback and on an abort: a local update lock must not hold a safety action', async () => {
     const [switched, unswitched] = (await devices(2)) as [SimDevice, SimDevice];
     const old = await onV1([switched, unswitched]);
 
-    const rolledBack = await create({ model: 'clf', version: '2', target: { deviceIds: [switched.id] }, maxDeferSec: 120 });
+    const rolledBack = await created({ model: 'clf', version: '2', target: { deviceIds: [switched.id] }, maxDeferSec: 120 });
     const forward = await switched.assigned('clf', rolledBack.id);
     expect(forward.maxDeferSec).toBe(120);
     await switched.switchTo(forward, old[0]);
@@ -58,7 +30,7 @@ describe('rollback and abort documents over MQTT', () => {
     const back = await switched.assigned('clf', rolledBack.id, isV1);
     expect(back).toEqual({ rolloutId: rolledBack.id, manifest: v1.manifest, maxDeferSec: 0 });
 
-    const aborted = await create({ model: 'clf', version: '2', target: { deviceIds: [unswitched.id] }, maxDeferSec: 120 });
+    const aborted = await created({ model: 'clf', version: '2', target: { deviceIds: [unswitched.id] }, maxDeferSec: 120 });
     await unswitched.event(await unswitched.assigned('clf', aborted.id), 'downloading', { progress: 0.5 });
     expect((await t.api<Rollout>('POST', `/api/v1/rollouts/${aborted.id}/abort`)).status).toBe(200);
     expect(await unswitched.assigned('clf', aborted.id, isV1)).toEqual({ rolloutId: aborted.id, manifest: v1.manifest, maxDeferSec: 0 });
@@ -73,7 +45,7 @@ describe('rollback and abort documents over MQTT', () => {
     await unknown.report([stray]);
     await eventually(async () => (await t.api<{ models: Array<{ version: string }> }>('GET', `/api/v1/devices/${unknown.id}`)).body.models.some((m) => m.version === '0'), 'clf@0 reported');
 
-    const id = (await create({ model: 'clf', version: '2', target: { deviceIds: [known.id, unknown.id] } })).id;
+    const id = (await created({ model: 'clf', version: '2', target: { deviceIds: [known.id, unknown.id] } })).id;
     const given = await Promise.all([known, unknown].map((s) => s.assigned('clf', id)));
     await known.switchTo(given[0]!, old);
     await unknown.event(given[1]!, 'active');
@@ -97,7 +69,7 @@ describe('rollback and abort documents over MQTT', () => {
     const [d] = (await devices(1)) as [SimDevice];
     await d.report([{ name: 'clf', version: '0', sha256: 'e'.repeat(64), profile: 'fp32', active: true }]);
     await eventually(async () => (await t.api<{ models: Array<{ version: string }> }>('GET', `/api/v1/devices/${d.id}`)).body.models.some((m) => m.version === '0'), 'clf@0 reported');
-    const id = (await create({ model: 'clf', version: '2', target: { deviceIds: [d.id] } })).id;
+    const id = (await created({ model: 'clf', version: '2', target: { deviceIds: [d.id] } })).id;
     await d.event(await d.assigned('clf', id), 'downloading', { progress: 0.5 });
     await until(id, (x) => rowOf(x, d.id).state === 'downloading', 'downloading');
     const before = d.latest()!.version;

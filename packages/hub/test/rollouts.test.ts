@@ -4,8 +4,8 @@ import Database from 'better-sqlite3';
 import { getTasks } from 'node-cron';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { enrollDevice, eventually, useTestHub } from './hub-harness.js';
-import { installedOf, simDevice, type SimDevice } from './rollout-devices.js';
+import { eventually, useTestHub } from './hub-harness.js';
+import { installedOf, rolloutTestApi, type SimDevice } from './rollout-devices.js';
 
 describe('staged rollouts over MQTT', () => {
   const t = useTestHub();
@@ -17,24 +17,7 @@ describe('staged rollouts over MQTT', () => {
     v2 = (await t.api<ModelVersion>('POST', '/api/v1/models/clf/versions?version=2', buildMlp({ inputSize: 4, hidden: [3], outputSize: 2 }))).body;
   });
 
-  async function devices(n: number, labels: Record<string, string> = {}): Promise<SimDevice[]> {
-    const sims: SimDevice[] = [];
-    for (let i = 0; i < n; i++) sims.push(await simDevice(t, await enrollDevice(t, { name: `d${i}`, labels })));
-    // Waves order online devices by id: sort the same way so sims[0] is the first assigned.
-    await eventually(async () => {
-      const all = (await t.api<{ devices: Array<{ id: string; online: boolean }> }>('GET', '/api/v1/devices')).body.devices;
-      return sims.every((s) => all.find((d) => d.id === s.id)?.online);
-    }, 'devices online');
-    return sims.sort((a, b) => (a.id < b.id ? -1 : 1));
-  }
-  const create = (body: object) => t.api<Rollout>('POST', '/api/v1/rollouts', body);
-  const get = async (id: string) => (await t.api<Rollout>('GET', `/api/v1/rollouts/${id}`)).body;
-  const until = (id: string, check: (r: Rollout) => boolean, what: string) =>
-    eventually(async () => {
-      const r = await get(id);
-      return check(r) && r;
-    }, what);
-  const rowOf = (r: Rollout, deviceId: string) => r.waves.flatMap((w) => w.devices).find((d) => d.deviceId === deviceId)!;
+  const { devices, create, get, until, rowOf, onV1 } = rolloutTestApi(t);
   const clfCount = (sim: SimDevice, rolloutId: string) => sim.docs.filter((d) => d.models.some((m) => m.rolloutId === rolloutId)).length;
   /** A window that opens once a year (January 1st, 00:00): closed while the test runs, until the test opens it. */
   const CLOSED_WINDOW = { cron: '0 0 1 1 *', durationMinutes: 1 };
@@ -43,15 +26,6 @@ describe('staged rollouts over MQTT', () => {
     const task = [...getTasks().values()].find((x) => x.name === `rollout-window-${rolloutId}`);
     if (!task) throw new Error(`no maintenance-window task for rollout ${rolloutId}`);
     await task.execute();
-  }
-
-  /** Puts every device on v1 through a one-wave rollout, so v2 has somewhere to roll back to. */
-  async function onV1(sims: SimDevice[]): Promise<ModelAssignment[]> {
-    const r = (await create({ model: 'clf', version: '1', target: { deviceIds: sims.map((s) => s.id) } })).body;
-    const given = await Promise.all(sims.map((s) => s.assigned('clf', r.id)));
-    await Promise.all(sims.map((s, i) => s.switchTo(given[i]!)));
-    await until(r.id, (x) => x.state === 'succeeded', 'v1 everywhere');
-    return given;
   }
 
   it('refuses unknown models, empty targets, waves short of the target and a bad window', async () => {

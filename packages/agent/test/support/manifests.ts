@@ -7,7 +7,6 @@ import {
   goldenInputs,
   signManifest,
   typedArrayFor,
-  type DesiredMessage,
   type Manifest,
   type ModelAssignment,
   type Golden,
@@ -105,4 +104,4 @@ export async function assignmentFor(opts: AssignmentOptions): Promise<ModelAssig
   return { ...(opts.rolloutId ? { rolloutId: opts.rolloutId } : {}), manifest: signManifest(manifest, opts.privateKeyPem) };
 }
 
-export const desired = (version: number, ...models: ModelAssignment[]): DesiredMessage => ({ version, models });
+export { desired } from './plain-assignments.js';

@@ -71,15 +71,8 @@ export function failureShareGate(gates: WaveGates | undefined, c: WaveShareCount
   const share = c.total > 0 ? c.failed / c.total : 0;
   const failed = share > allowed;
   const d = decimalsFor(allowed);
-  return {
-    gate: 'failure-share',
-    status: failed ? 'failed' : 'passed',
-    observed: share,
-    baseline: null,
-    threshold: allowed,
-    message: `${c.failed} of ${devices(c.total)} failed (${share.toFixed(d)} ${failed ? '>' : '≤'} ${allowed.toFixed(d)} allowed)`,
-    at,
-  };
+  const base = { gate: 'failure-share', observed: share, baseline: null, threshold: allowed, at } as const;
+  return judged(base, failed, `${c.failed} of ${devices(c.total)} failed (${share.toFixed(d)} ${failed ? '>' : '≤'} ${allowed.toFixed(d)} allowed)`);
 }
 
 /**
@@ -93,36 +86,27 @@ export function successShareGate(gates: WaveGates | undefined, c: WaveShareCount
   const required = gates?.minSuccessShare ?? 1;
   const reachable = c.total - c.timedOut;
   const timedOut = c.timedOut > 0 ? `, ${c.timedOut} timed out` : '';
+  const d = decimalsFor(required);
+  const base = { gate: 'success-share', observed: null, baseline: null, threshold: required, at } as const;
   if (reachable <= 0) {
     const failed = c.total > 0 && required > 0;
-    const d = decimalsFor(required);
-    return {
-      gate: 'success-share',
-      status: failed ? 'failed' : 'passed',
-      observed: null,
-      baseline: null,
-      threshold: required,
-      message:
-        c.total === 0
-          ? 'no device in this wave'
-          : failed
-            ? `no device reached: ${c.timedOut} of ${devices(c.total)} timed out, none active, so nothing shows the version works (${required.toFixed(d)} required; resume to go on regardless)`
-            : `no device reached: ${c.timedOut} of ${devices(c.total)} timed out (minSuccessShare 0: none required)`,
-      at,
-    };
+    return judged(
+      base,
+      failed,
+      c.total === 0
+        ? 'no device in this wave'
+        : failed
+          ? `no device reached: ${c.timedOut} of ${devices(c.total)} timed out, none active, so nothing shows the version works (${required.toFixed(d)} required; resume to go on regardless)`
+          : `no device reached: ${c.timedOut} of ${devices(c.total)} timed out (minSuccessShare 0: none required)`,
+    );
   }
   const share = c.active / reachable;
   const passed = share >= required;
-  const d = decimalsFor(required);
-  return {
-    gate: 'success-share',
-    status: passed ? 'passed' : 'failed',
-    observed: share,
-    baseline: null,
-    threshold: required,
-    message: `${c.active} of ${reachable} reachable ${reachable === 1 ? 'device' : 'devices'} active (${share.toFixed(d)} ${passed ? '≥' : '<'} ${required.toFixed(d)} required)${timedOut}`,
-    at,
-  };
+  return judged(
+    { ...base, observed: share },
+    !passed,
+    `${c.active} of ${reachable} reachable ${reachable === 1 ? 'device' : 'devices'} active (${share.toFixed(d)} ${passed ? '≥' : '<'} ${required.toFixed(d)} required)${timedOut}`,
+  );
 }
 
 /** One switched device: the previous version's usage before the switch, the new one's after. */
@@ -161,16 +145,12 @@ function errorRateGate(allowed: number, minRequests: number, serving: readonly D
   const d = decimalsFor(allowed);
   const base = { gate: 'error-rate', observed, baseline, threshold: allowed, at } as const;
   if (observed === null || after < minRequests) {
-    return { ...base, status: 'no-data', message: `${after} requests on the new version on ${devices(serving.length)}, ${minRequests} needed to judge the error rate` };
+    return noData(base, `${after} requests on the new version on ${devices(serving.length)}, ${minRequests} needed to judge the error rate`);
   }
   const increase = observed - (baseline ?? 0);
   const failed = increase > allowed + ROUNDING_SLACK;
   const was = baseline === null ? 'no requests before (0 assumed)' : `${baseline.toFixed(d)} before`;
-  return {
-    ...base,
-    status: failed ? 'failed' : 'passed',
-    message: `error rate ${observed.toFixed(d)} on ${devices(serving.length)} vs ${was} (${signed(increase, d)} ${failed ? '>' : '≤'} ${signed(allowed, d)} allowed), ${after} requests`,
-  };
+  return judged(base, failed, `error rate ${observed.toFixed(d)} on ${devices(serving.length)} vs ${was} (${signed(increase, d)} ${failed ? '>' : '≤'} ${signed(allowed, d)} allowed), ${after} requests`);
 }
 
 /**
@@ -185,19 +165,15 @@ function p99Gate(allowed: number, minRequests: number, serving: readonly DeviceU
   const base = { gate: 'p99-latency', observed, baseline, threshold: allowed, at } as const;
   const served = sum(serving, (d) => d.after.requests);
   if (served < minRequests) {
-    return { ...base, observed: null, baseline: null, status: 'no-data', message: `${served} requests on the new version on ${devices(serving.length)}, ${minRequests} needed to judge p99 latency` };
+    return noData({ ...base, observed: null, baseline: null }, `${served} requests on the new version on ${devices(serving.length)}, ${minRequests} needed to judge p99 latency`);
   }
   if (observed === null || baseline === null || baseline <= 0 || requests < minRequests) {
     const why = compared.length === 0 ? 'no device has a p99 of the previous version to compare with' : `${requests} requests on ${devices(compared.length)} with a previous p99 to compare with, ${minRequests} needed`;
-    return { ...base, status: 'no-data', message: `p99 latency not judged: ${why}` };
+    return noData(base, `p99 latency not judged: ${why}`);
   }
   const ratio = observed / baseline;
   const failed = ratio > allowed + ROUNDING_SLACK;
-  return {
-    ...base,
-    status: failed ? 'failed' : 'passed',
-    message: `p99 ${ms(observed)} on ${devices(compared.length)} vs ${ms(baseline)} before (×${ratio.toFixed(2)} ${failed ? '>' : '≤'} ×${allowed.toFixed(decimalsFor(allowed))} allowed), ${requests} requests`,
-  };
+  return judged(base, failed, `p99 ${ms(observed)} on ${devices(compared.length)} vs ${ms(baseline)} before (×${ratio.toFixed(2)} ${failed ? '>' : '≤'} ×${allowed.toFixed(decimalsFor(allowed))} allowed), ${requests} requests`);
 }
 
 /**
@@ -211,18 +187,28 @@ export function shadowGate(gates: WaveGates | undefined, reports: readonly (Shad
   const base = { gate: 'shadow-agreement', baseline: null, threshold: required, at } as const;
   const d = decimalsFor(required);
   if (sampled.length === 0) {
-    return { ...base, status: 'no-data', observed: null, message: `no shadow samples yet from ${devices(reports.length)} (${required.toFixed(d)} agreement required)` };
+    return noData({ ...base, observed: null }, `no shadow samples yet from ${devices(reports.length)} (${required.toFixed(d)} agreement required)`);
   }
   const lowest = sampled.reduce((low, r) => (r.agreement < low.agreement ? r : low));
   const failed = lowest.agreement < required;
-  return {
-    ...base,
-    status: failed ? 'failed' : 'passed',
-    observed: lowest.agreement,
-    message:
-      `lowest shadow agreement ${lowest.agreement.toFixed(d)} over ${lowest.samples} samples (${failed ? '<' : '≥'} ${required.toFixed(d)} required), ` +
+  return judged(
+    { ...base, observed: lowest.agreement },
+    failed,
+    `lowest shadow agreement ${lowest.agreement.toFixed(d)} over ${lowest.samples} samples (${failed ? '<' : '≥'} ${required.toFixed(d)} required), ` +
       `max abs diff ${round(lowest.maxAbsDiff)}, p50 ${ms(lowest.candidateP50Ms)} vs ${ms(lowest.activeP50Ms)} active; ${sampled.length} of ${devices(reports.length)} reported`,
-  };
+  );
+}
+
+/** What a gate measured and against what; the verdict and its message are added by judged/noData. */
+type GateValues = Omit<GateResult, 'status' | 'message'>;
+
+function judged(values: GateValues, failed: boolean, message: string): GateResult {
+  return { ...values, status: failed ? 'failed' : 'passed', message };
+}
+
+/** Not enough seen to judge: recorded, and never halts a wave. */
+function noData(values: GateValues, message: string): GateResult {
+  return { ...values, status: 'no-data', message };
 }
 
 function sum<T>(items: readonly T[], value: (item: T) => number): number {
