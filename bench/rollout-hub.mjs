@@ -4,7 +4,7 @@
 // once a second; whichever sees it first gives the time.
 
 /** States a rollout does not leave by itself; only `succeeded` is a good end. */
-const ENDED_STATES = new Set(['succeeded', 'failed', 'halted', 'aborted', 'rolled-back']);
+const ENDED_STATES = new Set(['succeeded', 'halted', 'aborted', 'rolled-back']);
 const POLL_MS = 1000;
 
 /**

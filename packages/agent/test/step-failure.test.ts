@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { encodeMessage, LONG_TEXT_MAX } from '@edgefleet/shared';
 import { blocks } from '../src/deployment/retry-policy.js';
-import { failureOf } from '../src/deployment/steps.js';
+import { failureOf } from '../src/deployment/step-context.js';
 import type { FailureRow } from '../src/store/agent-store.js';
 import { desired as doc, plainAssignment, sha } from './support/plain-assignments.js';
 

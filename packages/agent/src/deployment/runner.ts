@@ -6,8 +6,8 @@ import { activates, blockKey, reconcile, type InstallStep, type LoadedCandidate,
 import { blockedAssignments } from './retry-policy.js';
 import { createStagedCandidates } from './staged.js';
 import { createStandbyKeeper, DEFAULT_STANDBY_KEEP_MS, type StandbyPolicy } from './standby.js';
-import type { ShadowRunner, StepContext, SwitchLock } from './step-context.js';
-import { runInstall, runRemove, type StepFailure } from './steps.js';
+import type { ShadowRunner, StepContext, StepFailure, SwitchLock } from './step-context.js';
+import { runInstall, runRemove } from './steps.js';
 import { DEFAULT_MAX_DEFER_SEC } from './switch-over.js';
 
 /** What every step needs (the runner adds its own signals and slots), plus the runner's own settings. */

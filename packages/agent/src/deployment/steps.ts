@@ -6,8 +6,6 @@ import { runShadowPhase, ShadowDisagreement } from './shadow-phase.js';
 import { closeQuietly, failureOf, removeFileIfUnused, type Emit, type StepContext, type StepFailure } from './step-context.js';
 import { switchTo, waitForUpdateLock } from './switch-over.js';
 
-export { failureOf, type DeploymentEventBody, type StepContext, type StepFailure } from './step-context.js';
-
 interface Candidate {
   model: LoadedModel;
   /** Loaded by this step (not taken from the staged or standby slot), so not yet shadowed. */

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { generateSigningKeyPair, type ModelAssignment, type SigningKeyPair } from '@edgefleet/shared';
 import type { Logger } from 'pino';
 import { createDeploymentRunner, type DeploymentRunner, type DeploymentRunnerOptions } from '../../src/deployment/runner.js';
-import type { DeploymentEventBody } from '../../src/deployment/steps.js';
+import type { DeploymentEventBody } from '../../src/deployment/step-context.js';
 import { createModelRuntime } from '../../src/inference/model-runtime.js';
 import { createModelTable } from '../../src/inference/model-table.js';
 import type { LoadedModel, ModelRuntime, ModelTable } from '../../src/inference/types.js';

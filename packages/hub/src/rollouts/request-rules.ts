@@ -24,7 +24,7 @@ const METRIC_GATES = ['maxErrorRateIncrease', 'maxP99Ratio'] as const;
  * devices are done, before any telemetry of the new version arrived, and would only ever say
  * `no-data`); shadow agreement is reported only by devices told to run a shadow phase.
  */
-export function assertWaveCanJudge(wave: WaveSpec, field: string, hasShadow: boolean): void {
+function assertWaveCanJudge(wave: WaveSpec, field: string, hasShadow: boolean): void {
   const metric = METRIC_GATES.filter((g) => wave.gates?.[g] !== undefined);
   if (metric.length > 0 && !(wave.bakeSec !== undefined && wave.bakeSec > 0)) {
     const names = metric.map((g) => `${field}.gates.${g}`).join(' and ');
@@ -47,7 +47,7 @@ export function assertWaveCanJudge(wave: WaveSpec, field: string, hasShadow: boo
  * minute starts), so a seconds field would open it several times a minute or at a second the hub
  * never checks.
  */
-export function assertMinuteWindow(window: MaintenanceWindow): void {
+function assertMinuteWindow(window: MaintenanceWindow): void {
   assertWindowCron(window);
   const fields = window.cron.trim().split(/\s+/).length;
   if (fields === 6) {

@@ -56,11 +56,10 @@ export interface Advance {
 /** Metric and shadow gates of a wave whose bake time ended (telemetry lives behind I/O, so the caller computes them). */
 export type MetricJudge = (wave: WaveCore, at: string) => GateResult[];
 
-
 const count = (c: StateCounts, states: readonly RolloutDeviceState[]) => states.reduce((n, s) => n + (c[s] ?? 0), 0);
 
 /** The numbers the share gates judge: devices that left the rollout (superseded, cancelled) are not counted. */
-export function shareCounts(c: StateCounts): WaveShareCounts {
+function shareCounts(c: StateCounts): WaveShareCounts {
   const all = Object.values(c).reduce((n, k) => n + (k ?? 0), 0);
   return {
     total: all - count(c, ['superseded', 'cancelled']),
@@ -71,7 +70,7 @@ export function shareCounts(c: StateCounts): WaveShareCounts {
   };
 }
 
-export function waveDone(c: StateCounts): boolean {
+function waveDone(c: StateCounts): boolean {
   return Object.entries(c).every(([state, n]) => !n || DONE_STATES.includes(state as RolloutDeviceState));
 }
 

@@ -111,7 +111,7 @@ export interface DeviceSqlRow {
   r_sha256: string;
 }
 
-/** Stored JSON is validated as it is read: a damaged row names itself instead of misleading the machine. */
+/** A reader of one stored JSON column: STORAGE_ERROR naming the row and what is wrong with it. */
 function reader<S extends TSchema>(schema: S, what: string) {
   const read = storedJsonReader(schema);
   return (text: string, where: string): Static<S> => {
@@ -145,7 +145,7 @@ function readRef(text: string, where: string): VersionRef {
 /** Reads a stored manifest (rollout_manifests.manifest), validated like every stored JSON. */
 export const readStoredManifest = (text: string, where: string): SignedManifest => readManifest(text, where);
 
-/** A rollout's manifest by its artifact sha256 (null when the row names none). */
+/** A rollout's stored manifest by its artifact sha256 (a row that names none is not looked up). */
 export type ManifestLookup = (rolloutId: string, sha256: string) => SignedManifest;
 const readShadow = reader(ShadowReport, 'shadow report');
 
@@ -222,7 +222,6 @@ export function toApiDevice(d: DeviceRow): RolloutDevice {
     updatedAt: d.updatedAt,
   };
 }
-
 
 /** Applies a device change to a row (pure). */
 export function withChange(row: DeviceRow, change: DeviceChange): DeviceRow {

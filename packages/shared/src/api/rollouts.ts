@@ -29,7 +29,10 @@ export const WaveGates = Type.Object(
     maxErrorRateIncrease: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
     /** Ceiling of new p99 / previous p99 on the same devices (e.g. 1.5). */
     maxP99Ratio: Type.Optional(Type.Number({ minimum: 1, maximum: 1000 })),
-    /** Lowest shadow agreement of any device of the wave (needs `shadow`); devices below it do not switch. */
+    /**
+     * Lowest shadow agreement of any device of the wave (needs `shadow`), judged with the metric gates
+     * when the bake ends. It does not stop a device from switching: `shadow.minAgreement` does that.
+     */
     minShadowAgreement: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
     /** Requests the wave must have served on the new version before the metric gates are judged. Default 20. */
     minRequests: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000_000 })),
@@ -129,7 +132,9 @@ export type VersionRef = Static<typeof VersionRef>;
  * `retrying`: a transient failure the agent retries; `ready`: verified and loaded, waiting for the
  * maintenance window; `deferred`: a local update lock holds the switch; `timed-out`: not done by its
  * deadline (it still converges when it returns); `rolling-back`/`rolled-back`: returned to `from`
- * (by the hub, or by the agent's own health window); `cancelled`: the rollout was aborted first.
+ * (by the hub, or by the agent's own health window); `cancelled`: out of the rollout before it
+ * switched (aborted, rolled back before its turn, or revoked); `superseded`: a newer rollout of the
+ * model took the device; `removed`: only on rows from before staged rollouts.
  */
 export const ROLLOUT_DEVICE_STATES = [
   'pending',

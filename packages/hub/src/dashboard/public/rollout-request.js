@@ -64,7 +64,7 @@ function targetOf(values) {
 /**
  * values: {model, version, targetKind: 'all'|'labels'|'devices', labels, deviceIds[], waves (text),
  * bakeSec, autoRollback, maxFailureShare, maxErrorRateIncrease, maxP99Ratio}. Bake and gates apply to
- * every wave: the last wave's metric gates judge the whole target.
+ * every wave; each wave's gates judge the devices that wave added, not the devices of earlier waves.
  */
 export function buildCreateRequest(values) {
   if (!values.model) throw new FormError('model: choose a model (upload one first if the list is empty)');
