@@ -4,6 +4,7 @@ import Database from 'better-sqlite3';
 import { getTasks } from 'node-cron';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { ASSIGN_SLICE } from '../src/rollouts/rollout-runner.js';
 import { eventually, useTestHub } from './hub-harness.js';
 import { installedOf, rolloutTestApi, type SimDevice } from './rollout-devices.js';
 
@@ -396,6 +397,21 @@ describe('staged rollouts over MQTT', () => {
     expect(res.body.state).toBe('succeeded');
     expect([...getTasks().values()].map((task) => task.name)).not.toContain(`rollout-window-${res.body.id}`);
     await d!.close();
+  });
+
+  it('assigns a wave wider than one assignment slice over several transactions, each device once', async () => {
+    // A slice per macrotask keeps each turn of the event loop short; the slices together must still assign everyone exactly once.
+    const sims = await devices(2 * ASSIGN_SLICE + 3);
+    const res = await create({ model: 'clf', version: '2', target: { deviceIds: sims.map((s) => s.id) }, maxConcurrentDownloads: 100 });
+    expect(res.status).toBe(201);
+    expect(res.body.counts).toMatchObject({ assigned: ASSIGN_SLICE, waiting: sims.length - ASSIGN_SLICE });
+    const id = res.body.id;
+    await until(id, (x) => x.counts.assigned === sims.length, 'every device assigned');
+    const given = await Promise.all(sims.map((s) => s.assigned('clf', id)));
+    await Promise.all(sims.map((s, i) => s.switchTo(given[i]!)));
+    await until(id, (x) => x.state === 'succeeded', 'succeeded');
+    expect(sims.map((s) => clfCount(s, id))).toEqual(sims.map(() => 1));
+    await Promise.all(sims.map((s) => s.close()));
   });
 
   it('does not assign a device revoked before its turn: it leaves the rollout instead of holding a download slot until its deadline', async () => {

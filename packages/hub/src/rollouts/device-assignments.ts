@@ -67,9 +67,12 @@ export function createDeviceAssignments(deps: { rollouts: RolloutRepo; desired: 
 
   const reportedModels = (deviceId: string): InstalledModel[] => devices.get(deviceId)?.models ?? [];
 
-  /** A device's settled state from its stored report, right after the hub wrote its desired document. */
-  function settleFromReport(eff: Effects, row: DeviceRow, now: number, at: string): void {
-    const change = onReported(row, reportedModels(row.deviceId), now);
+  /**
+   * A device's settled state from its stored report, right after the hub wrote its desired document.
+   * `reported`: the models the caller already read for this device (writing desired does not change them).
+   */
+  function settleFromReport(eff: Effects, row: DeviceRow, now: number, at: string, reported: readonly InstalledModel[] = reportedModels(row.deviceId)): void {
+    const change = onReported(row, reported, now);
     if (!change) return;
     save(eff, row, change, at);
     eff.settled++;
@@ -115,7 +118,7 @@ export function createDeviceAssignments(deps: { rollouts: RolloutRepo; desired: 
       rollouts.assign(row, { from, fromManifest, activate, assignedAt: now, deadline }, at);
       eff.touched.set(row.rolloutId, { deviceId: row.deviceId, deviceState: 'assigned' });
       // A device that already runs the version is done at once.
-      settleFromReport(eff, { ...row, state: 'assigned', from, fromManifest, activate, assignedAt: now, deadline }, now, at);
+      settleFromReport(eff, { ...row, state: 'assigned', from, fromManifest, activate, assignedAt: now, deadline }, now, at, models);
     },
     /** The maintenance window opened (activate) or the device was prepared only: its assignment rewritten with the new flag. */
     setActivate(eff: Effects, rec: RolloutRecord, row: DeviceRow, activate: boolean, deadline: number | null, at: string): void {

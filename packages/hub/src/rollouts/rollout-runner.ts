@@ -20,13 +20,17 @@ export interface DesiredPublisher {
 export const LIVE: readonly RolloutState[] = ['running', 'paused', 'halted'];
 const FINAL: readonly RolloutState[] = ['succeeded', 'aborted', 'rolled-back'];
 /**
- * Devices assigned per transaction at most (each writes a desired document of up to ~64 KB): a wave
- * that opens a thousand download slots is assigned over several macrotasks, each a few tens of ms,
- * instead of one that holds the event loop (and every device's PUBACK) for hundreds.
+ * Devices assigned per transaction at most (each reads and rewrites a desired document of up to
+ * ~64 KB, about 0.1-0.2 ms): a wave that opens a thousand download slots is assigned over a hundred
+ * macrotasks of a few ms each. Small, because one turn of the event loop runs every ready macrotask:
+ * an assignment slice, a slice of device words (which assigns again as slots free), a publish slice
+ * and ingest commits all share it with the downloads they start. At 50 the longest turn of the
+ * 1,000-device switch (bench/rollout-switch.mjs, 2 cores) was 130-140 ms; at 10 it is 50-80 ms, the
+ * rest being the downloads' I/O and GC, and the switch takes ~0.3 s longer (more commits).
  */
-export const ASSIGN_SLICE = 50;
-/** Desired documents encoded and handed to the broker per macrotask (each up to ~64 KB with its manifests). */
-const PUBLISH_SLICE = 50;
+export const ASSIGN_SLICE = 10;
+/** Desired documents encoded and handed to the broker per macrotask (each up to ~64 KB with its manifests; ~0.1 ms). */
+const PUBLISH_SLICE = 25;
 
 /** The committed documents of one transaction on their way to the broker. */
 interface Outgoing {

@@ -50,8 +50,12 @@ interface DeviceWord {
   decide: (row: DeviceRow, now: number) => DeviceChange | null;
 }
 
-/** Device words applied per transaction at most (about 0.1 ms each with its row writes). */
-const WORD_SLICE = 100;
+/**
+ * Device words applied per transaction at most (about 0.05-0.1 ms each with its row writes; the
+ * advance after them may assign ASSIGN_SLICE more devices). Small for the reason ASSIGN_SLICE is:
+ * the slice shares its turn of the event loop with the other ready work.
+ */
+const WORD_SLICE = 25;
 
 /** Rows a device's report can move: not yet switched, or being rolled back. */
 const REPORT_STATES = [...IN_FLIGHT_STATES, 'failed', 'timed-out', 'rolling-back'] as const;
@@ -206,7 +210,8 @@ export function createRolloutService(deps: {
    * before any desired document is published. A word or rollout that fails (a damaged row) is rolled
    * back to its savepoint and logged; the others' changes stay. At most WORD_SLICE words per
    * transaction: a reconnect brings a thousand reports in one state batch, and applying them all at
-   * once would hold the event loop for a few hundred ms; the rest follow on the next macrotask.
+   * once would hold the event loop for a few hundred ms; the rest follow on the next macrotask
+   * (setImmediate: the next turn, after the broker has read its sockets).
    */
   function applyWords(): void {
     const batch = words.splice(0, WORD_SLICE);
