@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { Compile } from 'typebox/compile';
 import { EdgefleetError, Labels } from '@edgefleet/shared';
+import type { StandbyPolicy } from './deployment/standby.js';
 
 /**
  * The only place that reads the environment. CLI flags override environment variables, which
@@ -26,7 +27,7 @@ export interface RunConfig {
 
 export interface DeploymentConfig {
   /** Keep the replaced version loaded after a switch: auto (memory allowing), on, off. */
-  standby?: 'auto' | 'on' | 'off';
+  standby?: StandbyPolicy;
   /** How long a replaced version stays loaded (a health window may keep it longer). */
   standbyKeepSec?: number;
   /** Longest a switch waits for a local update lock when the assignment sets no limit. */

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { EdgefleetError } from '@edgefleet/shared';
-import type { UpdateLock } from './update-lock.js';
+import { DEFAULT_MAX_LOCK_TTL_SEC as MAX_LOCK_TTL_SEC, type UpdateLock } from './update-lock.js';
 
 // The Open Inference Protocol has no notion of update locks, so they live under an edgefleet
 // extension path, listed in GET /v2 `extensions` like Triton's own extensions.
@@ -9,7 +9,6 @@ export const UPDATE_LOCK_EXTENSION = 'edgefleet_update_locks';
 export const UPDATE_LOCK_PATH = '/v2/edgefleet/update-locks';
 
 export const MAX_LOCK_REASON_CHARS = 256;
-export const MAX_LOCK_TTL_SEC = 3600;
 export const DEFAULT_LOCK_TTL_SEC = 300;
 
 export interface LockRequest {

@@ -1,4 +1,5 @@
 import { Type, type Static } from 'typebox';
+import { ShadowResult } from '../messages/events.js';
 
 /**
  * Who a rollout targets. An empty selector is refused (it would otherwise match every device);
@@ -159,14 +160,8 @@ export const ROLLOUT_DEVICE_STATES = [
 ] as const;
 export type RolloutDeviceState = (typeof ROLLOUT_DEVICE_STATES)[number];
 
-export const ShadowReport = Type.Object({
-  samples: Type.Integer({ minimum: 0 }),
-  /** Share of compared requests whose outputs agree (top-1 for classifiers, else within tolerance). */
-  agreement: Type.Number({ minimum: 0, maximum: 1 }),
-  maxAbsDiff: Type.Number({ minimum: 0 }),
-  activeP50Ms: Type.Number({ minimum: 0 }),
-  candidateP50Ms: Type.Number({ minimum: 0 }),
-});
+/** A device's shadow phase as the rollout shows it: what the agent reported (agreement is top-1 for class scores, else within tolerance). */
+export const ShadowReport = ShadowResult;
 export type ShadowReport = Static<typeof ShadowReport>;
 
 export const RolloutDevice = Type.Object({
