@@ -1,4 +1,4 @@
-import type { DesiredMessage, InstalledModel, ModelAssignment, SignedManifest, VersionRef } from '@edgefleet/shared';
+import { EdgefleetError, type DesiredMessage, type InstalledModel, type ModelAssignment, type SignedManifest, type VersionRef } from '@edgefleet/shared';
 import type { Logger } from 'pino';
 import type { DeviceRepo } from '../devices/device-repo.js';
 import type { ModelRepo } from '../models/model-repo.js';
@@ -54,7 +54,10 @@ export function createDeviceAssignments(deps: { rollouts: RolloutRepo; desired: 
   function assignmentFor(rec: RolloutRecord, row: DeviceRow, activate: boolean): ModelAssignment {
     const { settings } = rec.core;
     const manifest = row.toManifest ?? models.get(row.to.model, row.to.version)?.manifest;
-    if (!manifest) throw new Error(`rollout ${rec.core.id} has no manifest for ${row.to.model}@${row.to.version}`);
+    if (!manifest) {
+      // Not the operator's request at fault (it was checked at creation): the stored row, or the registry it falls back on, lost the manifest.
+      throw new EdgefleetError('INTERNAL', `rollout ${rec.core.id} has no manifest for device ${row.deviceId}'s version ${row.to.model}@${row.to.version}: neither its row nor the model registry holds one`);
+    }
     return {
       rolloutId: rec.core.id,
       manifest,

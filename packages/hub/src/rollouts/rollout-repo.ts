@@ -3,6 +3,7 @@ import type { Db } from '../store/database.js';
 import { IN_FLIGHT_STATES } from './device-transitions.js';
 import type { RolloutCore, StateCounts, WaveCore } from './rollout-machine.js';
 import {
+  createRefReader,
   iso,
   readStoredManifest,
   toApiDevice,
@@ -110,7 +111,8 @@ export function createRolloutRepo(db: Db) {
     if (manifestStored.get(rolloutId, sha256) === undefined) insertManifest.run(rolloutId, sha256, JSON.stringify(m));
     return sha256;
   }
-  const toRow = (row: DeviceSqlRow): DeviceRow => toDeviceRow(row, manifest);
+  const readRef = createRefReader();
+  const toRow = (row: DeviceSqlRow): DeviceRow => toDeviceRow(row, manifest, readRef);
 
   const rowsIn = (states: readonly RolloutDeviceState[]) =>
     db.prepare(`${DEVICE_SELECT} WHERE rd.rollout_id = ? AND rd.state IN (${placeholders(states.length)}) ORDER BY rd.wave, rd.position`);

@@ -128,18 +128,24 @@ const readGates = reader(Type.Array(GateResult), 'gate results');
 const readRefText = reader(VersionRef, 'version ref');
 const readManifest = reader(SignedManifest, 'manifest');
 
+/** Reads a stored version ref (from_ref, to_ref); `where` names the row in the error. */
+export type RefReader = (text: string, where: string) => VersionRef;
+
 /**
- * Every row of a rollout carries the same `to` text and few distinct `from` texts: each is validated
- * once, not once per row (reading 10,000 rows). Bounded; the refs are shared and never mutated.
+ * A ref reader with its own cache, one per repo: every row of a rollout carries the same `to` text
+ * and few distinct `from` texts, so each is validated once, not once per row (reading 10,000 rows).
+ * Bounded; the refs are shared and never mutated.
  */
-const refs = new Map<string, VersionRef>();
-function readRef(text: string, where: string): VersionRef {
-  const known = refs.get(text);
-  if (known) return known;
-  const ref = readRefText(text, where);
-  if (refs.size >= 1_000) refs.clear();
-  refs.set(text, ref);
-  return ref;
+export function createRefReader(): RefReader {
+  const refs = new Map<string, VersionRef>();
+  return (text, where) => {
+    const known = refs.get(text);
+    if (known) return known;
+    const ref = readRefText(text, where);
+    if (refs.size >= 1_000) refs.clear();
+    refs.set(text, ref);
+    return ref;
+  };
 }
 
 /** Reads a stored manifest (rollout_manifests.manifest), validated like every stored JSON. */
@@ -184,8 +190,8 @@ export function toWave(rolloutId: string, row: WaveSqlRow): WaveCore {
   };
 }
 
-/** A device row; `manifest` resolves the manifests it names (rows read for viewing name none). */
-export function toDeviceRow(row: DeviceSqlRow, manifest: ManifestLookup): DeviceRow {
+/** A device row; `manifest` resolves the manifests it names (rows read for viewing name none), `readRef` its version refs. */
+export function toDeviceRow(row: DeviceSqlRow, manifest: ManifestLookup, readRef: RefReader): DeviceRow {
   const where = `rollout ${row.rollout_id} device ${row.device_id}`;
   return {
     rolloutId: row.rollout_id,

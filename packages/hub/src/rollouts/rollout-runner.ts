@@ -136,7 +136,22 @@ export function createRolloutRunner(deps: {
   function transact<T>(fn: (eff: Effects) => T): { result: T; published: Promise<void> } {
     const eff = newEffects();
     const result = db.transaction(() => fn(eff))();
-    return { result, published: announce(eff) };
+    // Committed already: a failure while publishing or announcing is logged, not the caller's failure
+    // (SQLite holds every document, republished at the next start), and never an unhandled rejection.
+    const published = announce(eff).catch((err: unknown) => log.error({ err, rollouts: [...eff.touched.keys()] }, 'announcing committed rollout changes failed'));
+    return { result, published };
+  }
+
+  /**
+   * Runs a step that a timer, node-cron or ingest started: nobody awaits it, so a failure (a damaged
+   * row, a full disk) is logged here; the step's transaction rolled back and the next event or tick retries.
+   */
+  function transactDetached(fields: Record<string, string>, msg: string, fn: (eff: Effects) => void): void {
+    try {
+      void transact(fn).published;
+    } catch (err) {
+      log.error({ err, ...fields }, msg);
+    }
   }
 
   async function announce(eff: Effects): Promise<void> {
@@ -212,7 +227,7 @@ export function createRolloutRunner(deps: {
     for (const row of rollouts.rowsIn(rolloutId, [...IN_FLIGHT_STATES, 'timed-out', 'failed', 'rolled-back'])) assignments.cancel(eff, row, at);
   }
 
-  /** Persists an operator action's or a window's result (rollout and the waves that changed). */
+  /** Persists a machine step (advance, an operator action): the rollout and the waves that changed. */
   function save(before: readonly WaveCore[], rollout: RolloutCore, waves: readonly WaveCore[], at: string): void {
     rollouts.saveRollout(rollout, at);
     waves.forEach((w, i) => {
@@ -226,6 +241,5 @@ export function createRolloutRunner(deps: {
     unfinished.clear();
   }
 
-  return { transact, advance, rollBackAll, abortAll, save, stop };
+  return { transact, transactDetached, advance, rollBackAll, abortAll, save, stop };
 }
-export type RolloutRunner = ReturnType<typeof createRolloutRunner>;
