@@ -13,6 +13,7 @@ import { fetchModelFile } from '../src/models/fetch-model.js';
 import { modelPath, modelsDir } from '../src/models/model-files.js';
 import { startDeploymentRig, type DeploymentRig } from './support/deployment-rig.js';
 import { sha256Of } from './support/manifests.js';
+import { hasTool } from '../../../test/support/tools.js';
 import { eventually, silentLogger, tempDir } from './support/temp.js';
 
 // A real small file system: a 2 MiB tmpfs mounted for this test (we run as root here and in CI).
@@ -167,6 +168,23 @@ describe('deployment on a full disk (real tmpfs)', () => {
     });
     expect(rig.server.requests.length).toBe(requests);
     expect(await partFiles()).toEqual([]);
+
+    await rm(filler());
+    expect(await fetch()).toBe(modelPath(mount.path, sha256Of(bytes)));
+  });
+
+  it.skipIf(!hasTool('zstd', 'zstd'))('reports DISK_FULL when the disk fills up while a zstd transfer file is unpacked, leaving nothing partial', async () => {
+    const bytes = model(7);
+    const packed = execFileSync('zstd', ['-q', '-c', '-3'], { input: bytes });
+    rig.server.files.set(sha256Of(packed), packed);
+    const signed = await rig.assignment({ name: 'clf', version: '7.0.0', bytes });
+    const manifest: Manifest = { ...signed.manifest.manifest, transfer: { encoding: 'zstd', size: packed.byteLength, sha256: sha256Of(packed) } };
+    const fetch = () => fetchModelFile(manifest, fetchOptions());
+    // The check passes; then, before the body arrives, something else takes all but room for the transfer copy.
+    rig.server.beforeBody.push(() => fillLeaving(packed.byteLength + 64 * 1024));
+
+    await expect(fetch()).rejects.toMatchObject({ code: 'DISK_FULL', message: expect.stringMatching(/^no space left in .* to unpack the zstd transfer file of clf@7\.0\.0: /) });
+    expect((await readdir(modelsDir(mount.path))).filter((n) => /\.(part|tmp|zstd)$/.test(n))).toEqual([]);
 
     await rm(filler());
     expect(await fetch()).toBe(modelPath(mount.path, sha256Of(bytes)));

@@ -1,12 +1,15 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { rename } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createBrotliDecompress, createGunzip } from 'node:zlib';
 import { EdgefleetError, type Manifest } from '@edgefleet/shared';
 import { DEFAULT_DISK_RESERVE_BYTES, ensureFreeSpace, isNoSpaceError } from './disk-space.js';
 import type { Downloader } from './download.js';
 import { ensureModelsDir, fileDigest, fileSize, hasVerifiedFile, modelPath, modelsDir, partPath, removeFile } from './model-files.js';
+import { createSizeLimit } from './size-limit.js';
+import { createZstdDecompress } from './zstd.js';
 
 export interface FetchModelOptions {
   stateDir: string;
@@ -66,9 +69,6 @@ export async function fetchModelFile(manifest: Manifest, opts: FetchModelOptions
     });
     return finalPath;
   }
-  if (transfer.encoding === 'zstd') {
-    throw new EdgefleetError('INVALID_MODEL', `transfer encoding zstd of ${manifest.model}@${manifest.version} is not supported by this agent, expected gzip or br`);
-  }
   const packedPath = join(modelsDir(opts.stateDir), `${transfer.sha256}.${transfer.encoding}`);
   const packed = await hasVerifiedFile(packedPath, transfer.sha256, transfer.size);
   const toDownload = packed ? 0 : await remaining(partPath(opts.stateDir, transfer.sha256), transfer.size);
@@ -91,14 +91,39 @@ export async function fetchModelFile(manifest: Manifest, opts: FetchModelOptions
   return finalPath;
 }
 
-/** Unpacks the verified transfer copy into place, checked against the manifest; the transfer copy is deleted either way. */
-async function unpackTransfer(manifest: Manifest, encoding: 'gzip' | 'br', packedPath: string, finalPath: string, opts: FetchModelOptions): Promise<void> {
+type TransferEncoding = NonNullable<Manifest['transfer']>['encoding'];
+
+function decoderFor(encoding: TransferEncoding): Transform {
+  switch (encoding) {
+    case 'gzip':
+      return createGunzip();
+    case 'br':
+      return createBrotliDecompress();
+    case 'zstd':
+      return createZstdDecompress();
+  }
+}
+
+/**
+ * Unpacks the verified transfer copy into place as a stream, checked against the manifest; the
+ * transfer copy and any partial output are deleted either way. Output beyond the manifest's size
+ * stops the unpacking at once: the free-space check counted exactly that many bytes.
+ */
+async function unpackTransfer(manifest: Manifest, encoding: TransferEncoding, packedPath: string, finalPath: string, opts: FetchModelOptions): Promise<void> {
   const what = `${manifest.model}@${manifest.version}`;
   const tmpPath = `${finalPath}.tmp`;
   try {
     try {
-      await pipeline(createReadStream(packedPath), encoding === 'gzip' ? createGunzip() : createBrotliDecompress(), createWriteStream(tmpPath, { mode: 0o600 }));
+      await pipeline(
+        createReadStream(packedPath),
+        decoderFor(encoding),
+        createSizeLimit(manifest.size),
+        createWriteStream(tmpPath, { mode: 0o600 }),
+        ...(opts.signal ? [{ signal: opts.signal }] : []),
+      );
     } catch (err) {
+      // A superseded or stopping deployment: the caller knows why, and it is no fault of the file.
+      if (opts.signal?.aborted) throw err;
       if (isNoSpaceError(err)) {
         throw new EdgefleetError('DISK_FULL', `no space left in ${modelsDir(opts.stateDir)} to unpack the ${encoding} transfer file of ${what}: ${(err as Error).message}`);
       }

@@ -70,6 +70,8 @@ export interface AssignmentOptions {
   claimSha256?: string;
   /** Put the golden tensors in a golden file (added here by sha256, e.g. an artifact server's files) referenced by the manifest. */
   goldenFileInto?: Map<string, Uint8Array>;
+  /** A compressed copy of the model for the agent to download instead (the caller serves it). */
+  transfer?: Manifest['transfer'];
 }
 
 const typed = (t: NumericTensor): TypedTensor => ({ name: t.name, datatype: t.datatype, shape: t.shape, data: typedArrayFor(t.datatype, t.values) });
@@ -99,6 +101,7 @@ export async function assignmentFor(opts: AssignmentOptions): Promise<ModelAssig
     inputs: sig.inputs,
     outputs: sig.outputs,
     golden,
+    ...(opts.transfer ? { transfer: opts.transfer } : {}),
     createdAt: new Date(0).toISOString(),
   };
   return { ...(opts.rolloutId ? { rolloutId: opts.rolloutId } : {}), manifest: signManifest(manifest, opts.privateKeyPem) };
