@@ -1,2 +1,3 @@
 export * from './model-io.js';
 export * from './builder.js';
+export * from './graph.js';
