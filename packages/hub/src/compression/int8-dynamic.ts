@@ -1,0 +1,296 @@
+import { EdgefleetError } from '@edgefleet/shared';
+import {
+  castNode,
+  cloneModel,
+  declaredElementTypes,
+  ELEMENT_TYPE,
+  elementCount,
+  floatTensor,
+  hasInlineData,
+  makeNode,
+  nameAllocator,
+  readFloatTensor,
+  removeInitializer,
+  requireGraph,
+  subgraphReads,
+  type GraphProto,
+  type ModelProto,
+  type NodeProto,
+  type TensorProto,
+} from '@edgefleet/shared/onnx';
+import { quantizePerColumn, transpose } from './quant-math.js';
+
+export interface Int8DynamicOptions {
+  /**
+   * Weights in [-63, 63] instead of [-127, 127], for x86 cores without VNNI, whose u8·s8 multiply-add
+   * saturates; costs accuracy, so only the planner's choice for such targets.
+   */
+  readonly reduceRange?: boolean;
+  /** Names of MatMul/Gemm nodes to leave in float32. */
+  readonly keepFloat?: readonly string[];
+  /**
+   * Quantize the output layer too: the MatMul/Gemm nodes a graph output depends on with no other
+   * MatMul/Gemm in between. Off by default: measured here, a float output layer costs little time
+   * and size (it is small: logits) and keeps top-1 agreement clearly higher.
+   */
+  readonly quantizeOutputLayer?: boolean;
+}
+
+export interface Int8DynamicResult {
+  readonly model: ModelProto;
+  /** Names (or op types when unnamed) of the MatMul/Gemm nodes now computing in int8. */
+  readonly quantizedNodes: string[];
+  /** MatMul/Gemm nodes left in float32, and why. */
+  readonly skippedNodes: { node: string; reason: string }[];
+  /** float32 bytes of the distinct constant weights MatMul/Gemm nodes read, and of those now int8. */
+  readonly weightBytes: number;
+  readonly quantizedWeightBytes: number;
+  /** quantizedWeightBytes / weightBytes, 0 when there are no such weights. */
+  readonly quantizedShare: number;
+}
+
+/** What one MatMul/Gemm node needs to run as DynamicQuantizeLinear → MatMulInteger → scale. */
+interface Plan {
+  readonly node: NodeProto;
+  readonly activation: string;
+  readonly weight: TensorProto;
+  /** Gemm transB=1 stores the weight as [N, K]; MatMulInteger wants [K, N]. */
+  readonly transposed: boolean;
+  readonly alpha: number;
+  /** The bias to add after scaling (Gemm's C), with Gemm's beta when it is not 1. */
+  readonly bias?: { name: string; beta: number };
+}
+
+/** DynamicQuantizeLinear's first opset (MatMulInteger's is 10). */
+const MIN_OPSET = 11;
+
+const isDefaultDomain = (node: NodeProto): boolean => node.domain === '' || node.domain === 'ai.onnx';
+const label = (node: NodeProto): string => node.name || node.opType;
+
+function attr(node: NodeProto, name: string): { i?: number; f?: number } {
+  const a = node.attribute.find((x) => x.name === name);
+  return a ? { i: Number(a.i), f: a.f } : {};
+}
+
+/** The float constant weight a node reads as B, or why it has none we can quantize. */
+function constantWeight(graph: GraphProto, node: NodeProto): TensorProto | string {
+  const name = node.input[1] ?? '';
+  const weight = graph.initializer.find((t) => t.name === name);
+  if (!weight) return `B "${name}" is not an initializer`;
+  if (weight.dataType !== ELEMENT_TYPE.FLOAT) return `B "${name}" has element type ${weight.dataType}, not float`;
+  if (!hasInlineData(weight)) return `B "${name}" keeps its data in an external file`;
+  if (weight.dims.length !== 2) return `B "${name}" has ${weight.dims.length} dimensions; per-column int8 needs a 2-D weight`;
+  if (!readFloatTensor(weight).every(Number.isFinite)) return `B "${name}" holds a NaN or infinite value, which no int8 scale represents`;
+  return weight;
+}
+
+/** A plan for a MatMul/Gemm node, or the reason it stays float32. */
+function planNode(graph: GraphProto, node: NodeProto, types: ReadonlyMap<string, number>): Plan | string {
+  const activation = node.input[0] ?? '';
+  const activationType = types.get(activation);
+  if (activationType !== undefined && activationType !== ELEMENT_TYPE.FLOAT) return `A "${activation}" is not float32`;
+  const weight = constantWeight(graph, node);
+  if (typeof weight === 'string') return weight;
+  if (node.opType === 'MatMul') return { node, activation, weight, transposed: false, alpha: 1 };
+
+  if ((attr(node, 'transA').i ?? 0) !== 0) return 'Gemm with transA=1';
+  const alpha = attr(node, 'alpha').f ?? 1;
+  const beta = attr(node, 'beta').f ?? 1;
+  const transposed = (attr(node, 'transB').i ?? 0) !== 0;
+  const c = node.input[2] ?? '';
+  if (c === '') return { node, activation, weight, transposed, alpha };
+  const constantC = graph.initializer.some((t) => t.name === c && t.dataType === ELEMENT_TYPE.FLOAT && hasInlineData(t));
+  if (beta !== 1 && !constantC) return `Gemm with beta=${beta} and a computed C`;
+  return { node, activation, weight, transposed, alpha, bias: { name: c, beta } };
+}
+
+const isMatMulOrGemm = (node: NodeProto): boolean => isDefaultDomain(node) && (node.opType === 'MatMul' || node.opType === 'Gemm');
+
+/** MatMul/Gemm nodes reached walking back from the graph outputs without passing another MatMul/Gemm. */
+function outputLayer(graph: GraphProto): Set<NodeProto> {
+  const producer = new Map<string, NodeProto>();
+  graph.node.forEach((n) => n.output.forEach((o) => producer.set(o, n)));
+  const found = new Set<NodeProto>();
+  const seen = new Set<NodeProto>();
+  const pending = graph.output.map((o) => producer.get(o.name)).filter((n) => n !== undefined);
+  for (let node = pending.pop(); node; node = pending.pop()) {
+    if (seen.has(node)) continue;
+    seen.add(node);
+    if (isMatMulOrGemm(node)) found.add(node);
+    else node.input.forEach((i) => producer.has(i) && pending.push(producer.get(i)!));
+  }
+  return found;
+}
+
+/** An INT8 initializer; floatTensor supplies the message shape, which shared has no int8 constructor for. */
+function int8Tensor(name: string, dims: readonly bigint[], values: Int8Array<ArrayBuffer>): TensorProto {
+  return { ...floatTensor(name, [], new Float32Array(0)), dims: [...dims], dataType: ELEMENT_TYPE.INT8, rawData: new Uint8Array(values.buffer) };
+}
+
+/** Per-weight int8 initializers, made once however many nodes share the weight. */
+class WeightStore {
+  private readonly made = new Map<string, { values: string; scales: string; zeroPoints: string }>();
+  readonly added: TensorProto[] = [];
+
+  constructor(
+    private readonly fresh: (base: string) => string,
+    private readonly limit: number,
+  ) {}
+
+  get(plan: Plan): { values: string; scales: string; zeroPoints: string } {
+    const key = `${plan.weight.name}\0${plan.transposed}\0${plan.alpha}`;
+    const existing = this.made.get(key);
+    if (existing) return existing;
+    const [d0, d1] = plan.weight.dims.map(Number) as [number, number];
+    const [k, n] = plan.transposed ? [d1, d0] : [d0, d1];
+    const float = readFloatTensor(plan.weight);
+    const { values, scales } = quantizePerColumn(plan.transposed ? transpose(float, d0, d1) : float, k, n, this.limit);
+    // Gemm's alpha multiplies the product, so it belongs in the dequantization scale.
+    if (plan.alpha !== 1) scales.forEach((s, i) => (scales[i] = s * plan.alpha));
+    const names = {
+      values: this.fresh(`${plan.weight.name}_quantized`),
+      scales: this.fresh(`${plan.weight.name}_scale`),
+      zeroPoints: this.fresh(`${plan.weight.name}_zero_point`),
+    };
+    this.added.push(
+      int8Tensor(names.values, [BigInt(k), BigInt(n)], values),
+      floatTensor(names.scales, [n], scales),
+      int8Tensor(names.zeroPoints, [BigInt(n)], new Int8Array(n)),
+    );
+    this.made.set(key, names);
+    return names;
+  }
+}
+
+/**
+ * The nodes replacing one MatMul/Gemm, in the shape onnxruntime fuses into DynamicQuantizeMatMul:
+ * MatMulInteger → Cast → Mul(activation scale × weight scales) [→ Add bias]. The output keeps the
+ * node's name, so its readers (a MatMul's following Add included) are untouched.
+ */
+function replacement(plan: Plan, quantizedActivation: readonly string[], weight: ReturnType<WeightStore['get']>, fresh: (base: string) => string, biasName?: string): NodeProto[] {
+  const out = plan.node.output[0]!;
+  const base = plan.node.name || out;
+  const [xq, xScale, xZero] = quantizedActivation as [string, string, string];
+  const acc = fresh(`${out}_int32`);
+  const accFloat = fresh(`${out}_int32_float`);
+  const scale = fresh(`${out}_scale`);
+  const scaled = biasName ? fresh(`${out}_no_bias`) : out;
+  const nodes = [
+    makeNode('MatMulInteger', [xq, weight.values, xZero, weight.zeroPoints], [acc], fresh(`${base}_MatMulInteger`)),
+    makeNode('Mul', [xScale, weight.scales], [scale], fresh(`${base}_scale`)),
+    castNode(acc, accFloat, ELEMENT_TYPE.FLOAT),
+    makeNode('Mul', [accFloat, scale], [scaled], fresh(`${base}_dequantize`)),
+  ];
+  if (biasName) nodes.push(makeNode('Add', [scaled, biasName], [out], fresh(`${base}_bias`)));
+  return nodes;
+}
+
+/** Gemm's constant C times beta, as a new initializer: the Add after the int8 product has no beta. */
+function betaScaledBias(graph: GraphProto, bias: { name: string; beta: number }, fresh: (base: string) => string): TensorProto {
+  const c = graph.initializer.find((t) => t.name === bias.name)!;
+  return floatTensor(fresh(`${c.name}_beta`), c.dims.map(Number), readFloatTensor(c).map((v) => v * bias.beta));
+}
+
+/** Throws when a node reads a tensor nothing before it defines. */
+function checkTopology(graph: GraphProto, stage: 'input' | 'output'): void {
+  const defined = new Set<string>([...graph.input.map((i) => i.name), ...graph.initializer.map((t) => t.name)]);
+  for (const node of graph.node) {
+    for (const name of node.input) {
+      if (name !== '' && !defined.has(name)) {
+        throw new EdgefleetError(
+          stage === 'input' ? 'INVALID_MODEL' : 'INTERNAL',
+          `cannot quantize to int8: node "${label(node)}" reads "${name}", which no graph input, initializer or earlier node defines (${stage} model)`,
+        );
+      }
+    }
+    node.output.forEach((o) => defined.add(o));
+  }
+}
+
+/** Float initializers no node, subgraph or graph output reads any more. */
+function unreadInitializers(graph: GraphProto, candidates: ReadonlySet<string>): string[] {
+  const read = new Set<string>(graph.output.map((o) => o.name));
+  for (const node of graph.node) {
+    node.input.forEach((x) => read.add(x));
+    subgraphReads(node).forEach((x) => read.add(x));
+  }
+  return [...candidates].filter((name) => !read.has(name));
+}
+
+/**
+ * int8-dynamic variant of a float32 model: each MatMul/Gemm with a constant 2-D float weight gets
+ * symmetric per-output-column int8 weights and quantizes its activation at run time
+ * (DynamicQuantizeLinear, u8 activations, shared by every quantized node reading the same tensor).
+ * Outputs stay float32, so nothing is requantized after a node, and the output layer stays float
+ * unless asked otherwise. Nodes it cannot handle stay as they are, with the reason in the result.
+ */
+export function quantizeInt8Dynamic(source: ModelProto, options: Int8DynamicOptions = {}): Int8DynamicResult {
+  const model = cloneModel(source);
+  const graph = requireGraph(model);
+  checkTopology(graph, 'input');
+  const types = declaredElementTypes(graph);
+  const keepFloat = new Set(options.keepFloat ?? []);
+  const floatOutputLayer = options.quantizeOutputLayer ? new Set<NodeProto>() : outputLayer(graph);
+  const opset = Number(model.opsetImport.find((o) => o.domain === '' || o.domain === 'ai.onnx')?.version ?? 0);
+  const fresh = nameAllocator(graph);
+  const weights = new WeightStore(fresh, options.reduceRange ? 63 : 127);
+  const quantizedActivations = new Map<string, string[]>();
+  const weightSizes = new Map<string, number>();
+  const quantizedWeights = new Set<string>();
+  const quantizedNodes: string[] = [];
+  const skippedNodes: Int8DynamicResult['skippedNodes'] = [];
+  const biases: TensorProto[] = [];
+  const replacedBiases = new Set<string>();
+  const nodes: NodeProto[] = [];
+
+  for (const node of graph.node) {
+    if (!isMatMulOrGemm(node)) {
+      nodes.push(node);
+      continue;
+    }
+    const b = graph.initializer.find((t) => t.name === node.input[1] && t.dataType === ELEMENT_TYPE.FLOAT);
+    if (b) weightSizes.set(b.name, elementCount(b) * 4);
+    let plan: Plan | string;
+    if (opset < MIN_OPSET) plan = `the model imports opset ${opset}; DynamicQuantizeLinear needs ${MIN_OPSET}`;
+    else if (keepFloat.has(node.name)) plan = 'kept float by the keepFloat option';
+    else if (floatOutputLayer.has(node)) plan = 'output layer, kept float (quantizeOutputLayer is off)';
+    else plan = planNode(graph, node, types);
+    if (typeof plan === 'string') {
+      skippedNodes.push({ node: label(node), reason: plan });
+      nodes.push(node);
+      continue;
+    }
+    let activation = quantizedActivations.get(plan.activation);
+    if (!activation) {
+      activation = ['quantized', 'scale', 'zero_point'].map((s) => fresh(`${plan.activation}_${s}`));
+      quantizedActivations.set(plan.activation, activation);
+      nodes.push(makeNode('DynamicQuantizeLinear', [plan.activation], activation, fresh(`${plan.activation}_DynamicQuantizeLinear`)));
+    }
+    const scaled = plan.bias && plan.bias.beta !== 1 ? betaScaledBias(graph, plan.bias, fresh) : undefined;
+    if (scaled) {
+      biases.push(scaled);
+      replacedBiases.add(plan.bias!.name);
+    }
+    const biasName = scaled?.name ?? plan.bias?.name;
+    nodes.push(...replacement(plan, activation, weights.get(plan), fresh, biasName));
+    quantizedWeights.add(plan.weight.name);
+    quantizedNodes.push(label(plan.node));
+  }
+
+  if (quantizedNodes.length > 0) {
+    graph.node = nodes;
+    graph.initializer.push(...weights.added, ...biases);
+    unreadInitializers(graph, new Set([...quantizedWeights, ...replacedBiases])).forEach((name) => removeInitializer(graph, name));
+    checkTopology(graph, 'output');
+  }
+  const weightBytes = [...weightSizes.values()].reduce((a, b) => a + b, 0);
+  const quantizedWeightBytes = [...quantizedWeights].reduce((a, name) => a + weightSizes.get(name)!, 0);
+  return {
+    model,
+    quantizedNodes,
+    skippedNodes,
+    weightBytes,
+    quantizedWeightBytes,
+    quantizedShare: weightBytes > 0 ? quantizedWeightBytes / weightBytes : 0,
+  };
+}

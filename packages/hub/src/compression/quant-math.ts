@@ -1,0 +1,47 @@
+/**
+ * Quantization arithmetic shared by the int8 transforms: plain typed arrays in and out, no ONNX.
+ */
+
+/** Rounds half to even, as onnxruntime's QuantizeLinear does, so our weights match what it would produce. */
+export function roundHalfToEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+export interface PerColumnInt8 {
+  /** Row-major [rows, cols] int8 values. */
+  readonly values: Int8Array<ArrayBuffer>;
+  /** One scale per column: value ≈ q * scale. */
+  readonly scales: Float32Array<ArrayBuffer>;
+}
+
+/**
+ * Symmetric int8 per column of a row-major [rows, cols] matrix (zero point 0). `limit` is 127, or 63
+ * for the reduced range x86 cores without VNNI need: their u8·s8 multiply-add saturates int16 pairs.
+ * An all-zero column gets scale 1 (any scale represents it; 0 would divide by zero).
+ */
+export function quantizePerColumn(matrix: Float32Array, rows: number, cols: number, limit = 127): PerColumnInt8 {
+  if (matrix.length !== rows * cols) throw new Error(`matrix has ${matrix.length} values, expected ${rows}x${cols}`);
+  const scales = new Float32Array(cols);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) scales[c] = Math.max(scales[c]!, Math.abs(matrix[r * cols + c]!));
+  }
+  for (let c = 0; c < cols; c++) scales[c] = scales[c]! > 0 ? scales[c]! / limit : 1;
+  const values = new Int8Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) {
+      const q = roundHalfToEven(matrix[r * cols + c]! / scales[c]!);
+      values[r * cols + c] = Math.max(-limit, Math.min(limit, q));
+    }
+  }
+  return { values, scales };
+}
+
+/** Row-major [rows, cols] → row-major [cols, rows]. */
+export function transpose(matrix: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) out[c * rows + r] = matrix[r * cols + c]!;
+  }
+  return out;
+}
