@@ -48,6 +48,16 @@ describe('onnx tensor access', () => {
     expect(values.every((v) => Number.isFinite(v) && Math.abs(v) < 2)).toBe(true);
   });
 
+  it('reads raw_data of a model decoded from a Node Buffer (a file read from disk) as exactly its own bytes', () => {
+    const bytes = buildMlp({ inputSize: 3, hidden: [5], outputSize: 2, seed: 9 });
+    // readFileSync and request bodies hand over Buffers whose slice() is a view, not a copy.
+    const model = decodeModel(Buffer.from(bytes));
+    const weight = requireGraph(model).initializer.find((t) => t.name === 'fc0.weight')!;
+    const fromBuffer = readFloatTensor(weight);
+    expect(fromBuffer).toHaveLength(15);
+    expect([...fromBuffer]).toEqual([...readFloatTensor(requireGraph(decodeModel(bytes)).initializer.find((t) => t.name === 'fc0.weight')!)]);
+  });
+
   it('names a tensor whose data does not match its dims, or lives in an external file', () => {
     const short = create(TensorProtoSchema, { name: 'bad', dims: [4n], dataType: FLOAT, floatData: [1, 2] });
     expect(() => tensorValues(short)).toThrow(/"bad" has 2 values in float_data, expected 4/);

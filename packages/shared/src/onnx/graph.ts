@@ -61,7 +61,9 @@ function rawBuffer(tensor: TensorProto, bytesPerElement: number): ArrayBuffer {
       `tensor "${tensor.name}" has ${tensor.rawData.byteLength} bytes of raw_data, expected ${expected} for dims [${tensor.dims.join(', ')}]`,
     );
   }
-  return tensor.rawData.slice().buffer;
+  // A copy of exactly these bytes: when the model was decoded from a Node Buffer, rawData is a Buffer
+  // too, whose slice() is a view on the whole file, not a copy.
+  return new Uint8Array(tensor.rawData).buffer;
 }
 
 function checkCount(tensor: TensorProto, found: number, field: string): void {
