@@ -1,4 +1,3 @@
-import { EdgefleetError } from '@edgefleet/shared';
 import {
   castNode,
   cloneModel,
@@ -14,6 +13,7 @@ import {
   type ModelProto,
   type NodeProto,
 } from '@edgefleet/shared/onnx';
+import { checkTopology } from './graph-check.js';
 
 /**
  * An op this transform converts: which inputs and outputs are its float type T (the others, such
@@ -84,22 +84,6 @@ const listedOp = (node: NodeProto): Float16Op | undefined => (isDefaultDomain(no
 function floatInputIndexes(node: NodeProto, op: Float16Op): number[] {
   const indexes = op.inputs === 'all' ? node.input.map((_, i) => i) : op.inputs;
   return indexes.filter((i) => (node.input[i] ?? '') !== '');
-}
-
-/** Throws when a node reads a tensor nothing before it defines: the graph is broken or unsorted. */
-function checkTopology(graph: GraphProto, stage: 'input' | 'output'): void {
-  const defined = new Set<string>([...graph.input.map((i) => i.name), ...graph.initializer.map((t) => t.name)]);
-  for (const node of graph.node) {
-    for (const name of node.input) {
-      if (name !== '' && !defined.has(name)) {
-        throw new EdgefleetError(
-          stage === 'input' ? 'INVALID_MODEL' : 'INTERNAL',
-          `cannot convert to float16: node "${node.name || node.opType}" reads "${name}", which no graph input, initializer or earlier node defines (${stage} model)`,
-        );
-      }
-    }
-    node.output.forEach((o) => defined.add(o));
-  }
 }
 
 /**
@@ -226,7 +210,7 @@ function convertNode(
 export function convertToFloat16(source: ModelProto, options: Fp16Options = {}): Fp16Result {
   const model = cloneModel(source);
   const graph = requireGraph(model);
-  checkTopology(graph, 'input');
+  checkTopology(graph, 'input', 'convert to float16');
   const halvedWeights = weightsToHalve(graph);
   const chosen = chooseNodes(graph, options.target ?? 'gpu', halvedWeights);
   const readsFloat32 = float32Readers(graph, chosen);
@@ -243,7 +227,7 @@ export function convertToFloat16(source: ModelProto, options: Fp16Options = {}):
   // value_info of tensors that now exist only under their float16 name would describe nothing.
   const produced = new Set<string>([...graph.input.map((i) => i.name), ...graph.initializer.map((t) => t.name), ...nodes.flatMap((n) => n.output)]);
   graph.valueInfo = graph.valueInfo.filter((v) => produced.has(v.name));
-  checkTopology(graph, 'output');
+  checkTopology(graph, 'output', 'convert to float16');
 
   return {
     model,

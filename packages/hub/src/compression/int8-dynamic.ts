@@ -1,4 +1,3 @@
-import { EdgefleetError } from '@edgefleet/shared';
 import {
   castNode,
   cloneModel,
@@ -18,6 +17,7 @@ import {
   type NodeProto,
   type TensorProto,
 } from '@edgefleet/shared/onnx';
+import { checkTopology } from './graph-check.js';
 import { quantizePerColumn, transpose } from './quant-math.js';
 
 export interface Int8DynamicOptions {
@@ -191,22 +191,6 @@ function betaScaledBias(graph: GraphProto, bias: { name: string; beta: number },
   return floatTensor(fresh(`${c.name}_beta`), c.dims.map(Number), readFloatTensor(c).map((v) => v * bias.beta));
 }
 
-/** Throws when a node reads a tensor nothing before it defines. */
-function checkTopology(graph: GraphProto, stage: 'input' | 'output'): void {
-  const defined = new Set<string>([...graph.input.map((i) => i.name), ...graph.initializer.map((t) => t.name)]);
-  for (const node of graph.node) {
-    for (const name of node.input) {
-      if (name !== '' && !defined.has(name)) {
-        throw new EdgefleetError(
-          stage === 'input' ? 'INVALID_MODEL' : 'INTERNAL',
-          `cannot quantize to int8: node "${label(node)}" reads "${name}", which no graph input, initializer or earlier node defines (${stage} model)`,
-        );
-      }
-    }
-    node.output.forEach((o) => defined.add(o));
-  }
-}
-
 /** Float initializers no node, subgraph or graph output reads any more. */
 function unreadInitializers(graph: GraphProto, candidates: ReadonlySet<string>): string[] {
   const read = new Set<string>(graph.output.map((o) => o.name));
@@ -227,7 +211,7 @@ function unreadInitializers(graph: GraphProto, candidates: ReadonlySet<string>):
 export function quantizeInt8Dynamic(source: ModelProto, options: Int8DynamicOptions = {}): Int8DynamicResult {
   const model = cloneModel(source);
   const graph = requireGraph(model);
-  checkTopology(graph, 'input');
+  checkTopology(graph, 'input', 'quantize to int8');
   const types = declaredElementTypes(graph);
   const keepFloat = new Set(options.keepFloat ?? []);
   const floatOutputLayer = options.quantizeOutputLayer ? new Set<NodeProto>() : outputLayer(graph);
@@ -281,7 +265,7 @@ export function quantizeInt8Dynamic(source: ModelProto, options: Int8DynamicOpti
     graph.node = nodes;
     graph.initializer.push(...weights.added, ...biases);
     unreadInitializers(graph, new Set([...quantizedWeights, ...replacedBiases])).forEach((name) => removeInitializer(graph, name));
-    checkTopology(graph, 'output');
+    checkTopology(graph, 'output', 'quantize to int8');
   }
   const weightBytes = [...weightSizes.values()].reduce((a, b) => a + b, 0);
   const quantizedWeightBytes = [...quantizedWeights].reduce((a, name) => a + weightSizes.get(name)!, 0);

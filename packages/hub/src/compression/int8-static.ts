@@ -14,6 +14,7 @@ import {
   type NodeProto,
   type TensorProto,
 } from '@edgefleet/shared/onnx';
+import { checkTopology } from './graph-check.js';
 import { uint8Params, type ActivationRange } from './calibration.js';
 
 /**
@@ -80,21 +81,6 @@ function consumersOf(graph: GraphProto): Map<string, NodeProto[]> {
 /** Names read outside plain node inputs: graph outputs and subgraph captures. A rename must not break them. */
 function pinnedNames(graph: GraphProto): Set<string> {
   return new Set([...graph.output.map((o) => o.name), ...graph.node.flatMap(subgraphReads)]);
-}
-
-function checkTopology(graph: GraphProto, stage: 'input' | 'output'): void {
-  const defined = new Set<string>([...graph.input.map((i) => i.name), ...graph.initializer.map((t) => t.name)]);
-  for (const node of graph.node) {
-    for (const name of node.input) {
-      if (name !== '' && !defined.has(name)) {
-        throw new EdgefleetError(
-          stage === 'input' ? 'INVALID_MODEL' : 'INTERNAL',
-          `cannot quantize to int8: node "${label(node)}" reads "${name}", which no graph input, initializer or earlier node defines (${stage} model)`,
-        );
-      }
-    }
-    node.output.forEach((o) => defined.add(o));
-  }
 }
 
 /**
@@ -236,7 +222,7 @@ export function int8StaticCalibrationTensors(source: ModelProto): string[] {
   const model = cloneModel(source);
   checkOpset(model);
   const graph = requireGraph(model);
-  checkTopology(graph, 'input');
+  checkTopology(graph, 'input', 'quantize to int8');
   foldBatchNorms(graph, nameAllocator(graph));
   const names = new Set<string>();
   for (const c of plan(graph).candidates) names.add(c.activation).add(c.output);
@@ -270,7 +256,7 @@ export function convertToInt8Static(source: ModelProto, ranges: ReadonlyMap<stri
   const model = cloneModel(source);
   checkOpset(model);
   const graph = requireGraph(model);
-  checkTopology(graph, 'input');
+  checkTopology(graph, 'input', 'quantize to int8');
   const fresh = nameAllocator(graph);
   const foldedBatchNorms = foldBatchNorms(graph, fresh);
   const { candidates, floatNodes } = plan(graph);
@@ -365,7 +351,7 @@ export function convertToInt8Static(source: ModelProto, ranges: ReadonlyMap<stri
   graph.input = graph.input.filter((i) => !unused.has(i.name));
   const produced = new Set<string>([...graph.input.map((i) => i.name), ...graph.initializer.map((t) => t.name), ...nodes.flatMap((n) => n.output)]);
   graph.valueInfo = graph.valueInfo.filter((v) => produced.has(v.name));
-  checkTopology(graph, 'output');
+  checkTopology(graph, 'output', 'quantize to int8');
 
   return {
     model,
