@@ -16,6 +16,7 @@ import {
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { convertToFloat16, FLOAT16_OPS, type Fp16Options } from '../src/compression/fp16.js';
+import { argmaxRows } from './compression-support.js';
 
 type Shape = readonly number[];
 
@@ -43,15 +44,6 @@ async function run(bytes: Uint8Array, feeds: Record<string, { data: Float32Array
 function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   expect(a.length).toBe(b.length);
   return a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
-}
-
-function argmaxRows(probs: Float32Array, classes: number): number[] {
-  const rows: number[] = [];
-  for (let r = 0; r < probs.length / classes; r++) {
-    const row = probs.subarray(r * classes, (r + 1) * classes);
-    rows.push(row.indexOf(Math.max(...row)));
-  }
-  return rows;
 }
 
 /** Converts, runs both models on the same seeded input and returns the largest output difference. */

@@ -17,6 +17,7 @@ import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { quantizeInt8Dynamic, type Int8DynamicOptions } from '../src/compression/int8-dynamic.js';
 import { quantizePerColumn, roundHalfToEven } from '../src/compression/quant-math.js';
+import { argmaxRows } from './compression-support.js';
 
 type Shape = readonly number[];
 
@@ -53,15 +54,6 @@ function absDiff(a: Float32Array, b: Float32Array): { max: number; mean: number 
     sum += d;
   });
   return { max, mean: sum / a.length };
-}
-
-function argmaxRows(values: Float32Array, classes: number): number[] {
-  const rows: number[] = [];
-  for (let r = 0; r < values.length / classes; r++) {
-    const row = values.subarray(r * classes, (r + 1) * classes);
-    rows.push(row.indexOf(Math.max(...row)));
-  }
-  return rows;
 }
 
 /** Quantizes, runs both models on the same seeded input, returns the result and the output difference. */

@@ -17,6 +17,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { calibrateRanges, minMaxRange, percentileRange, uint8Params, type CalibrationMethod } from '../src/compression/calibration.js';
 import { collectActivations, type CalibrationFeeds, type RunModel } from '../src/compression/collect-activations.js';
 import { convertToInt8Static, int8StaticCalibrationTensors, quantizeWeightPerChannel } from '../src/compression/int8-static.js';
+import { argmaxRows } from './compression-support.js';
 
 type Shape = readonly number[];
 const scratch = mkdtempSync(join(tmpdir(), 'int8-static-'));
@@ -211,15 +212,6 @@ async function latencyRatio(fp32: Uint8Array, int8: Uint8Array, input: string, s
   await Promise.all(sessions.map((s) => s.release()));
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   return median(times[1]!) / median(times[0]!);
-}
-
-function argmaxRows(values: Float32Array, classes: number): number[] {
-  const rows: number[] = [];
-  for (let r = 0; r < values.length / classes; r++) {
-    const row = values.subarray(r * classes, (r + 1) * classes);
-    rows.push(row.indexOf(Math.max(...row)));
-  }
-  return rows;
 }
 
 const maxAbsDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
