@@ -13,7 +13,7 @@ import {
   type ModelProto,
   type NodeProto,
 } from '@edgefleet/shared/onnx';
-import { checkTopology } from './graph-check.js';
+import { checkTopology, isDefaultDomain } from './graph-check.js';
 
 /**
  * An op this transform converts: which inputs and outputs are its float type T (the others, such
@@ -77,7 +77,6 @@ export interface Fp16Result {
   readonly float16Initializers: number;
 }
 
-const isDefaultDomain = (node: NodeProto): boolean => node.domain === '' || node.domain === 'ai.onnx';
 
 const listedOp = (node: NodeProto): Float16Op | undefined => (isDefaultDomain(node) ? FLOAT16_OPS[node.opType] : undefined);
 

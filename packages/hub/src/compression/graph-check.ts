@@ -1,5 +1,5 @@
 import { EdgefleetError } from '@edgefleet/shared';
-import type { GraphProto } from '@edgefleet/shared/onnx';
+import type { GraphProto, NodeProto } from '@edgefleet/shared/onnx';
 
 /**
  * Throws when a node reads a tensor nothing before it defines: on the input model the graph is broken
@@ -13,10 +13,16 @@ export function checkTopology(graph: GraphProto, stage: 'input' | 'output', acti
       if (name !== '' && !defined.has(name)) {
         throw new EdgefleetError(
           stage === 'input' ? 'INVALID_MODEL' : 'INTERNAL',
-          `cannot ${action}: node "${node.name || node.opType}" reads "${name}", which no graph input, initializer or earlier node defines (${stage} model)`,
+          `cannot ${action}: node "${nodeLabel(node)}" reads "${name}", which no graph input, initializer or earlier node defines (${stage} model)`,
         );
       }
     }
     node.output.forEach((o) => defined.add(o));
   }
 }
+
+/** An operator of the standard ONNX domain (a transform leaves other domains' nodes alone). */
+export const isDefaultDomain = (node: NodeProto): boolean => node.domain === '' || node.domain === 'ai.onnx';
+
+/** How messages and reports name a node: its name, or its op type when it has none. */
+export const nodeLabel = (node: NodeProto): string => node.name || node.opType;

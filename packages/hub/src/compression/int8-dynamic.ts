@@ -17,7 +17,7 @@ import {
   type NodeProto,
   type TensorProto,
 } from '@edgefleet/shared/onnx';
-import { checkTopology } from './graph-check.js';
+import { checkTopology, isDefaultDomain, nodeLabel as label } from './graph-check.js';
 import { quantizePerColumn, transpose } from './quant-math.js';
 
 export interface Int8DynamicOptions {
@@ -64,8 +64,6 @@ interface Plan {
 /** DynamicQuantizeLinear's first opset (MatMulInteger's is 10). */
 const MIN_OPSET = 11;
 
-const isDefaultDomain = (node: NodeProto): boolean => node.domain === '' || node.domain === 'ai.onnx';
-const label = (node: NodeProto): string => node.name || node.opType;
 
 function attr(node: NodeProto, name: string): { i?: number; f?: number } {
   const a = node.attribute.find((x) => x.name === name);

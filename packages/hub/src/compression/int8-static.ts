@@ -14,7 +14,7 @@ import {
   type NodeProto,
   type TensorProto,
 } from '@edgefleet/shared/onnx';
-import { checkTopology } from './graph-check.js';
+import { checkTopology, isDefaultDomain, nodeLabel as label } from './graph-check.js';
 import { uint8Params, type ActivationRange } from './calibration.js';
 
 /**
@@ -40,8 +40,6 @@ export interface Int8StaticResult {
 const QUANTIZABLE = new Set(['Conv', 'MatMul', 'Gemm']);
 const MIN_OPSET = 13; // per-channel DequantizeLinear (axis) arrived in opset 13
 
-const isDefaultDomain = (node: NodeProto): boolean => node.domain === '' || node.domain === 'ai.onnx';
-const label = (node: NodeProto): string => node.name || node.opType;
 
 function intAttr(node: NodeProto, name: string, fallback: number): number {
   const a = node.attribute.find((x) => x.name === name);
@@ -73,7 +71,12 @@ const int32Tensor = (name: string, dims: readonly number[], v: Int32Array<ArrayB
 function consumersOf(graph: GraphProto): Map<string, NodeProto[]> {
   const map = new Map<string, NodeProto[]>();
   for (const node of graph.node) {
-    for (const name of new Set(node.input)) if (name !== '') map.set(name, [...(map.get(name) ?? []), node]);
+    for (const name of new Set(node.input)) {
+      if (name === '') continue;
+      const readers = map.get(name);
+      if (readers) readers.push(node);
+      else map.set(name, [node]);
+    }
   }
   return map;
 }
