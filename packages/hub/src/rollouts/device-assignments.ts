@@ -20,7 +20,8 @@ export interface Effects {
 
 export const newEffects = (): Effects => ({ docs: new Map(), touched: new Map(), settled: 0 });
 
-const refOf = (m: SignedManifest): VersionRef => ({ model: m.manifest.model, version: m.manifest.version, profile: m.manifest.profile, sha256: m.manifest.sha256 });
+/** The version a signed manifest describes. */
+export const refOf = (m: SignedManifest): VersionRef => ({ model: m.manifest.model, version: m.manifest.version, profile: m.manifest.profile, sha256: m.manifest.sha256 });
 
 /**
  * The writes a rollout makes for its devices: each desired document is written in the caller's

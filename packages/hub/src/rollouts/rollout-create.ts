@@ -12,7 +12,7 @@ import type { DeviceRepo } from '../devices/device-repo.js';
 import type { ModelRepo } from '../models/model-repo.js';
 import { assignmentOf } from './desired-doc.js';
 import type { DesiredRepo } from './desired-repo.js';
-import type { DeviceAssignments, Effects } from './device-assignments.js';
+import { refOf, type DeviceAssignments, type Effects } from './device-assignments.js';
 import { activeVersionOf, IN_FLIGHT_STATES } from './device-transitions.js';
 import { assertRequestRules } from './request-rules.js';
 import type { WaveCore } from './rollout-machine.js';
@@ -72,8 +72,8 @@ export function createRolloutCreation(deps: {
   function fromOf(device: Device, model: string): VersionRef | null {
     const active = activeVersionOf(device.models, model);
     if (active) return active;
-    const previous = assignmentOf(deps.desired.get(device.id), model)?.manifest.manifest;
-    return previous ? { model: previous.model, version: previous.version, profile: previous.profile, sha256: previous.sha256 } : null;
+    const previous = assignmentOf(deps.desired.get(device.id), model)?.manifest;
+    return previous ? refOf(previous) : null;
   }
 
   /**

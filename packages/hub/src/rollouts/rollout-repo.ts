@@ -54,6 +54,8 @@ export function createRolloutRepo(db: Db) {
     'SELECT rollout_id, state, count(*) AS n FROM rollout_devices WHERE rollout_id IN (SELECT id FROM rollouts ORDER BY created_at DESC, rowid DESC LIMIT ?) GROUP BY rollout_id, state',
   );
   const inStates = (n: number) => db.prepare(`SELECT id FROM rollouts WHERE state IN (${placeholders(n)}) ORDER BY created_at, rowid`).pluck();
+  // The service's 1 s tick asks for the same states every time: prepared once, not per tick.
+  const inStatesCache = new Map<string, ReturnType<typeof inStates>>();
   const saveRollout = db.prepare('UPDATE rollouts SET state = ?, reason = ?, window_open_until = ?, updated_at = ? WHERE id = ?');
   const wavesOf = db.prepare('SELECT * FROM rollout_waves WHERE rollout_id = ? ORDER BY idx');
   const saveWave = db.prepare('UPDATE rollout_waves SET state = ?, started_at = ?, bake_until = ?, ended_at = ?, gates = ?, override = ? WHERE rollout_id = ? AND idx = ?');
@@ -189,7 +191,7 @@ export function createRolloutRepo(db: Db) {
     record,
     waves,
     idsInStates(states: readonly RolloutState[]): string[] {
-      return inStates(states.length).all(...states) as string[];
+      return cached(inStatesCache, states, () => inStates(states.length)).all(...states) as string[];
     },
     saveRollout(core: RolloutCore, at: string): void {
       saveRollout.run(core.state, core.reason && JSON.stringify(core.reason), core.windowOpenUntil, at, core.id);
