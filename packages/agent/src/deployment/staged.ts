@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { LoadedModel } from '../inference/types.js';
+import { closeQuietly } from './step-context.js';
 
 export interface StagedCandidate {
   model: LoadedModel;
@@ -28,20 +29,12 @@ export interface StagedCandidates {
 export function createStagedCandidates(logger: Logger): StagedCandidates {
   const staged = new Map<string, StagedCandidate>();
 
-  async function close(model: LoadedModel): Promise<void> {
-    try {
-      await model.close();
-    } catch (err) {
-      logger.warn({ model: model.name, version: model.version, err: (err as Error).message }, 'closing a staged model failed');
-    }
-  }
-
   async function discard(name: string): Promise<void> {
     const c = staged.get(name);
     staged.delete(name);
     if (c) {
       logger.info({ model: name, version: c.model.version }, 'staged candidate closed');
-      await close(c.model);
+      await closeQuietly({ logger }, c.model);
     }
   }
 
