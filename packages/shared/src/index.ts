@@ -19,5 +19,6 @@ export * from './api/enrollment.js';
 export * from './api/devices.js';
 export * from './api/models.js';
 export * from './api/rollouts.js';
+export * from './api/variants.js';
 export * from './api/health.js';
 export * from './api/tokens.js';

@@ -8,6 +8,10 @@ export interface HubEventMap {
   telemetry: { deviceId: string; seq: number; ts: string; system: SystemStats; models: ModelStats[] };
   /** A rollout moved: its state, the wave it works on (null when none is), device counts by state, and the last device that moved. */
   rollout: { rolloutId: string; state: string; wave: number | null; counts: Record<string, number>; deviceId?: string; deviceState?: string };
+  /** A variant build moved: its state and progress, and the variant whose state just changed, if one did. */
+  variants: { model: string; version: string; state: string; progress: { done: number; total: number; profile: string | null; step: string | null }; profile?: string; variantState?: string };
+  /** A device's plan for a model version changed. */
+  plan: { deviceId: string; model: string; version: string; profile: string; decidedBy: string };
 }
 export type HubEventName = keyof HubEventMap;
 

@@ -6,6 +6,7 @@ import { sql as m001 } from './migrations/001-init.js';
 import { sql as m002 } from './migrations/002-record-epoch.js';
 import { sql as m003 } from './migrations/003-operator-auth.js';
 import { sql as m004 } from './migrations/004-staged-rollouts.js';
+import { sql as m005 } from './migrations/005-compression-variants.js';
 
 export type Db = Database.Database;
 
@@ -15,6 +16,7 @@ const MIGRATIONS: ReadonlyArray<{ id: number; name: string; sql: string }> = [
   { id: 2, name: '002-record-epoch', sql: m002 },
   { id: 3, name: '003-operator-auth', sql: m003 },
   { id: 4, name: '004-staged-rollouts', sql: m004 },
+  { id: 5, name: '005-compression-variants', sql: m005 },
 ];
 
 export interface OpenDatabaseOptions {

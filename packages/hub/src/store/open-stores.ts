@@ -5,6 +5,7 @@ import type { HubConfig } from '../config.js';
 import { createDeviceRepo } from '../devices/device-repo.js';
 import { createEnrollmentRepo } from '../enrollment/enrollment-repo.js';
 import { createModelRepo } from '../models/model-repo.js';
+import { createVariantRepo } from '../models/variant-repo.js';
 import { createRecordRepo } from '../records/record-repo.js';
 import { createDesiredRepo } from '../rollouts/desired-repo.js';
 import { createRolloutRepo } from '../rollouts/rollout-repo.js';
@@ -23,6 +24,7 @@ export function openStores(database: Db, config: HubConfig, log: Logger) {
     sessions: createSessionRepo(database),
     enrollmentTokens: createEnrollmentRepo(database),
     models: createModelRepo(database),
+    variants: createVariantRepo(database),
     rollouts: createRolloutRepo(database),
     desired: createDesiredRepo(database),
   };

@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox';
 import { EnvelopeFields } from '../envelope.js';
+import { SignedManifest } from '../manifest.js';
 import { CLOSED, LongText } from './bounds.js';
 
 /** One-off request from the hub; the verbs are added by the issues that need them. */
@@ -22,3 +23,50 @@ export const CmdResultMessage = Type.Object(
   CLOSED,
 );
 export type CmdResultMessage = Static<typeof CmdResultMessage>;
+
+/**
+ * `benchmark`: the device downloads each candidate variant (signature and sha256 verified as for a
+ * deployment), runs it at batch 1 on seeded inputs built from the manifest's signature (golden.ts)
+ * in a session of its own, off the serving path, and answers with its latencies. The hub lets the
+ * device download exactly these artifacts until `expiresAt`.
+ */
+export const BENCHMARK_VERB = 'benchmark';
+export const MAX_BENCHMARK_CANDIDATES = 6;
+export const BenchmarkArgs = Type.Object({
+  model: Type.String({ minLength: 1, maxLength: 128 }),
+  version: Type.String({ minLength: 1, maxLength: 128 }),
+  candidates: Type.Array(SignedManifest, { minItems: 1, maxItems: MAX_BENCHMARK_CANDIDATES }),
+  /** Timed runs per candidate after warm-up (default 30). */
+  runs: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+  warmup: Type.Optional(Type.Integer({ minimum: 0, maximum: 100 })),
+  /** ms since epoch after which the hub no longer serves the candidates. */
+  expiresAt: Type.Integer({ minimum: 0 }),
+});
+export type BenchmarkArgs = Static<typeof BenchmarkArgs>;
+
+export const BenchmarkMeasurement = Type.Object(
+  {
+    profile: Type.String({ maxLength: 64 }),
+    sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+    ok: Type.Boolean(),
+    p50Ms: Type.Optional(Type.Number({ minimum: 0 })),
+    p90Ms: Type.Optional(Type.Number({ minimum: 0 })),
+    runs: Type.Integer({ minimum: 0, maximum: 1000 }),
+    error: Type.Optional(LongText),
+  },
+  CLOSED,
+);
+export type BenchmarkMeasurement = Static<typeof BenchmarkMeasurement>;
+
+/** The `result` of a benchmark cmd/result. */
+export const BenchmarkResult = Type.Object(
+  {
+    model: Type.String({ maxLength: 128 }),
+    version: Type.String({ maxLength: 128 }),
+    /** Threads the benchmark sessions used (intra-op), so numbers from different agents compare. */
+    threads: Type.Integer({ minimum: 1, maximum: 4096 }),
+    measurements: Type.Array(BenchmarkMeasurement, { maxItems: MAX_BENCHMARK_CANDIDATES }),
+  },
+  CLOSED,
+);
+export type BenchmarkResult = Static<typeof BenchmarkResult>;
