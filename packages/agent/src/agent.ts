@@ -1,8 +1,11 @@
 import { createRequire } from 'node:module';
 import { freemem } from 'node:os';
 import { join } from 'node:path';
-import type { CmdMessage, EnrollResponse, ReportedMessage } from '@edgefleet/shared';
+import { BENCHMARK_VERB, type CmdMessage, type EnrollResponse, type ReportedMessage } from '@edgefleet/shared';
 import type { Logger } from 'pino';
+import { benchmarkCommand } from './benchmark/benchmark-command.js';
+import { createBenchmarkRunner } from './benchmark/benchmark-runner.js';
+import { createCommandDispatcher } from './commands/command-table.js';
 import type { RunConfig } from './config.js';
 import { createDeploymentRunner, type DeploymentRunner } from './deployment/runner.js';
 import { rebuildFromModelFiles, restoreActiveModels } from './deployment/restore.js';
@@ -124,7 +127,11 @@ export function createAgent(config: RunConfig, logger: Logger, proc: AgentProces
     const deployment = config.deployment ?? {};
     // `hubLink` is assigned below; telemetry and deployment only publish through it once it exists.
     let hubLink: HubLink | undefined;
-    const capabilities = await gatherCapabilities({ executionProviders: runtime.executionProviders(), agentVersion: AGENT_VERSION });
+    const capabilities = await gatherCapabilities({
+      executionProviders: runtime.executionProviders(),
+      agentVersion: AGENT_VERSION,
+      ...(config.capabilities ? { declared: config.capabilities } : {}),
+    });
     const reported = (): ReportedMessage => ({
       capabilities,
       models: store.listModels().map((m) => ({ name: m.name, version: m.version, sha256: m.sha256, profile: m.profile, active: m.active })),
@@ -143,15 +150,19 @@ export function createAgent(config: RunConfig, logger: Logger, proc: AgentProces
     telemetry.start();
     started('telemetry', () => telemetry.stop());
 
-    const runner: DeploymentRunner = createDeploymentRunner({
+    const hub = {
       stateDir: config.stateDir,
       apiUrl: identity.apiUrl,
       auth: { username: identity.deviceId, password: identity.secret },
       hubPublicKey: identity.hubPublicKey,
+      // One downloader (one pinned TLS dispatcher) for deployments and benchmarks alike.
+      download: createDownloader({ logger, ca: identity.hubCaPem }),
+    };
+    const runner: DeploymentRunner = createDeploymentRunner({
+      ...hub,
       store,
       runtime,
       table,
-      download: createDownloader({ logger, ca: identity.hubCaPem }),
       publishEvent: (event) => hubLink?.publishRecord('events', event),
       onStateChange: () => hubLink?.publishReported(),
       logger,
@@ -167,10 +178,14 @@ export function createAgent(config: RunConfig, logger: Logger, proc: AgentProces
     runner.start();
     started('deployment', () => runner.stop());
 
-    const onCmd = (cmd: CmdMessage) => {
-      log.warn({ id: cmd.id, verb: cmd.verb }, 'unknown command');
-      hubLink?.publishRecord('cmd/result', { id: cmd.id, ok: false, error: `unknown verb "${cmd.verb}": this agent knows none yet` });
-    };
+    // A benchmark session gets the intra-op threads a lone serving request gets, so its numbers are the serving ones.
+    const benchmarks = createBenchmarkRunner({ ...hub, threads: runtime.threads, logger });
+    const commands = createCommandDispatcher({
+      handlers: { [BENCHMARK_VERB]: benchmarkCommand(benchmarks) },
+      publish: (body) => hubLink?.publishRecord('cmd/result', body),
+      logger,
+    });
+    const onCmd = (cmd: CmdMessage) => commands.handle(cmd);
     hubLink = createHubLink({
       brokerUrl: identity.brokerUrl,
       deviceId: identity.deviceId,
@@ -186,6 +201,11 @@ export function createAgent(config: RunConfig, logger: Logger, proc: AgentProces
     hubLink.start();
     const link = hubLink;
     started('hub link', () => link.stop());
+    // Stopped before the hub link: a benchmark cut short still answers (ok false) into the outbox.
+    started('commands', async () => {
+      await benchmarks.stop();
+      await commands.stop();
+    });
     log.info({ deviceId: identity.deviceId, brokerUrl: identity.brokerUrl, models: table.list().length }, 'agent started');
   }
 

@@ -1,7 +1,8 @@
 import { parseArgs } from 'node:util';
 import { Compile } from 'typebox/compile';
-import { EdgefleetError, Labels } from '@edgefleet/shared';
+import { Capabilities, EdgefleetError, Labels } from '@edgefleet/shared';
 import type { StandbyPolicy } from './deployment/standby.js';
+import type { CapabilityDeclarations } from './telemetry/capabilities.js';
 
 /**
  * The only place that reads the environment. CLI flags override environment variables, which
@@ -22,6 +23,8 @@ export interface RunConfig {
   outbox?: OutboxConfig;
   /** Rollout behaviour on the device; what is unset keeps the runner's defaults. */
   deployment?: DeploymentConfig;
+  /** Declared capabilities that replace the probed ones in `reported` (see CapabilityDeclarations). */
+  capabilities?: CapabilityDeclarations;
   logLevel: LogLevel;
 }
 
@@ -60,10 +63,13 @@ export const USAGE = `usage:
   edgefleet-agent enroll --hub <apiUrl> --token <token> [--name N] [--label k=v ...] [--state-dir DIR] [--timeout SECONDS] [--ca FILE]
   edgefleet-agent run [--state-dir DIR] [--socket PATH] [--tcp-port N] [--workers N] [--threads N]
                       [--standby auto|on|off] [--standby-keep-sec N] [--max-defer-sec N]
+                      [--accelerators A,B] [--execution-providers A,B] [--cpu-flags A,B]
+  (declared capability lists replace the probed ones in what the agent reports; "none" declares an empty list)
 env: EDGEFLEET_AGENT_STATE_DIR, EDGEFLEET_AGENT_SOCKET, EDGEFLEET_AGENT_TCP_PORT, EDGEFLEET_AGENT_WORKERS,
      EDGEFLEET_AGENT_THREADS, EDGEFLEET_TELEMETRY_INTERVAL_MS, EDGEFLEET_LOG_LEVEL,
      EDGEFLEET_OUTBOX_MAX_BYTES, EDGEFLEET_OUTBOX_MAX_AGE_MS, EDGEFLEET_OUTBOX_DRAIN_PER_SECOND, EDGEFLEET_OUTBOX_MAX_IN_FLIGHT,
-     EDGEFLEET_STANDBY, EDGEFLEET_STANDBY_KEEP_SEC, EDGEFLEET_MAX_DEFER_SEC`;
+     EDGEFLEET_STANDBY, EDGEFLEET_STANDBY_KEEP_SEC, EDGEFLEET_MAX_DEFER_SEC,
+     EDGEFLEET_ACCELERATORS, EDGEFLEET_EXECUTION_PROVIDERS, EDGEFLEET_CPU_FLAGS`;
 
 const DEFAULT_STATE_DIR = '/var/lib/edgefleet';
 const DEFAULT_SOCKET = '/run/edgefleet/agent.sock';
@@ -136,6 +142,45 @@ function deploymentConfig(values: { standby?: string; 'standby-keep-sec'?: strin
   return entries.length === 0 ? {} : { deployment: Object.fromEntries(entries) as DeploymentConfig };
 }
 
+/** The declarable lists: their flag, their environment variable, and their bounds in the Capabilities schema. */
+const DECLARABLE = {
+  accelerators: { flag: 'accelerators', env: 'EDGEFLEET_ACCELERATORS', schema: Capabilities.properties.accelerators },
+  executionProviders: { flag: 'execution-providers', env: 'EDGEFLEET_EXECUTION_PROVIDERS', schema: Capabilities.properties.executionProviders },
+  cpuFlags: { flag: 'cpu-flags', env: 'EDGEFLEET_CPU_FLAGS', schema: Capabilities.properties.cpuFlags },
+} as const;
+type DeclarableFlag = (typeof DECLARABLE)[keyof typeof DECLARABLE]['flag'];
+
+const CAPABILITY_NAME = /^[A-Za-z0-9][A-Za-z0-9_.+-]*$/;
+
+/**
+ * A declared list: names separated by commas or spaces (as /proc/cpuinfo lists flags), duplicates
+ * dropped, "none" for an empty list; unset or empty leaves the probed value. Bounded as the
+ * reported document's schema bounds it, so a declaration can never make `reported` invalid.
+ */
+function capabilityList(value: string | undefined, what: string, bounds: { maxItems: number; maxLength: number }): string[] | undefined {
+  if (value === undefined || value.trim() === '') return undefined;
+  if (value.trim().toLowerCase() === 'none') return [];
+  const names = [...new Set(value.split(/[\s,]+/).filter(Boolean))];
+  if (names.length > bounds.maxItems) bad(`${what} lists ${names.length} names, expected at most ${bounds.maxItems}`);
+  const wrong = names.find((n) => n.length > bounds.maxLength || !CAPABILITY_NAME.test(n));
+  if (wrong !== undefined) {
+    bad(`${what} has "${wrong.length > 80 ? `${wrong.slice(0, 80)}…` : wrong}", expected names of 1 to ${bounds.maxLength} characters of [A-Za-z0-9_.+-] separated by commas`);
+  }
+  return names;
+}
+
+function capabilitiesConfig(values: Partial<Record<DeclarableFlag, string>>, env: Env): { capabilities?: CapabilityDeclarations } {
+  const entries = Object.entries(DECLARABLE)
+    .map(([key, d]) => {
+      // TypeBox keeps the JSON Schema keywords on the schema object; its static types do not list them.
+      const schema = d.schema as unknown as { maxItems: number; items: { maxLength: number } };
+      const bounds = { maxItems: schema.maxItems, maxLength: schema.items.maxLength };
+      return [key, capabilityList(values[d.flag] ?? env[d.env], `${key} (--${d.flag}, ${d.env})`, bounds)] as const;
+    })
+    .filter(([, v]) => v !== undefined);
+  return entries.length === 0 ? {} : { capabilities: Object.fromEntries(entries) as CapabilityDeclarations };
+}
+
 function runConfig(argv: string[], env: Env): RunConfig {
   const { values } = parseArgs({
     args: argv,
@@ -148,6 +193,9 @@ function runConfig(argv: string[], env: Env): RunConfig {
       standby: { type: 'string' },
       'standby-keep-sec': { type: 'string' },
       'max-defer-sec': { type: 'string' },
+      accelerators: { type: 'string' },
+      'execution-providers': { type: 'string' },
+      'cpu-flags': { type: 'string' },
     },
     strict: true,
   });
@@ -164,6 +212,7 @@ function runConfig(argv: string[], env: Env): RunConfig {
       integer(env.EDGEFLEET_TELEMETRY_INTERVAL_MS, 'EDGEFLEET_TELEMETRY_INTERVAL_MS', 100, 24 * 3600 * 1000) ?? 10_000,
     ...outboxConfig(env),
     ...deploymentConfig(values, env),
+    ...capabilitiesConfig(values, env),
     logLevel: logLevel(env.EDGEFLEET_LOG_LEVEL),
   };
 }

@@ -16,23 +16,40 @@ function accelerators(): string[] {
   return found;
 }
 
-/** What the device can do, gathered once at start (cpuFlags reads /proc/cpuinfo). */
-export async function gatherCapabilities(opts: { executionProviders: string[]; agentVersion: string }): Promise<Capabilities> {
-  let flags: string[] = [];
+async function probedCpuFlags(): Promise<string[]> {
   try {
-    flags = (await cpuFlags()).split(/\s+/).filter(Boolean);
+    return (await cpuFlags()).split(/\s+/).filter(Boolean);
   } catch {
-    flags = [];
+    return [];
   }
+}
+
+/**
+ * Capabilities the operator declares in the agent's config; each list given REPLACES the probed one
+ * in `reported`. For what the probe cannot see (a Jetson module without a device tree, a PCIe NPU
+ * behind a vendor driver) and for fleet simulation (an x86 box reporting a Pi's CPU flags).
+ * `executionProviders` changes only what is reported to the hub's planner: the sessions this agent
+ * creates keep using the providers its onnxruntime build ships (CPU), so a declared "cuda" is a
+ * claim for planning and benchmarking, never a provider a session is opened with.
+ */
+export interface CapabilityDeclarations {
+  accelerators?: string[];
+  executionProviders?: string[];
+  cpuFlags?: string[];
+}
+
+/** What the device can do, gathered once at start (cpuFlags reads /proc/cpuinfo); declared lists replace the probed ones. */
+export async function gatherCapabilities(opts: { executionProviders: string[]; agentVersion: string; declared?: CapabilityDeclarations }): Promise<Capabilities> {
+  const declared = opts.declared ?? {};
   return {
     arch: arch(),
     platform: platform(),
     cores: Math.max(1, availableParallelism()),
     memoryMb: Math.round(totalmem() / 1024 / 1024),
     cpuModel: cpus()[0]?.model?.trim() || 'unknown',
-    cpuFlags: flags,
-    executionProviders: opts.executionProviders.length > 0 ? opts.executionProviders : ['cpu'],
-    accelerators: accelerators(),
+    cpuFlags: declared.cpuFlags ?? (await probedCpuFlags()),
+    executionProviders: declared.executionProviders ?? (opts.executionProviders.length > 0 ? opts.executionProviders : ['cpu']),
+    accelerators: declared.accelerators ?? accelerators(),
     agentVersion: opts.agentVersion,
   };
 }

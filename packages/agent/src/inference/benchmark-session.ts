@@ -1,0 +1,50 @@
+import { DATATYPES, EdgefleetError } from '@edgefleet/shared';
+import type { Logger } from 'pino';
+import type { ModelFile, Tensor } from './types.js';
+import { createWorkerPool } from './worker-pool.js';
+
+/** A model file opened for timing only: one worker thread with its own onnxruntime session, apart from every serving pool. */
+export interface BenchmarkSession {
+  /** Runs the model once on a copy of `inputs` (they stay usable); resolves with the run's compute time in ms, measured in the worker. */
+  time(inputs: readonly Tensor[]): Promise<number>;
+  close(): Promise<void>;
+}
+
+export interface BenchmarkSessionOptions {
+  /** onnxruntime intra-op threads: what a lone serving request gets, so numbers compare with serving. */
+  threads: number;
+  logger: Logger;
+}
+
+/**
+ * Opens `file` in a worker of its own. `session.run()` blocks the thread it runs on, so the
+ * benchmark runs off the main thread like serving does; the main thread waits for each run's answer
+ * and stays free for the socket API and MQTT in between. The session does compete with the serving
+ * workers for the cores: spin-waiting is off (the two could meet on the same cores, and spinning
+ * threads would take the time serving requests need), and a busy device measures slower — which is
+ * what its planner should know. Throws INVALID_MODEL when onnxruntime cannot load the file or its
+ * input and output names differ from the manifest's.
+ */
+export async function openBenchmarkSession(file: ModelFile, opts: BenchmarkSessionOptions): Promise<BenchmarkSession> {
+  const pool = createWorkerPool({ path: file.path, workers: 1, threads: opts.threads, maxBatch: 1, allowSpinning: false, logger: opts.logger });
+  const names = await pool.start();
+  const declared = { inputNames: file.inputs.map((s) => s.name), outputNames: file.outputs.map((s) => s.name) };
+  const sameNames = (a: string[], b: string[]) => a.length === b.length && a.every((n) => b.includes(n));
+  if (!sameNames(declared.inputNames, names.inputNames) || !sameNames(declared.outputNames, names.outputNames)) {
+    await pool.close(0);
+    throw new EdgefleetError(
+      'INVALID_MODEL',
+      `${file.name}@${file.version} (${file.profile}): the manifest declares inputs [${declared.inputNames}] and outputs [${declared.outputNames}], ` +
+        `the ONNX file has [${names.inputNames}] and [${names.outputNames}]`,
+    );
+  }
+  return {
+    async time(inputs) {
+      // The pool moves input buffers to the worker; each run gets its own copy.
+      const wire = inputs.map((t) => ({ name: t.name, type: DATATYPES[t.datatype].ort, dims: [...t.shape], data: t.data.slice() }));
+      const { computeMs } = await pool.run(wire);
+      return computeMs;
+    },
+    close: () => pool.close(0),
+  };
+}
