@@ -17,6 +17,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { calibrateRanges, minMaxRange, percentileRange, uint8Params, type CalibrationMethod } from '../src/compression/calibration.js';
 import { collectActivations, type CalibrationFeeds, type RunModel } from '../src/compression/collect-activations.js';
 import { convertToInt8Static, int8StaticCalibrationTensors, quantizeWeightPerChannel } from '../src/compression/int8-static.js';
+import { fixtureModelUrl, fixtureSamples } from '../../../test/fixtures/onnx/fixture-data.mjs';
 import { argmaxRows } from './compression-support.js';
 
 type Shape = readonly number[];
@@ -282,6 +283,39 @@ describe('calibration maths', () => {
   });
 });
 
+/** Calibrates on 256 fixture samples (seed 1) in batches of 32, then measures top-1 agreement on 1000 held-out ones (seed 2). */
+async function fixtureAgreement(name: 'torch-cnn' | 'torch-mlp', method: CalibrationMethod): Promise<{ agreement: number; share: number; size: number }> {
+  const fp32 = new Uint8Array(readFileSync(fixtureModelUrl(name)));
+  const model = decodeModel(fp32);
+  const calibration = fixtureSamples(name, 256, 1);
+  const perSample = calibration.input.length / 256;
+  const feeds: CalibrationFeeds[] = [];
+  for (let i = 0; i < 256; i += 32) feeds.push({ input: { data: calibration.input.subarray(i * perSample, (i + 32) * perSample), dims: [32, ...calibration.dims.slice(1)] } });
+  const activations = await collectActivations(model, int8StaticCalibrationTensors(model), feeds, runModel);
+  const result = convertToInt8Static(model, calibrateRanges(activations, method));
+  const bytes = encodeModel(result.model);
+  const held = fixtureSamples(name, 1000, 2);
+  const [e, a] = [await runOutput(fp32, 'input', held.input, held.dims), await runOutput(bytes, 'input', held.input, held.dims)].map((o) => argmaxRows(o, 10));
+  return { agreement: e!.filter((c, i) => c === a![i]).length / 1000, share: result.quantizedWeightShare, size: bytes.byteLength / fp32.byteLength };
+}
+
+describe('int8-static on the PyTorch fixtures (held-out data, as the hub builds)', () => {
+  it('keeps top-1 agreement with fp32 on the MLP ≥ 0.995 (the CNN: reported, floor 0.985), MinMax and percentile', { timeout: 60_000 }, async () => {
+    for (const name of ['torch-mlp', 'torch-cnn'] as const) {
+      for (const method of [{ kind: 'minmax' }, { kind: 'percentile', percentile: 99.999 }] as const) {
+        const { agreement, share, size } = await fixtureAgreement(name, method);
+        console.info(`int8-static ${name} (${method.kind}): top-1 agreement ${agreement} on 1000 held-out samples, weight share ${share.toFixed(3)}, size ${size.toFixed(3)}x`);
+        expect(share).toBeGreaterThanOrEqual(0.9);
+        // Measured here: MLP 0.997 / 0.997 (0.9855 before its input layer computed in float); CNN 0.989 /
+        // 0.994 (0.991 / 0.994 on 2000 samples). The CNN fits its teacher only to 0.51 accuracy, so its
+        // margins are thin and every layer adds a share of the flips: below the 0.995 target, which
+        // this floor does not pretend to meet (see the printed numbers).
+        expect(agreement).toBeGreaterThanOrEqual(name === 'torch-mlp' ? 0.995 : 0.985);
+      }
+    }
+  });
+});
+
 describe('int8-static transform', () => {
   it('quantizes the conv net 3x128x128 [32,64,128,256]: ≤ 0.27x size, top-1 agreement, fused to QLinearConv', { timeout: 300_000 }, async () => {
     const random = buildConvNet({ channels: 3, size: 128, filters: [32, 64, 128, 256], classes: 10, seed: 11 });
@@ -319,9 +353,12 @@ describe('int8-static transform', () => {
       expect(size).toBeLessThanOrEqual(0.27);
       expect(result.quantizedWeightShare).toBeGreaterThanOrEqual(0.9);
       expect(result.quantizedNodes).toEqual(['Gemm_0', 'Gemm_2']);
+      // The Gemm reading the model input keeps int8-stored weights but computes in float (quantizeModelInputs off).
+      expect(result.floatComputeNodes).toEqual(['Gemm_0']);
       expect(held.agreement).toBeGreaterThanOrEqual(0.995);
       const ops = await optimizedOps(bytes, `mlp-${method.kind}.onnx`);
-      expect(ops.filter((t) => t === 'QGemm')).toHaveLength(2);
+      expect(ops.filter((t) => t === 'QGemm')).toHaveLength(1);
+      expect(ops).not.toContain('Cast'); // the int8-stored first weight was folded to float at load
     }
   });
 

@@ -84,3 +84,12 @@ export function uint8Params(range: ActivationRange): Uint8Params {
   const zeroPoint = Math.max(0, Math.min(255, Math.round(-min / scale)));
   return { scale, zeroPoint };
 }
+
+/**
+ * Quantization parameters for activations of the given element type. int8 is uint8 shifted by 128:
+ * the same 256 levels over the same range, zero point in [-128, 127].
+ */
+export function activationParams(range: ActivationRange, type: 'uint8' | 'int8'): Uint8Params {
+  const p = uint8Params(range);
+  return type === 'uint8' ? p : { scale: p.scale, zeroPoint: p.zeroPoint - 128 };
+}

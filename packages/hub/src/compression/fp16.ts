@@ -14,6 +14,7 @@ import {
   type NodeProto,
 } from '@edgefleet/shared/onnx';
 import { checkTopology, isDefaultDomain } from './graph-check.js';
+import { dropStaleValueInfo } from './graph-edit.js';
 
 /**
  * An op this transform converts: which inputs and outputs are its float type T (the others, such
@@ -224,8 +225,7 @@ export function convertToFloat16(source: ModelProto, options: Fp16Options = {}):
   graph.node = nodes;
 
   // value_info of tensors that now exist only under their float16 name would describe nothing.
-  const produced = new Set<string>([...graph.input.map((i) => i.name), ...graph.initializer.map((t) => t.name), ...nodes.flatMap((n) => n.output)]);
-  graph.valueInfo = graph.valueInfo.filter((v) => produced.has(v.name));
+  dropStaleValueInfo(graph);
   checkTopology(graph, 'output', 'convert to float16');
 
   return {

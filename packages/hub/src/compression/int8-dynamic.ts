@@ -9,16 +9,15 @@ import {
   makeNode,
   nameAllocator,
   readFloatTensor,
-  removeInitializer,
   requireGraph,
-  subgraphReads,
   type GraphProto,
   type ModelProto,
   type NodeProto,
   type TensorProto,
 } from '@edgefleet/shared/onnx';
 import { checkTopology, isDefaultDomain, nodeLabel as label } from './graph-check.js';
-import { quantizePerColumn, transpose } from './quant-math.js';
+import { dropUnreadInitializers, int8Tensor } from './graph-edit.js';
+import { quantizeAlongAxis, quantizePerColumn, transpose } from './quant-math.js';
 
 export interface Int8DynamicOptions {
   /**
@@ -34,15 +33,21 @@ export interface Int8DynamicOptions {
    * and size (it is small: logits) and keeps top-1 agreement clearly higher.
    */
   readonly quantizeOutputLayer?: boolean;
+  /**
+   * Conv too, as DynamicQuantizeLinear → ConvInteger → Cast → Mul(scales) [→ Add bias]. On by
+   * default: the acceptance counts Conv weight bytes, and whether int8 Conv is faster is a property
+   * of the device, which the planner measures (see the latency ratio in the test's output).
+   */
+  readonly conv?: boolean;
 }
 
 export interface Int8DynamicResult {
   readonly model: ModelProto;
-  /** Names (or op types when unnamed) of the MatMul/Gemm nodes now computing in int8. */
+  /** Names (or op types when unnamed) of the MatMul/Gemm/Conv nodes now computing in int8. */
   readonly quantizedNodes: string[];
-  /** MatMul/Gemm nodes left in float32, and why. */
+  /** MatMul/Gemm/Conv nodes left in float32, and why. */
   readonly skippedNodes: { node: string; reason: string }[];
-  /** float32 bytes of the distinct constant weights MatMul/Gemm nodes read, and of those now int8. */
+  /** float32 bytes of the distinct constant weights MatMul/Gemm/Conv nodes read, and of those now int8. */
   readonly weightBytes: number;
   readonly quantizedWeightBytes: number;
   /** quantizedWeightBytes / weightBytes, 0 when there are no such weights. */
@@ -103,8 +108,10 @@ function planNode(graph: GraphProto, node: NodeProto, types: ReadonlyMap<string,
 }
 
 const isMatMulOrGemm = (node: NodeProto): boolean => isDefaultDomain(node) && (node.opType === 'MatMul' || node.opType === 'Gemm');
+const isConv = (node: NodeProto): boolean => isDefaultDomain(node) && node.opType === 'Conv';
+const isWeightLayer = (node: NodeProto): boolean => isMatMulOrGemm(node) || isConv(node);
 
-/** MatMul/Gemm nodes reached walking back from the graph outputs without passing another MatMul/Gemm. */
+/** MatMul/Gemm/Conv nodes reached walking back from the graph outputs without passing another of them. */
 function outputLayer(graph: GraphProto): Set<NodeProto> {
   const producer = new Map<string, NodeProto>();
   graph.node.forEach((n) => n.output.forEach((o) => producer.set(o, n)));
@@ -114,16 +121,12 @@ function outputLayer(graph: GraphProto): Set<NodeProto> {
   for (let node = pending.pop(); node; node = pending.pop()) {
     if (seen.has(node)) continue;
     seen.add(node);
-    if (isMatMulOrGemm(node)) found.add(node);
+    if (isWeightLayer(node)) found.add(node);
     else node.input.forEach((i) => producer.has(i) && pending.push(producer.get(i)!));
   }
   return found;
 }
 
-/** An INT8 initializer; floatTensor supplies the message shape, which shared has no int8 constructor for. */
-function int8Tensor(name: string, dims: readonly bigint[], values: Int8Array<ArrayBuffer>): TensorProto {
-  return { ...floatTensor(name, [], new Float32Array(0)), dims: [...dims], dataType: ELEMENT_TYPE.INT8, rawData: new Uint8Array(values.buffer) };
-}
 
 /** Per-weight int8 initializers, made once however many nodes share the weight. */
 class WeightStore {
@@ -189,14 +192,73 @@ function betaScaledBias(graph: GraphProto, bias: { name: string; beta: number },
   return floatTensor(fresh(`${c.name}_beta`), c.dims.map(Number), readFloatTensor(c).map((v) => v * bias.beta));
 }
 
-/** Float initializers no node, subgraph or graph output reads any more. */
-function unreadInitializers(graph: GraphProto, candidates: ReadonlySet<string>): string[] {
-  const read = new Set<string>(graph.output.map((o) => o.name));
-  for (const node of graph.node) {
-    node.input.forEach((x) => read.add(x));
-    subgraphReads(node).forEach((x) => read.add(x));
+/** What one Conv needs to run as DynamicQuantizeLinear → ConvInteger → scale [→ bias]. */
+interface ConvPlan {
+  readonly node: NodeProto;
+  readonly activation: string;
+  readonly weight: TensorProto;
+  readonly bias?: TensorProto;
+}
+
+/** A plan for a Conv node, or the reason it stays float32. */
+function planConv(graph: GraphProto, node: NodeProto, types: ReadonlyMap<string, number>): ConvPlan | string {
+  const activation = node.input[0] ?? '';
+  const activationType = types.get(activation);
+  if (activationType !== undefined && activationType !== ELEMENT_TYPE.FLOAT) return `X "${activation}" is not float32`;
+  const name = node.input[1] ?? '';
+  const weight = graph.initializer.find((t) => t.name === name);
+  if (!weight) return `W "${name}" is not an initializer`;
+  if (weight.dataType !== ELEMENT_TYPE.FLOAT) return `W "${name}" has element type ${weight.dataType}, not float`;
+  if (!hasInlineData(weight)) return `W "${name}" keeps its data in an external file`;
+  if (weight.dims.length < 3) return `W "${name}" has ${weight.dims.length} dimensions; a Conv weight has at least 3`;
+  if (!readFloatTensor(weight).every(Number.isFinite)) return `W "${name}" holds a NaN or infinite value, which no int8 scale represents`;
+  if (node.output.length !== 1) return 'more than one output';
+  const biasName = node.input[2] ?? '';
+  if (biasName === '') return { node, activation, weight };
+  const bias = graph.initializer.find((t) => t.name === biasName && t.dataType === ELEMENT_TYPE.FLOAT && hasInlineData(t));
+  if (!bias || bias.dims.length !== 1 || bias.dims[0] !== weight.dims[0]) return `B "${biasName}" is not a float initializer with one value per output channel`;
+  return { node, activation, weight, bias };
+}
+
+/**
+ * The nodes replacing one Conv: ConvInteger on the run-time quantized input and symmetric int8
+ * weights (one zero point 0 for the whole tensor, which is all onnxruntime's ConvInteger accepts;
+ * the per-output-channel scales go into the Mul after it), Cast, Mul by input scale × channel
+ * scales shaped [M, 1, …] to broadcast over [N, M, spatial…], then the bias (also [M, 1, …]).
+ * The output keeps the Conv's name. Weights shared by several Convs are quantized once.
+ */
+function convReplacement(plan: ConvPlan, quantizedActivation: readonly string[], fresh: (base: string) => string, made: Map<string, string[]>, added: TensorProto[]): NodeProto[] {
+  const dims = plan.weight.dims.map(Number);
+  const channelShape = [dims[0]!, ...dims.slice(2).map(() => 1)];
+  let weight = made.get(plan.weight.name);
+  if (!weight) {
+    const { q, scales } = quantizeAlongAxis(readFloatTensor(plan.weight), dims, 0);
+    weight = [fresh(`${plan.weight.name}_quantized`), fresh(`${plan.weight.name}_scale`), fresh(`${plan.weight.name}_zero_point`)];
+    added.push(int8Tensor(weight[0]!, dims, q), floatTensor(weight[1]!, channelShape, scales), int8Tensor(weight[2]!, [], new Int8Array(1)));
+    made.set(plan.weight.name, weight);
   }
-  return [...candidates].filter((name) => !read.has(name));
+  const [wq, wScale, wZero] = weight as [string, string, string];
+  const [xq, xScale, xZero] = quantizedActivation as [string, string, string];
+  const out = plan.node.output[0]!;
+  const base = plan.node.name || out;
+  const acc = fresh(`${out}_int32`);
+  const accFloat = fresh(`${out}_int32_float`);
+  const scale = fresh(`${out}_scale`);
+  const scaled = plan.bias ? fresh(`${out}_no_bias`) : out;
+  const convInteger = makeNode('ConvInteger', [xq, wq, xZero, wZero], [acc], fresh(`${base}_ConvInteger`));
+  convInteger.attribute = plan.node.attribute.map((a) => ({ ...a }));
+  const nodes = [
+    convInteger,
+    makeNode('Mul', [xScale, wScale], [scale], fresh(`${base}_scale`)),
+    castNode(acc, accFloat, ELEMENT_TYPE.FLOAT),
+    makeNode('Mul', [accFloat, scale], [scaled], fresh(`${base}_dequantize`)),
+  ];
+  if (plan.bias) {
+    const bias = fresh(`${plan.bias.name}_channels`);
+    added.push(floatTensor(bias, channelShape, readFloatTensor(plan.bias)));
+    nodes.push(makeNode('Add', [scaled, bias], [out], fresh(`${base}_bias`)));
+  }
+  return nodes;
 }
 
 /**
@@ -225,28 +287,43 @@ export function quantizeInt8Dynamic(source: ModelProto, options: Int8DynamicOpti
   const replacedBiases = new Set<string>();
   const nodes: NodeProto[] = [];
 
+  const convWeights = new Map<string, string[]>();
+  const convAdded: TensorProto[] = [];
+  const quantizeActivation = (name: string): string[] => {
+    let activation = quantizedActivations.get(name);
+    if (!activation) {
+      activation = ['quantized', 'scale', 'zero_point'].map((s) => fresh(`${name}_${s}`));
+      quantizedActivations.set(name, activation);
+      nodes.push(makeNode('DynamicQuantizeLinear', [name], activation, fresh(`${name}_DynamicQuantizeLinear`)));
+    }
+    return activation;
+  };
+
   for (const node of graph.node) {
-    if (!isMatMulOrGemm(node)) {
+    if (!isWeightLayer(node)) {
       nodes.push(node);
       continue;
     }
     const b = graph.initializer.find((t) => t.name === node.input[1] && t.dataType === ELEMENT_TYPE.FLOAT);
     if (b) weightSizes.set(b.name, elementCount(b) * 4);
-    let plan: Plan | string;
+    let plan: Plan | ConvPlan | string;
     if (opset < MIN_OPSET) plan = `the model imports opset ${opset}; DynamicQuantizeLinear needs ${MIN_OPSET}`;
     else if (keepFloat.has(node.name)) plan = 'kept float by the keepFloat option';
     else if (floatOutputLayer.has(node)) plan = 'output layer, kept float (quantizeOutputLayer is off)';
-    else plan = planNode(graph, node, types);
+    else if (isConv(node) && options.conv === false) plan = 'Conv kept float (the conv option is off)';
+    else plan = isConv(node) ? planConv(graph, node, types) : planNode(graph, node, types);
     if (typeof plan === 'string') {
       skippedNodes.push({ node: label(node), reason: plan });
       nodes.push(node);
       continue;
     }
-    let activation = quantizedActivations.get(plan.activation);
-    if (!activation) {
-      activation = ['quantized', 'scale', 'zero_point'].map((s) => fresh(`${plan.activation}_${s}`));
-      quantizedActivations.set(plan.activation, activation);
-      nodes.push(makeNode('DynamicQuantizeLinear', [plan.activation], activation, fresh(`${plan.activation}_DynamicQuantizeLinear`)));
+    const activation = quantizeActivation(plan.activation);
+    if (!('transposed' in plan)) {
+      nodes.push(...convReplacement(plan, activation, fresh, convWeights, convAdded));
+      quantizedWeights.add(plan.weight.name);
+      if (plan.bias) replacedBiases.add(plan.bias.name);
+      quantizedNodes.push(label(plan.node));
+      continue;
     }
     const scaled = plan.bias && plan.bias.beta !== 1 ? betaScaledBias(graph, plan.bias, fresh) : undefined;
     if (scaled) {
@@ -261,8 +338,8 @@ export function quantizeInt8Dynamic(source: ModelProto, options: Int8DynamicOpti
 
   if (quantizedNodes.length > 0) {
     graph.node = nodes;
-    graph.initializer.push(...weights.added, ...biases);
-    unreadInitializers(graph, new Set([...quantizedWeights, ...replacedBiases])).forEach((name) => removeInitializer(graph, name));
+    graph.initializer.push(...weights.added, ...convAdded, ...biases);
+    dropUnreadInitializers(graph, new Set([...quantizedWeights, ...replacedBiases]));
     checkTopology(graph, 'output', 'quantize to int8');
   }
   const weightBytes = [...weightSizes.values()].reduce((a, b) => a + b, 0);

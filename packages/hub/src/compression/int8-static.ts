@@ -1,5 +1,6 @@
 import { EdgefleetError } from '@edgefleet/shared';
 import {
+  castNode,
   cloneModel,
   ELEMENT_TYPE,
   floatTensor,
@@ -15,15 +16,39 @@ import {
   type TensorProto,
 } from '@edgefleet/shared/onnx';
 import { checkTopology, isDefaultDomain, nodeLabel as label } from './graph-check.js';
-import { uint8Params, type ActivationRange } from './calibration.js';
+import { activationParams, type ActivationRange } from './calibration.js';
+import { dropStaleValueInfo, dropUnreadInitializers, int32Tensor, int8Tensor, uint8Tensor } from './graph-edit.js';
+import { quantizeAlongAxis, roundHalfToEven } from './quant-math.js';
 
 /**
  * int8-static: QDQ (QuantizeLinear/DequantizeLinear pairs onnxruntime fuses into QLinearConv,
- * QGemm, QLinearMatMul) with symmetric per-channel int8 weights and uint8 activations whose ranges
- * come from calibration. uint8 activations (U8S8) because onnxruntime on x86 fuses an activation
- * pair only as uint8 — measured here, see REFERENCES.md "Compression". The last MatMul/Gemm before
- * the model output stays float: requantizing logits costs accuracy and saves almost nothing.
+ * QGemm, QLinearMatMul) with symmetric per-channel int8 weights and activations whose ranges come
+ * from calibration. The last MatMul/Gemm before the model output stays float: requantizing logits
+ * costs accuracy and saves almost nothing.
  */
+
+export interface Int8StaticOptions {
+  /**
+   * Element type of the quantized activations. 'uint8' (U8S8, the default) because that is what
+   * runs fast on x86 here: onnxruntime's x86 kernels fuse uint8 activation pairs into
+   * QLinearConv/QGemm (VNNI u8·s8), while int8 activations run its S8S8 path, measured ~7x slower
+   * than fp32 with qdqisint8allowed (REFERENCES.md "Compression"). 'int8' (S8S8) is onnxruntime's
+   * general recommendation and the choice for ARM targets with int8 dot-product kernels.
+   */
+  readonly activations?: 'uint8' | 'int8';
+  /** Names of Conv/MatMul/Gemm nodes to leave in float32. */
+  readonly keepFloat?: readonly string[];
+  /**
+   * Quantize a model input that a MatMul/Gemm reads directly. Off by default: that layer then keeps
+   * int8-stored weights (Cast and Mul to float, which onnxruntime constant-folds at load) and
+   * computes in float, its output quantized as usual. Measured on the PyTorch MLP fixture: 8-bit
+   * rounding of the raw input alone flips 1–1.6 % of top-1 classes whatever the range, and one
+   * dense layer at batch 1 is cheap. A Conv reading the model input is always quantized: it is the
+   * highest-resolution, costliest layer (float, the 3x128x128 conv net went from ~0.5x to 0.71x
+   * fp32 latency) and its window sums average the rounding out (torch CNN: +0.25 pt agreement only).
+   */
+  readonly quantizeModelInputs?: boolean;
+}
 
 export interface Int8StaticResult {
   readonly model: ModelProto;
@@ -35,6 +60,8 @@ export interface Int8StaticResult {
   readonly absorbedActivations: number;
   /** Share of the Conv/MatMul/Gemm weight bytes (fp32) that are now int8. */
   readonly quantizedWeightShare: number;
+  /** Quantized nodes reading a model input: int8-stored weights, float compute (see quantizeModelInputs). */
+  readonly floatComputeNodes: string[];
 }
 
 const QUANTIZABLE = new Set(['Conv', 'MatMul', 'Gemm']);
@@ -56,17 +83,6 @@ function constantFloat(graph: GraphProto, name: string | undefined): TensorProto
   return t && t.dataType === ELEMENT_TYPE.FLOAT && hasInlineData(t) ? t : undefined;
 }
 
-/** A tensor of another element type, made by retyping a float tensor's shell (the builder makes only float/int64). */
-function typedTensor(name: string, dims: readonly number[], dataType: number, bytes: Uint8Array<ArrayBuffer>): TensorProto {
-  const t = floatTensor(name, dims, new Float32Array(0));
-  t.dims = dims.map(BigInt);
-  t.dataType = dataType;
-  t.rawData = bytes;
-  return t;
-}
-const int8Tensor = (name: string, dims: readonly number[], v: Int8Array<ArrayBuffer>): TensorProto => typedTensor(name, dims, ELEMENT_TYPE.INT8, new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
-const uint8Tensor = (name: string, dims: readonly number[], v: Uint8Array<ArrayBuffer>): TensorProto => typedTensor(name, dims, ELEMENT_TYPE.UINT8, v);
-const int32Tensor = (name: string, dims: readonly number[], v: Int32Array<ArrayBuffer>): TensorProto => typedTensor(name, dims, ELEMENT_TYPE.INT32, new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
 
 function consumersOf(graph: GraphProto): Map<string, NodeProto[]> {
   const map = new Map<string, NodeProto[]>();
@@ -139,7 +155,7 @@ interface Candidate {
   /** Weight axis holding the output channels: one scale per channel along it. */
   readonly channelAxis: number;
   readonly bias?: TensorProto;
-  /** The tensor whose range the output is quantized with, and the Relu folded into it, if any. */
+  /** The tensor whose range the output is quantized with, and the Relu/Clip folded into it, if any. */
   readonly output: string;
   readonly absorbed?: NodeProto;
 }
@@ -190,19 +206,40 @@ function candidateOrReason(node: NodeProto, graph: GraphProto, consumers: Map<st
   if (feedsOutputDirectly(node.output[0]!, graph, consumers)) return 'it produces the model output (logits stay float)';
   const out = node.output[0]!;
   const readers = consumers.get(out) ?? [];
-  const relu = readers.length === 1 && !pinned.has(out) && readers[0]!.opType === 'Relu' && isDefaultDomain(readers[0]!) ? readers[0] : undefined;
-  return { node, activation, weight, channelAxis, bias, output: relu ? relu.output[0]! : out, absorbed: relu };
+  const clamp = readers.length === 1 && !pinned.has(out) && absorbable(readers[0]!, graph) ? readers[0] : undefined;
+  return { node, activation, weight, channelAxis, bias, output: clamp ? clamp.output[0]! : out, absorbed: clamp };
+}
+
+/**
+ * A Relu, or a Clip whose bounds hold 0 (Relu6 and the like), can be dropped when its input is
+ * quantized with the range of its output: the range starts at the clamp's bound (uint8/int8
+ * saturation does the clamping) and 0 stays exact. Clip bounds are attributes before opset 11 and
+ * constant inputs after; a computed bound keeps the Clip.
+ */
+function absorbable(node: NodeProto, graph: GraphProto): boolean {
+  if (!isDefaultDomain(node) || node.output.length !== 1) return false;
+  if (node.opType === 'Relu') return true;
+  if (node.opType !== 'Clip') return false;
+  const bound = (index: number, attribute: string, fallback: number): number | undefined => {
+    const name = node.input[index] ?? '';
+    if (name === '') return floatAttr(node, attribute, fallback);
+    const t = constantFloat(graph, name);
+    return t && t.dims.length === 0 ? readFloatTensor(t)[0] : undefined;
+  };
+  const min = bound(1, 'min', -Infinity);
+  const max = bound(2, 'max', Infinity);
+  return min !== undefined && max !== undefined && min <= 0 && max >= 0;
 }
 
 /** The Conv/MatMul/Gemm nodes the transform can quantize, and why each other one stays float. */
-function plan(graph: GraphProto): { candidates: Candidate[]; floatNodes: { node: string; reason: string }[] } {
+function plan(graph: GraphProto, keepFloat: ReadonlySet<string>): { candidates: Candidate[]; floatNodes: { node: string; reason: string }[] } {
   const consumers = consumersOf(graph);
   const pinned = pinnedNames(graph);
   const candidates: Candidate[] = [];
   const floatNodes: { node: string; reason: string }[] = [];
   for (const node of graph.node) {
     if (!QUANTIZABLE.has(node.opType) || !isDefaultDomain(node)) continue;
-    const c = candidateOrReason(node, graph, consumers, pinned);
+    const c = keepFloat.has(node.name) ? 'kept float by the keepFloat option' : candidateOrReason(node, graph, consumers, pinned);
     if (typeof c === 'string') floatNodes.push({ node: label(node), reason: c });
     else candidates.push(c);
   }
@@ -221,33 +258,34 @@ function checkOpset(model: ModelProto): void {
  * Conv/MatMul/Gemm the transform will quantize. All exist in the source model, so the
  * calibration run uses it as it is.
  */
-export function int8StaticCalibrationTensors(source: ModelProto): string[] {
+export function int8StaticCalibrationTensors(source: ModelProto, options: Int8StaticOptions = {}): string[] {
   const model = cloneModel(source);
   checkOpset(model);
   const graph = requireGraph(model);
   checkTopology(graph, 'input', 'quantize to int8');
   foldBatchNorms(graph, nameAllocator(graph));
   const names = new Set<string>();
-  for (const c of plan(graph).candidates) names.add(c.activation).add(c.output);
+  for (const c of plan(graph, new Set(options.keepFloat)).candidates) names.add(c.activation).add(c.output);
   return [...names];
 }
 
-/** Symmetric int8 per output channel: scale = max |w| / 127 along the channel, zero point 0. */
-export function quantizeWeightPerChannel(values: Float32Array, dims: readonly number[], axis: number): { q: Int8Array<ArrayBuffer>; scales: Float32Array<ArrayBuffer> } {
-  const channels = dims[axis]!;
-  const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
-  const channelOf = (i: number): number => Math.floor(i / inner) % channels;
-  const maxAbs = new Float32Array(channels);
-  values.forEach((v, i) => {
-    const c = channelOf(i);
-    maxAbs[c] = Math.max(maxAbs[c]!, Math.abs(v));
-  });
-  const scales = maxAbs.map((m) => (m > 0 ? m / 127 : 1));
-  const q = new Int8Array(values.length);
-  values.forEach((v, i) => {
-    q[i] = Math.max(-127, Math.min(127, Math.round(v / scales[channelOf(i)]!)));
-  });
-  return { q, scales };
+/** Symmetric int8 per output channel (quant-math's quantizeAlongAxis, kept under this name for its callers). */
+export const quantizeWeightPerChannel = quantizeAlongAxis;
+
+/**
+ * A weight stored as per-channel int8 and read through Cast → Mul(scale): constant inputs only, so
+ * onnxruntime folds them to a float weight at session creation (a DequantizeLinear would stay in
+ * the graph and dequantize on every run). Returns the float weight's name and the two nodes.
+ */
+function int8StoredWeight(c: Candidate, fresh: (base: string) => string, initializers: TensorProto[]): { weight: string; nodes: NodeProto[] } {
+  const dims = c.weight.dims.map(Number);
+  const { q, scales } = quantizeWeightPerChannel(readFloatTensor(c.weight), dims, c.channelAxis);
+  const wq = fresh(`${c.weight.name}_int8`);
+  const ws = fresh(`${c.weight.name}_scale`);
+  const cast = fresh(`${c.weight.name}_int8_float`);
+  const wf = fresh(`${c.weight.name}_dequantized`);
+  initializers.push(int8Tensor(wq, dims, q), floatTensor(ws, dims.map((d, i) => (i === c.channelAxis ? d : 1)), scales));
+  return { weight: wf, nodes: [castNode(wq, cast, ELEMENT_TYPE.FLOAT), makeNode('Mul', [cast, ws], [wf], fresh(`${c.weight.name}_scale_Mul`))] };
 }
 
 /**
@@ -255,14 +293,15 @@ export function quantizeWeightPerChannel(values: Float32Array, dims: readonly nu
  * int8StaticCalibrationTensors names; a node whose ranges are missing stays float (reported).
  * Input untouched; the output is checked to be topologically sound before it is returned.
  */
-export function convertToInt8Static(source: ModelProto, ranges: ReadonlyMap<string, ActivationRange>): Int8StaticResult {
+export function convertToInt8Static(source: ModelProto, ranges: ReadonlyMap<string, ActivationRange>, options: Int8StaticOptions = {}): Int8StaticResult {
   const model = cloneModel(source);
   checkOpset(model);
   const graph = requireGraph(model);
   checkTopology(graph, 'input', 'quantize to int8');
   const fresh = nameAllocator(graph);
   const foldedBatchNorms = foldBatchNorms(graph, fresh);
-  const { candidates, floatNodes } = plan(graph);
+  const { candidates, floatNodes } = plan(graph, new Set(options.keepFloat));
+  const activationType = options.activations ?? 'uint8';
 
   const weightBytes = (t: TensorProto): number => 4 * t.dims.reduce((n, d) => n * Number(d), 1);
   let totalWeightBytes = 0;
@@ -282,11 +321,12 @@ export function convertToInt8Static(source: ModelProto, ranges: ReadonlyMap<stri
 
   const newInitializers: TensorProto[] = [];
   const quantize = (tensor: string, output: string, range: ActivationRange): NodeProto[] => {
-    const { scale, zeroPoint } = uint8Params(range);
+    const { scale, zeroPoint } = activationParams(range, activationType);
     const scaleName = fresh(`${tensor}_scale`);
     const zpName = fresh(`${tensor}_zero_point`);
     const quantized = fresh(`${tensor}_quantized`);
-    newInitializers.push(floatTensor(scaleName, [], Float32Array.of(scale)), uint8Tensor(zpName, [], Uint8Array.of(zeroPoint)));
+    const zp = activationType === 'uint8' ? uint8Tensor(zpName, [], Uint8Array.of(zeroPoint)) : int8Tensor(zpName, [], Int8Array.of(zeroPoint));
+    newInitializers.push(floatTensor(scaleName, [], Float32Array.of(scale)), zp);
     // One QuantizeLinear feeding exactly one DequantizeLinear: the shape onnxruntime fuses.
     return [
       makeNode('QuantizeLinear', [tensor, scaleName, zpName], [quantized], fresh(`QuantizeLinear_${tensor}`)),
@@ -300,12 +340,25 @@ export function convertToInt8Static(source: ModelProto, ranges: ReadonlyMap<stri
   const absorbed = new Set<NodeProto>([...chosen.values()].flatMap((c) => (c.absorbed ? [c.absorbed] : [])));
 
   let quantizedBytes = 0;
+  const modelInputs = new Set(graph.input.map((i) => i.name).filter((n) => !graph.initializer.some((t) => t.name === n)));
+  const floatCompute: NodeProto[] = [];
   const nodes: NodeProto[] = [];
   for (const node of graph.node) {
-    if (absorbed.has(node)) continue; // its clamp now lives in the zero point of the output range
+    if (absorbed.has(node)) continue; // its clamp now lives in the output range's saturation
     const c = chosen.get(node);
     if (!c) {
       nodes.push(node);
+      continue;
+    }
+    if (!options.quantizeModelInputs && modelInputs.has(c.activation) && node.opType !== 'Conv') {
+      const { weight, nodes: cast } = int8StoredWeight(c, fresh, newInitializers);
+      nodes.push(...cast);
+      quantizedBytes += weightBytes(c.weight);
+      node.input[1] = weight;
+      const raw = fresh(`${node.output[0]}_float`);
+      node.output = [raw];
+      nodes.push(node, ...quantize(raw, c.output, ranges.get(c.output)!));
+      floatCompute.push(node);
       continue;
     }
     const xRange = ranges.get(c.activation)!;
@@ -328,10 +381,10 @@ export function convertToInt8Static(source: ModelProto, ranges: ReadonlyMap<stri
     const inputs = [activation, wf];
     if (c.bias) {
       // int32 bias at scale x_scale * w_scale[c], zero point 0: what QLinearConv/QGemm add to the accumulator.
-      const xScale = uint8Params(xRange).scale;
+      const xScale = activationParams(xRange, activationType).scale;
       const b = readFloatTensor(c.bias);
       const bScales = scales.map((s) => s * xScale);
-      const bq = Int32Array.from(b, (v, i) => Math.round(v / bScales[i]!));
+      const bq = Int32Array.from(b, (v, i) => roundHalfToEven(v / bScales[i]!));
       const bqName = fresh(`${c.bias.name}_int32`);
       const bsName = fresh(`${c.bias.name}_scale`);
       const bf = fresh(`${c.bias.name}_dequantized`);
@@ -347,13 +400,9 @@ export function convertToInt8Static(source: ModelProto, ranges: ReadonlyMap<stri
 
   graph.node = nodes;
   graph.initializer.push(...newInitializers);
-  // Drop initializers nothing reads any more (replaced float weights, folded BatchNorm parameters).
-  const read = new Set<string>([...nodes.flatMap((n) => n.input), ...nodes.flatMap(subgraphReads), ...graph.output.map((o) => o.name)]);
-  const unused = new Set(graph.initializer.filter((t) => !read.has(t.name)).map((t) => t.name));
-  graph.initializer = graph.initializer.filter((t) => !unused.has(t.name));
-  graph.input = graph.input.filter((i) => !unused.has(i.name));
-  const produced = new Set<string>([...graph.input.map((i) => i.name), ...graph.initializer.map((t) => t.name), ...nodes.flatMap((n) => n.output)]);
-  graph.valueInfo = graph.valueInfo.filter((v) => produced.has(v.name));
+  // Drop initializers nothing reads any more (replaced float weights, folded BatchNorm parameters, Clip bounds).
+  dropUnreadInitializers(graph);
+  dropStaleValueInfo(graph);
   checkTopology(graph, 'output', 'quantize to int8');
 
   return {
@@ -363,5 +412,6 @@ export function convertToInt8Static(source: ModelProto, ranges: ReadonlyMap<stri
     foldedBatchNorms,
     absorbedActivations: absorbed.size,
     quantizedWeightShare: totalWeightBytes === 0 ? 0 : quantizedBytes / totalWeightBytes,
+    floatComputeNodes: floatCompute.map(label),
   };
 }

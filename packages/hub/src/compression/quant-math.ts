@@ -45,3 +45,30 @@ export function transpose(matrix: Float32Array, rows: number, cols: number): Flo
   }
   return out;
 }
+
+export interface PerChannelInt8 {
+  readonly q: Int8Array<ArrayBuffer>;
+  /** One scale per channel along the axis: value ≈ q * scale. */
+  readonly scales: Float32Array<ArrayBuffer>;
+}
+
+/**
+ * Symmetric int8 per channel along `axis` of a row-major tensor: scale = max |w| / 127 over the
+ * channel (1 for an all-zero channel), zero point 0, round half to even as onnxruntime does.
+ */
+export function quantizeAlongAxis(values: Float32Array, dims: readonly number[], axis: number): PerChannelInt8 {
+  const channels = dims[axis]!;
+  const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const channelOf = (i: number): number => Math.floor(i / inner) % channels;
+  const maxAbs = new Float32Array(channels);
+  values.forEach((v, i) => {
+    const c = channelOf(i);
+    maxAbs[c] = Math.max(maxAbs[c]!, Math.abs(v));
+  });
+  const scales = maxAbs.map((m) => (m > 0 ? m / 127 : 1));
+  const q = new Int8Array(values.length);
+  values.forEach((v, i) => {
+    q[i] = Math.max(-127, Math.min(127, roundHalfToEven(v / scales[channelOf(i)]!)));
+  });
+  return { q, scales };
+}
