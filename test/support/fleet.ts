@@ -40,6 +40,8 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     EDGEFLEET_HUB_HTTP_PORT: String(opts.httpPort ?? 0),
     EDGEFLEET_HUB_MQTT_PORT: String(opts.mqttPort ?? 0),
     EDGEFLEET_ADMIN_TOKEN: adminToken,
+    // Variant builds only where a test opts in (opts.env).
+    EDGEFLEET_AUTO_BUILD_VARIANTS: '0',
     ...opts.env,
   });
   const ready = await proc.waitForMsg('hub ready');

@@ -6,6 +6,7 @@ import { pino, type Logger } from 'pino';
 import { createAedesBroker } from './broker/aedes-broker.js';
 import type { Broker } from './broker/broker.js';
 import { createIngestService, type IngestCounters, type IngestService } from './broker/ingest-service.js';
+import { VARIANT_BUILD_LIMITS } from './compression/variant-builder.js';
 import type { HubConfig } from './config.js';
 import { createHubEventBus, type HubEventBus } from './events/hub-event-bus.js';
 import { displayHost } from './http/display-host.js';
@@ -14,6 +15,10 @@ import { registerRoutes } from './http/register-routes.js';
 import { createHubJobs } from './jobs/hub-jobs.js';
 import { createArtifactStore } from './models/artifact-store.js';
 import { loadOrCreateSigningKey } from './models/signing-key.js';
+import { createVariantService, type VariantService } from './models/variant-service.js';
+import { createBenchmarkService, type BenchmarkService } from './plans/benchmark-service.js';
+import { createPlanRepo, type PlanRepo } from './plans/plan-repo.js';
+import { createPlanService, type PlanService } from './plans/plan-service.js';
 import { createRolloutService, type RolloutService } from './rollouts/rollout-service.js';
 import { openDatabase, type Db } from './store/database.js';
 import { openStores, type Stores } from './store/open-stores.js';
@@ -71,6 +76,8 @@ interface HubParts {
   ingest: IngestService;
   broker: Broker;
   rollouts: RolloutService;
+  variantService: VariantService;
+  planning: { repo: PlanRepo; plans: PlanService; benchmarks: BenchmarkService };
   app: FastifyInstance;
 }
 
@@ -109,8 +116,21 @@ async function buildParts(config: HubConfig, ctx: BuildContext): Promise<HubPart
     log: log.child({ module: 'broker' }),
     ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}),
   });
+  const planRepo = createPlanRepo(database);
+  const plans = createPlanService({ db: database, plans: planRepo, variants: stores.variants, models: stores.models, bus, log: log.child({ module: 'plans' }) });
+  const benchmarks = createBenchmarkService({
+    db: database,
+    plans: planRepo,
+    devices: stores.devices,
+    models: stores.models,
+    variants: stores.variants,
+    broker,
+    afterBenchmark: (deviceId, key) => plans.afterBenchmark(deviceId, key),
+    log: log.child({ module: 'benchmarks' }),
+  });
   const rollouts = createRolloutService({
     db: database,
+    variants: plans,
     rollouts: stores.rollouts,
     desired: stores.desired,
     devices: stores.devices,
@@ -120,12 +140,24 @@ async function buildParts(config: HubConfig, ctx: BuildContext): Promise<HubPart
     bus,
     log: log.child({ module: 'rollouts' }),
   });
-  ingest.setObserver(rollouts.observer);
+  ingest.addObserver(rollouts.observer);
+  ingest.addObserver(plans.observer);
+  ingest.addObserver(benchmarks.observer);
+  const variantService = createVariantService({
+    models: stores.models,
+    variants: stores.variants,
+    artifacts,
+    privateKeyPem: signingKey.privateKeyPem,
+    bus,
+    log: log.child({ module: 'variants' }),
+    autoBuild: config.autoBuildVariants,
+    limits: { ...VARIANT_BUILD_LIMITS, maxOldGenerationSizeMb: config.variantBuildHeapMb },
+  });
   const app = await createHttpServer(log.child({ module: 'http' }), tls ? { https: { cert: tls.cert, key: tls.key } } : {});
   stack.push(() => app.close());
-  await registerRoutes(app, { config, database, stores, bus, broker, ingest, rollouts, signingKey, artifacts, storage, tls, apiUrl: () => ctx.urls.apiUrl, log });
+  await registerRoutes(app, { config, database, stores, bus, broker, ingest, rollouts, signingKey, artifacts, variantService, plans, benchmarks, storage, tls, apiUrl: () => ctx.urls.apiUrl, log });
   await app.ready();
-  return { stores, signingKey, ingest, broker, rollouts, app };
+  return { stores, signingKey, ingest, broker, rollouts, variantService, planning: { repo: planRepo, plans, benchmarks }, app };
 }
 
 /** Broker (desired state republished), then HTTP, then jobs. */
@@ -139,11 +171,17 @@ async function startParts(parts: HubParts, config: HubConfig, ctx: BuildContext)
   // After the republish: rollouts continue from SQLite and their first new documents follow the old ones.
   rollouts.start();
   stack.push(() => rollouts.stop());
+  // Unfinished variant builds resume; stopping cancels the worker and leaves the build resumable.
+  parts.variantService.start();
+  stack.push(() => parts.variantService.stop());
   await app.listen({ host: config.host, port: config.httpPort });
   const httpPort = (app.server.address() as AddressInfo).port;
   urls.apiUrl = `${tls ? 'https' : 'http'}://${displayHost(config.host)}:${httpPort}`;
   urls.brokerUrl = `${tls ? 'mqtts' : 'mqtt'}://${displayHost(config.host)}:${broker.port}`;
-  const jobs = createHubJobs(stores, log);
+  // Plans follow enrollments, reports, finished builds and benchmarks from here on.
+  parts.planning.plans.start();
+  stack.push(() => parts.planning.plans.stop());
+  const jobs = createHubJobs(stores, log, parts.planning);
   jobs.start();
   stack.push(() => jobs.stop());
 }

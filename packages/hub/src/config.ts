@@ -26,6 +26,12 @@ export interface HubConfig {
   allowEmptyDatabase: boolean;
   /** HTTPS and MQTTS when set: PEM files the operator provides (checked and loaded at start). */
   tls: HubTlsFiles | undefined;
+  /** Queue a build of every compression profile when a version (or its calibration data) is uploaded. */
+  autoBuildVariants: boolean;
+  /** Upload limit for calibration data, bytes (the binary tensor form; JSON bodies have a lower fixed limit). */
+  maxCalibrationBytes: number;
+  /** The variant build worker's V8 old-generation heap limit, MB (typed arrays and onnxruntime live outside it). */
+  variantBuildHeapMb: number;
 }
 
 export interface HubTlsFiles {
@@ -53,6 +59,9 @@ export const DEFAULT_CONFIG: Omit<HubConfig, 'dataDir'> = {
   mqttMaxPacketBytes: 1024 * 1024,
   allowEmptyDatabase: false,
   tls: undefined,
+  autoBuildVariants: true,
+  maxCalibrationBytes: 256 * 1024 * 1024,
+  variantBuildHeapMb: 1536,
 };
 
 function port(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
@@ -116,6 +125,15 @@ function flag(env: NodeJS.ProcessEnv, name: string): boolean {
   throw new Error(`${name}="${raw}": expected 1 (on) or 0 (off)`);
 }
 
+/** An on/off switch that is on unless set to 0 or false. */
+function switchOn(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean {
+  const raw = env[name]?.toLowerCase();
+  if (raw === undefined || raw === '') return fallback;
+  if (raw === '1' || raw === 'true') return true;
+  if (raw === '0' || raw === 'false') return false;
+  throw new Error(`${name}="${env[name]}": expected 1/true (on) or 0/false (off)`);
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv): HubConfig {
   const config: HubConfig = {
     dataDir: resolve(env.EDGEFLEET_HUB_DATA_DIR || './hub-data'),
@@ -133,6 +151,9 @@ export function loadConfig(env: NodeJS.ProcessEnv): HubConfig {
     mqttMaxPacketBytes: positiveInt(env, 'EDGEFLEET_HUB_MQTT_MAX_PACKET_BYTES', DEFAULT_CONFIG.mqttMaxPacketBytes),
     allowEmptyDatabase: flag(env, ALLOW_EMPTY_DB_ENV),
     tls: tlsFiles(env),
+    autoBuildVariants: switchOn(env, 'EDGEFLEET_AUTO_BUILD_VARIANTS', DEFAULT_CONFIG.autoBuildVariants),
+    maxCalibrationBytes: positiveInt(env, 'EDGEFLEET_HUB_MAX_CALIBRATION_BYTES', DEFAULT_CONFIG.maxCalibrationBytes),
+    variantBuildHeapMb: positiveInt(env, 'EDGEFLEET_HUB_VARIANT_BUILD_HEAP_MB', DEFAULT_CONFIG.variantBuildHeapMb),
   };
   checkTlsEndpoints(config);
   return config;

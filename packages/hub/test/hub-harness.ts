@@ -32,7 +32,8 @@ export async function startTestHub(opts: { dataDir?: string; adminToken?: string
     },
   });
   const make = () =>
-    createHub({ ...DEFAULT_CONFIG, ...opts.config, dataDir, host: '127.0.0.1', httpPort: 0, mqttPort: 0, adminToken }, { log: pino({ level: 'info' }, sink) });
+    // Variant builds only where a test opts in: they would start a build worker in every file that uploads a model.
+    createHub({ ...DEFAULT_CONFIG, autoBuildVariants: false, ...opts.config, dataDir, host: '127.0.0.1', httpPort: 0, mqttPort: 0, adminToken }, { log: pino({ level: 'info' }, sink) });
   const t: TestHub = {
     hub: make(),
     dataDir,

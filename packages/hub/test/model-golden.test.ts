@@ -20,6 +20,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { createArtifactStore } from '../src/models/artifact-store.js';
 import { createModelRepo } from '../src/models/model-repo.js';
 import { createModelService } from '../src/models/model-service.js';
+import { createVariantRepo } from '../src/models/variant-repo.js';
 import { openDatabase } from '../src/store/database.js';
 import { connectDevice, enrollDevice, eventually, useTestHub } from './hub-harness.js';
 import { imageModel } from '../../../test/support/image-model.js';
@@ -136,6 +137,7 @@ describe('model check worker under a memory limit', () => {
       const artifacts = createArtifactStore(dir);
       const service = createModelService({
         repo: createModelRepo(db),
+        variants: createVariantRepo(db),
         artifacts,
         privateKeyPem: generateSigningKeyPair().privateKeyPem,
         log: pino({ level: 'silent' }),

@@ -9,10 +9,14 @@ import { canPublish, canSubscribe } from './device-acl.js';
 import { createIngestQueue, type IngestQueue } from './ingest-queue.js';
 import { createStateWriter } from './state-writer.js';
 
-/** What ingest tells the rollout runner about. */
-export interface DeploymentObserver {
-  onDeploymentEvent(deviceId: string, event: DeploymentEvent): void;
-  onReported(deviceId: string, reported: MessageOf<'reported'>): void;
+/**
+ * What ingest tells its consumers about (the rollout runner, the planner, benchmarks), each after
+ * the write it follows has committed. A consumer implements the calls it needs.
+ */
+export interface IngestObserver {
+  onDeploymentEvent?(deviceId: string, event: DeploymentEvent): void;
+  onReported?(deviceId: string, reported: MessageOf<'reported'>): void;
+  onCmdResult?(deviceId: string, result: MessageOf<'cmd/result'>): void;
 }
 
 export interface IngestCounters {
@@ -38,7 +42,8 @@ export interface IngestCounters {
 export interface IngestService extends BrokerPolicy {
   readonly counters: IngestCounters;
   readonly queue: IngestQueue<DeviceRecord>;
-  setObserver(observer: DeploymentObserver): void;
+  /** Adds a consumer of committed records and reports; returns its removal. */
+  addObserver(observer: IngestObserver): () => void;
   stop(): void;
 }
 
@@ -71,7 +76,17 @@ export function createIngestService(deps: {
   /** Records waiting for room in the write queue; their publishes stay unacknowledged meanwhile. */
   const waiting: Array<() => void> = [];
   const presence = new Map<string, number>();
-  let observer: DeploymentObserver | null = null;
+  const observers = new Set<IngestObserver>();
+  /** One consumer's failure costs only its own delivery: the batch is committed and the others still hear of it. */
+  const tell = (call: (o: IngestObserver) => void, deviceId: string) => {
+    for (const o of [...observers]) {
+      try {
+        call(o);
+      } catch (err) {
+        log.error({ err, deviceId }, 'ingest observer failed; the record stays stored');
+      }
+    }
+  };
   const onError = (err: unknown, count: number) => {
     counters.storageErrors += count;
     log.error({ err, count }, 'ingest batch failed');
@@ -105,7 +120,11 @@ export function createIngestService(deps: {
           models: r.message.models,
         });
       } else if (r.kind === 'events' && r.message.type === 'deployment') {
-        observer?.onDeploymentEvent(r.deviceId, r.message);
+        const event = r.message;
+        tell((o) => o.onDeploymentEvent?.(r.deviceId, event), r.deviceId);
+      } else if (r.kind === 'cmd/result') {
+        const result = r.message;
+        tell((o) => o.onCmdResult?.(r.deviceId, result), r.deviceId);
       }
     });
   }
@@ -160,7 +179,7 @@ export function createIngestService(deps: {
       const reported = decoded.value;
       return state.reported(deviceId, reported, answer, () => {
         bus.emit('device', { deviceId, change: 'reported' });
-        observer?.onReported(deviceId, reported);
+        tell((o) => o.onReported?.(deviceId, reported), deviceId);
       });
     }
     const decoded = decodeMessage('status', payload);
@@ -171,8 +190,11 @@ export function createIngestService(deps: {
   return {
     counters,
     queue,
-    setObserver(o) {
-      observer = o;
+    addObserver(o) {
+      observers.add(o);
+      return () => {
+        observers.delete(o);
+      };
     },
     authenticate(username, password) {
       const creds = devices.credentials(username);

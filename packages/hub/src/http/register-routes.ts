@@ -24,6 +24,11 @@ import { artifactRoutes, type ArtifactRouteOptions } from '../models/artifact-ro
 import type { ArtifactStore } from '../models/artifact-store.js';
 import { modelRoutes } from '../models/model-routes.js';
 import { createModelService } from '../models/model-service.js';
+import { variantRoutes } from '../models/variant-routes.js';
+import type { VariantService } from '../models/variant-service.js';
+import type { BenchmarkService } from '../plans/benchmark-service.js';
+import { planRoutes } from '../plans/plan-routes.js';
+import type { PlanService } from '../plans/plan-service.js';
 import { rolloutRoutes } from '../rollouts/rollout-routes.js';
 import type { RolloutService } from '../rollouts/rollout-service.js';
 import type { Db } from '../store/database.js';
@@ -43,6 +48,11 @@ export interface RouteParts {
   rollouts: RolloutService;
   signingKey: SigningKeyPair;
   artifacts: ArtifactStore;
+  /** Variant builds, calibration data and the variants of each version. */
+  variantService: VariantService;
+  /** Device plans and device benchmarks. */
+  plans: PlanService;
+  benchmarks: BenchmarkService;
   storage: StorageHealth;
   /** HTTPS/MQTTS material when the operator configured TLS. */
   tls: ServerTls | undefined;
@@ -80,12 +90,21 @@ export async function registerRoutes(app: FastifyInstance, p: RouteParts): Promi
     requireRole,
   });
   await app.register(modelRoutes, {
-    service: createModelService({ repo: stores.models, artifacts: p.artifacts, privateKeyPem: p.signingKey.privateKeyPem, log: log.child({ module: 'models' }) }),
+    service: createModelService({
+      repo: stores.models,
+      variants: stores.variants,
+      artifacts: p.artifacts,
+      privateKeyPem: p.signingKey.privateKeyPem,
+      log: log.child({ module: 'models' }),
+      afterUpload: (name, version) => p.variantService.versionUploaded(name, version),
+    }),
     requireRole,
     maxModelBytes: config.maxModelBytes,
   });
+  await app.register(variantRoutes, { service: p.variantService, requireRole, maxCalibrationBytes: config.maxCalibrationBytes });
   await app.register(artifactRoutes, artifactRouteOptions(p));
   await app.register(rolloutRoutes, { service: p.rollouts, requireRole });
+  await app.register(planRoutes, { plans: p.plans, benchmarks: p.benchmarks, requireRole });
 }
 
 /** Configured URLs win; otherwise the URLs the enrolling client reached the hub by. */
@@ -103,7 +122,7 @@ function enrollmentEndpoints(p: RouteParts): EnrollmentRoutesOptions['endpointsF
 }
 
 function artifactRouteOptions(p: RouteParts): ArtifactRouteOptions {
-  const { devices, desired, models } = p.stores;
+  const { devices, desired, models, variants } = p.stores;
   return {
     artifacts: p.artifacts,
     verifyDevice: (id, secret) => {
@@ -115,7 +134,14 @@ function artifactRouteOptions(p: RouteParts): ArtifactRouteOptions {
         {
           desired: (id) => desired.get(id),
           reportedModels: (id) => devices.get(id)?.models ?? [],
-          assignedManifest: (id, model, version) => models.assignedTo(id, model, version)?.manifest.manifest,
+          // The installed variant's own manifest (built variants share their version's assignment), else fp32's.
+          assignedManifest: (id, model, version, sha256) => {
+            const assigned = models.assignedTo(id, model, version);
+            if (!assigned) return undefined;
+            const variant = variants.bySha(sha256);
+            return variant?.model === model && variant.version === version && variant.manifest ? variant.manifest.manifest : assigned.manifest.manifest;
+          },
+          benchmarkArtifacts: (id) => p.benchmarks.artifactsFor(id),
         },
         deviceId,
         sha256,

@@ -9,14 +9,20 @@ export interface ArtifactAccessSources {
   desired(deviceId: string): DesiredMessage | undefined;
   /** The models the device last reported installed (its active version and the one kept before it). */
   reportedModels(deviceId: string): readonly InstalledModel[];
-  /** The manifest of a model version, only when a rollout assigned that version to this device. */
-  assignedManifest(deviceId: string, model: string, version: string): Manifest | undefined;
+  /**
+   * The manifest of the variant of a model version whose file has this digest (fp32 or a built
+   * variant), only when a rollout assigned that version to this device.
+   */
+  assignedManifest(deviceId: string, model: string, version: string, sha256: string): Manifest | undefined;
+  /** Artifacts of the device's benchmark requests that have not expired (none when absent). */
+  benchmarkArtifacts?(deviceId: string): readonly string[];
 }
 
 /**
- * Which artifacts a device may download: those of its current desired manifests, and those of the
+ * Which artifacts a device may download: those of its current desired manifests, those of the
  * versions it reports installed that the hub itself once assigned to it (the previous version a
- * rollback goes back to). A reported model alone grants nothing: `reported` is the device's word,
+ * rollback goes back to, in whichever variant the device runs), and the candidates of its benchmark
+ * requests until they expire. A reported model alone grants nothing: `reported` is the device's word,
  * and a digest learnt elsewhere must not open a model the hub never gave this device.
  */
 export function mayDownload(src: ArtifactAccessSources, deviceId: string, sha256: string): boolean {
@@ -24,8 +30,8 @@ export function mayDownload(src: ArtifactAccessSources, deviceId: string, sha256
     if (artifactsOfManifest(a.manifest.manifest).includes(sha256)) return true;
   }
   for (const m of src.reportedModels(deviceId)) {
-    const manifest = src.assignedManifest(deviceId, m.name, m.version);
+    const manifest = src.assignedManifest(deviceId, m.name, m.version, m.sha256);
     if (manifest && manifest.sha256 === m.sha256 && artifactsOfManifest(manifest).includes(sha256)) return true;
   }
-  return false;
+  return src.benchmarkArtifacts?.(deviceId).includes(sha256) ?? false;
 }

@@ -1,5 +1,6 @@
-import type { ModelVersion, SignedManifest, TensorSpec } from '@edgefleet/shared';
+import { AccuracyBudget, EdgefleetError, type ModelVersion, type SignedManifest, type TensorSpec } from '@edgefleet/shared';
 import type { Db } from '../store/database.js';
+import { storedJsonReader } from '../store/stored-json.js';
 
 interface VersionRow {
   model: string;
@@ -10,6 +11,16 @@ interface VersionRow {
   outputs: string;
   manifest: string;
   created_at: string;
+  budget?: string | null;
+}
+
+const readBudget = storedJsonReader(AccuracyBudget);
+
+function budgetOf(r: VersionRow): Pick<ModelVersion, 'budget'> {
+  if (!r.budget) return {};
+  const read = readBudget(r.budget);
+  if ('error' in read) throw new EdgefleetError('STORAGE_ERROR', `budget of ${r.model}@${r.version} ${read.error}`);
+  return { budget: read.value };
 }
 
 function toVersion(r: VersionRow): ModelVersion {
@@ -22,6 +33,7 @@ function toVersion(r: VersionRow): ModelVersion {
     outputs: JSON.parse(r.outputs) as TensorSpec[],
     createdAt: r.created_at,
     manifest: JSON.parse(r.manifest) as SignedManifest,
+    ...budgetOf(r),
   };
 }
 
@@ -29,7 +41,7 @@ function toVersion(r: VersionRow): ModelVersion {
 export function createModelRepo(db: Db) {
   const insertModel = db.prepare('INSERT OR IGNORE INTO models (name, created_at) VALUES (?, ?)');
   const insertVersion = db.prepare(
-    'INSERT INTO model_versions (model, version, sha256, size, inputs, outputs, manifest, created_at) VALUES (@name, @version, @sha256, @size, @inputs, @outputs, @manifest, @createdAt)',
+    'INSERT INTO model_versions (model, version, sha256, size, inputs, outputs, manifest, created_at, budget) VALUES (@name, @version, @sha256, @size, @inputs, @outputs, @manifest, @createdAt, @budget)',
   );
   const one = db.prepare('SELECT * FROM model_versions WHERE model = ? AND version = ?');
   const ofModel = db.prepare('SELECT * FROM model_versions WHERE model = ? ORDER BY created_at, rowid');
@@ -52,8 +64,18 @@ export function createModelRepo(db: Db) {
     insert(v: ModelVersion): void {
       db.transaction(() => {
         insertModel.run(v.name, v.createdAt);
-        insertVersion.run({ ...v, inputs: JSON.stringify(v.inputs), outputs: JSON.stringify(v.outputs), manifest: JSON.stringify(v.manifest) });
+        insertVersion.run({
+          ...v,
+          inputs: JSON.stringify(v.inputs),
+          outputs: JSON.stringify(v.outputs),
+          manifest: JSON.stringify(v.manifest),
+          budget: v.budget ? JSON.stringify(v.budget) : null,
+        });
       })();
+    },
+    /** Runs `fn` in one SQLite transaction (nested calls become savepoints), e.g. a version and its fp32 variant. */
+    transaction<T>(fn: () => T): T {
+      return db.transaction(fn)();
     },
     get(name: string, version: string): ModelVersion | undefined {
       const row = one.get(name, version) as VersionRow | undefined;

@@ -1,4 +1,4 @@
-import { ApiError, ModelList, ModelName, ModelVersion, VersionName } from '@edgefleet/shared';
+import { AccuracyBudget, ApiError, ModelList, ModelName, ModelVersion, VersionName } from '@edgefleet/shared';
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { OperatorRole } from '@edgefleet/shared';
 import type { RequireOperator } from '../auth/operator-auth.js';
@@ -30,14 +30,16 @@ export const modelRoutes: FastifyPluginAsyncTypebox<{ service: ModelService; req
       bodyLimit: opts.maxModelBytes,
       schema: {
         params: Type.Object({ name: ModelName }),
-        querystring: Type.Object({ version: VersionName }),
+        // The accuracy budget's fields ride in the query beside the version (the body is the ONNX file).
+        querystring: Type.Object({ version: VersionName, ...AccuracyBudget.properties }),
         consumes: ['application/octet-stream'],
         response: { 201: ModelVersion, ...errors },
       },
     },
     async (req, reply) => {
       const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-      return reply.code(201).send(await service.upload(req.params.name, req.query.version, body));
+      const { version, ...budget } = req.query;
+      return reply.code(201).send(await service.upload(req.params.name, version, body, budget));
     },
   );
 

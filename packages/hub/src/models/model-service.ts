@@ -1,28 +1,23 @@
 import type { ResourceLimits } from 'node:worker_threads';
-import {
-  DEFAULT_TOLERANCE,
-  EdgefleetError,
-  encodeGoldenFile,
-  encodeTypedTensor,
-  needsGoldenFile,
-  signManifest,
-  type Golden,
-  type Manifest,
-  type ModelVersion,
-} from '@edgefleet/shared';
+import { DEFAULT_TOLERANCE, EdgefleetError, signManifest, type AccuracyBudget, type Manifest, type ModelVersion } from '@edgefleet/shared';
 import type { Logger } from 'pino';
 import type { ArtifactStore } from './artifact-store.js';
+import { goldenField } from './golden-field.js';
 import { checkModel, type CheckResult } from './model-checker.js';
 import type { ModelRepo } from './model-repo.js';
+import type { VariantRepo } from './variant-repo.js';
 
 /** Model registry: validate an upload (decode, load and run in onnxruntime), store it content-addressed, sign its manifest. */
 export interface ModelServiceDeps {
   repo: ModelRepo;
+  variants: VariantRepo;
   artifacts: ArtifactStore;
   privateKeyPem: string;
   log: Logger;
   /** The check worker's heap limits (default MODEL_CHECK_LIMITS). */
   checkLimits?: ResourceLimits;
+  /** Called once a version is stored (the variant service queues its build when configured to). */
+  afterUpload?: (name: string, version: string) => void;
 }
 
 export function createModelService(deps: ModelServiceDeps) {
@@ -38,22 +33,9 @@ export function createModelService(deps: ModelServiceDeps) {
     }
   }
 
-  /**
-   * Small golden tensors go inline; when together they are over GOLDEN_INLINE_MAX_BYTES they all go in
-   * one content-addressed golden file that the manifest references, so manifests stay small.
-   */
-  async function goldenFor(golden: CheckResult): Promise<{ field: Golden; fileSha256?: string }> {
-    const tolerance = DEFAULT_TOLERANCE;
-    if (!needsGoldenFile([...golden.inputs, ...golden.outputs])) {
-      return { field: { inputs: golden.inputs.map(encodeTypedTensor), outputs: golden.outputs.map(encodeTypedTensor), tolerance } };
-    }
-    const file = await artifacts.put(encodeGoldenFile(golden));
-    return { field: { inputs: [], outputs: [], tolerance, ref: { sha256: file.sha256, size: file.size } }, fileSha256: file.sha256 };
-  }
-
   return {
     /** `name` and `version` are checked by the route against shared's ModelName / VersionName. */
-    async upload(name: string, version: string, bytes: Uint8Array): Promise<ModelVersion> {
+    async upload(name: string, version: string, bytes: Uint8Array, budget?: AccuracyBudget): Promise<ModelVersion> {
       const key = `${name}@${version}`;
       if (repo.get(name, version) || inflight.has(key)) throw new EdgefleetError('CONFLICT', `model ${key} already exists: upload a new version`);
       inflight.add(key);
@@ -62,7 +44,7 @@ export function createModelService(deps: ModelServiceDeps) {
         const { signature } = checked;
         const createdAt = new Date().toISOString();
         const stored = await artifacts.put(bytes);
-        const goldenField = await goldenFor(checked);
+        const golden = await goldenField(artifacts, checked, DEFAULT_TOLERANCE);
         const manifest: Manifest = {
           v: 1,
           model: name,
@@ -72,7 +54,7 @@ export function createModelService(deps: ModelServiceDeps) {
           size: stored.size,
           inputs: signature.inputs,
           outputs: signature.outputs,
-          golden: goldenField.field,
+          golden: golden.field,
           createdAt,
         };
         const entry: ModelVersion = {
@@ -84,16 +66,40 @@ export function createModelService(deps: ModelServiceDeps) {
           outputs: signature.outputs,
           createdAt,
           manifest: signManifest(manifest, deps.privateKeyPem),
+          ...(budget && Object.keys(budget).length > 0 ? { budget } : {}),
         };
         try {
-          repo.insert(entry);
+          // fp32 is a variant like the others (accepted, no evaluation: it is the reference), written with its version.
+          repo.transaction(() => {
+            repo.insert(entry);
+            deps.variants.upsert({
+              model: name,
+              version,
+              profile: 'fp32',
+              state: 'accepted',
+              reason: null,
+              sha256: stored.sha256,
+              size: stored.size,
+              transfer: null,
+              evaluation: null,
+              createdAt,
+              updatedAt: createdAt,
+              manifest: entry.manifest,
+            });
+          });
         } catch (err) {
-          for (const sha of [stored.sha256, goldenField.fileSha256]) {
-            if (sha && !repo.isReferenced(sha)) await artifacts.remove(sha);
+          for (const sha of [stored.sha256, golden.fileSha256]) {
+            if (sha && !repo.isReferenced(sha) && !deps.variants.isReferenced(sha)) await artifacts.remove(sha);
           }
           throw err;
         }
-        log.info({ model: name, version, sha256: stored.sha256, size: stored.size, goldenFile: goldenField.fileSha256 }, 'model version stored');
+        log.info({ model: name, version, sha256: stored.sha256, size: stored.size, goldenFile: golden.fileSha256, budget }, 'model version stored');
+        try {
+          deps.afterUpload?.(name, version);
+        } catch (err) {
+          // The version is stored; a build that could not be queued can be started through the API.
+          log.error({ err, model: name, version }, 'queueing the variant build after upload failed');
+        }
         return entry;
       } finally {
         inflight.delete(key);

@@ -3,7 +3,9 @@ import {
   EdgefleetError,
   type CreateRolloutRequest,
   type Device,
+  type Profile,
   type RolloutSettings,
+  type SignedManifest,
   type RolloutTarget,
   type VersionRef,
 } from '@edgefleet/shared';
@@ -36,10 +38,22 @@ function settingsOf(req: CreateRolloutRequest): RolloutSettings {
   };
 }
 
+/** Which variant of a version each device gets (plans/plan-service.ts). */
+export interface RolloutVariants {
+  /** Per device id, the signed manifest of its planned variant, or of `pinned` for all (BAD_REQUEST when that is not an accepted profile). */
+  variantsFor(devices: readonly Device[], key: { model: string; version: string }, pinned?: Profile): Promise<Map<string, SignedManifest>>;
+}
+
+/** Without a planner (the rollout machinery on its own) every device gets the version's fp32 manifest. */
+function fp32Only(devices: readonly Device[], fp32: SignedManifest, key: { model: string; version: string }, pinned?: Profile): Map<string, SignedManifest> {
+  if (pinned && pinned !== 'fp32') throw new EdgefleetError('BAD_REQUEST', `profile ${pinned} is not an accepted variant of ${key.model}@${key.version}: accepted are fp32`);
+  return new Map(devices.map((d) => [d.id, fp32]));
+}
+
 /**
- * Creating a rollout: the request checked, its targets resolved and planned into waves, and in one
- * transaction the rollout stored, older rollouts' rows of the same devices superseded and the first
- * wave assigned.
+ * Creating a rollout: the request checked, its targets resolved, planned into waves and each given
+ * its planned variant, and in one transaction the rollout stored, older rollouts' rows of the same
+ * devices superseded and the first wave assigned.
  */
 export function createRolloutCreation(deps: {
   rollouts: RolloutRepo;
@@ -47,6 +61,8 @@ export function createRolloutCreation(deps: {
   devices: DeviceRepo;
   models: ModelRepo;
   assignments: DeviceAssignments;
+  /** The planner; absent, every device gets fp32. */
+  variants?: RolloutVariants;
   windows: Pick<RolloutWindows, 'openUntil' | 'watch'>;
   transact: (fn: (eff: Effects) => void) => { published: Promise<void> };
   advance: (eff: Effects, rolloutId: string, now: number) => void;
@@ -88,7 +104,7 @@ export function createRolloutCreation(deps: {
   }
 
   /** Stores the rollout and assigns its first devices; returns its id. */
-  return function create(req: CreateRolloutRequest): string {
+  return async function create(req: CreateRolloutRequest): Promise<string> {
     const version = deps.models.get(req.model, req.version);
     if (!version) throw new EdgefleetError('MODEL_NOT_FOUND', `model ${req.model}@${req.version} does not exist: upload it first`);
     assertRequestRules(req);
@@ -97,10 +113,13 @@ export function createRolloutCreation(deps: {
     const specs = req.waves ?? [...DEFAULT_WAVES];
     const members = planWaves(targets, specs);
     const byId = new Map(targets.map((d) => [d.id, d]));
+    const key = { model: req.model, version: req.version };
+    // Planned before the transaction, a slice of devices per turn: planning thousands at once would hold the event loop.
+    const toManifests = deps.variants ? await deps.variants.variantsFor(targets, key, req.profile) : fp32Only(targets, version.manifest, key, req.profile);
     const id = `ro-${randomBytes(6).toString('hex')}`;
     const now = deps.clock();
     const createdAt = new Date(now).toISOString();
-    const to = { model: req.model, version: req.version, profile: version.manifest.manifest.profile, sha256: version.sha256 };
+    // The rollout names the version by its fp32 file; each device row names the variant planned for it.
     const rec: RolloutRecord = {
       core: { id, state: 'running', settings: settingsOf(req), reason: null, windowOpenUntil: deps.windows.openUntil(req.maintenanceWindow, now) },
       model: req.model,
@@ -114,13 +133,21 @@ export function createRolloutCreation(deps: {
     const { published } = deps.transact((eff) => {
       supersede(eff, req.model, byId, id, createdAt);
       const waves = specs.map((spec, index): WaveCore => ({ index, state: 'pending', spec, startedAt: null, bakeUntil: null, endedAt: null, gates: [], override: false }));
-      rollouts.insert(rec, waves, members.map((m) => ({ ...m, from: fromOf(byId.get(m.deviceId)!, req.model), to, toManifest: version.manifest })));
+      rollouts.insert(
+        rec,
+        waves,
+        members.map((m) => {
+          const toManifest = toManifests.get(m.deviceId) ?? version.manifest;
+          return { ...m, from: fromOf(byId.get(m.deviceId)!, req.model), to: refOf(toManifest), toManifest };
+        }),
+      );
       for (const rolloutId of [...eff.touched.keys()]) deps.advance(eff, rolloutId, now);
       eff.touched.set(id, {});
       deps.advance(eff, id, now);
     });
     const transactionMs = Math.round(performance.now() - started);
-    log.info({ rolloutId: id, model: req.model, version: req.version, devices: targets.length, waves: specs.length, transactionMs }, 'rollout created');
+    const profiles = [...new Set([...toManifests.values()].map((m) => m.manifest.profile))];
+    log.info({ rolloutId: id, model: req.model, version: req.version, devices: targets.length, waves: specs.length, profiles, transactionMs }, 'rollout created');
     // The stored state, not `rec`: a rollout whose devices all run the version already finished in the transaction.
     deps.windows.watch(rollouts.record(id)!);
     // Answered without waiting for the broker: the documents are in SQLite (republished at start), and

@@ -10,7 +10,7 @@ import {
   type RolloutSummary,
 } from '@edgefleet/shared';
 import type { Logger } from 'pino';
-import type { DeploymentObserver } from '../broker/ingest-service.js';
+import type { IngestObserver } from '../broker/ingest-service.js';
 import type { DeviceRepo } from '../devices/device-repo.js';
 import type { HubEventBus } from '../events/hub-event-bus.js';
 import type { ModelRepo } from '../models/model-repo.js';
@@ -21,7 +21,7 @@ import { createDeviceAssignments, type Effects } from './device-assignments.js';
 import { IN_FLIGHT_STATES, LISTENING_STATES, onDeadline, onDeploymentEvent, onReported, type DeviceChange } from './device-transitions.js';
 import { createWindowClock } from './maintenance-window.js';
 import { applyAction } from './rollout-machine.js';
-import { createRolloutCreation } from './rollout-create.js';
+import { createRolloutCreation, type RolloutVariants } from './rollout-create.js';
 import type { RolloutRepo } from './rollout-repo.js';
 import type { DeviceRow } from './rollout-rows.js';
 import { createRolloutRunner, LIVE, type DesiredPublisher } from './rollout-runner.js';
@@ -63,6 +63,8 @@ export function createRolloutService(deps: {
   broker: DesiredPublisher;
   bus: HubEventBus;
   log: Logger;
+  /** Which variant each device gets; absent, every device gets fp32. */
+  variants?: RolloutVariants;
   clock?: () => number;
   tickMs?: number;
 }) {
@@ -73,7 +75,7 @@ export function createRolloutService(deps: {
   const runner = createRolloutRunner({ db, rollouts, assignments, records: deps.records, broker: deps.broker, bus, windows: windowClock, log, clock });
   const { transact, transactDetached, advance } = runner;
   const windows = createRolloutWindows({ rollouts, assignments, clock: windowClock, transactDetached, advance, log });
-  const create = createRolloutCreation({ rollouts, desired, devices, models: deps.models, assignments, windows, transact, advance, log, clock });
+  const create = createRolloutCreation({ rollouts, desired, devices, models: deps.models, assignments, ...(deps.variants ? { variants: deps.variants } : {}), windows, transact, advance, log, clock });
   let ticker: NodeJS.Timeout | null = null;
 
   /** Deadlines, bake ends and window closes of every live rollout; one rollout's failure does not stop the others'. */
@@ -153,7 +155,7 @@ export function createRolloutService(deps: {
     }
   }
 
-  const observer: DeploymentObserver = {
+  const observer: IngestObserver = {
     onDeploymentEvent(deviceId: string, ev: DeploymentEvent) {
       onDeviceWord({
         deviceId,
@@ -184,7 +186,7 @@ export function createRolloutService(deps: {
   return {
     observer,
     async create(req: CreateRolloutRequest): Promise<Rollout> {
-      return get(create(req));
+      return get(await create(req));
     },
     get,
     /** The newest `limit` rollouts (the route bounds it). */

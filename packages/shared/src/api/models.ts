@@ -1,6 +1,7 @@
 import { Type, type Static } from 'typebox';
 import { TensorSpec } from '../inference.js';
 import { SignedManifest } from '../manifest.js';
+import { AccuracyBudget } from './variants.js';
 
 export const ModelVersion = Type.Object({
   name: Type.String(),
@@ -11,6 +12,8 @@ export const ModelVersion = Type.Object({
   outputs: Type.Array(TensorSpec),
   createdAt: Type.String(),
   manifest: SignedManifest,
+  /** The accuracy budget given at upload or by the latest build request; absent = DEFAULT_BUDGET. */
+  budget: Type.Optional(AccuracyBudget),
 });
 export type ModelVersion = Static<typeof ModelVersion>;
 

@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox';
 import { ShadowResult } from '../messages/events.js';
+import { ProfileName } from './variants.js';
 
 /**
  * Who a rollout targets. An empty selector is refused (it would otherwise match every device);
@@ -113,6 +114,8 @@ export const CreateRolloutRequest = Type.Object(
     healthWindow: Type.Optional(HealthWindowSpec),
     /** How long an agent may defer the switch while a local application holds the update lock. Default 600. */
     maxDeferSec: Type.Optional(Type.Integer({ minimum: 0, maximum: 7 * 24 * 3600 })),
+    /** One accepted variant for every target device instead of each device's planned one (400 naming the accepted profiles otherwise). */
+    profile: Type.Optional(ProfileName),
   },
   { additionalProperties: false },
 );
