@@ -89,6 +89,8 @@ describe('device classes', () => {
     [caps({ arch: 'aarch64', cpuFlags: ['asimddp', 'i8mm'] }), 'arm64 dotprod i8mm'],
     [JETSON, 'arm64 dotprod+gpu'],
     [caps({ arch: 'arm64', cpuFlags: [], executionProviders: ['CUDAExecutionProvider'] }), 'arm64 no-dotprod+gpu'],
+    // onnxruntime-node bundles webgpu on every x64 Linux build: listed with or without a GPU.
+    [caps({ cpuFlags: ['avx2'], executionProviders: ['cpu', 'webgpu'] }), 'x86_64 avx2'],
     [TINY, 'arm32 no-dotprod'],
     [caps({ arch: 'riscv64' }), 'riscv64 baseline'],
     [null, 'unknown'],

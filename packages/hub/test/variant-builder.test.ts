@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { ResourceLimits } from 'node:worker_threads';
 import { goldenInputTensors, type TypedTensor } from '@edgefleet/shared';
-import { decodeModel, readSignature } from '@edgefleet/shared/onnx';
+import { decodeModel, encodeModel, GraphBuilder, readSignature } from '@edgefleet/shared/onnx';
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { fixtureModelUrl, fixtureSamples } from '../../../test/fixtures/onnx/fixture-data.mjs';
@@ -89,6 +89,18 @@ describe('variant build worker', () => {
     const { variants } = await build(job({ profiles: ['int8-static', 'int8-weights'] }));
     expect(variants[0]).toEqual({ profile: 'int8-static', state: 'rejected', reason: INT8_STATIC_NEEDS_CALIBRATION });
     expect(variants[1]!.evaluation).toMatchObject({ data: 'generated', samples: 64, accuracy: null });
+  });
+
+  it('rejects an int8 profile that quantized no weight: it would be fp32 with extra nodes', async () => {
+    const g = new GraphBuilder('no-weights');
+    const x = g.input('x', 'FP32', [-1, 8]);
+    g.node('Relu', [x], {}, 'y');
+    g.output('y', 'FP32', [-1, 8]);
+    const model = encodeModel(g.build());
+    const { variants } = await build(job({ model, goldenInputs: goldenInputTensors(readSignature(decodeModel(model)).inputs), profiles: ['int8-weights', 'fp16'] }));
+    expect(variants[0]).toMatchObject({ profile: 'int8-weights', state: 'rejected' });
+    expect(variants[0]!.reason).toMatch(/int8-weights quantized none of the Conv\/MatMul\/Gemm weights.*nothing to gain over fp32/);
+    expect(variants[1]).toMatchObject({ profile: 'fp16', state: 'accepted' });
   });
 
   it('rejects lossy variants against a budget that allows no loss, naming the rule and its numbers', async () => {

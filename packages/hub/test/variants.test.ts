@@ -152,6 +152,9 @@ describe('variants: upload, calibration and routes', () => {
     const noHeader = await t.api<{ error: string }>('PUT', '/api/v1/models/mlp/versions/5/calibration', body);
     expect(noHeader.status).toBe(400);
     expect(noHeader.body.error).toContain('inference-header-content-length');
+    const asText = await t.api<{ error: string }>('PUT', '/api/v1/models/mlp/versions/5/calibration', undefined, { 'content-type': 'text/plain' });
+    expect(asText.status).toBe(400);
+    expect(asText.body.error).toBe('a calibration body is application/json or application/octet-stream, not text/plain');
     const tooLarge = binaryCalibration(100);
     const refused = await t.api<{ error: string; code: string }>('PUT', '/api/v1/models/mlp/versions/5/calibration', tooLarge.body, tooLarge.headers);
     expect(refused.status).toBe(413);

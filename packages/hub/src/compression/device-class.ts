@@ -30,8 +30,12 @@ const ARCH_NAMES: Record<string, string> = {
   armhf: 'arm32',
 };
 
-/** Execution providers that run on a GPU (or a GPU-like accelerator with float16 units), lower-case without the "ExecutionProvider" suffix. */
-const GPU_PROVIDERS = new Set(['cuda', 'tensorrt', 'rocm', 'migraphx', 'dml', 'directml', 'coreml', 'webgpu']);
+/**
+ * Execution providers that run on a GPU (or a GPU-like accelerator with float16 units), lower-case
+ * without the "ExecutionProvider" suffix. Not webgpu: onnxruntime-node bundles it on every x64 Linux
+ * build, so an agent lists it whether or not the device has a GPU at all.
+ */
+const GPU_PROVIDERS = new Set(['cuda', 'tensorrt', 'rocm', 'migraphx', 'dml', 'directml', 'coreml']);
 
 const providerName = (ep: string) => ep.toLowerCase().replace(/executionprovider$/, '').replace(/[^a-z0-9]/g, '');
 

@@ -67,7 +67,7 @@ function buildFp16(model: ModelProto): ProfileBuild {
 
 function buildInt8Dynamic(model: ModelProto): ProfileBuild {
   const r = quantizeInt8Dynamic(model);
-  const notes = [`${r.quantizedNodes.length} MatMul/Gemm nodes quantized`, ...keptFloat(r.skippedNodes)];
+  const notes = [`${r.quantizedNodes.length} Conv/MatMul/Gemm nodes quantized`, ...keptFloat(r.skippedNodes)];
   return { model: r.model, bytes: encodeModel(r.model), quantizedWeightShare: r.quantizedShare, notes };
 }
 
@@ -128,8 +128,19 @@ async function buildInt8Static(model: ModelProto, ctx: ProfileContext): Promise<
   return { model: r.model, bytes: chosen.bytes, quantizedWeightShare: r.quantizedWeightShare, notes };
 }
 
-/** Builds one profile from the decoded fp32 model; throws when the transform fails. */
+/**
+ * Builds one profile from the decoded fp32 model; throws when the transform fails. An int8 profile
+ * that quantized no weight is the fp32 model with extra nodes: rejected, never offered to the planner.
+ */
 export async function buildProfile(profile: BuiltProfile, model: ModelProto, ctx: ProfileContext): Promise<ProfileBuild> {
+  const built = await transform(profile, model, ctx);
+  if (built.quantizedWeightShare === 0) {
+    throw new ProfileUnavailable(`${profile} quantized none of the Conv/MatMul/Gemm weights (${built.notes.join('; ')}): nothing to gain over fp32`);
+  }
+  return built;
+}
+
+async function transform(profile: BuiltProfile, model: ModelProto, ctx: ProfileContext): Promise<ProfileBuild> {
   switch (profile) {
     case 'fp16':
       return buildFp16(model);

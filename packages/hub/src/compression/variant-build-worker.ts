@@ -90,9 +90,9 @@ async function latencies(reference: ModelSession, variant: ModelSession, sample:
   return { latencyMs: percentile(own, 50), fp32LatencyMs: percentile(fp32, 50) };
 }
 
-async function zstdCopy(bytes: Uint8Array): Promise<Uint8Array | null> {
+async function zstdCopy(bytes: Uint8Array, minSaving: number): Promise<Uint8Array | null> {
   const packed = await compress(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), ZSTD_LEVEL);
-  return packed.byteLength <= bytes.byteLength * (1 - MIN_TRANSFER_SAVING) ? new Uint8Array(packed) : null;
+  return packed.byteLength < bytes.byteLength * (1 - minSaving) ? new Uint8Array(packed) : null;
 }
 
 interface BuildContext {
@@ -127,7 +127,8 @@ async function evaluate(profile: BuiltProfile, built: ProfileBuild, session: Mod
   const timing = await latencies(ctx.reference, session, ctx.data.evaluation[0]!, ctx.job.timing ?? DEFAULT_TIMING);
   const judgement = judgeVariant(fidelity, ctx.data.kind, ctx.job.budget);
   ctx.progress(profile, 'compress');
-  const packed = await zstdCopy(built.bytes);
+  // A pruned variant exists for its compressed size: it travels compressed whenever that is smaller at all.
+  const packed = await zstdCopy(built.bytes, profile === 'pruned' ? 0 : MIN_TRANSFER_SAVING);
   const fp32Size = ctx.job.model.byteLength;
   const evaluation: VariantEvaluation = {
     ...fidelity,

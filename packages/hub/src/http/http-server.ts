@@ -7,6 +7,7 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } f
 import type { Logger } from 'pino';
 import { answerClientError, frameworkErrorAnswer, MAX_PARAM_LENGTH } from './client-errors.js';
 import { securityHeaders } from './security-headers.js';
+import { validationMessage } from './validation-message.js';
 
 function codeForStatus(status: number): ErrorCode {
   if (status === 401) return 'UNAUTHORIZED';
@@ -65,7 +66,8 @@ export async function createHttpServer(log: Logger, opts: HttpServerOptions = {}
       return reply.code(ERROR_CODES[err.code]).send({ error: err.message, code: err.code });
     }
     if (err.validation) {
-      return reply.code(400).send({ error: `invalid request: ${err.validationContext ?? 'request'} ${err.message}`, code: 'BAD_REQUEST' });
+      const context = err.validationContext ?? 'request';
+      return reply.code(400).send({ error: `invalid request: ${validationMessage(context, err.validation)}`, code: 'BAD_REQUEST' });
     }
     const status = typeof err.statusCode === 'number' && err.statusCode >= 400 ? err.statusCode : 500;
     if (status >= 500) req.log.error({ err, url: req.url }, 'request failed');

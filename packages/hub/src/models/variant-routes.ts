@@ -92,7 +92,11 @@ const calibrationUpload: FastifyPluginAsyncTypebox<VariantRouteOptions> = async 
       },
     },
     async (req) => {
-      const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+      // Another content type reached Fastify's own parsers (text/plain gives a string): name the two this route reads.
+      if (!Buffer.isBuffer(req.body)) {
+        throw new EdgefleetError('BAD_REQUEST', `a calibration body is application/json or application/octet-stream, not ${req.headers['content-type'] ?? 'untyped'}`);
+      }
+      const body = req.body;
       const raw = req.headers[BINARY_HEADER];
       const headerLength = typeof raw === 'string' ? raw : undefined;
       if (headerLength === undefined && (req.headers['content-type'] ?? '').startsWith('application/octet-stream')) {
