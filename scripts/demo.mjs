@@ -93,6 +93,33 @@ async function stopAll() {
   return codes.every((code) => code === 0);
 }
 
+const ratio = (x) => (x === null || x === undefined ? '-' : `${x.toFixed(2)}x`);
+const share = (x) => (x === null || x === undefined ? '-' : `${(x * 100).toFixed(1)} %`);
+
+/** Waits for the variant build (it reports progress; a small model takes seconds) and prints each variant's numbers. */
+async function showVariants(apiUrl, model, version) {
+  const path = `/api/v1/models/${model}/versions/${version}/variants`;
+  const deadline = Date.now() + 60_000;
+  let list = await hubApi(apiUrl, 'GET', path);
+  while (!list.build || list.build.state === 'queued' || list.build.state === 'running') {
+    if (Date.now() > deadline) throw new Error(`variant build still ${list.build?.state ?? 'not started'} after 60 s`);
+    await new Promise((r) => setTimeout(r, 250));
+    list = await hubApi(apiUrl, 'GET', path);
+  }
+  say(`variant build ${list.build.state}${list.build.error ? `: ${list.build.error}` : ''}`);
+  for (const v of list.variants) {
+    const e = v.evaluation;
+    const numbers = e ? `size ${ratio(e.sizeRatio)}, agreement ${share(e.agreement)}, latency ${ratio(e.latencyRatio)}` : v.profile === 'fp32' ? 'the uploaded model' : '';
+    say(`  ${v.profile.padEnd(12)} ${v.state.padEnd(8)} ${numbers}${v.reason ? ` — ${v.reason}` : ''}`);
+  }
+}
+
+async function planReason(apiUrl, deviceId) {
+  const { plans } = await hubApi(apiUrl, 'GET', `/api/v1/plans?deviceId=${encodeURIComponent(deviceId)}&model=demo-classifier`);
+  // The reason's first clause; the API and the dashboard give every candidate's note.
+  return plans[0]?.reason.split(' (')[0] ?? 'no plan';
+}
+
 async function main() {
   await rm(workDir, { recursive: true, force: true });
   await mkdir(workDir, { recursive: true });
@@ -126,7 +153,8 @@ async function main() {
 
   const model = buildMlp({ name: 'demo-classifier', inputSize: 4, hidden: [16], outputSize: 3, seed: 7 });
   await hubApi(apiUrl, 'POST', '/api/v1/models/demo-classifier/versions?version=1.0.0', model);
-  say(`uploaded model demo-classifier 1.0.0 (${model.byteLength} bytes)`);
+  say(`uploaded model demo-classifier 1.0.0 (${model.byteLength} bytes); the hub builds its compressed variants`);
+  await showVariants(apiUrl, 'demo-classifier', '1.0.0');
   // A canary wave of one device, then the rest: the staged rollout every real fleet should use.
   const waves = [{ size: 1 }, { size: '100%' }];
   const rollout = await hubApi(apiUrl, 'POST', '/api/v1/rollouts', { model: 'demo-classifier', version: '1.0.0', target: { all: true }, waves });
@@ -147,6 +175,7 @@ async function main() {
   }
   if (state.state !== 'succeeded') throw new Error(`rollout ${state.state}: ${JSON.stringify(state.counts)} ${state.reason?.message ?? ''}`);
   say(`rollout ${rollout.id} succeeded on ${agents.length} devices`);
+  for (const device of state.waves.flatMap((w) => w.devices)) say(`  ${device.deviceId}: ${device.to.profile} — ${await planReason(apiUrl, device.deviceId)}`);
 
   const result = await socketInfer(agents[0].socketPath, 'demo-classifier', {
     inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [0.1, 0.2, 0.3, 0.4] }],
