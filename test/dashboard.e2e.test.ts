@@ -1,9 +1,11 @@
+import { readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Device, Rollout } from '@edgefleet/shared';
+import type { CalibrationSummary, Device, Rollout, VariantBuild } from '@edgefleet/shared';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { api, enrollAgent, makeTempDir, startAgent, startHub, type AgentHandle, type Hub } from './support/fleet.js';
+import { fixtureModelUrl, fixtureSamples } from './fixtures/onnx/fixture-data.mjs';
 import { tinyModel } from './support/models.js';
 import { killAll, REPO_ROOT } from './support/processes.js';
 import { hasTool } from './support/tools.js';
@@ -12,6 +14,11 @@ const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = join(REPO_ROOT, 'test/artifacts');
 /** Long enough to see (and act on) the first wave baking on a loaded machine, short enough for a test. */
 const BAKE_SEC = 8;
+/** Every profile the models page lists for a built version (PROFILES in packages/shared/src/api/variants.ts). */
+const PROFILES = ['fp32', 'fp16', 'int8-dynamic', 'int8-static', 'int8-weights', 'pruned'];
+const BUILD_TIMEOUT = 120_000;
+const RATIO = /^\d+\.\d{1,2}x$/;
+const PERCENT = /^\d+(\.\d+)? %$/;
 
 describe.skipIf(!hasTool('chromium', 'chromium'))('dashboard in headless Chromium', () => {
   let hub: Hub;
@@ -150,4 +157,90 @@ describe.skipIf(!hasTool('chromium', 'chromium'))('dashboard in headless Chromiu
     await page.close();
     expect(cspViolations).toEqual([]);
   });
+
+  // After the presence test: one agent stopped, one online, so the page shows a plan for each and the hub's 409 for the offline one.
+  it('shows the variants of a model version with their numbers and chart, its build live, and the plan per device with benchmark answers', async () => {
+    const [offline, online] = agents;
+    await api(hub, 'POST', '/api/v1/models/mlp/versions?version=2.0.0', new Uint8Array(readFileSync(fixtureModelUrl('torch-mlp'))), 201);
+    const samples = fixtureSamples('torch-mlp', 48, 21);
+    const calibration = await api<CalibrationSummary>(hub, 'PUT', '/api/v1/models/mlp/versions/2.0.0/calibration', {
+      inputs: [
+        { name: 'input', datatype: 'FP32', shape: samples.dims, data: Array.from(samples.input) },
+        { name: 'labels', datatype: 'INT32', shape: [48], data: Array.from(samples.labels!) },
+      ],
+    });
+    expect(calibration).toMatchObject({ samples: 48, labels: true });
+    expect((await api<VariantBuild>(hub, 'POST', '/api/v1/models/mlp/versions/2.0.0/variants', {}, 202)).state).toMatch(/queued|running/);
+
+    const { page, cspViolations } = await signedInPage();
+    const pageErrors: string[] = [];
+    page.on('pageerror', (err) => pageErrors.push(err.message));
+    await page.locator('[data-nav="models"]').click();
+    await page.locator('#model-list [data-model="mlp"] a').click();
+    const card = page.locator('[data-model-version]');
+    await card.locator('#model-version option[value="2.0.0"]').waitFor({ state: 'attached' });
+    expect(await card.locator('#model-version').inputValue()).toBe('2.0.0');
+    await card.locator('[data-field="calibration"]', { hasText: '48 samples, labelled' }).waitFor();
+
+    // The page learns of the build's end from the event stream, then shows every profile with its numbers.
+    await card.locator('#variant-build[data-build-state="done"]').waitFor({ timeout: BUILD_TIMEOUT });
+    await card.locator('#variant-build [data-build-progress="100"]').waitFor();
+    const rows = card.locator('#variants tbody tr');
+    await vi.waitUntil(async () => (await rows.count()) === PROFILES.length && (await card.locator('#variants tr[data-variant-state="building"]').count()) === 0, { timeout: 10_000, interval: 100 });
+    const listed: Array<string | null> = [];
+    for (let i = 0; i < PROFILES.length; i++) listed.push(await rows.nth(i).getAttribute('data-profile'));
+    expect(listed).toEqual(PROFILES);
+    const cell = (profile: string, field: string) => card.locator(`#variants tr[data-profile="${profile}"] [data-field="${field}"]`).innerText();
+    expect(await cell('fp32', 'size-ratio')).toBe('1.00x');
+    expect(await cell('fp32', 'latency-ratio')).toBe('1.00x');
+    for (const profile of PROFILES.slice(1)) {
+      const state = await card.locator(`#variants tr[data-profile="${profile}"]`).getAttribute('data-variant-state');
+      expect(['accepted', 'rejected'], `${profile} is ${state}`).toContain(state);
+      for (const field of ['size-ratio', 'transfer-ratio', 'latency-ratio']) expect(await cell(profile, field), `${profile} ${field}`).toMatch(RATIO);
+      for (const field of ['agreement', 'accuracy']) expect(await cell(profile, field), `${profile} ${field}`).toMatch(PERCENT);
+      if (profile.startsWith('int8') || profile === 'pruned') expect(await cell(profile, 'quantized-share'), profile).toMatch(PERCENT);
+    }
+    expect(Number((await cell('int8-static', 'size-ratio')).replace('x', ''))).toBeLessThan(0.5);
+
+    // The chart: one category per profile, bars for each (fp32's are the 1.0 reference).
+    const chart = card.locator('#variants-chart');
+    expect(await chart.getAttribute('data-profiles')).toBe(PROFILES.join(','));
+    expect(await chart.getAttribute('data-bars')).toBe(String(PROFILES.length));
+    expect(await chart.locator('canvas').count()).toBe(1);
+
+    // Plans follow the finished build of the model's latest version, for both devices.
+    const plans = page.locator('#plans');
+    for (const agent of agents) await plans.locator(`tr[data-device-id="${agent.deviceId}"][data-profile]`).waitFor({ timeout: 30_000 });
+    for (const agent of agents) {
+      const row = plans.locator(`tr[data-device-id="${agent.deviceId}"]`);
+      expect(PROFILES).toContain(await row.getAttribute('data-profile'));
+      expect(['rule', 'measurement', 'pinned', 'default']).toContain(await row.getAttribute('data-decided-by'));
+      expect((await row.locator('.plan-reason').innerText()).length).toBeGreaterThan(0);
+    }
+
+    // Benchmarks: the hub refuses the stopped device (409, shown), and asks the online one.
+    await plans.locator(`tr[data-device-id="${offline!.deviceId}"] [data-action="benchmark"]`).click();
+    const refused = plans.locator(`tr[data-device-id="${offline!.deviceId}"] [data-benchmark-error]`);
+    await refused.waitFor({ timeout: 10_000 });
+    expect(await refused.innerText()).toMatch(/\b409\b/);
+    await plans.locator(`tr[data-device-id="${online!.deviceId}"] [data-action="benchmark"]`).click();
+    await plans.locator(`tr[data-device-id="${online!.deviceId}"] [data-benchmark-sent]`).waitFor({ timeout: 10_000 });
+
+    // A build asked for from the page shows its progress; asking again while it runs shows the hub's 409.
+    const buildButton = card.locator('[data-action="build-variants"]');
+    await buildButton.click();
+    await card.locator('#variant-build:is([data-build-state="queued"], [data-build-state="running"])').waitFor({ timeout: 10_000 });
+    await buildButton.click();
+    await card.locator('[data-build-request-error]', { hasText: /\b409\b.*already (queued|running)/ }).waitFor({ timeout: 10_000 });
+    await card.locator('#variant-build[data-build-state="done"]').waitFor({ timeout: BUILD_TIMEOUT });
+
+    await mkdir(SHOTS, { recursive: true });
+    await page.screenshot({ path: join(SHOTS, 'dashboard-models.png'), fullPage: true });
+    await page.locator('[data-nav="fleet"]').click();
+    await page.locator('#fleet-page').waitFor();
+    expect(await page.locator('#models-page').isHidden()).toBe(true);
+    await page.close();
+    expect(cspViolations).toEqual([]);
+    expect(pageErrors).toEqual([]);
+  }, 300_000);
 });

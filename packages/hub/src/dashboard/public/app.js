@@ -2,6 +2,8 @@ import { api, AuthRequired, EVENTS_URL } from './api-client.js';
 import { createCpuChart, MAX_SERIES } from './cpu-chart.js';
 import { createDevicesTable } from './devices-table.js';
 import { connectEvents } from './event-stream.js';
+import { createModelsPage } from './models-page.js';
+import { modelsRoute } from './page-route.js';
 import { createRolloutsPage } from './rollouts-page.js';
 
 const HISTORY_LIMIT = 60;
@@ -22,11 +24,28 @@ const rollouts = createRolloutsPage(
     onAuthLost: () => showLogin('Your session has ended; sign in again.'),
   },
 );
+const models = createModelsPage(
+  {
+    list: $('model-list'), version: $('model-version'), title: $('model-title'), info: $('model-info'), build: $('variant-build'),
+    buildButton: $('build-variants'), buildError: $('build-error'), variants: $('variants'), chart: $('variants-chart'),
+    plans: $('plans'), plansError: $('plans-error'), error: $('models-error'),
+  },
+  {
+    api,
+    deviceName: (id) => devices.get(id)?.name || id,
+    deviceOnline: (id) => devices.get(id)?.online,
+    onAuthLost: () => showLogin('Your session has ended; sign in again.'),
+  },
+);
 let events = null;
 let streamState = 'idle';
+let signedIn = false;
+/** The fleet page's last hash (a selected rollout), so the "Fleet" link returns to it. */
+let fleetHash = '';
 let refetchTimer = null;
 
 function showLogin(message = '') {
+  signedIn = false;
   events?.close();
   events = null;
   $('dashboard').hidden = true;
@@ -37,9 +56,26 @@ function showLogin(message = '') {
 }
 
 function showDashboard() {
+  signedIn = true;
   $('login').hidden = true;
   $('dashboard').hidden = false;
   $('fleet-summary').hidden = false;
+  $('page-nav').hidden = false;
+  showPage();
+}
+
+/** Shows the page the hash names: the models page for #models…, the fleet page otherwise. */
+function showPage() {
+  const route = modelsRoute(location.hash);
+  if (!route) fleetHash = location.hash;
+  $('fleet-page').hidden = route !== null;
+  $('models-page').hidden = route === null;
+  const fleetLink = document.querySelector('[data-nav="fleet"]');
+  fleetLink.href = fleetHash || '#';
+  fleetLink.setAttribute('aria-current', String(route === null));
+  document.querySelector('[data-nav="models"]').setAttribute('aria-current', String(route !== null));
+  if (route === null) models.hide();
+  else if (signedIn) void models.show(route);
 }
 
 function renderSummary() {
@@ -100,12 +136,15 @@ function onTelemetry(p) {
 /** `device` event: the whole device as the hub sees it now. */
 function onDevice(device) {
   mergeDevice(device.id, device);
+  models.devicesChanged();
 }
 
 function onEvent(kind, payload) {
   if (kind === 'device') onDevice(payload);
   else if (kind === 'telemetry') onTelemetry(payload);
   else if (kind === 'rollout') rollouts.onEvent(payload);
+  else if (kind === 'variants') models.onVariants(payload);
+  else if (kind === 'plan') models.onPlan(payload);
 }
 
 /** Refetches devices and rollouts soon, coalescing bursts (stream errors, unknown ids). */
@@ -114,7 +153,7 @@ function scheduleRefetch(delayMs = 500) {
   refetchTimer = setTimeout(async () => {
     refetchTimer = null;
     try {
-      await Promise.all([loadDevices(), rollouts.refresh()]);
+      await Promise.all([loadDevices(), rollouts.refresh(), models.refresh()]);
       $('load-error').textContent = '';
     } catch (err) {
       if (err instanceof AuthRequired) showLogin('Your session has ended; sign in again.');
@@ -150,6 +189,10 @@ async function boot() {
     }
   }
 }
+
+window.addEventListener('hashchange', () => {
+  if (signedIn) showPage();
+});
 
 $('login-form').addEventListener('submit', async (e) => {
   e.preventDefault();

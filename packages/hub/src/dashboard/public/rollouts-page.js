@@ -2,6 +2,7 @@ import { AuthRequired } from './api-client.js';
 import { createRolloutDetail } from './rollout-detail.js';
 import { createRolloutForm } from './rollout-form.js';
 import { ACTION_LABELS, CONFIRMED_ACTIONS, SETTLED_ROLLOUT_STATES } from './rollout-format.js';
+import { modelsRoute } from './page-route.js';
 import { createRolloutsPanel, rolloutHref } from './rollouts-panel.js';
 import { createThrottle } from './throttle.js';
 
@@ -128,7 +129,10 @@ export function createRolloutsPage(els, { api, deviceName, devices, onAuthLost }
     detailRefetch.request();
   }
 
-  window.addEventListener('hashchange', () => select(idFromHash()));
+  // The models page's hashes leave the selection as it was, for the way back to this page.
+  window.addEventListener('hashchange', () => {
+    if (!modelsRoute(location.hash)) select(idFromHash());
+  });
   els.newButton.addEventListener('click', () => void form.toggle());
   // Nothing is fetched before refresh(): the page may not be signed in yet.
   selectedId = idFromHash();
