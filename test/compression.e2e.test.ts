@@ -23,16 +23,17 @@ const CNN = new Uint8Array(readFileSync(fixtureModelUrl('torch-cnn')));
 /** Every profile the hub builds. */
 const PROFILES = ['fp16', 'int8-dynamic', 'int8-static', 'int8-weights', 'pruned'] as const;
 /**
- * This partly fitted CNN is sensitive to pruning: at 0.15 the pruned variant keeps 0.99 agreement and
- * its zstd copy is 0.89x of the file (served: it saves ≥ 10 %); at 0.2 agreement falls to 0.935 and the
- * variant is rejected. Both are deterministic (magnitude pruning, fixed data, zstd level 19).
+ * At 0.15 the pruned variant of this CNN keeps 0.99 agreement on its 200 held-out samples and its
+ * zstd copy is 0.88x of the file (served: it saves ≥ 10 %); 0.2 measured 0.99 too, 0.3 0.98 (the
+ * fixture as fitted to 0.95 accuracy; the earlier one fitted to 0.51 fell to 0.935 at 0.2). All are
+ * deterministic (magnitude pruning, fixed data, zstd level 19).
  */
 const PRUNE_SPARSITY = 0.15;
 /** 200 samples calibrate and 200 are held out for evaluation (the hub splits them in half). */
 const CALIBRATION_SAMPLES = 400;
 /**
  * The budget, given at upload. This test is about deployment, not transform fidelity (the hub's
- * unit tests hold int8-static to 0.99 top-1 agreement on 1,000 held-out samples): on 200 held-out
+ * unit tests hold int8-static to 0.995 top-1 agreement on 1,000 held-out samples): on 200 held-out
  * samples one disagreement is 0.5 %, so the default 0.99 would make the accepted set here depend
  * on two samples near a class boundary. 0.97 still rejects a broken variant.
  */

@@ -284,7 +284,7 @@ describe('int8-dynamic Conv', () => {
       }
       const agreement = tops[0]!.filter((c, i) => c === tops[1]![i]).length / 300;
       console.info(`int8-dynamic torch CNN (ConvInteger): top-1 agreement ${agreement} on 300 samples at batch 1, share ${result.quantizedShare.toFixed(3)}`);
-      expect(agreement).toBeGreaterThanOrEqual(0.99); // measured 0.993 on 1000
+      expect(agreement).toBeGreaterThanOrEqual(0.99); // measured 1.000 (0.993 on 1000 before the CNN fixture was fitted to 0.95)
     } finally {
       await Promise.all(sessions.map((s) => s.release()));
     }

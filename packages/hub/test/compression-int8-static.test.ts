@@ -300,17 +300,16 @@ async function fixtureAgreement(name: 'torch-cnn' | 'torch-mlp', method: Calibra
 }
 
 describe('int8-static on the PyTorch fixtures (held-out data, as the hub builds)', () => {
-  it('keeps top-1 agreement with fp32 on the MLP ≥ 0.995 (the CNN: reported, floor 0.985), MinMax and percentile', { timeout: 60_000 }, async () => {
+  it('keeps top-1 agreement with fp32 ≥ 0.995 on the MLP and the CNN, MinMax and percentile', { timeout: 60_000 }, async () => {
     for (const name of ['torch-mlp', 'torch-cnn'] as const) {
       for (const method of [{ kind: 'minmax' }, { kind: 'percentile', percentile: 99.999 }] as const) {
         const { agreement, share, size } = await fixtureAgreement(name, method);
         console.info(`int8-static ${name} (${method.kind}): top-1 agreement ${agreement} on 1000 held-out samples, weight share ${share.toFixed(3)}, size ${size.toFixed(3)}x`);
         expect(share).toBeGreaterThanOrEqual(0.9);
-        // Measured here: MLP 0.997 / 0.997 (0.9855 before its input layer computed in float); CNN 0.989 /
-        // 0.994 (0.991 / 0.994 on 2000 samples). The CNN fits its teacher only to 0.51 accuracy, so its
-        // margins are thin and every layer adds a share of the flips: below the 0.995 target, which
-        // this floor does not pretend to meet (see the printed numbers).
-        expect(agreement).toBeGreaterThanOrEqual(name === 'torch-mlp' ? 0.995 : 0.985);
+        // Measured here: MLP 0.997 / 0.997 (0.9855 before its input layer computed in float); CNN 1.000 /
+        // 0.999 (1.000 / 0.9995 on 2000 samples). The CNN fits its teacher to 0.95 accuracy; fitted
+        // only to 0.51 (300 steps on untinted noise) its thin margins gave 0.989 / 0.994.
+        expect(agreement).toBeGreaterThanOrEqual(0.995);
       }
     }
   });

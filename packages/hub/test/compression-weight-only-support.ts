@@ -12,7 +12,7 @@ const FIXTURES = new URL('../../../test/fixtures/onnx/', import.meta.url);
 export const TORCH_FIXTURES = [
   { name: 'torch-cnn', sample: [3, 32, 32], samples: 300 },
   { name: 'torch-mlp', sample: [256], samples: 1000 },
-  { name: 'torch-encoder', sample: [16, 96], samples: 200 },
+  { name: 'torch-encoder', sample: [16, 128], samples: 200 },
 ] as const;
 
 export const fixtureBytes = async (name: string): Promise<Uint8Array> => new Uint8Array(await readFile(new URL(`${name}.onnx`, FIXTURES)));
