@@ -1,7 +1,8 @@
-import { PROFILES, type Capabilities, type Profile, type VariantDetail, type VariantEvaluation } from '@edgefleet/shared';
+import { BenchmarkResult, MAX_BENCHMARK_LATENCY_MS, PROFILES, type Capabilities, type Profile, type VariantDetail, type VariantEvaluation } from '@edgefleet/shared';
+import { Compile } from 'typebox/compile';
 import { describe, expect, it } from 'vitest';
 import { deviceClassOf } from '../src/compression/device-class.js';
-import { classMedians, planDevice, type MeasuredLatency, type PlanInput } from '../src/compression/planner.js';
+import { classMedians, MIN_CLASS_DEVICES, planDevice, type MeasuredLatency, type PlanInput } from '../src/compression/planner.js';
 
 const MB = 1024 * 1024;
 const sha = (profile: string) => (profile.charCodeAt(0).toString(16) + profile.length.toString(16) + profile.charCodeAt(profile.length - 1).toString(16)).padEnd(64, '0');
@@ -187,14 +188,45 @@ describe('planner measurement (beats the rule)', () => {
   });
 
   it('a device without capabilities does not borrow a class', () => {
-    const p = plan({ capabilities: null, classMeasurements: measured('d2', { fp32: 2, 'int8-static': 1 }) });
+    const p = plan({ capabilities: null, classMeasurements: [...measured('d2', { fp32: 2, 'int8-static': 1 }), ...measured('d3', { fp32: 2, 'int8-static': 1 })] });
     expect(p).toMatchObject({ profile: 'fp32', decidedBy: 'rule', deviceClass: 'unknown' });
   });
 
-  it('class medians: middle value, mean of the two middle ones', () => {
+  it('class medians: middle value, mean of the two middle ones; a variant one device measured has none', () => {
     const m = classMedians([...measured('a', { fp32: 1 }), ...measured('b', { fp32: 5 }), ...measured('c', { fp32: 2 }), ...measured('d', { fp32: 4, pruned: 7 })], 'x');
     expect(m.devices).toBe(4);
     expect(m.p50.get(sha('fp32'))).toBe(3);
-    expect(m.p50.get(sha('pruned'))).toBe(7);
+    expect(m.p50.has(sha('pruned'))).toBe(false);
+    expect(MIN_CLASS_DEVICES).toBe(2);
+  });
+
+  it('one other device of the class does not re-plan the class: its numbers need a second device', () => {
+    // One device claims int8 is 2000 times faster; the rule (fp32 on a Pi 4) stands.
+    const one = measured('d2', { fp32: 2, 'int8-static': 0.001 });
+    const alone = plan({ capabilities: PI4, classMeasurements: one });
+    expect(alone).toMatchObject({ profile: 'fp32', decidedBy: 'rule' });
+    expect(alone.candidates.every((c) => c.measuredP50Ms === null)).toBe(true);
+    // The same device listed twice is still one device.
+    expect(plan({ capabilities: PI4, classMeasurements: [...one, ...one] })).toMatchObject({ profile: 'fp32', decidedBy: 'rule' });
+    // A second device that measured fp32 only: int8-static still has one device's number, and fp32 alone is not a measurement.
+    expect(plan({ capabilities: PI4, classMeasurements: [...one, ...measured('d3', { fp32: 2.2 })] })).toMatchObject({ profile: 'fp32', decidedBy: 'rule' });
+    const two = plan({ capabilities: PI4, classMeasurements: [...one, ...measured('d3', { fp32: 2.2, 'int8-static': 1.4 })] });
+    expect(two).toMatchObject({ profile: 'int8-static', decidedBy: 'measurement' });
+    expect(two.reason).toMatch(/^measured on 2 other devices of class arm64 no-dotprod \(median\)/);
+  });
+});
+
+describe('benchmark measurement bounds (the device’s numbers)', () => {
+  const check = Compile(BenchmarkResult);
+  const result = (p50Ms: number, p90Ms = 1) => ({ model: 'm', version: '1', threads: 1, measurements: [{ profile: 'fp32', sha256: sha('fp32'), ok: true, p50Ms, p90Ms, runs: 30 }] });
+  it.each([
+    [0, false],
+    [-1, false],
+    [MAX_BENCHMARK_LATENCY_MS + 1, false],
+    [0.001, true],
+    [MAX_BENCHMARK_LATENCY_MS, true],
+  ])('p50 %s ms → valid %s', (p50Ms, valid) => {
+    expect(check.Check(result(p50Ms))).toBe(valid);
+    expect(check.Check(result(1, p50Ms))).toBe(valid);
   });
 });

@@ -1,9 +1,6 @@
-import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   deviceTopic,
-  signManifest,
   type BenchmarkArgs,
   type Capabilities,
   type CmdMessage,
@@ -13,17 +10,15 @@ import {
   type EnrollResponse,
   type InstalledModel,
   type ModelVersion,
-  type Profile,
   type Rollout,
   type SignedManifest,
-  type VariantEvaluation,
 } from '@edgefleet/shared';
 import { buildMlp } from '@edgefleet/shared/onnx';
 import Database from 'better-sqlite3';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createVariantRepo } from '../src/models/variant-repo.js';
 import { connectDevice, enrollDevice, eventually, useTestHub, type TestHub } from './hub-harness.js';
+import { seedVariants } from './seed-variants.js';
 
 const caps = (over: Partial<Capabilities>): Capabilities => ({
   arch: 'x64',
@@ -39,52 +34,6 @@ const caps = (over: Partial<Capabilities>): Capabilities => ({
 });
 const GATEWAY = caps({ cpuFlags: ['sse4_2', 'avx2', 'avx512f', 'avx512_vnni'] });
 const PI4 = caps({ arch: 'arm64', cpuFlags: ['fp', 'asimd'], memoryMb: 4096 });
-
-function evaluation(latencyRatio: number): VariantEvaluation {
-  return {
-    samples: 64,
-    data: 'generated',
-    agreement: 1,
-    accuracy: null,
-    fp32Accuracy: null,
-    maxAbsError: 0.001,
-    meanAbsError: 0.0001,
-    relativeError: 0.001,
-    sizeRatio: 0.3,
-    transferRatio: 0.3,
-    latencyMs: latencyRatio,
-    fp32LatencyMs: 1,
-    latencyRatio,
-    quantizedWeightShare: 0.99,
-    notes: [],
-  };
-}
-
-/**
- * Writes accepted variants of a version as a finished build would: the file in the artifact store,
- * a manifest signed with the hub's key, the row through the variant repo (on a second connection).
- * Each variant's bytes are another small model, so every digest differs.
- */
-function seedVariants(t: TestHub, fp32: ModelVersion, variants: Array<{ profile: Profile; latencyRatio: number }>): Record<string, SignedManifest> {
-  const db = new Database(join(t.dataDir, 'hub.db'));
-  const privateKeyPem = readFileSync(join(t.dataDir, 'signing-key.pem'), 'utf8');
-  const repo = createVariantRepo(db);
-  const now = new Date().toISOString();
-  const out: Record<string, SignedManifest> = {};
-  try {
-    variants.forEach(({ profile, latencyRatio }, i) => {
-      const bytes = buildMlp({ inputSize: 4, hidden: [5 + i], outputSize: 2 });
-      const sha256 = createHash('sha256').update(bytes).digest('hex');
-      writeFileSync(join(t.dataDir, 'artifacts', sha256), bytes);
-      const manifest = signManifest({ ...fp32.manifest.manifest, profile, sha256, size: bytes.byteLength }, privateKeyPem);
-      out[profile] = manifest;
-      repo.upsert({ model: fp32.name, version: fp32.version, profile, state: 'accepted', reason: null, sha256, size: bytes.byteLength, transfer: null, evaluation: evaluation(latencyRatio), manifest, createdAt: now, updatedAt: now });
-    });
-  } finally {
-    db.close();
-  }
-  return out;
-}
 
 /** An outside MQTT client with a device's credentials: reports capabilities, records desired documents and cmds. */
 async function fakeDevice(t: TestHub, capabilities: Capabilities) {
@@ -132,6 +81,7 @@ describe('per-device plans, benchmarks and rollouts of planned variants', () => 
   let gateway: FakeDevice;
   let pi: FakeDevice;
   let otherPi: FakeDevice;
+  let thirdPi: FakeDevice;
 
   const plans = async (query: string) => (await t.api<{ plans: DevicePlan[] }>('GET', `/api/v1/plans?${query}`)).body.plans;
   const planOf = async (deviceId: string, version = '2') => (await plans(`model=clf&version=${version}&deviceId=${deviceId}`))[0];
@@ -157,13 +107,14 @@ describe('per-device plans, benchmarks and rollouts of planned variants', () => 
     gateway = await fakeDevice(t, GATEWAY);
     pi = await fakeDevice(t, PI4);
     otherPi = await fakeDevice(t, PI4);
+    thirdPi = await fakeDevice(t, PI4);
   });
   afterAll(async () => {
-    await Promise.all([gateway, pi, otherPi].map((d) => d?.client.endAsync()));
+    await Promise.all([gateway, pi, otherPi, thirdPi].map((d) => d?.client.endAsync()));
   });
 
   it('plans fp32 by default while it is the only variant, and every device runs v1', async () => {
-    await eventually(async () => (await plans('model=clf&version=1')).length === 3, 'plans of v1 for three devices');
+    await eventually(async () => (await plans('model=clf&version=1')).length === 4, 'plans of v1 for four devices');
     for (const p of await plans('model=clf&version=1')) expect(p).toMatchObject({ profile: 'fp32', decidedBy: 'default' });
     const r = await rollout({ model: 'clf', version: '1', target: { deviceIds: [gateway.id, pi.id] } });
     for (const d of [gateway, pi]) {
@@ -183,7 +134,7 @@ describe('per-device plans, benchmarks and rollouts of planned variants', () => 
     ]);
     const changed = await t.api<{ plans: DevicePlan[] }>('POST', '/api/v1/plans/replan', {});
     expect(changed.status).toBe(200);
-    expect(changed.body.plans.map((p) => p.version)).toEqual(['2', '2', '2']);
+    expect(changed.body.plans.map((p) => p.version)).toEqual(['2', '2', '2', '2']);
     // Nothing new since: a second re-plan (no body: every model's latest) changes nothing.
     expect((await t.api<{ plans: DevicePlan[] }>('POST', '/api/v1/plans/replan')).body).toEqual({ plans: [] });
     expect((await t.api('POST', '/api/v1/plans/replan', { model: 'nope' })).status).toBe(404);
@@ -205,6 +156,10 @@ describe('per-device plans, benchmarks and rollouts of planned variants', () => 
     expect(await gateway.download(variants['int8-static']!.manifest.sha256)).toBe(200);
     expect(await pi.download(variants['int8-static']!.manifest.sha256)).toBe(404);
     expect(await pi.download(v2.sha256)).toBe(200);
+    // Reporting another variant of a version it was given installed opens nothing: the reported digest is the device's word.
+    await pi.report([installed(variants['int8-static']!, false), installed(v2.manifest, true)]);
+    await eventually(async () => (await t.api<{ models: unknown[] }>('GET', `/api/v1/devices/${pi.id}`)).body.models.length === 2, 'pi report stored');
+    expect(await pi.download(variants['int8-static']!.manifest.sha256)).toBe(404);
 
     // The gateway switches to its variant; rolled back, it goes to its own `from` (v1 fp32) and may still fetch the variant it keeps installed.
     await gateway.report([installed(v1.manifest, false), installed(variants['int8-static']!, true)]);
@@ -260,10 +215,34 @@ describe('per-device plans, benchmarks and rollouts of planned variants', () => 
     });
     const p = await planned(pi.id, (x) => x.decidedBy === 'measurement', 'the Pi planned by measurement');
     expect(p).toMatchObject({ profile: 'int8-static', reason: 'measured on this device: int8-static p50 1.21 ms vs fp32 2.03 ms (0.60x)' });
-    // The other Pi of the class follows the class median.
-    const other = await planned(otherPi.id, (x) => x.decidedBy === 'measurement', 'the other Pi planned by its class');
-    expect(other.reason).toBe('measured on 1 other device of class arm64 no-dotprod (median): int8-static p50 1.21 ms vs fp32 2.03 ms (0.60x)');
+    // The other Pi of the class was re-planned in the same pass, but one device's numbers do not decide for its class.
+    expect(await planOf(otherPi.id)).toMatchObject({ profile: 'fp32', decidedBy: 'rule' });
     expect((await planOf(gateway.id))!.decidedBy).toBe('rule');
+    // The request is answered: its candidates are closed again (the device fetched them all before it answered).
+    expect(await pi.download(variants.fp16!.manifest.sha256)).toBe(404);
+
+    // A second Pi measures: with two devices of the class measured, the third follows their median.
+    const second = await t.api<{ id: string }>('POST', `/api/v1/devices/${otherPi.id}/benchmarks`, { model: 'clf', version: '2', profiles: ['fp32', 'int8-static'] });
+    expect(second.status).toBe(202);
+    await eventually(() => otherPi.cmds.some((c) => c.id === second.body.id), 'the second Pi’s benchmark cmd');
+    await otherPi.answer({
+      id: second.body.id,
+      ok: true,
+      result: {
+        model: 'clf',
+        version: '2',
+        threads: 4,
+        measurements: [
+          { profile: 'fp32', sha256: sha('fp32'), ok: true, p50Ms: 2.23, runs: 30 },
+          { profile: 'int8-static', sha256: sha('int8-static'), ok: true, p50Ms: 1.41, runs: 30 },
+        ],
+      },
+    });
+    const third = await eventually(async () => {
+      const x = await planOf(thirdPi.id);
+      return x?.decidedBy === 'measurement' && x;
+    }, 'the third Pi planned by its class');
+    expect(third).toMatchObject({ profile: 'int8-static', reason: 'measured on 2 other devices of class arm64 no-dotprod (median): int8-static p50 1.31 ms vs fp32 2.13 ms (0.62x)' });
 
     const stored = (await t.api<{ benchmarks: DeviceBenchmark[] }>('GET', `/api/v1/devices/${pi.id}/benchmarks`)).body.benchmarks;
     expect(stored.map((b) => [b.profile, b.p50Ms, b.error])).toEqual([
@@ -272,15 +251,6 @@ describe('per-device plans, benchmarks and rollouts of planned variants', () => 
       ['int8-dynamic', 1.6, null],
       ['int8-static', 1.21, null],
     ]);
-
-    // Past its expiry the request no longer opens the candidates.
-    const db = new Database(join(t.dataDir, 'hub.db'));
-    try {
-      db.prepare('UPDATE benchmark_requests SET expires_at = ? WHERE id = ?').run(Date.now() - 1, req.body.id);
-    } finally {
-      db.close();
-    }
-    expect(await pi.download(variants.fp16!.manifest.sha256)).toBe(404);
   });
 
   it('ignores garbage, replayed, foreign and unknown results without breaking anything', async () => {
@@ -301,8 +271,17 @@ describe('per-device plans, benchmarks and rollouts of planned variants', () => 
       'benchmark result ignored: the request is already failed',
     ]);
     expect(await planOf(pi.id)).toEqual(before);
-    // The device and the hub carry on: a new benchmark still goes through.
-    expect((await t.api('POST', `/api/v1/devices/${pi.id}/benchmarks`, { model: 'clf', version: '2', profiles: ['fp32'] })).status).toBe(202);
+    // The device and the hub carry on: a new benchmark still goes through, and opens its candidate until it expires.
+    const open = await t.api<{ id: string }>('POST', `/api/v1/devices/${pi.id}/benchmarks`, { model: 'clf', version: '2', profiles: ['fp16'] });
+    expect(open.status).toBe(202);
+    expect(await pi.download(variants.fp16!.manifest.sha256)).toBe(200);
+    const db = new Database(join(t.dataDir, 'hub.db'));
+    try {
+      db.prepare('UPDATE benchmark_requests SET expires_at = ? WHERE id = ?').run(Date.now() - 1, open.body.id);
+    } finally {
+      db.close();
+    }
+    expect(await pi.download(variants.fp16!.manifest.sha256)).toBe(404);
     await pi.client.endAsync();
     await eventually(async () => !(await t.api<{ online: boolean }>('GET', `/api/v1/devices/${pi.id}`)).body.online, 'the Pi offline');
     const offline = await t.api<{ error: string }>('POST', `/api/v1/devices/${pi.id}/benchmarks`, { model: 'clf', version: '2' });
@@ -316,6 +295,6 @@ describe('per-device plans, benchmarks and rollouts of planned variants', () => 
     t.hub.bus.emit('variants', { model: 'clf', version: '3', state: 'done', progress: { done: 1, total: 1, profile: null, step: null } });
     const gw = await eventually(async () => (await plans(`model=clf&version=3&deviceId=${gateway.id}`))[0], 'the gateway planned for v3');
     expect(gw).toMatchObject({ profile: 'int8-dynamic', decidedBy: 'rule', sha256: v3variants['int8-dynamic']!.manifest.sha256 });
-    await eventually(async () => (await plans('model=clf&version=3')).length === 3, 'every device planned for v3');
+    await eventually(async () => (await plans('model=clf&version=3')).length === 4, 'every device planned for v3');
   });
 });

@@ -61,16 +61,34 @@ export function median(values: readonly number[]): number {
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-/** Per variant sha256, the median p50 over other devices, and how many devices measured anything. */
+/**
+ * How many other devices of a class must have measured a variant before their median stands for the
+ * class: one device's number (a noisy run, a busy box, or a device reporting what it likes) would
+ * otherwise re-plan every device of its class.
+ */
+export const MIN_CLASS_DEVICES = 2;
+
+/**
+ * Per variant sha256, the median p50 over other devices, kept only for variants at least
+ * MIN_CLASS_DEVICES of them measured; `devices`: how many devices' numbers the kept medians use.
+ */
 export function classMedians(measurements: readonly MeasuredLatency[], excludeDeviceId: string): { p50: Map<string, number>; devices: number } {
-  const bySha = new Map<string, number[]>();
-  const devices = new Set<string>();
+  const bySha = new Map<string, Map<string, number>>();
   for (const m of measurements) {
     if (m.deviceId === excludeDeviceId) continue;
-    devices.add(m.deviceId);
-    bySha.set(m.sha256, [...(bySha.get(m.sha256) ?? []), m.p50Ms]);
+    let byDevice = bySha.get(m.sha256);
+    if (!byDevice) bySha.set(m.sha256, (byDevice = new Map()));
+    // One number per device and variant: a device listed twice does not count twice.
+    byDevice.set(m.deviceId, m.p50Ms);
   }
-  return { p50: new Map([...bySha].map(([sha, values]) => [sha, median(values)])), devices: devices.size };
+  const p50 = new Map<string, number>();
+  const devices = new Set<string>();
+  for (const [sha, byDevice] of bySha) {
+    if (byDevice.size < MIN_CLASS_DEVICES) continue;
+    p50.set(sha, median([...byDevice.values()]));
+    for (const id of byDevice.keys()) devices.add(id);
+  }
+  return { p50, devices: devices.size };
 }
 
 /** What the rule thinks of one variant on this class: whether it may be chosen for speed, and why. */
@@ -172,9 +190,9 @@ function deployable(variants: readonly VariantDetail[]): Deployable[] {
 
 /**
  * Which accepted variant of a model version a device gets, and why: a pinned profile; else measured
- * latency (the device's own benchmark, else the median of its class) when fp32 and another variant
- * were measured; else the rule from the device class and the hub's evaluation; fp32 alone is the
- * default. Every candidate is listed with its numbers and the rule's note on it.
+ * latency (the device's own benchmark, else the median of at least MIN_CLASS_DEVICES other devices
+ * of its class) when fp32 and another variant were measured; else the rule from the device class
+ * and the hub's evaluation; fp32 alone is the default. Every candidate is listed with its numbers and the rule's note on it.
  */
 export function planDevice(input: PlanInput): DevicePlan {
   const variants = deployable(input.variants);

@@ -122,7 +122,7 @@ function enrollmentEndpoints(p: RouteParts): EnrollmentRoutesOptions['endpointsF
 }
 
 function artifactRouteOptions(p: RouteParts): ArtifactRouteOptions {
-  const { devices, desired, models, variants } = p.stores;
+  const { devices, desired, rollouts } = p.stores;
   return {
     artifacts: p.artifacts,
     verifyDevice: (id, secret) => {
@@ -134,13 +134,8 @@ function artifactRouteOptions(p: RouteParts): ArtifactRouteOptions {
         {
           desired: (id) => desired.get(id),
           reportedModels: (id) => devices.get(id)?.models ?? [],
-          // The installed variant's own manifest (built variants share their version's assignment), else fp32's.
-          assignedManifest: (id, model, version, sha256) => {
-            const assigned = models.assignedTo(id, model, version);
-            if (!assigned) return undefined;
-            const variant = variants.bySha(sha256);
-            return variant?.model === model && variant.version === version && variant.manifest ? variant.manifest.manifest : assigned.manifest.manifest;
-          },
+          // Exactly the variant a rollout gave this device, from that rollout's own record: the reported digest alone opens nothing.
+          assignedManifest: (id, model, version, sha256) => rollouts.manifestGivenTo(id, { model, version, sha256 })?.manifest,
           benchmarkArtifacts: (id) => p.benchmarks.artifactsFor(id),
         },
         deviceId,

@@ -11,7 +11,7 @@ export interface ArtifactAccessSources {
   reportedModels(deviceId: string): readonly InstalledModel[];
   /**
    * The manifest of the variant of a model version whose file has this digest (fp32 or a built
-   * variant), only when a rollout assigned that version to this device.
+   * variant), only when a rollout assigned that exact variant to this device (or returned it there).
    */
   assignedManifest(deviceId: string, model: string, version: string, sha256: string): Manifest | undefined;
   /** Artifacts of the device's benchmark requests that have not expired (none when absent). */
@@ -20,10 +20,11 @@ export interface ArtifactAccessSources {
 
 /**
  * Which artifacts a device may download: those of its current desired manifests, those of the
- * versions it reports installed that the hub itself once assigned to it (the previous version a
- * rollback goes back to, in whichever variant the device runs), and the candidates of its benchmark
- * requests until they expire. A reported model alone grants nothing: `reported` is the device's word,
- * and a digest learnt elsewhere must not open a model the hub never gave this device.
+ * variants it reports installed that the hub itself once gave it (the previous version a rollback
+ * goes back to, in the variant a rollout gave it), and the candidates of its benchmark requests while
+ * they wait for its answer. A reported model alone grants nothing: `reported` is the device's word,
+ * and a digest learnt elsewhere (another variant of a version it was given) must not open a file the
+ * hub never gave this device.
  */
 export function mayDownload(src: ArtifactAccessSources, deviceId: string, sha256: string): boolean {
   for (const a of src.desired(deviceId)?.models ?? []) {

@@ -46,17 +46,6 @@ export function createModelRepo(db: Db) {
   const one = db.prepare('SELECT * FROM model_versions WHERE model = ? AND version = ?');
   const ofModel = db.prepare('SELECT * FROM model_versions WHERE model = ? ORDER BY created_at, rowid');
   const models = db.prepare('SELECT m.name, v.version FROM models m JOIN model_versions v ON v.model = m.name ORDER BY m.name, v.created_at, v.rowid');
-  // Only rows the hub actually assigned count: a row of a wave not reached yet (pending, waiting, or
-  // cancelled before its turn) gave the device nothing. Rows from before staged rollouts (to_ref NULL)
-  // were all assigned at creation. A row being rolled back (or rolled back) also gave its `from`.
-  const assignedTo = db.prepare(`
-    SELECT v.* FROM model_versions v
-    WHERE v.model = ? AND v.version = ? AND EXISTS (
-      SELECT 1 FROM rollouts r JOIN rollout_devices rd ON rd.rollout_id = r.id
-      WHERE rd.device_id = ? AND (rd.assigned_at IS NOT NULL OR rd.to_ref IS NULL) AND (
-        (r.model = v.model AND r.version = v.version)
-        OR (rd.state IN ('rolling-back', 'rolled-back')
-          AND json_extract(rd.from_ref, '$.model') = v.model AND json_extract(rd.from_ref, '$.version') = v.version)))`);
   // A manifest names every artifact it needs (model, transfer copy, golden file) by its hex digest.
   const bySha = db.prepare('SELECT count(*) FROM model_versions WHERE sha256 = ? OR manifest LIKE ?').pluck();
 
@@ -90,11 +79,6 @@ export function createModelRepo(db: Db) {
         byName.set(r.name, [...(byName.get(r.name) ?? []), r.version]);
       }
       return [...byName].map(([name, versions]) => ({ name, versions, latest: versions[versions.length - 1]! }));
-    },
-    /** The version, only when some rollout assigned it to this device, or rolled the device back to it (artifact access). */
-    assignedTo(deviceId: string, name: string, version: string): ModelVersion | undefined {
-      const row = assignedTo.get(name, version, deviceId) as VersionRow | undefined;
-      return row && toVersion(row);
     },
     /** True when some stored version's file or manifest (golden file, transfer copy) uses this artifact. */
     isReferenced(sha256: string): boolean {

@@ -46,8 +46,8 @@ const artifactsOf = (m: Manifest): string[] => [m.sha256, ...(m.transfer ? [m.tr
 
 /**
  * Device benchmarks: an operator asks an online device to measure a version's accepted variants (a
- * `benchmark` cmd, QoS 1, not retained), the device may fetch those candidates until the request
- * expires, and its cmd/result is checked and stored, then re-plans the device and its class.
+ * `benchmark` cmd, QoS 1, not retained), the device may fetch those candidates until it answers or
+ * the request expires, and its cmd/result is checked and stored, then re-plans the device and its class.
  */
 export function createBenchmarkService(deps: {
   db: Db;
@@ -143,7 +143,7 @@ export function createBenchmarkService(deps: {
       if (!deps.devices.get(deviceId)) throw new EdgefleetError('NOT_FOUND', `device ${deviceId} does not exist`);
       return plans.benchmarksOfDevice(deviceId);
     },
-    /** Artifacts this device may fetch for its unexpired benchmark requests. */
+    /** Artifacts this device may fetch for its benchmark requests that wait for its answer and have not expired. */
     artifactsFor(deviceId: string): string[] {
       return plans.benchmarkArtifacts(deviceId, clock());
     },

@@ -22,6 +22,12 @@ export interface PlannedDevice {
   capabilities: Capabilities | null;
 }
 
+/** One successful measurement: a variant's file and its p50 on the device. */
+export interface MeasuredP50 {
+  sha256: string;
+  p50Ms: number;
+}
+
 interface BenchmarkSqlRow {
   device_id: string;
   model: string;
@@ -108,13 +114,21 @@ export function createPlanRepo(db: Db) {
     ON CONFLICT (device_id, sha256) DO UPDATE SET model = excluded.model, version = excluded.version, profile = excluded.profile,
       p50_ms = excluded.p50_ms, p90_ms = excluded.p90_ms, runs = excluded.runs, error = excluded.error, measured_at = excluded.measured_at`);
   const benchmarksOfDevice = db.prepare('SELECT * FROM device_benchmarks WHERE device_id = ? ORDER BY model, version, measured_at, profile');
-  const benchmarksOfVersion = db.prepare('SELECT * FROM device_benchmarks WHERE model = ? AND version = ? ORDER BY device_id, profile');
+  // What planning reads of a version's benchmarks, in two queries whatever the number of devices: each
+  // successful p50, and the capabilities of each measuring device once (the text is ~1-2 KB; joined onto
+  // every measurement it was read once per variant). Revoked devices measure for nobody.
+  const measuredOfVersion = db.prepare('SELECT device_id, sha256, p50_ms FROM device_benchmarks WHERE model = ? AND version = ? AND p50_ms IS NOT NULL');
+  const measuringDevices = db.prepare(`
+    SELECT id, capabilities FROM devices WHERE revoked = 0
+      AND id IN (SELECT device_id FROM device_benchmarks WHERE model = ? AND version = ? AND p50_ms IS NOT NULL)`);
   const insertRequest = db.prepare(`
     INSERT INTO benchmark_requests (id, device_id, model, version, artifacts, state, error, requested_at, expires_at)
     VALUES (@id, @deviceId, @model, @version, @artifacts, @state, @error, @requestedAt, @expiresAt)`);
   const oneRequest = db.prepare('SELECT * FROM benchmark_requests WHERE id = ?');
   const finishRequest = db.prepare("UPDATE benchmark_requests SET state = ?, error = ? WHERE id = ? AND state = 'sent'");
-  const liveArtifacts = db.prepare('SELECT id, artifacts FROM benchmark_requests WHERE device_id = ? AND expires_at > ?');
+  // Only while the hub waits for the answer: the agent fetches every candidate before it answers, so a
+  // done or failed request opens nothing more.
+  const liveArtifacts = db.prepare("SELECT id, artifacts FROM benchmark_requests WHERE device_id = ? AND expires_at > ? AND state = 'sent'");
   const purgeRequests = db.prepare('DELETE FROM benchmark_requests WHERE expires_at < ?');
 
   const toPlanned = (r: { id: string; capabilities: string | null }): PlannedDevice => {
@@ -155,8 +169,25 @@ export function createPlanRepo(db: Db) {
     benchmarksOfDevice(deviceId: string): DeviceBenchmark[] {
       return (benchmarksOfDevice.all(deviceId) as BenchmarkSqlRow[]).map(toBenchmark);
     },
-    benchmarksOfVersion(model: string, version: string): DeviceBenchmark[] {
-      return (benchmarksOfVersion.all(model, version) as BenchmarkSqlRow[]).map(toBenchmark);
+    /**
+     * The successful measurements of a version by devices that are not revoked, grouped by device with
+     * its capabilities (read once per device).
+     */
+    measuredDevicesOfVersion(model: string, version: string): Array<{ device: PlannedDevice; measured: MeasuredP50[] }> {
+      const byDevice = new Map<string, MeasuredP50[]>();
+      for (const r of measuredOfVersion.all(model, version) as Array<{ device_id: string; sha256: string; p50_ms: number }>) {
+        const measured = byDevice.get(r.device_id);
+        if (measured) measured.push({ sha256: r.sha256, p50Ms: r.p50_ms });
+        else byDevice.set(r.device_id, [{ sha256: r.sha256, p50Ms: r.p50_ms }]);
+      }
+      // Identical boxes report identical capabilities: each distinct text is read and checked once.
+      const parsed = new Map<string, Capabilities | null>();
+      const rows = measuringDevices.all(model, version) as Array<{ id: string; capabilities: string | null }>;
+      return rows.map((r) => {
+        let capabilities = r.capabilities === null ? null : parsed.get(r.capabilities);
+        if (capabilities === undefined) parsed.set(r.capabilities!, (capabilities = toPlanned(r).capabilities));
+        return { device: { id: r.id, capabilities }, measured: byDevice.get(r.id) ?? [] };
+      });
     },
     insertRequest(r: BenchmarkRequestRow): void {
       insertRequest.run({ ...r, artifacts: JSON.stringify(r.artifacts) });
@@ -169,7 +200,7 @@ export function createPlanRepo(db: Db) {
     finishRequest(id: string, state: 'done' | 'failed', error: string | null): boolean {
       return finishRequest.run(state, error, id).changes === 1;
     },
-    /** Artifacts of this device's benchmark requests that have not expired (a damaged row grants nothing). */
+    /** Artifacts of this device's benchmark requests still waiting for its answer and not expired (a damaged row grants nothing). */
     benchmarkArtifacts(deviceId: string, now: number): string[] {
       const rows = liveArtifacts.all(deviceId, now) as Array<{ id: string; artifacts: string }>;
       return rows.flatMap((r) => {

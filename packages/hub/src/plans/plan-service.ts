@@ -81,14 +81,19 @@ export function createPlanService(deps: { db: Db; plans: PlanRepo; variants: Var
     const variants = acceptedVariants(deps.variants, models, key);
     if (!variants) return undefined;
     const byDevice = new Map<string, MeasuredLatency[]>();
-    for (const b of plans.benchmarksOfVersion(key.model, key.version)) {
-      if (b.p50Ms === null) continue;
-      byDevice.set(b.deviceId, [...(byDevice.get(b.deviceId) ?? []), { deviceId: b.deviceId, sha256: b.sha256, p50Ms: b.p50Ms }]);
-    }
     const byClass = new Map<string, MeasuredLatency[]>();
-    for (const [deviceId, measured] of byDevice) {
-      const cls = deviceClassOf(plans.plannedDevice(deviceId)?.capabilities).name;
-      if (cls !== UNKNOWN_CLASS.name) byClass.set(cls, [...(byClass.get(cls) ?? []), ...measured]);
+    // Runs synchronously for each rollout and re-plan: two queries whatever the number of measuring devices (not
+    // one per device), and devices with identical capabilities share one parsed object, so their class is worked out once.
+    const classes = new Map<PlannedDevice['capabilities'], string>();
+    for (const { device, measured } of plans.measuredDevicesOfVersion(key.model, key.version)) {
+      const latencies = measured.map((m) => ({ deviceId: device.id, sha256: m.sha256, p50Ms: m.p50Ms }));
+      byDevice.set(device.id, latencies);
+      let cls = classes.get(device.capabilities);
+      if (cls === undefined) classes.set(device.capabilities, (cls = deviceClassOf(device.capabilities).name));
+      if (cls === UNKNOWN_CLASS.name) continue;
+      const ofClass = byClass.get(cls);
+      if (ofClass) ofClass.push(...latencies);
+      else byClass.set(cls, latencies.slice());
     }
     return { ...key, variants, byDevice, byClass };
   }

@@ -44,10 +44,16 @@ export function createDeviceAssignments(deps: { rollouts: RolloutRepo; desired: 
     return next;
   }
 
-  /** The signed manifest of the version a device ran before, from its desired document or the registry. */
-  function manifestOf(from: VersionRef, current: DesiredMessage | undefined): SignedManifest | null {
+  /**
+   * The signed manifest of the variant a device ran before: from its desired document, else from the
+   * rollout that gave it that variant (its desired document may have moved on: a version superseded
+   * before it was installed), else the registry's fp32 manifest of that version.
+   */
+  function manifestOf(deviceId: string, from: VersionRef, current: DesiredMessage | undefined): SignedManifest | null {
     const assigned = assignmentOf(current, from.model)?.manifest;
-    if (assigned?.manifest.sha256 === from.sha256) return assigned;
+    if (assigned?.manifest.sha256 === from.sha256 && assigned.manifest.version === from.version) return assigned;
+    const given = rollouts.manifestGivenTo(deviceId, from);
+    if (given) return given;
     const registered = models.get(from.model, from.version)?.manifest;
     return registered?.manifest.sha256 === from.sha256 ? registered : null;
   }
@@ -95,7 +101,7 @@ export function createDeviceAssignments(deps: { rollouts: RolloutRepo; desired: 
       writeDesired(eff, row.deviceId, withoutModel(current, row.to.model));
       return 'written';
     }
-    const manifest = row.fromManifest ?? manifestOf(row.from, current);
+    const manifest = row.fromManifest ?? manifestOf(row.deviceId, row.from, current);
     if (!manifest) return 'no-manifest';
     writeDesired(eff, row.deviceId, nextDesired(current, { rolloutId: row.rolloutId, manifest, maxDeferSec: 0 }));
     return 'written';
@@ -116,7 +122,7 @@ export function createDeviceAssignments(deps: { rollouts: RolloutRepo; desired: 
       const models = device.models;
       const previous = assignmentOf(current, row.to.model)?.manifest;
       const from = activeVersionOf(models, row.to.model) ?? (previous ? refOf(previous) : null) ?? row.from;
-      const fromManifest = from && from.sha256 !== row.to.sha256 ? manifestOf(from, current) : null;
+      const fromManifest = from && from.sha256 !== row.to.sha256 ? manifestOf(row.deviceId, from, current) : null;
       writeDesired(eff, row.deviceId, nextDesired(current, assignmentFor(rec, row, activate)));
       const deadline = now + rec.core.settings.deviceTimeoutSec * 1000;
       rollouts.assign(row, { from, fromManifest, activate, assignedAt: now, deadline }, at);

@@ -87,6 +87,23 @@ export function createRolloutRepo(db: Db) {
     db.prepare(`${VIEW_SELECT} WHERE r.model = ? AND rd.state IN (${placeholders(states.length)})`);
   const ofModelCache = new Map<string, ReturnType<typeof ofModelIn>>();
 
+  // A variant a rollout gave this device: the `to` of a row whose turn came (assigned), or the `from` of a
+  // row a rollback sent back. Matched on the rows' refs (small JSON), never on the manifest text.
+  const givenTo = db.prepare(`
+    SELECT rollout_id FROM rollout_devices
+    WHERE device_id = @deviceId AND (
+      (to_manifest_sha256 = @sha256 AND assigned_at IS NOT NULL
+        AND json_extract(to_ref, '$.model') = @model AND json_extract(to_ref, '$.version') = @version)
+      OR (from_manifest_sha256 = @sha256 AND state IN ('rolling-back', 'rolled-back')
+        AND json_extract(from_ref, '$.model') = @model AND json_extract(from_ref, '$.version') = @version))
+    ORDER BY rowid DESC LIMIT 1`).pluck();
+  // Rows from before staged rollouts (to_ref NULL) name no manifest: they were given their rollout's version, which was fp32.
+  const givenBeforeStaged = db.prepare(`
+    SELECT v.manifest FROM rollout_devices rd JOIN rollouts r ON r.id = rd.rollout_id
+      JOIN model_versions v ON v.model = r.model AND v.version = r.version
+    WHERE rd.device_id = @deviceId AND rd.to_ref IS NULL AND r.model = @model AND r.version = @version AND r.sha256 = @sha256
+    LIMIT 1`).pluck();
+
   /** Parsed manifests by rollout and sha256; a (rollout, sha256) manifest never changes once stored. */
   const manifests = new Map<string, SignedManifest>();
   const remember = (key: string, m: SignedManifest) => {
@@ -233,6 +250,23 @@ export function createRolloutRepo(db: Db) {
     /** A device's rows in these states across rollouts, newest rollout first (indexed by device; without manifests). */
     rowsOfDevice(deviceId: string, states: readonly RolloutDeviceState[]): DeviceRow[] {
       return (cached(ofDeviceCache, states, () => ofDeviceIn(states)).all(deviceId, ...states) as DeviceSqlRow[]).map(toRow);
+    },
+    /**
+     * The signed manifest of exactly this variant (model, version and file digest) when a rollout gave
+     * it to this device: as its assignment once its turn came, or as the version a rollback returned it
+     * to. The rollout's own stored copy, so two versions that share a file never stand in for each other.
+     */
+    manifestGivenTo(deviceId: string, ref: { model: string; version: string; sha256: string }): SignedManifest | undefined {
+      const params = { deviceId, model: ref.model, version: ref.version, sha256: ref.sha256 };
+      const rolloutId = givenTo.get(params) as string | undefined;
+      let found: SignedManifest | undefined;
+      if (rolloutId !== undefined) found = manifest(rolloutId, ref.sha256);
+      else {
+        const text = givenBeforeStaged.get(params) as string | undefined;
+        found = text === undefined ? undefined : readStoredManifest(text, `model ${ref.model}@${ref.version} manifest`);
+      }
+      const m = found?.manifest;
+      return m && m.model === ref.model && m.version === ref.version && m.sha256 === ref.sha256 ? found : undefined;
     },
     saveDevice(row: DeviceRow, at: string): void {
       saveDevice.run(row.state, row.progress, row.error, row.shadow && JSON.stringify(row.shadow), row.switchedAt, row.deadline, at, row.rolloutId, row.deviceId);

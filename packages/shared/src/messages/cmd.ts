@@ -44,13 +44,21 @@ export const BenchmarkArgs = Type.Object({
 });
 export type BenchmarkArgs = Static<typeof BenchmarkArgs>;
 
+/**
+ * The largest latency a measurement may report: one inference slower than the benchmark request's
+ * whole life (10 minutes) cannot have been timed 30 times within it.
+ */
+export const MAX_BENCHMARK_LATENCY_MS = 10 * 60 * 1000;
+/** A measured latency: above zero (a run takes time; 0 would make any variant look infinitely faster) and bounded. */
+const LatencyMs = Type.Number({ exclusiveMinimum: 0, maximum: MAX_BENCHMARK_LATENCY_MS });
+
 export const BenchmarkMeasurement = Type.Object(
   {
     profile: Type.String({ maxLength: 64 }),
     sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }),
     ok: Type.Boolean(),
-    p50Ms: Type.Optional(Type.Number({ minimum: 0 })),
-    p90Ms: Type.Optional(Type.Number({ minimum: 0 })),
+    p50Ms: Type.Optional(LatencyMs),
+    p90Ms: Type.Optional(LatencyMs),
     runs: Type.Integer({ minimum: 0, maximum: 1000 }),
     error: Type.Optional(LongText),
   },
