@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { joinBinaryBody, type TensorSpec } from '@edgefleet/shared';
-import { MAX_CALIBRATION_SAMPLES, parseCalibration } from '../src/models/calibration-data.js';
+import { MAX_CALIBRATION_BINARY_HEADER_BYTES, MAX_CALIBRATION_SAMPLES, parseCalibration } from '../src/models/calibration-data.js';
 import { decodeCalibrationFile, encodeCalibrationFile } from '../src/models/calibration-file.js';
 
 const SPECS: TensorSpec[] = [{ name: 'input', datatype: 'FP32', shape: [-1, 4] }];
@@ -70,5 +70,30 @@ describe('calibration data', () => {
     expect(() => parseCalibration(nan.body, '99999', SPECS)).toThrow('is not within the body');
     const short = binary([{ name: 'input', datatype: 'FP32', shape: [2, 4], bytes: bytesOf(new Float32Array(7)) }]);
     expect(() => parseCalibration(short.body, short.headerLength, SPECS)).toThrow('28 bytes of binary data, expected 32');
+  });
+
+  it('refuses a binary body whose JSON header is over its cap or carries data, before parsing it', () => {
+    const x = Float32Array.from({ length: 8 }, () => 0.5);
+    // The numbers as JSON `data` in the header, padded past the cap: the binary body limit must not become a JSON limit.
+    const values = Array.from({ length: MAX_CALIBRATION_BINARY_HEADER_BYTES / 4 }, () => 0.5);
+    const big = Buffer.from(JSON.stringify({ inputs: [input([values.length / 4, 4], values)] }));
+    expect(big.byteLength).toBeGreaterThan(MAX_CALIBRATION_BINARY_HEADER_BYTES);
+    expect(() => parseCalibration(big, String(big.byteLength), SPECS)).toThrow(
+      `Inference-Header-Content-Length ${big.byteLength} is over the ${MAX_CALIBRATION_BINARY_HEADER_BYTES}-byte limit of a binary calibration body's JSON header`,
+    );
+    const small = Buffer.from(JSON.stringify({ inputs: [input([2, 4], Array.from(x))] }));
+    expect(() => parseCalibration(small, String(small.byteLength), SPECS)).toThrow(`tensor "input" has JSON data in a binary calibration body's header`);
+    // The same tensor with its bytes after the header is read.
+    const ok = binary([{ name: 'input', datatype: 'FP32', shape: [2, 4], bytes: bytesOf(x) }]);
+    expect(parseCalibration(ok.body, ok.headerLength, SPECS).samples).toBe(2);
+  });
+
+  it('refuses a model input with a fixed batch above 1: samples are fed at batch 1', () => {
+    const fixed: TensorSpec[] = [{ name: 'input', datatype: 'FP32', shape: [4, 4] }];
+    expect(() => parseCalibration(json({ inputs: [input([3, 4], Array.from({ length: 12 }, () => 1))] }), undefined, fixed)).toThrow(
+      'the model\'s input is FP32 [4,4], a fixed batch of 4; calibration samples are fed at batch 1, so dim 0 must be dynamic or 1',
+    );
+    const one: TensorSpec[] = [{ name: 'input', datatype: 'FP32', shape: [1, 4] }];
+    expect(parseCalibration(json({ inputs: [input([3, 4], Array.from({ length: 12 }, () => 1))] }), undefined, one).samples).toBe(3);
   });
 });

@@ -1,15 +1,16 @@
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import type { ResourceLimits } from 'node:worker_threads';
 import { goldenInputTensors, type TypedTensor } from '@edgefleet/shared';
 import { decodeModel, encodeModel, GraphBuilder, readSignature } from '@edgefleet/shared/onnx';
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { fixtureModelUrl, fixtureSamples } from '../../../test/fixtures/onnx/fixture-data.mjs';
 import { INT8_STATIC_NEEDS_CALIBRATION } from '../src/compression/profiles.js';
-import { runVariantBuild, type BuildProgress, type BuiltVariant, type CalibrationSet, type VariantBuildJob } from '../src/compression/variant-builder.js';
+import { runVariantBuild, type BuildProgress, type BuiltVariant, type CalibrationSet, type VariantBuildJob, type VariantBuildLimits } from '../src/compression/variant-builder.js';
 
 /** A fresh copy each time: the build transfers the model's buffer to its worker. */
 const mlp = (): Uint8Array => new Uint8Array(readFileSync(fixtureModelUrl('torch-mlp')));
+const cnn = (): Uint8Array => new Uint8Array(readFileSync(fixtureModelUrl('torch-cnn')));
 const goldenInputs = (): TypedTensor[] => goldenInputTensors(readSignature(decodeModel(mlp())).inputs);
 
 function calibrationSet(count: number): CalibrationSet {
@@ -31,7 +32,7 @@ function job(over: Partial<VariantBuildJob>): VariantBuildJob {
   };
 }
 
-async function build(j: VariantBuildJob, limits?: ResourceLimits) {
+async function build(j: VariantBuildJob, limits?: VariantBuildLimits) {
   const progress: BuildProgress[] = [];
   const variants: BuiltVariant[] = [];
   const run = runVariantBuild(j, { ...(limits ? { limits } : {}), onProgress: (p) => progress.push(p), onVariant: (v) => variants.push(v) });
@@ -112,9 +113,9 @@ describe('variant build worker', () => {
     }
   });
 
-  it('rejects `done` naming memory when the worker outgrows its heap limit, and the hub goes on', async () => {
-    const limits = { maxOldGenerationSizeMb: 8, maxYoungGenerationSizeMb: 1 };
-    await expect(build(job({ profiles: ['int8-weights'] }), limits)).rejects.toThrow(/ran out of memory \(worker heap limited to 8 MB/);
+  it('rejects `done` naming memory when the build process outgrows its heap limit, and the hub goes on', async () => {
+    const limits = { maxOldGenerationSizeMb: 8 };
+    await expect(build(job({ profiles: ['int8-weights'] }), limits)).rejects.toThrow(/ran out of memory \(heap limited to 8 MB/);
     const { variants } = await build(job({ profiles: ['int8-weights'] }));
     expect(variants[0]!.state).toBe('accepted');
   });
@@ -130,5 +131,40 @@ describe('variant build worker', () => {
     const run = runVariantBuild(job({ calibration: calibrationSet(160) }), { onProgress: () => {}, onVariant: () => {} });
     await run.cancel();
     await expect(run.done).rejects.toThrow(/cancelled/);
+  });
+
+  it('cancels builds mid-onnxruntime-run at ten different points and this process lives on', async () => {
+    // Killing a worker thread while onnxruntime ran in it aborted the whole process (Napi::Error, exit 134).
+    // The CNN keeps onnxruntime busy long enough after each message for a cancel to land inside it.
+    const model = cnn();
+    const cnnJob = () => job({ model: model.slice(), goldenInputs: goldenInputTensors(readSignature(decodeModel(model)).inputs), profiles: ['fp16', 'int8-dynamic', 'int8-weights', 'pruned'], timing: { runs: 20, warmup: 2 } });
+    for (let point = 0; point < 10; point++) {
+      let seen = 0;
+      let reached!: () => void;
+      const atPoint = new Promise<void>((resolve) => (reached = resolve));
+      const run = runVariantBuild(cnnJob(), {
+        // The points are progress messages; 'evaluate' (odd points here) opens sessions and runs onnxruntime right after it is sent.
+        onProgress: () => ++seen > point && reached(),
+        onVariant: () => {},
+      });
+      await atPoint;
+      await run.cancel();
+      await expect(run.done).rejects.toThrow('the variant build was cancelled');
+    }
+    // Still here, and a build after all that runs to its end.
+    const { variants } = await build(job({ profiles: ['fp16'] }));
+    expect(variants[0]!.state).toBe('accepted');
+  });
+
+  it('names a build process that dies from a signal', async () => {
+    const run = runVariantBuild(job({ calibration: calibrationSet(160), timing: { runs: 200, warmup: 5 } }), {
+      onProgress: () => {},
+      onVariant: () => {},
+    });
+    // The build process is this test process's child running the build entry.
+    const pids = execFileSync('pgrep', ['-P', String(process.pid), '-f', 'variant-build-worker.js']).toString().trim().split('\n');
+    expect(pids).toHaveLength(1);
+    process.kill(Number(pids[0]), 'SIGKILL');
+    await expect(run.done).rejects.toThrow(/variant build process was killed by SIGKILL/);
   });
 });

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import Database from 'better-sqlite3';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decompress } from '@mongodb-js/zstd';
@@ -287,6 +288,101 @@ describe('variants: builds', () => {
       await t.stop();
     }
   }, 90_000);
+});
+
+describe('variants: rebuilds, replaced calibration and a damaged queue', () => {
+  it('a rebuild keeps the accepted variants and their manifests until it replaces them, and a failed rebuild leaves them', async () => {
+    const t = await startTestHub();
+    const db = new Database(join(t.dataDir, 'hub.db'), { readonly: true });
+    const rows = () =>
+      db.prepare("SELECT profile, state, sha256, manifest IS NOT NULL AS signed FROM model_variants WHERE model = 'mlp' AND version = '1' AND profile != 'fp32' ORDER BY profile").all();
+    try {
+      await upload(t, '1');
+      const { body, headers } = binaryCalibration(300);
+      const calibration = await t.api<CalibrationSummary>('PUT', '/api/v1/models/mlp/versions/1/calibration', body, headers);
+      const request = { profiles: ['fp16', 'int8-dynamic'], budget: { minAgreement: 0.9 } };
+      await t.api('POST', '/api/v1/models/mlp/versions/1/variants', request);
+      const first = await buildEnded(t, '1');
+      expect(first.variants.filter((v) => v.state === 'accepted').map((v) => v.profile)).toEqual(['fp32', 'fp16', 'int8-dynamic']);
+      const built = rows();
+
+      // What the table holds the moment the rebuild is running, before any of its results.
+      const atRunning: unknown[][] = [];
+      t.hub.bus.subscribe((name, payload) => {
+        const e = payload as HubEventMap['variants'];
+        if (name === 'variants' && e.state === 'running' && atRunning.length === 0) atRunning.push(rows());
+      });
+      expect((await t.api('POST', '/api/v1/models/mlp/versions/1/variants', request)).status).toBe(202);
+      await eventually(() => atRunning.length > 0, 'the rebuild to run');
+      expect(atRunning[0]).toEqual(built);
+      const during = await variantsOf(t, '1');
+      expect(during.body.variants.filter((v) => v.state === 'accepted').map((v) => v.profile)).toEqual(['fp32', 'fp16', 'int8-dynamic']);
+      for (const profile of ['fp16', 'int8-dynamic']) {
+        const detail = await t.api<VariantDetail>('GET', `/api/v1/models/mlp/versions/1/variants/${profile}`);
+        expect(verifyManifest(detail.body.manifest!, t.hub.hubPublicKey).profile).toBe(profile);
+      }
+      expect((await buildEnded(t, '1')).build?.state).toBe('done');
+      const rebuilt = rows();
+
+      // A build that cannot run (its calibration file is gone) fails and touches no variant.
+      await rm(join(t.dataDir, 'artifacts', calibration.body.sha256));
+      await t.api('POST', '/api/v1/models/mlp/versions/1/variants', request);
+      const failed = await buildEnded(t, '1');
+      expect(failed.build).toMatchObject({ state: 'failed', error: expect.stringContaining('ENOENT') });
+      expect(rows()).toEqual(rebuilt);
+    } finally {
+      db.close();
+      await t.stop();
+    }
+  }, 90_000);
+
+  it('calibration replaced while a build runs keeps its file until the build ends; concurrent uploads leave one file', async () => {
+    const t = await startTestHub();
+    const calibrationFiles = async (shas: string[]) => (await readdir(join(t.dataDir, 'artifacts'))).filter((f) => shas.includes(f)).sort();
+    try {
+      await upload(t, '1');
+      const a = binaryCalibration(300, 1);
+      const first = (await t.api<CalibrationSummary>('PUT', '/api/v1/models/mlp/versions/1/calibration', a.body, a.headers)).body;
+      const events = collectVariantEvents(t);
+      await t.api('POST', '/api/v1/models/mlp/versions/1/variants', { profiles: ['int8-static'] });
+      await eventually(() => events.some((e) => e.state === 'running'), 'the build to run');
+      // Replaced while the build's process is about to read it: the file must outlive the build.
+      const b = binaryCalibration(300, 2);
+      const second = (await t.api<CalibrationSummary>('PUT', '/api/v1/models/mlp/versions/1/calibration', b.body, b.headers)).body;
+      expect(await calibrationFiles([first.sha256])).toEqual([first.sha256]);
+      const ended = await buildEnded(t, '1');
+      expect(ended.build, JSON.stringify(ended.build)).toMatchObject({ state: 'done', error: null });
+      await eventually(async () => (await calibrationFiles([first.sha256])).length === 0, 'the replaced calibration file to be removed after the build');
+
+      const [c, d] = [binaryCalibration(40, 3), binaryCalibration(40, 4)];
+      const both = await Promise.all([c, d].map((x) => t.api<CalibrationSummary>('PUT', '/api/v1/models/mlp/versions/1/calibration', x.body, x.headers)));
+      const kept = (await t.api<CalibrationSummary>('GET', '/api/v1/models/mlp/versions/1/calibration')).body.sha256;
+      expect(await calibrationFiles([second.sha256, ...both.map((r) => r.body.sha256)])).toEqual([kept]);
+    } finally {
+      await t.stop();
+    }
+  }, 90_000);
+
+  it('a damaged build row is marked failed and logged, and the builds after it run', async () => {
+    const t = await startTestHub();
+    const db = new Database(join(t.dataDir, 'hub.db'));
+    try {
+      await upload(t, '1');
+      await upload(t, '2');
+      db.prepare(
+        "INSERT INTO variant_builds (model, version, state, request, progress, error, created_at) VALUES ('mlp', '1', 'queued', '{not json', '{\"done\":0,\"total\":1,\"profile\":null,\"step\":null}', NULL, '2000-01-01T00:00:00.000Z')",
+      ).run();
+      const started = await t.api<VariantBuild>('POST', '/api/v1/models/mlp/versions/2/variants', { profiles: ['fp16'] });
+      expect(started.status, JSON.stringify(started.body)).toBe(202);
+      expect((await buildEnded(t, '2')).build?.state).toBe('done');
+      const damaged = db.prepare("SELECT state, error FROM variant_builds WHERE model = 'mlp' AND version = '1'").get() as { state: string; error: string };
+      expect(damaged).toEqual({ state: 'failed', error: expect.stringContaining('the stored build is damaged: variant build mlp@1 request') });
+      expect(t.logs.some((l) => l.msg === 'variant build failed: its stored row is damaged' && l.version === '1')).toBe(true);
+    } finally {
+      db.close();
+      await t.stop();
+    }
+  }, 60_000);
 });
 
 describe('variants: storage', () => {

@@ -1,18 +1,20 @@
-import { parentPort } from 'node:worker_threads';
+import { readFile } from 'node:fs/promises';
 import { compress } from '@mongodb-js/zstd';
 import type { TensorSpec, TypedTensor, VariantEvaluation } from '@edgefleet/shared';
 import { decodeModel, readSignature, type ModelProto } from '@edgefleet/shared/onnx';
-import { batches, checkCalibrationSet, generatedSamples, sliceSamples, splitCalibration } from './evaluation-data.js';
+import { batches, checkCalibrationSet, type CalibrationSet, generatedSamples, sliceSamples, splitCalibration } from './evaluation-data.js';
 import { fidelityTally, goldenTolerance, judgeVariant, percentile, type EvaluationData, type Fidelity } from './evaluation.js';
 import { buildProfile, ProfileUnavailable, type BuiltProfile, type CalibrationDistance, type ProfileBuild } from './profiles.js';
-import { DEFAULT_TIMING, ownedBytes, type BuildProgress, type BuiltVariant, type VariantBuildJob, type WorkerMessage, type WorkerRequest } from './variant-builder.js';
+import { decodeCalibrationFile } from '../models/calibration-file.js';
+import { DEFAULT_TIMING, type BuildProgress, type BuiltVariant, type VariantBuildJob, type WorkerMessage, type WorkerRequest } from './variant-builder.js';
 import { calibrationRunner, openSession, type ModelSession } from './variant-session.js';
 
 /**
- * Worker thread: builds each requested variant from the fp32 model, evaluates it against fp32 in
- * onnxruntime and compresses it, posting progress and each variant as it is done. Everything heavy
- * (protobuf decoding, transforms, inference, zstd) happens here under this worker's heap limit, so
- * the hub's event loop only ever sees messages. One job in; progress, variants and `done` out.
+ * The build process (forked by variant-builder.ts): builds each requested variant from the fp32
+ * model, evaluates it against fp32 in onnxruntime and compresses it, sending progress and each
+ * variant as it is done. Everything heavy (calibration file decoding, protobuf decoding, transforms,
+ * inference, zstd) happens here under this process's heap limit, so the hub's event loop only ever
+ * sees messages. One job in; progress, variants and `done` out.
  */
 
 /** Samples per calibration run; a model whose batch dimension is fixed runs one at a time. */
@@ -34,9 +36,8 @@ interface BuildData {
   calibration: TypedTensor[][] | null;
 }
 
-function dataFor(job: VariantBuildJob, specs: readonly TensorSpec[]): BuildData {
-  if (!job.calibration) return { kind: 'generated', evaluation: generatedSamples(specs).map((inputs) => ({ inputs })), calibration: null };
-  const set = job.calibration;
+function dataFor(job: VariantBuildJob, set: CalibrationSet | undefined, specs: readonly TensorSpec[]): BuildData {
+  if (!set) return { kind: 'generated', evaluation: generatedSamples(specs).map((inputs) => ({ inputs })), calibration: null };
   checkCalibrationSet(set);
   const { calibrate, evaluate } = splitCalibration(set.samples);
   const batchSize = specs.every((s) => (s.shape[0] ?? -1) < 0) ? CALIBRATION_BATCH : 1;
@@ -191,25 +192,20 @@ function calibrationDistance(reference: ModelSession, data: BuildData): (model: 
   };
 }
 
-function post(msg: WorkerMessage, transfer: ArrayBuffer[] = []): void {
-  parentPort?.postMessage(msg, transfer);
+function post(msg: WorkerMessage): void {
+  process.send?.(msg);
 }
 
-/** The variant with its arrays made transferable, and the list to transfer: the main thread gets them without a copy. */
-function transferable(v: BuiltVariant): { variant: BuiltVariant; transfer: ArrayBuffer[] } {
-  const bytes = v.bytes && ownedBytes(v.bytes);
-  const transfer = v.transfer && { ...v.transfer, bytes: ownedBytes(v.transfer.bytes) };
-  const goldenOutputs = v.goldenOutputs?.map((t) => ({ ...t, data: ownedBytes(t.data) }));
-  const arrays = [bytes, transfer?.bytes, ...(goldenOutputs ?? []).map((t) => t.data)].filter((a) => a !== undefined);
-  const variant: BuiltVariant = { ...v, ...(bytes ? { bytes } : {}), ...(transfer ? { transfer } : {}), ...(goldenOutputs ? { goldenOutputs } : {}) };
-  return { variant, transfer: [...new Set(arrays.map((a) => a.buffer as ArrayBuffer))] };
+async function calibrationOf(job: VariantBuildJob): Promise<CalibrationSet | undefined> {
+  if (job.calibration || !job.calibrationFile) return job.calibration;
+  return decodeCalibrationFile(await readFile(job.calibrationFile));
 }
 
 async function runJob(job: VariantBuildJob): Promise<void> {
   const fp32 = decodeModel(job.model);
   const signature = readSignature(fp32);
   if (signature.inputs.length === 0) throw new Error('the fp32 model declares no inputs');
-  const data = dataFor(job, signature.inputs);
+  const data = dataFor(job, await calibrationOf(job), signature.inputs);
   if (data.evaluation.length === 0) throw new Error('no samples to evaluate on');
   const reference = await openSession(job.model, 'fp32 model');
   const calibration = calibrationRunner();
@@ -230,8 +226,7 @@ async function runJob(job: VariantBuildJob): Promise<void> {
     for (const profile of job.profiles) {
       const built = await buildVariant(profile, ctx);
       await calibration.release();
-      const { variant, transfer } = transferable(built);
-      post({ type: 'variant', variant }, transfer);
+      post({ type: 'variant', variant: built });
       done++;
       post({ type: 'progress', progress: { done, total, profile: null, step: null } });
     }
@@ -241,9 +236,11 @@ async function runJob(job: VariantBuildJob): Promise<void> {
   }
 }
 
-parentPort?.once('message', ({ job }: WorkerRequest) => {
+process.once('message', ({ job }: WorkerRequest) => {
   runJob(job).then(
     () => post({ type: 'done' }),
     (err: unknown) => post({ type: 'error', error: err instanceof Error ? err.message : String(err) }),
   );
 });
+// The hub is gone (or let go of this build): nobody is left to send results to.
+process.once('disconnect', () => process.exit(0));

@@ -1,4 +1,5 @@
-import { Worker, type ResourceLimits } from 'node:worker_threads';
+import { fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import type { AccuracyBudget, TypedTensor, VariantEvaluation } from '@edgefleet/shared';
 import type { CalibrationSet } from './evaluation-data.js';
 import type { BuiltProfile } from './profiles.js';
@@ -6,30 +7,43 @@ import type { BuiltProfile } from './profiles.js';
 export type { CalibrationSet } from './evaluation-data.js';
 
 /**
- * Always the compiled worker: from src/compression/*.ts (vitest) and from dist/compression/*.js
+ * Always the compiled entry: from src/compression/*.ts (vitest) and from dist/compression/*.js
  * alike, `../../dist/compression/` is packages/hub/dist/compression/, so run `npx tsc -b` before tests.
  */
-const WORKER_URL = new URL('../../dist/compression/variant-build-worker.js', import.meta.url);
+const BUILD_PROCESS_PATH = fileURLToPath(new URL('../../dist/compression/variant-build-worker.js', import.meta.url));
 
 /**
- * The build worker's V8 heap limits. Models, samples and outputs are typed arrays (outside the heap),
- * but decoding and the graph transforms hold the protobuf model as JS objects, several times the
- * file's size: 1.5 GB covers models of a few hundred MB, and a larger one ends its own worker, never the hub.
+ * The build process's V8 heap limit. A child process, not a worker thread: onnxruntime's native code
+ * cannot be stopped safely mid-run inside a thread (Worker.terminate() there aborted the whole hub
+ * with a Napi::Error), and a process's crash or OOM kill ends only itself. Models, samples and
+ * outputs are typed arrays (outside the heap), but decoding and the graph transforms hold the
+ * protobuf model as JS objects, several times the file's size: 1.5 GB covers models of a few hundred MB.
  */
-export const VARIANT_BUILD_LIMITS: ResourceLimits = { maxOldGenerationSizeMb: 1536, maxYoungGenerationSizeMb: 64, stackSizeMb: 4 };
+export interface VariantBuildLimits {
+  /** --max-old-space-size of the build process, MB. */
+  maxOldGenerationSizeMb: number;
+}
+export const VARIANT_BUILD_LIMITS: VariantBuildLimits = { maxOldGenerationSizeMb: 1536 };
 
-/** Timed runs per model for the latency ratio, and untimed warm-up runs before them. */
+/** Bytes of the build process's stderr kept to name a crash (V8's OOM report is a few lines). */
+const STDERR_TAIL_BYTES = 8192;
+
 export const DEFAULT_TIMING = { runs: 30, warmup: 5 } as const;
 
 export interface VariantBuildJob {
-  /** The fp32 ONNX bytes. Transferred to the worker: detached here once the build starts. */
+  /** The fp32 ONNX bytes (copied to the build process). */
   model: Uint8Array;
-  /** The fp32 manifest's golden inputs (copied to the worker, so the caller keeps them for the manifests). */
+  /** The fp32 manifest's golden inputs (copied to the build process, so the caller keeps them for the manifests). */
   goldenInputs: TypedTensor[];
-  /** Samples along dim 0. Its arrays are transferred to the worker: detached here once the build starts. */
+  /** Samples along dim 0, copied to the build process. */
   calibration?: CalibrationSet;
+  /**
+   * A stored calibration file (calibration-file.ts format) instead of `calibration`: the build
+   * process reads and decodes it, so a set of hundreds of MB is never copied on the hub's event loop.
+   */
+  calibrationFile?: string;
   profiles: BuiltProfile[];
-  /** The version's budget; merged with DEFAULT_BUDGET by the worker. */
+  /** The version's budget; merged with DEFAULT_BUDGET by the build process. */
   budget: AccuracyBudget;
   pruneSparsity: number;
   calibrationMethod: 'minmax' | 'percentile' | 'auto';
@@ -60,7 +74,7 @@ export interface BuiltVariant {
   tolerance?: { atol: number };
 }
 
-/** Messages between the two sides; one job in, these out. */
+/** Messages between the two processes (V8 serialization: typed arrays arrive as typed arrays); one job in, these out. */
 export type WorkerRequest = { job: VariantBuildJob };
 export type WorkerMessage =
   | { type: 'progress'; progress: BuildProgress }
@@ -68,49 +82,51 @@ export type WorkerMessage =
   | { type: 'done' }
   | { type: 'error'; error: string };
 
-/**
- * The array itself when it owns its whole ArrayBuffer, else a copy that does: a view into a larger
- * buffer (a Node Buffer from the shared pool, a slice) or a SharedArrayBuffer is not ours to detach.
- */
-export function ownedBytes<T extends ArrayBufferView>(view: T): T {
-  if (view.buffer instanceof ArrayBuffer && view.byteOffset === 0 && view.byteLength === view.buffer.byteLength) return view;
-  const copy = new ArrayBuffer(view.byteLength);
-  new Uint8Array(copy).set(new Uint8Array(view.buffer, view.byteOffset, view.byteLength));
-  // A Buffer becomes a plain Uint8Array: Buffer's constructor does not take an ArrayBuffer alone.
-  const Ctor = (Buffer.isBuffer(view) ? Uint8Array : view.constructor) as new (b: ArrayBuffer) => T;
-  return new Ctor(copy);
-}
-
-function requestOf(job: VariantBuildJob): { request: WorkerRequest; transfer: ArrayBuffer[] } {
-  const model = ownedBytes(job.model);
-  const calibration = job.calibration && {
-    samples: job.calibration.samples,
-    inputs: job.calibration.inputs.map((t) => ({ ...t, data: ownedBytes(t.data) })),
-    labels: job.calibration.labels && ownedBytes(job.calibration.labels),
-  };
-  const transfer = [model, ...(calibration?.inputs.map((t) => t.data) ?? []), ...(calibration?.labels ? [calibration.labels] : [])].map((a) => a.buffer as ArrayBuffer);
-  return { request: { job: { ...job, model, ...(calibration ? { calibration } : {}) } }, transfer: [...new Set(transfer)] };
-}
-
-function describeWorkerError(err: Error & { code?: string }, limits: ResourceLimits): string {
-  if (err.code === 'ERR_WORKER_OUT_OF_MEMORY') {
-    return `the variant build ran out of memory (worker heap limited to ${limits.maxOldGenerationSizeMb} MB old generation): ${err.message}`;
+/** Why the build process ended without `done`, from its exit and the tail of its stderr. */
+export function describeExit(code: number | null, signal: NodeJS.Signals | null, stderr: string, limits: VariantBuildLimits): string {
+  const oom = stderr.split('\n').find((line) => /heap out of memory|Reached heap limit|Allocation failed/i.test(line));
+  if (oom) {
+    return `the variant build ran out of memory (heap limited to ${limits.maxOldGenerationSizeMb} MB; raise EDGEFLEET_HUB_VARIANT_BUILD_HEAP_MB for larger models): ${oom.trim()}`;
   }
-  return `the variant build worker crashed: ${err.message}`;
+  if (signal === 'SIGKILL') {
+    return 'the variant build process was killed by SIGKILL (the kernel does that when the machine runs out of memory, onnxruntime\'s native memory included)';
+  }
+  const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+  const said = lastLines(stderr);
+  return `the variant build process ${how} before finishing${said ? `: ${said}` : ''}`;
+}
+
+function lastLines(text: string): string {
+  return text.trim().split('\n').slice(-3).join(' | ');
 }
 
 /**
- * Builds and evaluates the job's variants in one worker thread with heap limits, reporting progress
+ * Builds and evaluates the job's variants in one child process with a heap limit, reporting progress
  * and each variant as it is ready. One profile failing makes that variant `failed` and the build goes
  * on; `done` rejects, naming the problem, when the build as a whole cannot run (the fp32 model does
- * not decode or load, bad calibration data, the worker crashes or runs out of memory) or is cancelled.
+ * not decode or load, bad calibration data, the process crashes, runs out of memory or is killed)
+ * or is cancelled. Cancelling kills the process (SIGKILL: onnxruntime cannot be interrupted mid-run
+ * any other way) and resolves once it has exited.
  */
 export function runVariantBuild(
   job: VariantBuildJob,
-  opts: { limits?: ResourceLimits; onProgress(p: BuildProgress): void; onVariant(v: BuiltVariant): void },
+  opts: { limits?: VariantBuildLimits; onProgress(p: BuildProgress): void; onVariant(v: BuiltVariant): void },
 ): { done: Promise<void>; cancel(): Promise<void> } {
   const limits = opts.limits ?? VARIANT_BUILD_LIMITS;
-  const worker = new Worker(WORKER_URL, { resourceLimits: limits });
+  const child = fork(BUILD_PROCESS_PATH, [], {
+    execArgv: [`--max-old-space-size=${limits.maxOldGenerationSizeMb}`],
+    serialization: 'advanced',
+    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+  });
+  const exited = new Promise<void>((resolve) => {
+    child.once('exit', () => resolve());
+    // A process that never started has nothing to wait for.
+    child.once('error', () => child.pid === undefined && resolve());
+  });
+  let stderr = '';
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr = (stderr + chunk).slice(-STDERR_TAIL_BYTES);
+  });
   let settled = false;
   let resolveDone!: () => void;
   let rejectDone!: (err: Error) => void;
@@ -123,10 +139,10 @@ export function runVariantBuild(
     settled = true;
     if (err) rejectDone(err);
     else resolveDone();
-    void worker.terminate();
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   };
 
-  worker.on('message', (msg: WorkerMessage) => {
+  child.on('message', (msg: WorkerMessage) => {
     if (settled) return;
     try {
       if (msg.type === 'progress') opts.onProgress(msg.progress);
@@ -138,15 +154,14 @@ export function runVariantBuild(
       finish(new Error(`the variant build's ${msg.type} handler failed: ${(err as Error).message}`));
     }
   });
-  worker.once('error', (err) => finish(new Error(describeWorkerError(err, limits))));
-  worker.once('exit', (code) => finish(new Error(`the variant build worker exited with code ${code} before finishing`)));
+  child.once('error', (err) => finish(new Error(`the variant build process failed: ${err.message}`)));
+  // 'close' waits for stderr to end, so V8's out-of-memory report is read before the exit is named.
+  child.once('close', (code, signal) => finish(new Error(describeExit(code, signal, stderr, limits))));
 
-  try {
-    const { request, transfer } = requestOf(job);
-    worker.postMessage(request, transfer);
-  } catch (err) {
-    finish(new Error(`could not hand the job to the variant build worker: ${(err as Error).message}`));
-  }
+  const request: WorkerRequest = { job };
+  child.send(request, (err) => {
+    if (err) finish(new Error(`could not hand the job to the variant build process: ${err.message}`));
+  });
 
   return {
     done,
@@ -154,7 +169,7 @@ export function runVariantBuild(
       // The caller asked for it: a `done` nobody awaits any more must not become an unhandled rejection.
       done.catch(() => undefined);
       finish(new Error('the variant build was cancelled'));
-      await worker.terminate();
+      await exited;
     },
   };
 }

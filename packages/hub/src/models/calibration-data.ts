@@ -26,6 +26,11 @@ export const LABELS_TENSOR = 'labels';
 export const MAX_CALIBRATION_SAMPLES = 10_000;
 /** JSON costs a synchronous parse on the event loop (~0.5 s for 50 MB here); larger sets use the binary form. */
 export const MAX_CALIBRATION_JSON_BYTES = 32 * 1024 * 1024;
+/**
+ * The JSON header of the binary form names and shapes the tensors; their numbers follow it as bytes.
+ * Capped so the binary form's larger body limit cannot carry a JSON parse of hundreds of MB.
+ */
+export const MAX_CALIBRATION_BINARY_HEADER_BYTES = 1024 * 1024;
 
 export interface CalibrationSet {
   samples: number;
@@ -49,6 +54,9 @@ function parseEnvelope(body: Uint8Array, headerLength: string | undefined): { re
   let tail: Uint8Array = new Uint8Array(0);
   if (headerLength !== undefined) {
     if (!/^\d+$/.test(headerLength)) bad(`Inference-Header-Content-Length must be a non-negative integer, got "${headerLength}"`);
+    if (Number(headerLength) > MAX_CALIBRATION_BINARY_HEADER_BYTES) {
+      bad(`Inference-Header-Content-Length ${headerLength} is over the ${MAX_CALIBRATION_BINARY_HEADER_BYTES}-byte limit of a binary calibration body's JSON header: tensors' numbers go after the header as bytes (parameters.binary_data_size), not in it`);
+    }
     try {
       ({ header: parsed, tail } = splitBinaryBody(body, Number(headerLength)));
     } catch (err) {
@@ -64,6 +72,10 @@ function parseEnvelope(body: Uint8Array, headerLength: string | undefined): { re
   if (!checkRequest.Check(parsed)) {
     const first = checkRequest.Errors(parsed)[0];
     bad(`calibration body is not an inference request: at "${first?.instancePath ?? ''}": ${first?.message ?? 'invalid'}`);
+  }
+  if (headerLength !== undefined) {
+    const inline = parsed.inputs.find((input) => input.data !== undefined);
+    if (inline) bad(`tensor "${inline.name}" has JSON data in a binary calibration body's header: in the binary form every tensor's bytes follow the header (parameters.binary_data_size); send JSON data as application/json`);
   }
   return { request: parsed, tail };
 }
@@ -162,10 +174,18 @@ function checkFiniteHalf(t: TypedTensor, perSample: number): void {
   }
 }
 
-/** Checks a tensor's shape against the model input's: same rank, dim 0 free (the samples), fixed dims equal. */
+/**
+ * Checks a tensor's shape against the model input's: same rank, dim 0 the samples, fixed dims equal.
+ * Samples are fed one at a time (batch 1), so the model's dim 0 must be dynamic or 1: a fixed batch
+ * of 4 would read [3,4] as 3 samples of [4] and fail in the build, long after the upload's 200.
+ */
 function checkShape(input: InferInput, spec: TensorSpec): number {
   if (input.shape.length !== spec.shape.length) {
     bad(`input "${spec.name}": shape [${input.shape.join(',')}] has rank ${input.shape.length}; the model's input is ${describe(spec)} (samples along dim 0)`);
+  }
+  const batch = spec.shape[0]!;
+  if (batch > 1) {
+    bad(`input "${spec.name}": the model's input is ${describe(spec)}, a fixed batch of ${batch}; calibration samples are fed at batch 1, so dim 0 must be dynamic or 1 (export the model with a dynamic batch dimension)`);
   }
   for (let d = 1; d < spec.shape.length; d++) {
     const want = spec.shape[d]!;

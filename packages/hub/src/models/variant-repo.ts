@@ -119,6 +119,7 @@ export function createVariantRepo(db: Db) {
       error = excluded.error, created_at = excluded.created_at, started_at = excluded.started_at, ended_at = excluded.ended_at`);
   const oneBuild = db.prepare('SELECT * FROM variant_builds WHERE model = ? AND version = ?');
   const buildsIn = db.prepare('SELECT * FROM variant_builds WHERE state IN (?, ?) ORDER BY created_at, rowid');
+  const failBuild = db.prepare("UPDATE variant_builds SET state = 'failed', error = ?, ended_at = ? WHERE model = ? AND version = ?");
   const setBudget = db.prepare('UPDATE model_versions SET budget = ? WHERE model = ? AND version = ?');
   const getBudget = db.prepare('SELECT budget FROM model_versions WHERE model = ? AND version = ?').pluck();
   const upsertCalibration = db.prepare(`
@@ -177,6 +178,27 @@ export function createVariantRepo(db: Db) {
     /** Builds queued or running (a hub that stopped mid-build picks them up again at start), oldest first. */
     unfinishedBuilds(): VariantBuild[] {
       return (buildsIn.all('queued', 'running') as BuildRow[]).map(toBuild);
+    },
+    /**
+     * Marks every queued or running build whose row does not read as failed, naming the problem;
+     * returns them. Only state, error and end time are written: the damaged JSON stays to look at.
+     */
+    failDamagedBuilds(at: string): Array<{ model: string; version: string; error: string }> {
+      const damaged: Array<{ model: string; version: string; error: string }> = [];
+      for (const row of buildsIn.all('queued', 'running') as BuildRow[]) {
+        try {
+          toBuild(row);
+        } catch (err) {
+          const error = `the stored build is damaged: ${(err as Error).message}`;
+          failBuild.run(error, at, row.model, row.version);
+          damaged.push({ model: row.model, version: row.version, error });
+        }
+      }
+      return damaged;
+    },
+    /** Marks a build failed without rewriting the rest of its row. */
+    markBuildFailed(model: string, version: string, error: string, at: string): void {
+      failBuild.run(error, at, model, version);
     },
     /** The version's accuracy budget as set at upload or by its latest build request; {} when none was given. */
     budget(model: string, version: string): AccuracyBudget {

@@ -1,5 +1,4 @@
 import { readFile } from 'node:fs/promises';
-import type { ResourceLimits } from 'node:worker_threads';
 import {
   BUILT_PROFILES,
   EdgefleetError,
@@ -13,11 +12,11 @@ import {
   type VariantList,
 } from '@edgefleet/shared';
 import type { Logger } from 'pino';
-import { runVariantBuild, type BuildProgress, type BuiltVariant, type VariantBuildJob } from '../compression/variant-builder.js';
+import { runVariantBuild, type BuildProgress, type BuiltVariant, type VariantBuildJob, type VariantBuildLimits } from '../compression/variant-builder.js';
 import type { HubEventBus } from '../events/hub-event-bus.js';
 import type { ArtifactStore } from './artifact-store.js';
 import { parseCalibration } from './calibration-data.js';
-import { decodeCalibrationFile, encodeCalibrationFile } from './calibration-file.js';
+import { createCalibrationStore } from './calibration-store.js';
 import { goldenInputsOf } from './golden-field.js';
 import type { ModelRepo } from './model-repo.js';
 import type { VariantRepo } from './variant-repo.js';
@@ -35,9 +34,9 @@ export interface VariantServiceDeps {
   log: Logger;
   /** Queue a build when a version or its calibration data is uploaded. */
   autoBuild: boolean;
-  /** The build worker's heap limits. */
-  limits?: ResourceLimits;
-  /** The worker entry (tests may pass a stand-in); default runVariantBuild. */
+  /** The build process's heap limit. */
+  limits?: VariantBuildLimits;
+  /** The build process runner (tests may pass a stand-in); default runVariantBuild. */
   runBuild?: typeof runVariantBuild;
 }
 
@@ -58,7 +57,7 @@ const busy = (b: VariantBuild | undefined) => b !== undefined && (b.state === 'q
 
 /**
  * Variant builds: a queue in SQLite (one row per version, state 'queued' → 'running' → 'done' | 'failed'),
- * worked one build at a time hub-wide in a heap-limited worker thread (never on the event loop).
+ * worked one build at a time hub-wide in a heap-limited child process (never on the event loop).
  * Each finished variant is stored as it arrives — its file and zstd transfer copy content-addressed,
  * its golden vector (fp32's inputs, its own outputs) and a manifest signed with the hub key. A hub
  * that stops mid-build leaves the row 'running'; the next start runs it again from the beginning.
@@ -91,6 +90,7 @@ export function createVariantService(deps: VariantServiceDeps) {
   }
 
   const { removeUnreferenced, storeVariant } = createVariantStorage({ models, variants, artifacts, privateKeyPem: deps.privateKeyPem });
+  const calibrations = createCalibrationStore({ variants, artifacts, removeUnreferenced, buildRunning: () => current !== null, log });
 
   /** The row of a variant that has no result (yet): building, or failed with the reason. */
   function emptyVariant(model: string, version: string, profile: BuiltProfile, state: 'building' | 'failed', reason: string | null): VariantDetail {
@@ -98,16 +98,18 @@ export function createVariantService(deps: VariantServiceDeps) {
     return { model, version, profile, state, reason, sha256: null, size: null, transfer: null, evaluation: null, createdAt: at, updatedAt: at, manifest: null };
   }
 
-  /** The build's input: the fp32 file, its golden inputs, the calibration set when one was uploaded. */
+  /**
+   * The build's input: the fp32 file, its golden inputs, the path of the calibration file when one
+   * was uploaded (the build process decodes it; calibration-store.ts keeps the file while a build runs).
+   */
   async function jobFor(build: VariantBuild, version: ModelVersion): Promise<VariantBuildJob> {
     const model = await readFile(artifacts.pathOf(version.sha256));
     const goldenInputs = await goldenInputsOf(artifacts, version.manifest.manifest);
     const summary = variants.calibration(build.model, build.version);
-    const calibration = summary ? decodeCalibrationFile(await readFile(artifacts.pathOf(summary.sha256))) : undefined;
     return {
       model: new Uint8Array(model.buffer, model.byteOffset, model.byteLength),
       goldenInputs,
-      ...(calibration ? { calibration } : {}),
+      ...(summary ? { calibrationFile: artifacts.pathOf(summary.sha256) } : {}),
       profiles: build.profiles,
       budget: build.budget,
       pruneSparsity: build.pruneSparsity,
@@ -126,7 +128,11 @@ export function createVariantService(deps: VariantServiceDeps) {
 
     async function work(): Promise<void> {
       const version = versionOf(build.model, build.version);
-      for (const profile of build.profiles) variants.upsert(emptyVariant(build.model, build.version, profile, 'building', null));
+      // A profile with a result keeps it (accepted variants stay plannable and deployable) until this build replaces it.
+      const existing = new Set(variants.list(build.model, build.version).map((v) => v.profile));
+      for (const profile of build.profiles) {
+        if (!existing.has(profile)) variants.upsert(emptyVariant(build.model, build.version, profile, 'building', null));
+      }
       save(build);
       const job = await jobFor(build, version);
       if (cancelled) return;
@@ -187,7 +193,8 @@ export function createVariantService(deps: VariantServiceDeps) {
       async cancel(why) {
         cancelled = why;
         await handle?.cancel().catch(() => undefined);
-        await finished;
+        // A store error while ending is logged by pump(); stopping goes on.
+        await finished.catch(() => undefined);
       },
     };
     await finished;
@@ -202,15 +209,58 @@ export function createVariantService(deps: VariantServiceDeps) {
     }
   }
 
-  /** Works the queue, oldest first, while started; one build at a time. */
+  /**
+   * The oldest unfinished build. A damaged row (its stored JSON does not read) is marked failed and
+   * logged, so it blocks neither the builds after it nor the hub; undefined when there is none.
+   */
+  function nextBuild(): VariantBuild | undefined {
+    try {
+      return variants.unfinishedBuilds()[0];
+    } catch (err) {
+      log.error({ err }, 'an unfinished variant build could not be read; marking damaged builds failed');
+    }
+    for (const damaged of variants.failDamagedBuilds(now())) log.error({ model: damaged.model, version: damaged.version, error: damaged.error }, 'variant build failed: its stored row is damaged');
+    return variants.unfinishedBuilds()[0];
+  }
+
+  /**
+   * run() stores its own outcome; this is a store that failed while doing so. True when the build
+   * could at least be marked failed (else the queue waits: it would pick the same build again).
+   */
+  function recordedAsFailed(build: VariantBuild, err: Error): boolean {
+    log.error({ err, model: build.model, version: build.version }, 'variant build could not record its outcome');
+    try {
+      variants.markBuildFailed(build.model, build.version, `the build could not record its outcome: ${err.message}`, now());
+      return true;
+    } catch (markErr) {
+      log.error({ err: markErr, model: build.model, version: build.version }, 'variant build could not be marked failed; the queue waits');
+      return false;
+    }
+  }
+
+  /** Works the queue, oldest first, while started; one build at a time. A storage error stops the queue, never the hub. */
   function pump(): void {
     if (!started || current) return;
-    const next = variants.unfinishedBuilds()[0];
+    let next: VariantBuild | undefined;
+    try {
+      next = nextBuild();
+    } catch (err) {
+      log.error({ err }, 'the variant build queue cannot be read; builds wait for the next request or start');
+      return;
+    }
     if (!next) return;
-    void run(next).finally(() => {
-      current = null;
-      pump();
-    });
+    const build = next;
+    void run(build)
+      .then(
+        () => true,
+        (err: unknown) => recordedAsFailed(build, err as Error),
+      )
+      .then(async (goOn) => {
+        current = null;
+        await calibrations.removeRetired();
+        if (goOn) pump();
+      })
+      .catch((err: unknown) => log.error({ err }, 'the variant build queue failed'));
   }
 
   function queue(model: string, version: string, request: BuildVariantsRequest): VariantBuild {
@@ -275,23 +325,7 @@ export function createVariantService(deps: VariantServiceDeps) {
     async uploadCalibration(model: string, version: string, body: Uint8Array, headerLength: string | undefined): Promise<CalibrationSummary> {
       const v = versionOf(model, version);
       const set = parseCalibration(body, headerLength, v.inputs);
-      const previous = variants.calibration(model, version);
-      const file = await artifacts.put(encodeCalibrationFile(set));
-      const summary: CalibrationSummary = {
-        sha256: file.sha256,
-        samples: set.samples,
-        inputs: set.inputs.map((t) => ({ name: t.name, datatype: t.datatype, shape: t.shape.slice(1) })),
-        labels: set.labels !== undefined,
-        uploadedAt: now(),
-      };
-      try {
-        variants.saveCalibration(model, version, summary);
-      } catch (err) {
-        await removeUnreferenced([file.sha256]);
-        throw err;
-      }
-      if (previous && previous.sha256 !== file.sha256) await removeUnreferenced([previous.sha256]);
-      log.info({ model, version, sha256: file.sha256, samples: set.samples, labels: summary.labels }, 'calibration data stored');
+      const summary = await calibrations.store(model, version, set);
       await calibrationUploaded(model, version);
       return summary;
     },
