@@ -3,12 +3,14 @@ import {
   cloneModel,
   ELEMENT_TYPE,
   elementCount,
+  float16Tensor,
   floatTensor,
   hasInlineData,
   makeNode,
   nameAllocator,
   readFloatTensor,
   requireGraph,
+  subgraphReads,
   type GraphProto,
   type ModelProto,
   type NodeProto,
@@ -48,6 +50,11 @@ export interface WeightOnlyOptions {
   readonly prepare?: (values: Float32Array, weight: TensorProto, node: NodeProto) => Float32Array;
   /** Sees each weight's int8 values once they are made (pruning counts the zeros the file holds). */
   readonly inspect?: (int8: Int8Array, weight: TensorProto, node: NodeProto) => void;
+  /**
+   * Nodes whose weight is stored as float16 (+ Cast to float, folded at load like the int8 form)
+   * instead of int8: for a layer where int8 rounding measurably flips top-1 classes.
+   */
+  readonly float16?: ReadonlySet<NodeProto>;
 }
 
 /** Where a node's weight is quantized per channel: the dimension holding the output channel. */
@@ -113,6 +120,19 @@ class DequantizedWeights {
     private readonly hooks: Pick<WeightOnlyOptions, 'prepare' | 'inspect'>,
   ) {}
 
+  /** A float16 copy read through Cast(to=FLOAT), made once per weight; its name. */
+  half(plan: Plan): string {
+    const key = `${plan.weight.name}\0float16`;
+    const existing = this.made.get(key);
+    if (existing) return existing;
+    const base = plan.weight.name;
+    const names = { half: this.fresh(`${base}_float16`), out: this.fresh(`${base}_float`) };
+    this.initializers.push(float16Tensor(names.half, plan.weight.dims, readFloatTensor(plan.weight)));
+    this.nodes.push(castNode(names.half, names.out, ELEMENT_TYPE.FLOAT));
+    this.made.set(key, names.out);
+    return names.out;
+  }
+
   /** The name of the float tensor the node should now read as its weight. */
   get(plan: Plan): string {
     const key = `${plan.weight.name}\0${plan.axis}`;
@@ -135,44 +155,93 @@ class DequantizedWeights {
   }
 }
 
-/**
- * The weight-only int8 rewrite: every Conv/Gemm/MatMul whose input 1 is a float32 constant weight
- * (and is not in keepFloat) reads it through int8 + Cast + Mul instead. Biases and activations stay
- * float32. Never edits `source`; a node it cannot handle keeps its float weight, with the reason.
- */
-export function quantizeWeightsOnly(source: ModelProto, options: WeightOnlyOptions, action: string): WeightOnlyResult {
-  const model = cloneModel(source);
-  const graph = requireGraph(model);
-  checkTopology(graph, 'input', action);
-  const keepFloat = new Set(options.keepFloat ?? []);
-  const weights = new DequantizedWeights(nameAllocator(graph), options);
-  const weightSizes = new Map<string, number>();
-  const quantizedWeights = new Set<string>();
-  const quantizedNodes: string[] = [];
-  const floatNodes: WeightOnlyResult['floatNodes'] = [];
+/** How often each name is read: node inputs (each position), subgraph captures and graph outputs. */
+function readCounts(graph: GraphProto): Map<string, number> {
+  const counts = new Map<string, number>();
+  const add = (name: string): void => void counts.set(name, (counts.get(name) ?? 0) + 1);
+  graph.output.forEach((o) => add(o.name));
+  for (const node of graph.node) {
+    node.input.forEach((x) => x !== '' && add(x));
+    subgraphReads(node).forEach(add);
+  }
+  return counts;
+}
 
+export interface Int8StoredWeights {
+  /** Names (or op types) of the Conv/MatMul/Gemm nodes now reading an int8-stored weight. */
+  readonly quantizedNodes: string[];
+  readonly floatNodes: { node: string; reason: string }[];
+  /** float32 bytes of each distinct constant weight the graph's Conv/MatMul/Gemm nodes read. */
+  readonly weightSizes: Map<string, number>;
+  /** The float weights now stored as int8 (their float initializers are gone). */
+  readonly quantizedWeights: Set<string>;
+  /** Nodes (labels) and weights now stored as float16 (the float16 option). */
+  readonly float16Nodes: string[];
+  readonly float16Weights: Set<string>;
+}
+
+/**
+ * The weight-only rewrite, in place on a graph the caller owns: every Conv/Gemm/MatMul whose input 1
+ * is a float32 constant weight (and is not in keepFloat) reads it through int8 + Cast + Mul instead.
+ * A weight something else also reads as float32 (another op, a keepFloat node, a graph output) stays
+ * float for every reader: an int8 copy beside the float one would only add bytes. int8-dynamic and
+ * int8-static call this after their own rewrite, for the nodes they leave computing in float.
+ */
+export function storeWeightsAsInt8(graph: GraphProto, options: WeightOnlyOptions = {}): Int8StoredWeights {
+  const keepFloat = new Set(options.keepFloat ?? []);
+  const weightSizes = new Map<string, number>();
+  const floatNodes: Int8StoredWeights['floatNodes'] = [];
+  const plans: Plan[] = [];
   for (const node of graph.node) {
     if (!isWeightOp(node)) continue;
     const b = graph.initializer.find((t) => t.name === node.input[1] && t.dataType === ELEMENT_TYPE.FLOAT);
     if (b) weightSizes.set(b.name, elementCount(b) * 4);
     const plan = keepFloat.has(node.name) ? 'kept float by the keepFloat option' : planNode(graph, node);
-    if (typeof plan === 'string') {
-      floatNodes.push({ node: nodeLabel(node), reason: plan });
+    if (typeof plan === 'string') floatNodes.push({ node: nodeLabel(node), reason: plan });
+    else plans.push(plan);
+  }
+  const reads = readCounts(graph);
+  const planned = new Map<string, number>();
+  plans.forEach((p) => planned.set(p.weight.name, (planned.get(p.weight.name) ?? 0) + 1));
+  const weights = new DequantizedWeights(nameAllocator(graph), options);
+  const quantizedWeights = new Set<string>();
+  const quantizedNodes: string[] = [];
+  const float16Weights = new Set<string>();
+  const float16Nodes: string[] = [];
+  for (const plan of plans) {
+    if (reads.get(plan.weight.name) !== planned.get(plan.weight.name)) {
+      floatNodes.push({ node: nodeLabel(plan.node), reason: `weight "${plan.weight.name}" is also read as float32 elsewhere; an int8 copy beside it would only add bytes` });
       continue;
     }
-    node.input[1] = weights.get(plan);
-    quantizedWeights.add(plan.weight.name);
-    quantizedNodes.push(nodeLabel(node));
+    const half = options.float16?.has(plan.node) ?? false;
+    plan.node.input[1] = half ? weights.half(plan) : weights.get(plan);
+    (half ? float16Weights : quantizedWeights).add(plan.weight.name);
+    (half ? float16Nodes : quantizedNodes).push(nodeLabel(plan.node));
   }
-
-  if (quantizedNodes.length > 0) {
+  if (quantizedNodes.length + float16Nodes.length > 0) {
     // The dequantizing nodes read initializers only, so placing them first keeps the graph sorted.
     graph.node = [...weights.nodes, ...graph.node];
     graph.initializer.push(...weights.initializers);
-    dropUnreadInitializers(graph, quantizedWeights);
-    checkTopology(graph, 'output', action);
+    dropUnreadInitializers(graph, new Set([...quantizedWeights, ...float16Weights]));
   }
-  const weightBytes = [...weightSizes.values()].reduce((a, b) => a + b, 0);
-  const quantizedWeightBytes = [...quantizedWeights].reduce((a, name) => a + weightSizes.get(name)!, 0);
+  return { quantizedNodes, floatNodes, weightSizes, quantizedWeights, float16Nodes, float16Weights };
+}
+
+/** Bytes of the named weights, each counted once. */
+export const sumWeightBytes = (sizes: ReadonlyMap<string, number>, names: Iterable<string>): number => [...new Set(names)].reduce((a, name) => a + (sizes.get(name) ?? 0), 0);
+
+/**
+ * The weight-only int8 model (int8-weights and pruned): storeWeightsAsInt8 on a copy. Biases and
+ * activations stay float32. Never edits `source`; a node it cannot handle keeps its float weight,
+ * with the reason.
+ */
+export function quantizeWeightsOnly(source: ModelProto, options: WeightOnlyOptions, action: string): WeightOnlyResult {
+  const model = cloneModel(source);
+  const graph = requireGraph(model);
+  checkTopology(graph, 'input', action);
+  const { quantizedNodes, floatNodes, weightSizes, quantizedWeights } = storeWeightsAsInt8(graph, options);
+  if (quantizedNodes.length > 0) checkTopology(graph, 'output', action);
+  const weightBytes = sumWeightBytes(weightSizes, weightSizes.keys());
+  const quantizedWeightBytes = sumWeightBytes(weightSizes, quantizedWeights);
   return { model, quantizedNodes, floatNodes, weightBytes, quantizedWeightBytes, quantizedWeightShare: weightBytes > 0 ? quantizedWeightBytes / weightBytes : 0 };
 }
