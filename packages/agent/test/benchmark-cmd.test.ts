@@ -12,29 +12,23 @@ import {
   signManifest,
   type CmdMessage,
   type CmdResultMessage,
-  type ReportedMessage,
 } from '@edgefleet/shared';
 import { buildMlp } from '@edgefleet/shared/onnx';
 import { benchmarkCommand } from '../src/benchmark/benchmark-command.js';
 import { createBenchmarkRunner } from '../src/benchmark/benchmark-runner.js';
 import { createCommandDispatcher, type CommandOutcome } from '../src/commands/command-table.js';
-import { createHubLink, type HubLink } from '../src/hub-link/hub-link.js';
+import type { HubLink } from '../src/hub-link/hub-link.js';
 import { createModelRuntime } from '../src/inference/model-runtime.js';
 import { createDownloader } from '../src/models/download.js';
 import { createAgentStore } from '../src/store/agent-store.js';
 import { startArtifactServer } from './support/artifact-server.js';
 import { startBroker } from './support/broker.js';
+import { createTestHubLink } from './support/hub-link-rig.js';
 import { assignmentFor, sha256Of } from './support/manifests.js';
 import { eventually, silentLogger, tempDir } from './support/temp.js';
 
 const deviceId = 'dev-bench-cmd';
 const creds = { username: deviceId, password: 'pw-cmd' };
-const reported: ReportedMessage = {
-  capabilities: { arch: 'x64', platform: 'linux', cores: 2, memoryMb: 1024, cpuModel: 'test', cpuFlags: [], executionProviders: ['cpu'], accelerators: [], agentVersion: '0.1.0' },
-  models: [],
-  desiredVersion: 0,
-  ts: 1,
-};
 
 describe('the cmd topic: verbs dispatched, answers through the outbox', () => {
   const cleanup: Array<() => Promise<unknown>> = [];
@@ -82,16 +76,7 @@ describe('the cmd topic: verbs dispatched, answers through the outbox', () => {
       publish: (body) => link?.publishRecord('cmd/result', body),
       logger: silentLogger,
     });
-    link = createHubLink({
-      brokerUrl: broker.url,
-      deviceId,
-      secret: creds.password,
-      logger: silentLogger,
-      outbox: store.outbox(),
-      reported: () => reported,
-      onDesired: () => undefined,
-      onCmd: (cmd) => commands.handle(cmd),
-    });
+    link = createTestHubLink({ brokerUrl: broker.url, deviceId, secret: creds.password, outbox: store.outbox() }, { onCmd: (cmd) => commands.handle(cmd) });
     const started = link;
     started.start();
     cleanup.push(async () => {

@@ -1,20 +1,15 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect, type MqttClient } from 'mqtt';
-import { deviceTopic, type DesiredMessage, type ReportedMessage, type TelemetryMessage } from '@edgefleet/shared';
-import { createHubLink, type HubLink, type HubLinkOptions } from '../src/hub-link/hub-link.js';
+import { deviceTopic, type DesiredMessage, type TelemetryMessage } from '@edgefleet/shared';
+import type { HubLink, HubLinkOptions } from '../src/hub-link/hub-link.js';
 import { createAgentStore, type AgentStore } from '../src/store/agent-store.js';
 import { startBroker, type TestBroker } from './support/broker.js';
+import { createTestHubLink } from './support/hub-link-rig.js';
 import { eventually, silentLogger, tempDir } from './support/temp.js';
 
 const deviceId = 'dev-link1';
 const creds = { username: deviceId, password: 'pw-1' };
-const reported: ReportedMessage = {
-  capabilities: { arch: 'x64', platform: 'linux', cores: 2, memoryMb: 1024, cpuModel: 'test', cpuFlags: [], executionProviders: ['cpu'], accelerators: [], agentVersion: '0.1.0' },
-  models: [],
-  desiredVersion: 0,
-  ts: 1,
-};
 const system = { cpuPercent: 1, memUsedMb: 1, memTotalMb: 2, temperatureC: null, diskUsedPercent: 1, agentRssMb: 1, loadAvg1: 0 };
 
 interface Seen {
@@ -53,17 +48,7 @@ describe('hub link against a real aedes broker', () => {
   }
 
   function link(store: AgentStore, brokerUrl: string, extra: Partial<HubLinkOptions> = {}): HubLink {
-    const l = createHubLink({
-      brokerUrl,
-      deviceId,
-      secret: creds.password,
-      logger: silentLogger,
-      outbox: store.outbox(),
-      reported: () => reported,
-      onDesired: () => undefined,
-      reconnect: { minMs: 20, maxMs: 100 },
-      ...extra,
-    });
+    const l = createTestHubLink({ brokerUrl, deviceId, secret: creds.password, outbox: store.outbox() }, { reconnect: { minMs: 20, maxMs: 100 }, ...extra });
     cleanup.push(() => l.stop());
     return l;
   }

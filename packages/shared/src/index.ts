@@ -2,6 +2,7 @@ export * from './topics.js';
 export * from './envelope.js';
 export * from './error-codes.js';
 export * from './inference.js';
+export * from './tensor-data.js';
 export * from './manifest.js';
 export * from './golden.js';
 export * from './golden-file.js';

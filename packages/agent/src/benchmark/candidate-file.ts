@@ -1,18 +1,12 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Manifest } from '@edgefleet/shared';
-import type { Downloader } from '../models/download.js';
+import type { FetchGoldenOptions } from '../models/fetch-golden.js';
 import { fetchModelFile } from '../models/fetch-model.js';
 import { hasVerifiedFile, modelPath } from '../models/model-files.js';
 
-export interface CandidateFileOptions {
-  stateDir: string;
-  apiUrl: string;
-  auth: { username: string; password: string };
-  download: Downloader;
-  signal?: AbortSignal;
-  diskReserveBytes?: number;
-}
+/** Where candidates are fetched from and with what: a golden file's download options, the same fields. */
+export type CandidateFileOptions = FetchGoldenOptions;
 
 export interface CandidateFile {
   /** The verified ONNX file (sha256 and size of the manifest). */

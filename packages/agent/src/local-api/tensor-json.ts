@@ -1,4 +1,4 @@
-import { EdgefleetError, type Datatype } from '@edgefleet/shared';
+import { EdgefleetError, flattenTensorData, INTEGER_RANGES, type Datatype } from '@edgefleet/shared';
 import { fromHalf, toHalf } from '../inference/half-float.js';
 import type { TensorData } from '../inference/types.js';
 
@@ -10,26 +10,10 @@ function bad(message: string): never {
 
 /**
  * Flattens nested `data` arrays (row-major), as the protocol allows either form, at most as deep as
- * the input's shape has dimensions. Iterative: `flat(Infinity)` recurses, and a request nesting its
- * data 10,000 deep overflowed the stack (a 500 instead of the answer naming the problem).
+ * the input's shape has dimensions (iterative: see flattenTensorData).
  */
 export function flattenData(name: string, datatype: Datatype, shape: readonly number[], data: readonly unknown[]): unknown[] {
-  if (!data.some(Array.isArray)) return data as unknown[];
-  const maxDepth = Math.max(1, shape.length);
-  const out: unknown[] = [];
-  const stack: Array<{ items: readonly unknown[]; next: number }> = [{ items: data, next: 0 }];
-  while (stack.length > 0) {
-    const top = stack[stack.length - 1]!;
-    if (top.next === top.items.length) {
-      stack.pop();
-      continue;
-    }
-    const item = top.items[top.next++];
-    if (!Array.isArray(item)) out.push(item);
-    else if (stack.length < maxDepth) stack.push({ items: item, next: 0 });
-    else bad(`input "${name}" (${datatype}): data is nested deeper than the ${shape.length} dimensions of its shape [${shape.join(',')}]`);
-  }
-  return out;
+  return flattenTensorData(shape, data) ?? bad(`input "${name}" (${datatype}): data is nested deeper than the ${shape.length} dimensions of its shape [${shape.join(',')}]`);
 }
 
 /** A value for an error message: short, and safe for any depth (JSON.stringify recurses). */
@@ -49,17 +33,6 @@ const INT_ARRAYS = {
   INT32: Int32Array,
   UINT32: Uint32Array,
 } as const;
-const INT_RANGES: Record<keyof typeof INT_ARRAYS | 'INT64' | 'UINT64', [number, number]> = {
-  INT8: [-128, 127],
-  UINT8: [0, 255],
-  INT16: [-32768, 32767],
-  UINT16: [0, 65535],
-  INT32: [-2147483648, 2147483647],
-  UINT32: [0, 4294967295],
-  INT64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
-  UINT64: [0, Number.MAX_SAFE_INTEGER],
-};
-
 /** Converts flat JSON values to the datatype's typed array, rejecting values the type cannot hold. */
 export function jsonToTypedArray(name: string, datatype: Datatype, values: readonly unknown[]): TensorData {
   const n = values.length;
@@ -83,7 +56,7 @@ export function jsonToTypedArray(name: string, datatype: Datatype, values: reado
     }
     return out;
   }
-  const [min, max] = INT_RANGES[datatype];
+  const [min, max] = INTEGER_RANGES[datatype];
   const out = datatype === 'INT64' ? new BigInt64Array(n) : datatype === 'UINT64' ? new BigUint64Array(n) : new INT_ARRAYS[datatype](n);
   const big = out instanceof BigInt64Array || out instanceof BigUint64Array;
   for (let i = 0; i < n; i++) {

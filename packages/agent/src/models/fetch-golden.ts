@@ -2,8 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodeGoldenFile, decodeTypedTensor, EdgefleetError, type Manifest, type Tolerance, type TypedTensor } from '@edgefleet/shared';
 import { DEFAULT_DISK_RESERVE_BYTES, ensureFreeSpace } from './disk-space.js';
-import type { Downloader } from './download.js';
-import { artifactUrl, remaining } from './fetch-model.js';
+import { artifactUrl, remaining, type FetchModelOptions } from './fetch-model.js';
 import { ensureModelsDir, modelsDir, partPath, removeFile } from './model-files.js';
 
 export interface GoldenVector {
@@ -12,15 +11,11 @@ export interface GoldenVector {
   tolerance: Tolerance;
 }
 
-export interface FetchGoldenOptions {
-  stateDir: string;
-  apiUrl: string;
-  auth: { username: string; password: string };
-  download: Downloader;
-  signal?: AbortSignal;
-  /** Free bytes to leave on the disk beyond the golden file's own (default 16 MiB, as for models). */
-  diskReserveBytes?: number;
-}
+/**
+ * Where and how an artifact is downloaded: a model's fetch options without its progress callbacks.
+ * diskReserveBytes is the free space to leave beyond the golden file's own (default 16 MiB, as for models).
+ */
+export type FetchGoldenOptions = Pick<FetchModelOptions, 'stateDir' | 'apiUrl' | 'auth' | 'download' | 'signal' | 'diskReserveBytes'>;
 
 /**
  * The manifest's golden vector as typed tensors. Inline tensors are decoded; a `golden.ref` file is

@@ -1,15 +1,56 @@
 import {
   ELEMENT_TYPE,
   floatTensor,
+  hasInlineData,
   subgraphReads,
   type GraphProto,
+  type NodeProto,
   type TensorProto,
 } from '@edgefleet/shared/onnx';
 
 /**
  * Small graph edits every transform needs: initializers of the integer types shared's builder has
- * no constructor for, and the clean-up after rewiring (initializers and value_info nothing uses).
+ * no constructor for, the clean-up after rewiring (initializers and value_info nothing uses), and
+ * the lookups the transforms make before they rewrite (attributes, constants, the output layer).
  */
+
+/** An int attribute's value, or `fallback` when the node does not set it. */
+export function intAttr(node: NodeProto, name: string, fallback: number): number {
+  const a = node.attribute.find((x) => x.name === name);
+  return a ? Number(a.i) : fallback;
+}
+
+/** A float attribute's value, or `fallback` when the node does not set it. */
+export function floatAttr(node: NodeProto, name: string, fallback: number): number {
+  const a = node.attribute.find((x) => x.name === name);
+  return a ? a.f : fallback;
+}
+
+/** The named initializer when it is float32 with its data in the model, else undefined. */
+export function constantFloat(graph: GraphProto, name: string | undefined): TensorProto | undefined {
+  if (!name) return undefined;
+  const t = graph.initializer.find((x) => x.name === name);
+  return t && t.dataType === ELEMENT_TYPE.FLOAT && hasInlineData(t) ? t : undefined;
+}
+
+/**
+ * The `isLayer` nodes reached walking back from the graph outputs without passing another `isLayer`
+ * node: the output layer (the logits) of a network.
+ */
+export function outputLayerOf(graph: GraphProto, isLayer: (node: NodeProto) => boolean): Set<NodeProto> {
+  const producer = new Map<string, NodeProto>();
+  graph.node.forEach((n) => n.output.forEach((o) => producer.set(o, n)));
+  const found = new Set<NodeProto>();
+  const seen = new Set<NodeProto>();
+  const pending = graph.output.map((o) => producer.get(o.name)).filter((n) => n !== undefined);
+  for (let node = pending.pop(); node; node = pending.pop()) {
+    if (seen.has(node)) continue;
+    seen.add(node);
+    if (isLayer(node)) found.add(node);
+    else node.input.forEach((i) => producer.has(i) && pending.push(producer.get(i)!));
+  }
+  return found;
+}
 
 /** A tensor of any element type from raw little-endian bytes, made on a float tensor's message shell. */
 function rawTensor(name: string, dims: readonly (number | bigint)[], dataType: number, bytes: Uint8Array<ArrayBuffer>): TensorProto {

@@ -3,9 +3,7 @@ import {
   cloneModel,
   declaredElementTypes,
   ELEMENT_TYPE,
-  elementCount,
   floatTensor,
-  hasInlineData,
   makeNode,
   nameAllocator,
   readFloatTensor,
@@ -16,9 +14,9 @@ import {
   type TensorProto,
 } from '@edgefleet/shared/onnx';
 import { checkTopology, isDefaultDomain, nodeLabel as label } from './graph-check.js';
-import { dropUnreadInitializers, int8Tensor } from './graph-edit.js';
+import { constantFloat, dropUnreadInitializers, floatAttr, int8Tensor, intAttr, outputLayerOf } from './graph-edit.js';
 import { quantizeAlongAxis, quantizePerColumn, transpose } from './quant-math.js';
-import { storeWeightsAsInt8, sumWeightBytes } from './weight-quant.js';
+import { int8WeightOrReason, recordWeightSize, storeWeightsAsInt8, sumWeightBytes } from './weight-quant.js';
 
 export interface Int8DynamicOptions {
   /**
@@ -78,22 +76,9 @@ interface Plan {
 const MIN_OPSET = 11;
 
 
-function attr(node: NodeProto, name: string): { i?: number; f?: number } {
-  const a = node.attribute.find((x) => x.name === name);
-  return a ? { i: Number(a.i), f: a.f } : {};
-}
-
 /** The float constant weight a node reads as B, or why it has none we can quantize. */
-function constantWeight(graph: GraphProto, node: NodeProto): TensorProto | string {
-  const name = node.input[1] ?? '';
-  const weight = graph.initializer.find((t) => t.name === name);
-  if (!weight) return `B "${name}" is not an initializer`;
-  if (weight.dataType !== ELEMENT_TYPE.FLOAT) return `B "${name}" has element type ${weight.dataType}, not float`;
-  if (!hasInlineData(weight)) return `B "${name}" keeps its data in an external file`;
-  if (weight.dims.length !== 2) return `B "${name}" has ${weight.dims.length} dimensions; per-column int8 needs a 2-D weight`;
-  if (!readFloatTensor(weight).every(Number.isFinite)) return `B "${name}" holds a NaN or infinite value, which no int8 scale represents`;
-  return weight;
-}
+const constantWeight = (graph: GraphProto, node: NodeProto): TensorProto | string =>
+  int8WeightOrReason(graph, node, 'B', (rank, name) => (rank !== 2 ? `B "${name}" has ${rank} dimensions; per-column int8 needs a 2-D weight` : undefined));
 
 /** A plan for a MatMul/Gemm node, or the reason it stays float32. */
 function planNode(graph: GraphProto, node: NodeProto, types: ReadonlyMap<string, number>): Plan | string {
@@ -104,13 +89,13 @@ function planNode(graph: GraphProto, node: NodeProto, types: ReadonlyMap<string,
   if (typeof weight === 'string') return weight;
   if (node.opType === 'MatMul') return { node, activation, weight, transposed: false, alpha: 1 };
 
-  if ((attr(node, 'transA').i ?? 0) !== 0) return 'Gemm with transA=1';
-  const alpha = attr(node, 'alpha').f ?? 1;
-  const beta = attr(node, 'beta').f ?? 1;
-  const transposed = (attr(node, 'transB').i ?? 0) !== 0;
+  if (intAttr(node, 'transA', 0) !== 0) return 'Gemm with transA=1';
+  const alpha = floatAttr(node, 'alpha', 1);
+  const beta = floatAttr(node, 'beta', 1);
+  const transposed = intAttr(node, 'transB', 0) !== 0;
   const c = node.input[2] ?? '';
   if (c === '') return { node, activation, weight, transposed, alpha };
-  const constantC = graph.initializer.some((t) => t.name === c && t.dataType === ELEMENT_TYPE.FLOAT && hasInlineData(t));
+  const constantC = constantFloat(graph, c) !== undefined;
   if (beta !== 1 && !constantC) return `Gemm with beta=${beta} and a computed C`;
   return { node, activation, weight, transposed, alpha, bias: { name: c, beta } };
 }
@@ -118,23 +103,6 @@ function planNode(graph: GraphProto, node: NodeProto, types: ReadonlyMap<string,
 const isMatMulOrGemm = (node: NodeProto): boolean => isDefaultDomain(node) && (node.opType === 'MatMul' || node.opType === 'Gemm');
 const isConv = (node: NodeProto): boolean => isDefaultDomain(node) && node.opType === 'Conv';
 const isWeightLayer = (node: NodeProto): boolean => isMatMulOrGemm(node) || isConv(node);
-
-/** MatMul/Gemm/Conv nodes reached walking back from the graph outputs without passing another of them. */
-function outputLayer(graph: GraphProto): Set<NodeProto> {
-  const producer = new Map<string, NodeProto>();
-  graph.node.forEach((n) => n.output.forEach((o) => producer.set(o, n)));
-  const found = new Set<NodeProto>();
-  const seen = new Set<NodeProto>();
-  const pending = graph.output.map((o) => producer.get(o.name)).filter((n) => n !== undefined);
-  for (let node = pending.pop(); node; node = pending.pop()) {
-    if (seen.has(node)) continue;
-    seen.add(node);
-    if (isWeightLayer(node)) found.add(node);
-    else node.input.forEach((i) => producer.has(i) && pending.push(producer.get(i)!));
-  }
-  return found;
-}
-
 
 /** Per-weight int8 initializers, made once however many nodes share the weight. */
 class WeightStore {
@@ -215,17 +183,12 @@ function planConv(graph: GraphProto, node: NodeProto, types: ReadonlyMap<string,
   const activation = node.input[0] ?? '';
   const activationType = types.get(activation);
   if (activationType !== undefined && activationType !== ELEMENT_TYPE.FLOAT) return `X "${activation}" is not float32`;
-  const name = node.input[1] ?? '';
-  const weight = graph.initializer.find((t) => t.name === name);
-  if (!weight) return `W "${name}" is not an initializer`;
-  if (weight.dataType !== ELEMENT_TYPE.FLOAT) return `W "${name}" has element type ${weight.dataType}, not float`;
-  if (!hasInlineData(weight)) return `W "${name}" keeps its data in an external file`;
-  if (weight.dims.length < 3) return `W "${name}" has ${weight.dims.length} dimensions; a Conv weight has at least 3`;
-  if (!readFloatTensor(weight).every(Number.isFinite)) return `W "${name}" holds a NaN or infinite value, which no int8 scale represents`;
+  const weight = int8WeightOrReason(graph, node, 'W', (rank, name) => (rank < 3 ? `W "${name}" has ${rank} dimensions; a Conv weight has at least 3` : undefined));
+  if (typeof weight === 'string') return weight;
   if (node.output.length !== 1) return 'more than one output';
   const biasName = node.input[2] ?? '';
   if (biasName === '') return { node, activation, weight };
-  const bias = graph.initializer.find((t) => t.name === biasName && t.dataType === ELEMENT_TYPE.FLOAT && hasInlineData(t));
+  const bias = constantFloat(graph, biasName);
   if (!bias || bias.dims.length !== 1 || bias.dims[0] !== weight.dims[0]) return `B "${biasName}" is not a float initializer with one value per output channel`;
   return { node, activation, weight, bias };
 }
@@ -285,7 +248,7 @@ export function quantizeInt8Dynamic(source: ModelProto, options: Int8DynamicOpti
   checkTopology(graph, 'input', 'quantize to int8');
   const types = declaredElementTypes(graph);
   const keepFloat = new Set(options.keepFloat ?? []);
-  const floatOutputLayer = options.quantizeOutputLayer ? new Set<NodeProto>() : outputLayer(graph);
+  const floatOutputLayer = options.quantizeOutputLayer ? new Set<NodeProto>() : outputLayerOf(graph, isWeightLayer);
   const opset = Number(model.opsetImport.find((o) => o.domain === '' || o.domain === 'ai.onnx')?.version ?? 0);
   const fresh = nameAllocator(graph);
   const weights = new WeightStore(fresh, options.reduceRange ? 63 : 127);
@@ -316,8 +279,7 @@ export function quantizeInt8Dynamic(source: ModelProto, options: Int8DynamicOpti
       nodes.push(node);
       continue;
     }
-    const b = graph.initializer.find((t) => t.name === node.input[1] && t.dataType === ELEMENT_TYPE.FLOAT);
-    if (b) weightSizes.set(b.name, elementCount(b) * 4);
+    recordWeightSize(graph, node, weightSizes);
     let plan: Plan | ConvPlan | string;
     if (opset < MIN_OPSET) plan = `the model imports opset ${opset}; DynamicQuantizeLinear needs ${MIN_OPSET}`;
     else if (keepFloat.has(node.name)) plan = 'kept float by the keepFloat option';

@@ -1,9 +1,7 @@
 import { EdgefleetError } from '@edgefleet/shared';
 import {
   cloneModel,
-  ELEMENT_TYPE,
   floatTensor,
-  hasInlineData,
   makeNode,
   nameAllocator,
   readFloatTensor,
@@ -16,7 +14,7 @@ import {
 } from '@edgefleet/shared/onnx';
 import { checkTopology, isDefaultDomain, nodeLabel as label } from './graph-check.js';
 import { activationParams, type ActivationRange } from './calibration.js';
-import { dropStaleValueInfo, dropUnreadInitializers, int32Tensor, int8Tensor, uint8Tensor } from './graph-edit.js';
+import { constantFloat, dropStaleValueInfo, dropUnreadInitializers, floatAttr, int32Tensor, int8Tensor, intAttr, uint8Tensor } from './graph-edit.js';
 import { quantizeAlongAxis, roundHalfToEven } from './quant-math.js';
 import { storeWeightsAsInt8, sumWeightBytes } from './weight-quant.js';
 
@@ -74,22 +72,6 @@ export interface Int8StaticResult {
 const QUANTIZABLE = new Set(['Conv', 'MatMul', 'Gemm']);
 const MIN_OPSET = 13; // per-channel DequantizeLinear (axis) arrived in opset 13
 const LOGITS_REASON = 'it produces the model output (logits stay float)';
-
-
-function intAttr(node: NodeProto, name: string, fallback: number): number {
-  const a = node.attribute.find((x) => x.name === name);
-  return a ? Number(a.i) : fallback;
-}
-function floatAttr(node: NodeProto, name: string, fallback: number): number {
-  const a = node.attribute.find((x) => x.name === name);
-  return a ? a.f : fallback;
-}
-
-function constantFloat(graph: GraphProto, name: string | undefined): TensorProto | undefined {
-  if (!name) return undefined;
-  const t = graph.initializer.find((x) => x.name === name);
-  return t && t.dataType === ELEMENT_TYPE.FLOAT && hasInlineData(t) ? t : undefined;
-}
 
 
 function consumersOf(graph: GraphProto): Map<string, NodeProto[]> {

@@ -17,7 +17,7 @@ import {
   type TensorProto,
 } from '@edgefleet/shared/onnx';
 import { checkTopology, isDefaultDomain, nodeLabel } from './graph-check.js';
-import { dropUnreadInitializers, int8Tensor } from './graph-edit.js';
+import { dropUnreadInitializers, int8Tensor, intAttr, outputLayerOf } from './graph-edit.js';
 import { quantizeAlongAxis } from './quant-math.js';
 
 /**
@@ -68,43 +68,45 @@ const WEIGHT_OPS = new Set(['Conv', 'Gemm', 'MatMul']);
 export const isWeightOp = (node: NodeProto): boolean => isDefaultDomain(node) && WEIGHT_OPS.has(node.opType);
 const isMatMulOrGemm = (node: NodeProto): boolean => isDefaultDomain(node) && (node.opType === 'MatMul' || node.opType === 'Gemm');
 
-function intAttr(node: NodeProto, name: string): number | undefined {
-  const a = node.attribute.find((x) => x.name === name);
-  return a ? Number(a.i) : undefined;
+/**
+ * The float32 constant weight a node reads as input 1 when int8 can store it, or why not. `role` names
+ * it in the reason ('weight', or the op's input name: B, W); `rankProblem` says what is wrong with its
+ * rank for this use, if anything.
+ */
+export function int8WeightOrReason(graph: GraphProto, node: NodeProto, role: string, rankProblem: (rank: number, name: string) => string | undefined): TensorProto | string {
+  const name = node.input[1] ?? '';
+  const weight = graph.initializer.find((t) => t.name === name);
+  if (!weight) return `${role} "${name}" is not an initializer`;
+  if (weight.dataType !== ELEMENT_TYPE.FLOAT) return `${role} "${name}" has element type ${weight.dataType}, not float`;
+  if (!hasInlineData(weight)) return `${role} "${name}" keeps its data in an external file`;
+  const rankReason = rankProblem(weight.dims.length, name);
+  if (rankReason !== undefined) return rankReason;
+  if (!readFloatTensor(weight).every(Number.isFinite)) return `${role} "${name}" holds a NaN or infinite value, which no int8 scale represents`;
+  return weight;
+}
+
+/** Records the float32 bytes of the float weight a node reads as input 1, if it reads one. */
+export function recordWeightSize(graph: GraphProto, node: NodeProto, sizes: Map<string, number>): void {
+  const weight = graph.initializer.find((t) => t.name === node.input[1] && t.dataType === ELEMENT_TYPE.FLOAT);
+  if (weight) sizes.set(weight.name, elementCount(weight) * 4);
 }
 
 /** The float constant weight a node reads as its input 1 and its output-channel axis, or why it stays float. */
 function planNode(graph: GraphProto, node: NodeProto): Plan | string {
-  const name = node.input[1] ?? '';
-  const weight = graph.initializer.find((t) => t.name === name);
-  if (!weight) return `weight "${name}" is not an initializer`;
-  if (weight.dataType !== ELEMENT_TYPE.FLOAT) return `weight "${name}" has element type ${weight.dataType}, not float`;
-  if (!hasInlineData(weight)) return `weight "${name}" keeps its data in an external file`;
-  const rank = weight.dims.length;
-  if (node.opType === 'Conv' && rank < 3) return `Conv weight "${name}" has ${rank} dimensions, expected [C_out, C_in/group, k…]`;
-  if (node.opType !== 'Conv' && rank !== 2) return `${node.opType} weight "${name}" has ${rank} dimensions; per-channel int8 needs a 2-D weight`;
-  if (!readFloatTensor(weight).every(Number.isFinite)) return `weight "${name}" holds a NaN or infinite value, which no int8 scale represents`;
+  const weight = int8WeightOrReason(graph, node, 'weight', (rank, name) => {
+    if (node.opType === 'Conv' && rank < 3) return `Conv weight "${name}" has ${rank} dimensions, expected [C_out, C_in/group, k…]`;
+    if (node.opType !== 'Conv' && rank !== 2) return `${node.opType} weight "${name}" has ${rank} dimensions; per-channel int8 needs a 2-D weight`;
+    return undefined;
+  });
+  if (typeof weight === 'string') return weight;
   // Conv: output channels on axis 0. Gemm transB=1 stores B as [N, K] (rows are outputs); MatMul and
   // Gemm transB=0 store [K, N] (columns are outputs).
-  const axis = node.opType === 'Conv' || (node.opType === 'Gemm' && (intAttr(node, 'transB') ?? 0) !== 0) ? 0 : 1;
+  const axis = node.opType === 'Conv' || (node.opType === 'Gemm' && intAttr(node, 'transB', 0) !== 0) ? 0 : 1;
   return { node, weight, axis };
 }
 
 /** MatMul/Gemm nodes reached walking back from the graph outputs without passing another MatMul/Gemm (int8-dynamic's definition). */
-export function outputLayer(graph: GraphProto): Set<NodeProto> {
-  const producer = new Map<string, NodeProto>();
-  graph.node.forEach((n) => n.output.forEach((o) => producer.set(o, n)));
-  const found = new Set<NodeProto>();
-  const seen = new Set<NodeProto>();
-  const pending = graph.output.map((o) => producer.get(o.name)).filter((n) => n !== undefined);
-  for (let node = pending.pop(); node; node = pending.pop()) {
-    if (seen.has(node)) continue;
-    seen.add(node);
-    if (isMatMulOrGemm(node)) found.add(node);
-    else node.input.forEach((i) => producer.has(i) && pending.push(producer.get(i)!));
-  }
-  return found;
-}
+export const outputLayer = (graph: GraphProto): Set<NodeProto> => outputLayerOf(graph, isMatMulOrGemm);
 
 /**
  * Per-weight int8 copies and their dequantizing nodes, made once per (weight, axis) however many
@@ -194,8 +196,7 @@ export function storeWeightsAsInt8(graph: GraphProto, options: WeightOnlyOptions
   const plans: Plan[] = [];
   for (const node of graph.node) {
     if (!isWeightOp(node)) continue;
-    const b = graph.initializer.find((t) => t.name === node.input[1] && t.dataType === ELEMENT_TYPE.FLOAT);
-    if (b) weightSizes.set(b.name, elementCount(b) * 4);
+    recordWeightSize(graph, node, weightSizes);
     const plan = keepFloat.has(node.name) ? 'kept float by the keepFloat option' : planNode(graph, node);
     if (typeof plan === 'string') floatNodes.push({ node: nodeLabel(node), reason: plan });
     else plans.push(plan);

@@ -2,6 +2,8 @@ import {
   DATATYPES,
   EdgefleetError,
   elementCount,
+  flattenTensorData,
+  INTEGER_RANGES,
   InferRequest,
   isDatatype,
   splitBinaryBody,
@@ -108,34 +110,10 @@ function binaryReader(tail: Uint8Array) {
 
 /** Flattens nested JSON `data` (row-major) without recursion, at most as deep as the shape. */
 function flatten(name: string, shape: readonly number[], data: readonly unknown[]): unknown[] {
-  if (!data.some(Array.isArray)) return data as unknown[];
-  const out: unknown[] = [];
-  const stack: Array<{ items: readonly unknown[]; next: number }> = [{ items: data, next: 0 }];
-  while (stack.length > 0) {
-    const top = stack[stack.length - 1]!;
-    if (top.next === top.items.length) {
-      stack.pop();
-      continue;
-    }
-    const item = top.items[top.next++];
-    if (!Array.isArray(item)) out.push(item);
-    else if (stack.length < Math.max(1, shape.length)) stack.push({ items: item, next: 0 });
-    else bad(`tensor "${name}": data is nested deeper than its shape [${shape.join(',')}]`);
-  }
-  return out;
+  return flattenTensorData(shape, data) ?? bad(`tensor "${name}": data is nested deeper than its shape [${shape.join(',')}]`);
 }
 
-const INT_RANGES: Partial<Record<Datatype, [number, number]>> = {
-  INT8: [-128, 127],
-  UINT8: [0, 255],
-  INT16: [-32768, 32767],
-  UINT16: [0, 65535],
-  INT32: [-2147483648, 2147483647],
-  UINT32: [0, 4294967295],
-  INT64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
-  UINT64: [0, Number.MAX_SAFE_INTEGER],
-  BOOL: [0, 1],
-};
+const INT_RANGES: Partial<Record<Datatype, readonly [number, number]>> = { ...INTEGER_RANGES, BOOL: [0, 1] };
 
 /** JSON values into the datatype's typed array, refusing what the type cannot hold. */
 function fromJson(name: string, datatype: Datatype, shape: readonly number[], data: readonly unknown[], count: number): TypedArray {
