@@ -63,6 +63,7 @@ async function main() {
       EDGEFLEET_HUB_HTTP_PORT: '0',
       EDGEFLEET_HUB_MQTT_PORT: '0',
       EDGEFLEET_ADMIN_TOKEN: token,
+      EDGEFLEET_AUTO_BUILD_VARIANTS: '0', // a background variant build would take a core from the measured rollout
     }, 'hub ready');
     const { apiUrl } = await h.ready;
     const agents = [];

@@ -149,7 +149,7 @@ async function main() {
   let watcher;
   try {
     await checkOpenFilesLimit(DEVICES);
-    const hubEnv = { EDGEFLEET_HUB_DATA_DIR: join(dir, 'hub'), EDGEFLEET_HUB_HOST: '127.0.0.1', EDGEFLEET_ADMIN_TOKEN: token, EDGEFLEET_HUB_HTTP_PORT: '0', EDGEFLEET_HUB_MQTT_PORT: '0' };
+    const hubEnv = { EDGEFLEET_HUB_DATA_DIR: join(dir, 'hub'), EDGEFLEET_HUB_HOST: '127.0.0.1', EDGEFLEET_ADMIN_TOKEN: token, EDGEFLEET_HUB_HTTP_PORT: '0', EDGEFLEET_HUB_MQTT_PORT: '0', EDGEFLEET_AUTO_BUILD_VARIANTS: '0' };
     const hub = await startHub(hubEnv, running, benchRoot);
     const call = hubApi(hub.apiUrl, token);
     let t0 = performance.now();
