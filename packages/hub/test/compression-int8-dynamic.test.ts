@@ -285,15 +285,18 @@ describe('int8-dynamic size on the PyTorch fixtures', () => {
 });
 
 describe('int8-dynamic Conv', () => {
-  it('runs the PyTorch CNN through ConvInteger close to fp32, and keeps Conv float when asked', { timeout: 60_000 }, async () => {
+  it('by default stores Conv weights in int8 and computes in float; with the conv option runs the PyTorch CNN through ConvInteger close to fp32', { timeout: 60_000 }, async () => {
     const bytes = new Uint8Array(await readFile(fixtureModelUrl('torch-cnn')));
-    const result = quantizeInt8Dynamic(decodeModel(bytes));
+    const floatConv = quantizeInt8Dynamic(decodeModel(bytes));
+    expect(floatConv.quantizedNodes).toEqual([]);
+    expect(floatConv.skippedNodes.filter((s) => s.reason.startsWith('Conv computes in float from int8-stored weights'))).toHaveLength(4);
+    expect(floatConv.weightOnlyNodes).toHaveLength(4);
+    expect(floatConv.quantizedShare).toBeGreaterThanOrEqual(0.9);
+    expect(opTypes(floatConv.model)).not.toContain('ConvInteger');
+    const result = quantizeInt8Dynamic(decodeModel(bytes), { conv: true });
     expect(result.quantizedNodes).toHaveLength(4); // the four Convs; the head Gemm is the output layer
     expect(result.quantizedShare).toBeGreaterThanOrEqual(0.9);
     expect(opTypes(result.model).filter((t) => t === 'ConvInteger')).toHaveLength(4);
-    const floatConv = quantizeInt8Dynamic(decodeModel(bytes), { conv: false });
-    expect(floatConv.quantizedNodes).toEqual([]);
-    expect(floatConv.skippedNodes.filter((s) => s.reason === 'Conv kept float (the conv option is off)')).toHaveLength(4);
 
     // Batch 1, as devices run it: DynamicQuantizeLinear's range is per run.
     const { input } = fixtureSamples('torch-cnn', 300, 2);

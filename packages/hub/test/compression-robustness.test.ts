@@ -85,7 +85,8 @@ describe('transforms on exporter shapes', () => {
       const fp16 = convertToFloat16(fp32);
       expect(await relativeError(fp32, fp16.model)).toBeLessThan(0.01);
 
-      const dynamic = quantizeInt8Dynamic(fp32);
+      // conv: ConvInteger is not the default (slower than float Conv here) but must stay correct.
+      const dynamic = quantizeInt8Dynamic(fp32, { conv: true });
       // Both Convs, the Gemm and both reads of the shared weight; the output Gemm stays float.
       expect(dynamic.quantizedNodes).toHaveLength(5);
       expect(dynamic.skippedNodes.map((s) => s.reason)).toEqual(['output layer, kept float (quantizeOutputLayer is off)']);
