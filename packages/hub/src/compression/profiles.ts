@@ -47,6 +47,14 @@ export const INT8_STATIC_NEEDS_CALIBRATION = 'int8-static needs calibration data
 
 const keptFloat = (nodes: readonly { node: string; reason: string }[]): string[] => nodes.map((n) => `kept float: ${n.node} (${n.reason})`);
 
+/** What an int8 compute profile did with each weight: int8 compute, int8 storage with float compute, float16 storage (the output layer). */
+function computeNotes(r: { quantizedNodes: readonly string[]; weightOnlyNodes: readonly string[]; float16WeightNodes: readonly string[] }): string[] {
+  const notes = [`${r.quantizedNodes.length} Conv/MatMul/Gemm nodes compute in int8`];
+  if (r.weightOnlyNodes.length > 0) notes.push(`${r.weightOnlyNodes.length} compute in float from int8-stored weights: ${r.weightOnlyNodes.join(', ')}`);
+  if (r.float16WeightNodes.length > 0) notes.push(`float16-stored weights (output layer): ${r.float16WeightNodes.join(', ')}`);
+  return notes;
+}
+
 /** A calibration batch as collect-activations' feeds; calibration runs on FP32 inputs only. */
 export function toCalibrationFeeds(batch: readonly TypedTensor[]): CalibrationFeeds {
   return Object.fromEntries(
@@ -67,7 +75,7 @@ function buildFp16(model: ModelProto): ProfileBuild {
 
 function buildInt8Dynamic(model: ModelProto): ProfileBuild {
   const r = quantizeInt8Dynamic(model);
-  const notes = [`${r.quantizedNodes.length} Conv/MatMul/Gemm nodes quantized`, ...keptFloat(r.skippedNodes)];
+  const notes = [...computeNotes(r), ...keptFloat(r.skippedNodes)];
   return { model: r.model, bytes: encodeModel(r.model), quantizedWeightShare: r.quantizedShare, notes };
 }
 
@@ -122,7 +130,7 @@ async function buildInt8Static(model: ModelProto, ctx: ProfileContext): Promise<
       `(${candidates.map((c) => `${c.method}: agreement ${(1 - c.distance!.disagreement).toFixed(4)}, relative error ${c.distance!.relativeError.toPrecision(3)}`).join('; ')})`
     : `calibration: ${chosen.method} on ${samples} samples`;
   const r = chosen.result;
-  const notes = [how, `${r.quantizedNodes.length} nodes quantized`, ...keptFloat(r.floatNodes)];
+  const notes = [how, ...computeNotes(r), ...keptFloat(r.floatNodes)];
   if (r.foldedBatchNorms > 0) notes.push(`${r.foldedBatchNorms} BatchNorm folded into Conv`);
   if (r.absorbedActivations > 0) notes.push(`${r.absorbedActivations} Relu/Clip absorbed into ranges`);
   return { model: r.model, bytes: chosen.bytes, quantizedWeightShare: r.quantizedWeightShare, notes };
