@@ -23,3 +23,4 @@ export * from './api/rollouts.js';
 export * from './api/variants.js';
 export * from './api/health.js';
 export * from './api/tokens.js';
+export * from './drift/index.js';

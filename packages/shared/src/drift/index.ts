@@ -1,0 +1,3 @@
+export * from './schema.js';
+export * from './summary.js';
+export * from './baseline.js';
