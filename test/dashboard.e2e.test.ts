@@ -236,6 +236,20 @@ describe.skipIf(!hasTool('chromium', 'chromium'))('dashboard in headless Chromiu
 
     await mkdir(SHOTS, { recursive: true });
     await page.screenshot({ path: join(SHOTS, 'dashboard-models.png'), fullPage: true });
+
+    // The session ends (its cookie gone): the next request is refused, the page asks to sign in again
+    // without leaving the button "Asking…", and after signing in shows the models afresh (a version
+    // uploaded meanwhile is listed).
+    await page.context().clearCookies();
+    await plans.locator(`tr[data-device-id="${online!.deviceId}"] [data-action="benchmark"]`).click();
+    await page.locator('#login-error', { hasText: 'Your session has ended' }).waitFor({ timeout: 10_000 });
+    const again = plans.locator(`tr[data-device-id="${online!.deviceId}"] [data-action="benchmark"]`);
+    expect(await again.textContent()).toBe('Benchmark');
+    expect(await again.isDisabled()).toBe(false);
+    await api(hub, 'POST', '/api/v1/models/mlp/versions?version=3.0.0', new Uint8Array(readFileSync(fixtureModelUrl('torch-mlp'))), 201);
+    await page.locator('#login-form input[name="token"]').fill(hub.adminToken);
+    await page.locator('#login-form button[type="submit"]').click();
+    await card.locator('#model-version option[value="3.0.0"]').waitFor({ state: 'attached', timeout: 10_000 });
     await page.locator('[data-nav="fleet"]').click();
     await page.locator('#fleet-page').waitFor();
     expect(await page.locator('#models-page').isHidden()).toBe(true);

@@ -179,9 +179,12 @@ export function createAgent(config: RunConfig, logger: Logger, proc: AgentProces
     started('deployment', () => runner.stop());
 
     // A benchmark session gets the intra-op threads a lone serving request gets, so its numbers are the serving ones.
-    const benchmarks = createBenchmarkRunner({ ...hub, threads: runtime.threads, logger });
+    const deploymentBusy = () => runner.busy();
+    const benchmarks = createBenchmarkRunner({ ...hub, threads: runtime.threads, logger, freeMemory: freemem, deploymentBusy });
+    // A candidate download the previous process did not live to remove.
+    await benchmarks.clearLeftovers();
     const commands = createCommandDispatcher({
-      handlers: { [BENCHMARK_VERB]: benchmarkCommand(benchmarks) },
+      handlers: { [BENCHMARK_VERB]: benchmarkCommand(benchmarks, { deploymentBusy }) },
       publish: (body) => hubLink?.publishRecord('cmd/result', body),
       logger,
     });

@@ -5,6 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   BENCHMARK_VERB,
   BenchmarkResult,
+  CmdMessage as CmdMessageSchema,
+  MAX_CMD_ID_LENGTH,
   decodeMessage,
   deviceTopic,
   encodeMessage,
@@ -152,5 +154,23 @@ describe('command dispatcher', () => {
         { id: 'a', ok: true, result: { done: 1 } },
       ]),
     );
+  });
+
+  it('does not run a command whose id no answer could carry (longer than 128 characters)', async () => {
+    const published: Array<{ id: string }> = [];
+    let calls = 0;
+    const dispatcher = createCommandDispatcher({
+      handlers: { probe: () => (calls++, Promise.resolve({ ok: true, result: {} })) },
+      publish: (body) => published.push(body),
+      logger: silentLogger,
+    });
+    const longest = 'x'.repeat(MAX_CMD_ID_LENGTH);
+    const tooLong = `${longest}y`;
+    expect(Compile(CmdMessageSchema).Check({ id: tooLong, verb: 'probe' })).toBe(false);
+    dispatcher.handle({ id: tooLong, verb: 'probe' });
+    dispatcher.handle({ id: longest, verb: 'probe' });
+    await dispatcher.stop();
+    expect(calls).toBe(1);
+    expect(published.map((p) => p.id)).toEqual([longest]);
   });
 });

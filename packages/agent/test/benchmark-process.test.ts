@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type MqttClient } from 'mqtt';
@@ -60,7 +60,11 @@ describe('edgefleet-agent run: capability declarations and the benchmark verb', 
     await dir?.remove();
   });
 
-  it('reports the declared capabilities in place of the probed ones', async () => {
+  it('reports the declared capabilities in place of the probed ones, and clears a dead benchmark\'s download at start', async () => {
+    // What a benchmark cut short by a crash leaves: a partial candidate download.
+    const leftover = join(benchmarkStateDir(dir.path), 'models', `${'a'.repeat(64)}.onnx.part`);
+    await mkdir(join(benchmarkStateDir(dir.path), 'models'), { recursive: true });
+    await writeFile(leftover, 'partial');
     agent = startProcess('agent', [AGENT_MAIN, 'run', '--state-dir', dir.path, '--socket', socketPath(), '--execution-providers', 'cpu,cuda'], {
       EDGEFLEET_ACCELERATORS: 'hailo-8',
       EDGEFLEET_CPU_FLAGS: 'fp asimd',
@@ -68,12 +72,15 @@ describe('edgefleet-agent run: capability declarations and the benchmark verb', 
     await agent.waitForMsg('agent ready');
     const reported = await eventually(() => seen.find((s) => s.topic.endsWith('/reported')), 'reported');
     expect(reported.body.capabilities).toMatchObject({ accelerators: ['hailo-8'], cpuFlags: ['fp', 'asimd'], executionProviders: ['cpu', 'cuda'] });
+    expect(existsSync(leftover)).toBe(false);
   });
 
   it('benchmarks an installed and a fetched candidate, keeps serving, and removes only the fetched file', async () => {
     const desired: DesiredMessage = { version: 1, models: [assignment] };
     await hub.publishAsync(deviceTopic(deviceId, 'desired'), JSON.stringify(desired), { qos: 1, retain: true });
     await agent.waitForLine((l) => l.msg === 'model active' && l.model === 'clf', 30_000, 'model active');
+    // The deployment is over once `reported` says the document is applied: until then a benchmark is refused.
+    await eventually(() => seen.find((s) => s.topic.endsWith('/reported') && s.body.desiredVersion === 1), 'reported desiredVersion 1');
 
     const installed = assignment.manifest;
     const fetched = signManifest({ ...installed.manifest, profile: 'int8-dynamic', sha256: sha256Of(candidate), size: candidate.byteLength }, keys.privateKeyPem);

@@ -1,4 +1,5 @@
-import { readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { Compile } from 'typebox/compile';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,7 +14,9 @@ import {
 } from '@edgefleet/shared';
 import { buildMlp } from '@edgefleet/shared/onnx';
 import { benchmarkCommand } from '../src/benchmark/benchmark-command.js';
-import { createBenchmarkRunner, type BenchmarkRunner } from '../src/benchmark/benchmark-runner.js';
+import { BENCHMARK_MEMORY_MARGIN_BYTES, createBenchmarkRunner, DEPLOYMENT_BUSY_ERROR, type BenchmarkRunner, type BenchmarkRunnerOptions } from '../src/benchmark/benchmark-runner.js';
+import { latencySummary } from '../src/benchmark/timing.js';
+import { openBenchmarkSession } from '../src/inference/benchmark-session.js';
 import { benchmarkStateDir } from '../src/benchmark/candidate-file.js';
 import { createModelRuntime, type PooledModelRuntime } from '../src/inference/model-runtime.js';
 import { createDownloader } from '../src/models/download.js';
@@ -61,7 +64,7 @@ describe('benchmark runner on real onnxruntime and a real artifact server', () =
     return signManifest({ ...base, profile, sha256, size: bytes.byteLength, ...extra }, keys.privateKeyPem);
   }
 
-  function runner(extra: { now?: () => number } = {}): BenchmarkRunner {
+  function runner(extra: Partial<Pick<BenchmarkRunnerOptions, 'now' | 'freeMemory' | 'deploymentBusy' | 'expiryMarginMs'>> = {}): BenchmarkRunner {
     return createBenchmarkRunner({
       stateDir: state.path,
       apiUrl: server.apiUrl,
@@ -198,16 +201,73 @@ describe('benchmark runner on real onnxruntime and a real artifact server', () =
     expect(r.running).toBe(false);
   });
 
-  it('does not fetch a candidate it reaches after expiresAt', async () => {
+  it('answers before the request expires: no candidate started within the margin, timing cut short with what it has', async () => {
     const start = Date.now();
-    let calls = 0;
-    // The first candidate starts in time, the second after the request expired.
-    const r = runner({ now: () => start + (calls++ === 0 ? 0 : 2000) });
+    let ticks = 0;
+    // Each look at the clock is 1 ms later; the answer is due 40 ms before expiresAt.
+    const r = runner({ now: () => start + ticks++, expiryMarginMs: 40 });
     server.requests.length = 0;
-    const result = await r.run(args([variant('fp32', fp32Bytes), variant('int8-dynamic', int8Bytes)], { expiresAt: start + 1000, runs: 1 }));
-    expect(result.measurements[0]).toMatchObject({ ok: true });
-    expect(result.measurements[1]).toMatchObject({ ok: false, runs: 0, error: expect.stringMatching(/^the request expired at .* before this candidate was fetched/) });
-    expect(server.requests.map((r) => r.path)).toEqual([`/api/v1/artifacts/${sha256Of(fp32Bytes)}`]);
+    const result = await r.run(args([variant('fp32', fp32Bytes), variant('int8-dynamic', int8Bytes)], { expiresAt: start + 60, runs: 1000, warmup: 0 }));
+
+    expect(resultCheck.Check(result)).toBe(true);
+    const [cut, skipped] = result.measurements;
+    expect(cut).toMatchObject({ profile: 'fp32', ok: true });
+    expect(cut!.runs).toBeGreaterThan(0);
+    expect(cut!.runs).toBeLessThan(1000);
+    expect(skipped).toMatchObject({ profile: 'int8-dynamic', ok: false, runs: 0, error: expect.stringMatching(/^not measured: the request expires at .*Z and the answer must reach the hub before it/) });
+    expect(server.requests.map((q) => q.path)).toEqual([`/api/v1/artifacts/${sha256Of(fp32Bytes)}`]);
+  });
+
+  it('fetches nothing when the request is already within the margin of its expiry', async () => {
+    server.requests.length = 0;
+    const result = await runner().run(args([variant('fp32', fp32Bytes)], { expiresAt: Date.now() + 10_000 }));
+    expect(result.measurements).toEqual([{ profile: 'fp32', sha256: sha256Of(fp32Bytes), ok: false, runs: 0, error: expect.stringMatching(/^not measured: the request expires at /) }]);
+    expect(server.requests).toEqual([]);
+  });
+
+  it('skips a candidate the device has not the free memory to load, and measures the rest', async () => {
+    const bigBytes = buildMlp({ inputSize: 16, hidden: [512], outputSize: 4, seed: 4 });
+    const free = 2 * fp32Bytes.byteLength + BENCHMARK_MEMORY_MARGIN_BYTES + 1;
+    server.requests.length = 0;
+    const result = await runner({ freeMemory: () => free }).run(args([variant('pruned', bigBytes), variant('fp32', fp32Bytes)], { runs: 3 }));
+    expect(result.measurements[0]).toMatchObject({ profile: 'pruned', ok: false, runs: 0, error: expect.stringMatching(/^not enough free memory: pruned \(.* MB\) needs .* MB \(twice its size plus 64\.0 MB\), .* MB free$/) });
+    expect(result.measurements[1]).toMatchObject({ profile: 'fp32', ok: true, runs: 3 });
+    // Refused before its download.
+    expect(server.requests.map((q) => q.path)).toEqual([`/api/v1/artifacts/${sha256Of(fp32Bytes)}`]);
+  });
+
+  it('refuses to benchmark while a deployment is in progress, and skips candidates once one starts', async () => {
+    let deploying = true;
+    const r = runner({ deploymentBusy: () => deploying });
+    const command = benchmarkCommand(r, { deploymentBusy: () => deploying });
+    expect(await command(args([variant('fp32', fp32Bytes)]))).toEqual({ ok: false, error: 'a deployment is in progress; benchmark later' });
+    server.requests.length = 0;
+    expect((await r.run(args([variant('fp32', fp32Bytes)]))).measurements).toEqual([{ profile: 'fp32', sha256: sha256Of(fp32Bytes), ok: false, runs: 0, error: DEPLOYMENT_BUSY_ERROR }]);
+    expect(server.requests).toEqual([]);
+    deploying = false;
+    expect(await command(args([variant('fp32', fp32Bytes)], { runs: 2 }))).toMatchObject({ ok: true, result: { measurements: [{ ok: true, runs: 2 }] } });
+  });
+
+  it('clears the downloads a dead agent left behind', async () => {
+    const dir = modelsDir(benchmarkStateDir(state.path));
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, `${sha256Of(int8Bytes)}.onnx.part`), int8Bytes.subarray(0, 10));
+    await runner().clearLeftovers();
+    expect(await benchmarkLeftovers()).toEqual([]);
+  });
+
+  it('closes a session that is still loading when the agent stops, instead of waiting for the load', async () => {
+    const path = join(scratch.path, 'loading.onnx');
+    await writeFile(path, fp32Bytes);
+    const stopping = new AbortController();
+    const opening = openBenchmarkSession({ ...base, name: 'net', path }, { threads: 1, logger: silentLogger, signal: stopping.signal });
+    stopping.abort();
+    await expect(opening).rejects.toThrow('the benchmark was stopped while net@1 (fp32) was loading');
+  });
+
+  it('never reports a latency of 0 ms (the hub refuses it): a tiny run counts as 1 µs', () => {
+    expect(latencySummary([0.0001, 0.0002, 0.0003])).toEqual({ p50Ms: 0.001, p90Ms: 0.001 });
+    expect(latencySummary([1.23456, 2])).toMatchObject({ p50Ms: expect.closeTo(1.235, 3) });
   });
 
   it('leaves serving working: a served model answers while a benchmark runs', async () => {

@@ -1,4 +1,4 @@
-import type { CmdMessage } from '@edgefleet/shared';
+import { MAX_CMD_ID_LENGTH, type CmdMessage } from '@edgefleet/shared';
 import type { Logger } from 'pino';
 import { boundedText } from '../deployment/step-context.js';
 import type { RecordBody } from '../hub-link/hub-link.js';
@@ -63,6 +63,11 @@ export function createCommandDispatcher(opts: CommandDispatcherOptions): Command
 
   return {
     handle(cmd) {
+      // No answer can carry such an id (cmd/result bounds it too): refused here, by name, unanswered.
+      if (cmd.id.length > MAX_CMD_ID_LENGTH) {
+        log.warn({ idLength: cmd.id.length, verb: cmd.verb }, `command id is ${cmd.id.length} characters, more than ${MAX_CMD_ID_LENGTH}; not run`);
+        return;
+      }
       if (!remember(cmd.id)) {
         log.info({ id: cmd.id, verb: cmd.verb }, 'command delivered again; already handled');
         return;

@@ -24,6 +24,8 @@ export interface HealthGuard {
   watch(switched: Switched, desiredVersion: () => number): void;
   stop(name: string): void;
   stopAll(): void;
+  /** True while any health window is open. */
+  watching(): boolean;
 }
 
 export function createHealthGuard(opts: HealthGuardOptions): HealthGuard {
@@ -64,6 +66,7 @@ export function createHealthGuard(opts: HealthGuardOptions): HealthGuard {
   }
 
   return {
+    watching: () => windows.size > 0,
     watch(switched, desiredVersion) {
       const { name, version } = switched;
       stop(name);

@@ -35,6 +35,8 @@ export interface DeploymentRunner {
   submit(desired: DesiredMessage): void;
   /** Resolves when nothing is running or queued (tests, shutdown). Health windows run on. */
   idle(): Promise<void>;
+  /** True while a document is being applied or queued (download, verify, load, shadow, switch) or a health window is open. */
+  busy(): boolean;
 }
 
 const defaultRetryDelay = (attempts: number): number => Math.min(10 * 60_000, 10_000 * 2 ** Math.max(0, attempts - 1));
@@ -284,6 +286,7 @@ export function createDeploymentRunner(opts: DeploymentRunnerOptions): Deploymen
       await standby.stop();
     },
     submit,
+    busy: () => running !== undefined || pending !== undefined || health.watching(),
     idle() {
       if (!running && !pending) return Promise.resolve();
       return new Promise((resolve) => idleWaiters.push(resolve));

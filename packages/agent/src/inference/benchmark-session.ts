@@ -14,6 +14,11 @@ export interface BenchmarkSessionOptions {
   /** onnxruntime intra-op threads: what a lone serving request gets, so numbers compare with serving. */
   threads: number;
   logger: Logger;
+  /**
+   * The agent stopping: the session is closed at once, so a stop never waits for a large model's
+   * load (its worker is terminated) and a run in flight fails now (its worker exits once the run returns).
+   */
+  signal?: AbortSignal;
 }
 
 /**
@@ -23,15 +28,30 @@ export interface BenchmarkSessionOptions {
  * workers for the cores: spin-waiting is off (the two could meet on the same cores, and spinning
  * threads would take the time serving requests need), and a busy device measures slower — which is
  * what its planner should know. Throws INVALID_MODEL when onnxruntime cannot load the file or its
- * input and output names differ from the manifest's.
+ * input and output names differ from the manifest's, UNAVAILABLE when `signal` aborts the load.
  */
 export async function openBenchmarkSession(file: ModelFile, opts: BenchmarkSessionOptions): Promise<BenchmarkSession> {
+  const stoppedWhileLoading = () => new EdgefleetError('UNAVAILABLE', `the benchmark was stopped while ${file.name}@${file.version} (${file.profile}) was loading`);
+  if (opts.signal?.aborted) throw stoppedWhileLoading();
   const pool = createWorkerPool({ path: file.path, workers: 1, threads: opts.threads, maxBatch: 1, allowSpinning: false, logger: opts.logger });
-  const names = await pool.start();
+  const closeNow = () => void pool.close(0);
+  opts.signal?.addEventListener('abort', closeNow, { once: true });
+  const close = async () => {
+    opts.signal?.removeEventListener('abort', closeNow);
+    await pool.close(0);
+  };
+  let names: Awaited<ReturnType<typeof pool.start>>;
+  try {
+    names = await pool.start();
+  } catch (err) {
+    await close();
+    if (opts.signal?.aborted) throw stoppedWhileLoading();
+    throw err;
+  }
   const declared = { inputNames: file.inputs.map((s) => s.name), outputNames: file.outputs.map((s) => s.name) };
   const sameNames = (a: string[], b: string[]) => a.length === b.length && a.every((n) => b.includes(n));
   if (!sameNames(declared.inputNames, names.inputNames) || !sameNames(declared.outputNames, names.outputNames)) {
-    await pool.close(0);
+    await close();
     throw new EdgefleetError(
       'INVALID_MODEL',
       `${file.name}@${file.version} (${file.profile}): the manifest declares inputs [${declared.inputNames}] and outputs [${declared.outputNames}], ` +
@@ -45,6 +65,6 @@ export async function openBenchmarkSession(file: ModelFile, opts: BenchmarkSessi
       const { computeMs } = await pool.run(wire);
       return computeMs;
     },
-    close: () => pool.close(0),
+    close,
   };
 }

@@ -4,8 +4,11 @@ import { SignedManifest } from '../manifest.js';
 import { CLOSED, LongText } from './bounds.js';
 
 /** One-off request from the hub; the verbs are added by the issues that need them. */
+/** A command id's bound: the cmd/result that answers it carries the same id under the same bound. */
+export const MAX_CMD_ID_LENGTH = 128;
+
 export const CmdMessage = Type.Object({
-  id: Type.String({ minLength: 1 }),
+  id: Type.String({ minLength: 1, maxLength: MAX_CMD_ID_LENGTH }),
   verb: Type.String({ minLength: 1 }),
   args: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
 });
@@ -15,7 +18,7 @@ export type CmdMessage = Static<typeof CmdMessage>;
 export const CmdResultMessage = Type.Object(
   {
     ...EnvelopeFields,
-    id: Type.String({ minLength: 1, maxLength: 128 }),
+    id: Type.String({ minLength: 1, maxLength: MAX_CMD_ID_LENGTH }),
     ok: Type.Boolean(),
     result: Type.Optional(Type.Unknown()),
     error: Type.Optional(LongText),

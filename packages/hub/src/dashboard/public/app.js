@@ -48,6 +48,8 @@ function showLogin(message = '') {
   signedIn = false;
   events?.close();
   events = null;
+  // Hidden, so signing in again shows the models page afresh (show() reloads a page that was hidden).
+  models.hide();
   $('dashboard').hidden = true;
   $('fleet-summary').hidden = true;
   $('login').hidden = false;

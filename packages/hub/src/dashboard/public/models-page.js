@@ -228,7 +228,12 @@ export function createModelsPage(els, { api, deviceName, deviceOnline, onAuthLos
       const sent = await api(`/devices/${encodeURIComponent(deviceId)}/benchmarks`, { method: 'POST', body: JSON.stringify({ model: m, version: v }) });
       next = { message: `Asked to measure ${sent.candidates.map((c) => c.profile).join(', ')}; the plan follows its answer.` };
     } catch (err) {
-      if (err instanceof AuthRequired) return onAuthLost();
+      if (err instanceof AuthRequired) {
+        // Not left "Asking…": the operator signs in again onto this same table.
+        benchmarks.delete(deviceId);
+        if (chosen(m, v)) renderPlans();
+        return onAuthLost();
+      }
       next = { error: err.message };
     }
     if (!chosen(m, v)) return;
