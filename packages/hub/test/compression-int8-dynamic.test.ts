@@ -267,7 +267,7 @@ describe('int8-dynamic transform', () => {
 });
 
 describe('int8-dynamic size on the PyTorch fixtures', () => {
-  it('stores every weight in 8 bits (the output layer in 16) and names its own tensors briefly: ≤ 0.27x, the encoder ≤ 0.276x', () => {
+  it('stores every weight in 8 bits (the output layer in 16), scales and float parameters in 16 and names its own tensors briefly: ≤ 0.27x', () => {
     for (const name of ['torch-cnn', 'torch-mlp', 'torch-encoder'] as const) {
       const bytes = new Uint8Array(readFileSync(fixtureModelUrl(name)));
       const result = quantizeInt8Dynamic(decodeModel(bytes));
@@ -276,10 +276,12 @@ describe('int8-dynamic size on the PyTorch fixtures', () => {
       expect(result.weightBytes).toBeGreaterThan(256 * 1024);
       expect(result.quantizedShare).toBeGreaterThanOrEqual(0.9);
       expect(requireGraph(result.model).initializer.filter((t) => t.dataType === ELEMENT_TYPE.FLOAT && t.dims.length === 2)).toEqual([]);
-      // The encoder's fp32 graph (120 nodes, exporter names) is 1.0 % of its file and its float
-      // LayerNorm/bias parameters 0.9 %, which int8 cannot touch; with 0.245x of int8 weights and
-      // their per-column scales and zero points (0.5 %) it measures 0.2750x. Bound stated, not hidden.
-      expect(size).toBeLessThanOrEqual(name === 'torch-encoder' ? 0.276 : 0.27);
+      // The encoder's fp32 graph (120 nodes, exporter names) is 1.0 % of its file; with 0.245x of
+      // int8 weights it reached only 0.2750x while its per-column scales and LayerNorm/bias
+      // parameters were float32. Stored as float16 (+ Cast folded at load) it measures 0.2685x.
+      // (Conv biases stay float32: Conv is not a reader storeParametersAsFloat16 converts for.)
+      if (name === 'torch-encoder') expect(requireGraph(result.model).initializer.filter((t) => t.dataType === ELEMENT_TYPE.FLOAT && t.dims.reduce((n, d) => n * Number(d), 1) >= 64)).toEqual([]);
+      expect(size).toBeLessThanOrEqual(0.27);
     }
   });
 });

@@ -1,12 +1,14 @@
 import { isEdgefleetError, seededRandom } from '@edgefleet/shared';
-import { decodeModel, encodeModel, floatTensor, GraphBuilder, requireGraph, type ModelProto } from '@edgefleet/shared/onnx';
+import { decodeModel, ELEMENT_TYPE, encodeModel, float16BitsToFloat32, float32ToFloat16Bits, floatTensor, GraphBuilder, requireGraph, type ModelProto } from '@edgefleet/shared/onnx';
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { calibrateRanges } from '../src/compression/calibration.js';
 import { collectActivations, type RunModel } from '../src/compression/collect-activations.js';
 import { convertToFloat16 } from '../src/compression/fp16.js';
+import { storeParametersAsFloat16, survivesFloat16 } from '../src/compression/graph-edit.js';
 import { quantizeInt8Dynamic } from '../src/compression/int8-dynamic.js';
 import { convertToInt8Static, int8StaticCalibrationTensors } from '../src/compression/int8-static.js';
+import { roundScalesUpToFloat16 } from '../src/compression/quant-math.js';
 
 /**
  * Every transform on the shapes PyTorch and TensorFlow converters write (acceptance 3): each output
@@ -148,5 +150,38 @@ describe('malformed models', () => {
   it('a model without a graph gives INVALID_MODEL from every transform', () => {
     const empty = new GraphBuilder('empty').build(13);
     for (const transform of Object.values(transforms)) expect(() => transform(empty)).toThrow(/no graph nodes/);
+  });
+});
+
+describe('float16 parameters of the int8 profiles', () => {
+  it('rounds weight scales up to float16 values, so max |w| / scale never exceeds 127', () => {
+    const scales = roundScalesUpToFloat16(Float32Array.of(0.0123456, 1 / 3, 7e-6, 1, 70000));
+    const halves = float16BitsToFloat32(float32ToFloat16Bits(scales));
+    expect([...scales.subarray(0, 4)]).toEqual([...halves.subarray(0, 4)]);
+    [0.0123456, 1 / 3, 7e-6, 1].forEach((s, i) => expect(scales[i]!).toBeGreaterThanOrEqual(Math.fround(s)));
+    expect(scales[4]).toBe(70000); // past float16's range: left float32, and the pass keeps it so
+  });
+
+  it('stores LayerNorm/bias parameters as float16 + Cast under their own names, keeps what float16 would spoil, and onnxruntime runs it', async () => {
+    const rand = seededRandom(5);
+    const g = new GraphBuilder('parameters');
+    const x = g.input('x', 'FP32', [-1, 64]);
+    const h = g.node('Add', [g.node('MatMul', [x, g.initializer(floatTensor('w', [64, 64], values(rand, 4096, he(64))))]), g.initializer(floatTensor('bias.b', [64], values(rand, 64, 0.1)))]);
+    const big = Float32Array.from(values(rand, 64, 1), (v, i) => (i === 0 ? 1e5 : v));
+    const n = g.node('LayerNormalization', [h, g.initializer(floatTensor('norm.weight', [64], values(rand, 64, 1))), g.initializer(floatTensor('norm.bias', [64], values(rand, 64, 0.1)))], { axis: -1 });
+    g.node('Add', [n, g.initializer(floatTensor('out.b', [64], big))], {}, 'y');
+    g.output('y', 'FP32', [-1, 64]);
+    const model = g.build(17);
+    const copy = decodeModel(encodeModel(model));
+    const graph = requireGraph(copy);
+    expect(storeParametersAsFloat16(graph).sort()).toEqual(['bias.b', 'norm.bias', 'norm.weight']);
+    const types = Object.fromEntries(graph.initializer.map((t) => [t.name, t.dataType]));
+    expect(types['out.b']).toBe(ELEMENT_TYPE.FLOAT); // 1e5 is past float16's range
+    expect(types['w']).toBe(ELEMENT_TYPE.FLOAT); // a MatMul weight is not a parameter this pass touches
+    expect(graph.node.filter((n) => n.opType === 'Cast').map((n) => n.output[0]).sort()).toEqual(['bias.b', 'norm.bias', 'norm.weight']);
+    expect(survivesFloat16(Float32Array.of(1, 0.5, NaN))).toBe(false);
+    const feeds = { x: { data: values(seededRandom(9), 4 * 64, 1), dims: [4, 64] } };
+    const [expected, actual] = [(await runModel(encodeModel(model), feeds, ['y'])).y!, (await runModel(encodeModel(copy), feeds, ['y'])).y!];
+    expect(Math.max(...expected.map((v, i) => Math.abs(v - actual[i]!)))).toBeLessThan(1e-2);
   });
 });

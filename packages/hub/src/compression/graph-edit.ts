@@ -1,7 +1,13 @@
 import {
   ELEMENT_TYPE,
+  float16BitsToFloat32,
+  float16Tensor,
+  float32ToFloat16Bits,
   floatTensor,
   hasInlineData,
+  makeNode,
+  nameAllocator,
+  readFloatTensor,
   subgraphReads,
   type GraphProto,
   type NodeProto,
@@ -91,4 +97,71 @@ export function dropUnreadInitializers(graph: GraphProto, candidates?: ReadonlyS
 export function dropStaleValueInfo(graph: GraphProto): void {
   const defined = new Set<string>([...graph.input.map((i) => i.name), ...graph.initializer.map((t) => t.name), ...graph.node.flatMap((n) => n.output)]);
   graph.valueInfo = graph.valueInfo.filter((v) => defined.has(v.name));
+}
+
+/**
+ * Readers (op type, input position) whose float32 constant parameter an int8 profile may store as
+ * float16 + Cast(to=FLOAT): each reads an initializer-only chain onnxruntime constant-folds at session
+ * creation, so the running graph is float32 again and no fusion sees the Cast. Q/DQ and *Integer
+ * inputs are not here: their scales must stay what the int8 arithmetic uses.
+ */
+const FLOAT16_PARAMETER_READERS: ReadonlySet<string> = new Set(['Add:0', 'Add:1', 'Mul:0', 'Mul:1', 'LayerNormalization:1', 'LayerNormalization:2', 'Gemm:2']);
+
+/**
+ * Fewer elements than this stay float32: a Cast node and a second tensor name cost about as many
+ * bytes (~40–60) as float16 saves on a few values (2 bytes each).
+ */
+const MIN_FLOAT16_PARAMETER_ELEMENTS = 64;
+
+/**
+ * Whether float16 keeps these values: every one finite, within ±65504, and its float16 rounding
+ * off by at most 2^-11 relative (half precision's own step) or, for values under float16's
+ * smallest normal 2^-14, by at most 2^-25 absolute. A parameter that fails stays float32.
+ */
+export function survivesFloat16(values: Float32Array): boolean {
+  const halves = float16BitsToFloat32(float32ToFloat16Bits(values));
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    if (!Number.isFinite(v) || Math.abs(v) > 65504) return false;
+    if (Math.abs(halves[i]! - v) > Math.max(Math.abs(v) * 2 ** -11, 2 ** -25)) return false;
+  }
+  return true;
+}
+
+/**
+ * int8 profiles only (fp32 stays float32): float32 parameter initializers that only
+ * FLOAT16_PARAMETER_READERS read — LayerNormalization scale/bias, biases added after a product,
+ * Gemm's C, the per-channel scales of weight-only int8 — stored as float16 and read through
+ * Cast(to=FLOAT), when survivesFloat16 holds. The Cast's output keeps the parameter's own name, so
+ * its readers are untouched and the user's tensor names stay; the float16 copy and the Cast are
+ * named h<n>_… (a long exporter name repeated would eat the saving). A tensor a graph output, a graph
+ * input entry or a subgraph also names stays. Cast nodes go first (they read initializers only, so
+ * the graph stays sorted). In place; returns the names converted.
+ */
+export function storeParametersAsFloat16(graph: GraphProto): string[] {
+  const readers = new Map<string, string[]>();
+  for (const node of graph.node) {
+    node.input.forEach((x, i) => x !== '' && readers.set(x, [...(readers.get(x) ?? []), `${node.opType}:${i}`]));
+  }
+  const pinned = new Set([...graph.output.map((o) => o.name), ...graph.input.map((i) => i.name), ...graph.node.flatMap(subgraphReads)]);
+  const fresh = nameAllocator(graph);
+  const converted = new Set<string>();
+  const casts: NodeProto[] = [];
+  const halves: TensorProto[] = [];
+  for (const t of graph.initializer) {
+    if (t.dataType !== ELEMENT_TYPE.FLOAT || !hasInlineData(t) || pinned.has(t.name)) continue;
+    const reads = readers.get(t.name) ?? [];
+    if (reads.length === 0 || !reads.every((r) => FLOAT16_PARAMETER_READERS.has(r))) continue;
+    const values = readFloatTensor(t);
+    if (values.length < MIN_FLOAT16_PARAMETER_ELEMENTS || !survivesFloat16(values)) continue;
+    const key = `h${converted.size}`;
+    const half = fresh(`${key}_float16`);
+    halves.push(float16Tensor(half, t.dims, values));
+    casts.push(makeNode('Cast', [half], [t.name], fresh(`${key}_Cast`), { to: { int: ELEMENT_TYPE.FLOAT } }));
+    converted.add(t.name);
+  }
+  if (converted.size === 0) return [];
+  graph.initializer = [...graph.initializer.filter((t) => !converted.has(t.name)), ...halves];
+  graph.node = [...casts, ...graph.node];
+  return [...converted];
 }

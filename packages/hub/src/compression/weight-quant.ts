@@ -17,7 +17,7 @@ import {
   type TensorProto,
 } from '@edgefleet/shared/onnx';
 import { checkTopology, isDefaultDomain, nodeLabel } from './graph-check.js';
-import { dropUnreadInitializers, int8Tensor, intAttr, outputLayerOf } from './graph-edit.js';
+import { dropUnreadInitializers, int8Tensor, intAttr, outputLayerOf, storeParametersAsFloat16 } from './graph-edit.js';
 import { quantizeAlongAxis } from './quant-math.js';
 
 /**
@@ -143,8 +143,9 @@ class DequantizedWeights {
     const dims = plan.weight.dims.map(Number);
     const float = readFloatTensor(plan.weight);
     const prepared = this.hooks.prepare ? this.hooks.prepare(float, plan.weight, plan.node) : float;
-    // Symmetric, zero point 0: a pruned 0 stays exactly 0.
-    const { q, scales } = quantizeAlongAxis(prepared, dims, plan.axis);
+    // Symmetric, zero point 0: a pruned 0 stays exactly 0. Scales are float16 values (rounded up
+    // before quantizing), so storeParametersAsFloat16 stores them in 16 bits losing nothing.
+    const { q, scales } = quantizeAlongAxis(prepared, dims, plan.axis, true);
     this.hooks.inspect?.(q, plan.weight, plan.node);
     const base = plan.weight.name;
     const names = { int8: this.fresh(`${base}_int8`), scale: this.fresh(`${base}_scale`), cast: this.fresh(`${base}_int8_float`), out: this.fresh(`${base}_dequantized`) };
@@ -241,7 +242,11 @@ export function quantizeWeightsOnly(source: ModelProto, options: WeightOnlyOptio
   const graph = requireGraph(model);
   checkTopology(graph, 'input', action);
   const { quantizedNodes, floatNodes, weightSizes, quantizedWeights } = storeWeightsAsInt8(graph, options);
-  if (quantizedNodes.length > 0) checkTopology(graph, 'output', action);
+  // Scales, biases and LayerNorm parameters in 16 bits too; a model with nothing quantized stays as it was.
+  if (quantizedNodes.length > 0) {
+    storeParametersAsFloat16(graph);
+    checkTopology(graph, 'output', action);
+  }
   const weightBytes = sumWeightBytes(weightSizes, weightSizes.keys());
   const quantizedWeightBytes = sumWeightBytes(weightSizes, quantizedWeights);
   return { model, quantizedNodes, floatNodes, weightBytes, quantizedWeightBytes, quantizedWeightShare: weightBytes > 0 ? quantizedWeightBytes / weightBytes : 0 };
