@@ -50,7 +50,13 @@ describe('every profile of the PyTorch fixtures', () => {
     expect(variants.map((v) => [v.profile, v.state, v.reason])).toEqual(BUILT_PROFILES.map((p) => [p, 'accepted', null]));
     for (const v of variants) {
       expect(await runs(v.bytes!, goldenInputs), `${name} ${v.profile}`).toEqual([1, 10]);
-      if (v.profile !== 'fp16') expect(v.evaluation!.quantizedWeightShare, `${name} ${v.profile}`).toBeGreaterThanOrEqual(0.9);
+      if (v.profile === 'fp16') {
+        expect(v.evaluation!.sizeRatio, `${name} fp16`).toBeLessThanOrEqual(0.55);
+        continue;
+      }
+      // Issue 16, acceptance 2: every fixture has ≥ 256 KB of weights.
+      expect(v.evaluation!.quantizedWeightShare, `${name} ${v.profile}`).toBeGreaterThanOrEqual(0.9);
+      expect(v.evaluation!.sizeRatio, `${name} ${v.profile}`).toBeLessThanOrEqual(0.27);
     }
   });
 });

@@ -105,7 +105,7 @@ export function dropStaleValueInfo(graph: GraphProto): void {
  * creation, so the running graph is float32 again and no fusion sees the Cast. Q/DQ and *Integer
  * inputs are not here: their scales must stay what the int8 arithmetic uses.
  */
-const FLOAT16_PARAMETER_READERS: ReadonlySet<string> = new Set(['Add:0', 'Add:1', 'Mul:0', 'Mul:1', 'LayerNormalization:1', 'LayerNormalization:2', 'Gemm:2']);
+export const FLOAT16_PARAMETER_READERS: ReadonlySet<string> = new Set(['Add:0', 'Add:1', 'Mul:0', 'Mul:1', 'LayerNormalization:1', 'LayerNormalization:2', 'Gemm:2']);
 
 /**
  * Fewer elements than this stay float32: a Cast node and a second tensor name cost about as many
@@ -138,7 +138,7 @@ export function survivesFloat16(values: Float32Array): boolean {
  * input entry or a subgraph also names stays. Cast nodes go first (they read initializers only, so
  * the graph stays sorted). In place; returns the names converted.
  */
-export function storeParametersAsFloat16(graph: GraphProto): string[] {
+export function storeParametersAsFloat16(graph: GraphProto, allowedReaders: ReadonlySet<string> = FLOAT16_PARAMETER_READERS): string[] {
   const readers = new Map<string, string[]>();
   for (const node of graph.node) {
     node.input.forEach((x, i) => x !== '' && readers.set(x, [...(readers.get(x) ?? []), `${node.opType}:${i}`]));
@@ -151,7 +151,7 @@ export function storeParametersAsFloat16(graph: GraphProto): string[] {
   for (const t of graph.initializer) {
     if (t.dataType !== ELEMENT_TYPE.FLOAT || !hasInlineData(t) || pinned.has(t.name)) continue;
     const reads = readers.get(t.name) ?? [];
-    if (reads.length === 0 || !reads.every((r) => FLOAT16_PARAMETER_READERS.has(r))) continue;
+    if (reads.length === 0 || !reads.every((r) => allowedReaders.has(r))) continue;
     const values = readFloatTensor(t);
     if (values.length < MIN_FLOAT16_PARAMETER_ELEMENTS || !survivesFloat16(values)) continue;
     const key = `h${converted.size}`;
