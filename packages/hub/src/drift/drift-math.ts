@@ -1,9 +1,9 @@
-import type { BaselineFeature, DriftBaseline, DriftSummary, FeatureSummary, NumericFeatureSummary } from '@edgefleet/shared';
+import { featureHistograms, type DriftBaseline, type DriftSummary, type FeatureHistogram } from '@edgefleet/shared';
 
 /**
  * Drift scores between the baseline's reference histogram and a window's, per feature. Pure: plain
  * summaries in, numbers out. Counts give PSI, Jensen–Shannon and chi-square exactly (they merge
- * exactly); the per-bin sums give each bin's mean, and spreading a bin's mass by a density that
+ * exactly); the per-bin step sums give each bin's mean (featureHistograms), and spreading a bin's mass by a density that
  * keeps that mean (countAtOrBelow) brings KS and Wasserstein from bins close to raw-data values.
  * (A point mass at the mean was tried first: two sides with slightly different means in one bin
  * then differ by the whole bin's share between them — KS 0.094 against a raw 0.013.)
@@ -115,15 +115,15 @@ const POINTS_PER_BIN = 16;
 
 /**
  * Values of a bin at or below x, with the bin's values spread over [lo, hi] by the simplest density
- * that keeps their mean (sum / count): linear across the bin when the mean lies in its middle third,
- * else a triangle against the near end. This is how the sums bring KS and Wasserstein close to the
+ * that keeps their mean: linear across the bin when the mean lies in its middle third, else a
+ * triangle against the near end. This is how the sums bring KS and Wasserstein close to the
  * raw-data values: the CDF is exact at every edge and follows the data's lean inside each bin.
  */
-function countAtOrBelow(lo: number, hi: number, count: number, sum: number, x: number): number {
+function countAtOrBelow(lo: number, hi: number, count: number, meanValue: number, x: number): number {
   if (count === 0 || x < lo) return 0;
   if (x >= hi) return count;
   const t = (x - lo) / (hi - lo);
-  const mean = Math.min(1, Math.max(0, (sum / count - lo) / (hi - lo)));
+  const mean = Math.min(1, Math.max(0, (meanValue - lo) / (hi - lo)));
   if (mean < 1 / 3) {
     const width = 3 * mean;
     return t >= width ? count : count * (1 - (1 - t / width) ** 2);
@@ -137,19 +137,34 @@ function countAtOrBelow(lo: number, hi: number, count: number, sum: number, x: n
   return count * (t + slope * t * (t - 1));
 }
 
-/** Where bin i's values lie: between its edges; the open bins reach to the side's min or max. */
-function binRange(edges: readonly number[], side: NumericFeatureSummary, i: number): [number, number] {
-  if (i === 0) return [Math.min(side.min, edges[0] as number), edges[0] as number];
-  if (i === edges.length) return [edges[i - 1] as number, Math.max(side.max, edges[i - 1] as number)];
+/**
+ * Where bin i's values lie: between its edges. An open bin has no far end on the wire (no min/max is
+ * sent), so it reaches three times its mean's distance from the edge: the density then falls
+ * linearly from the edge to zero with exactly that mean, a tail's shape. Wasserstein over an open bin
+ * (mass × distance of the mean) is exact whatever the shape.
+ */
+function binRange(edges: readonly number[], means: readonly number[], i: number): [number, number] {
+  const mean = means[i] as number;
+  if (i === 0) {
+    const edge = edges[0] as number;
+    return [Number.isNaN(mean) ? edge : edge - 3 * Math.max(0, edge - mean), edge];
+  }
+  if (i === edges.length) {
+    const edge = edges[i - 1] as number;
+    return [edge, Number.isNaN(mean) ? edge : edge + 3 * Math.max(0, mean - edge)];
+  }
   return [edges[i - 1] as number, edges[i] as number];
 }
 
+/** What binned KS and Wasserstein read from a side: per-bin counts and means, and their total. */
+export type NumericHistogram = Pick<FeatureHistogram, 'counts' | 'n'> & { means: readonly number[] };
+
 /**
  * KS statistic (largest CDF gap) and Wasserstein-1 (area between the CDFs, trapezoids) from two
- * summaries binned on the same `edges`, comparing the within-bin CDFs of countAtOrBelow at the
+ * histograms binned on the same `edges`, comparing the within-bin CDFs of countAtOrBelow at the
  * edges and POINTS_PER_BIN points inside every bin. Constant work per bin.
  */
-export function binnedKsAndWasserstein(edges: readonly number[], reference: NumericFeatureSummary, current: NumericFeatureSummary): { ks: number; wasserstein: number } {
+export function binnedKsAndWasserstein(edges: readonly number[], reference: NumericHistogram, current: NumericHistogram): { ks: number; wasserstein: number } {
   if (reference.n === 0 || current.n === 0) return { ks: 0, wasserstein: 0 };
   let beforeRef = 0;
   let beforeCur = 0;
@@ -158,10 +173,10 @@ export function binnedKsAndWasserstein(edges: readonly number[], reference: Nume
   for (let i = 0; i < reference.counts.length; i++) {
     const countRef = reference.counts[i] as number;
     const countCur = current.counts[i] as number;
-    const sumRef = reference.sums[i] as number;
-    const sumCur = current.sums[i] as number;
-    const [aRef, bRef] = binRange(edges, reference, i);
-    const [aCur, bCur] = binRange(edges, current, i);
+    const meanRef = reference.means[i] as number;
+    const meanCur = current.means[i] as number;
+    const [aRef, bRef] = binRange(edges, reference.means, i);
+    const [aCur, bCur] = binRange(edges, current.means, i);
     if (countRef + countCur === 0) continue;
     const lo = countRef === 0 ? aCur : countCur === 0 ? aRef : Math.min(aRef, aCur);
     const hi = countRef === 0 ? bCur : countCur === 0 ? bRef : Math.max(bRef, bCur);
@@ -169,8 +184,8 @@ export function binnedKsAndWasserstein(edges: readonly number[], reference: Nume
     let previousGap = 0;
     for (let k = 0; k <= POINTS_PER_BIN; k++) {
       const x = k === POINTS_PER_BIN ? hi : lo + step * k;
-      const cdfRef = (beforeRef + countAtOrBelow(aRef, bRef, countRef, sumRef, x)) / reference.n;
-      const cdfCur = (beforeCur + countAtOrBelow(aCur, bCur, countCur, sumCur, x)) / current.n;
+      const cdfRef = (beforeRef + countAtOrBelow(aRef, bRef, countRef, meanRef, x)) / reference.n;
+      const cdfCur = (beforeCur + countAtOrBelow(aCur, bCur, countCur, meanCur, x)) / current.n;
       const gap = Math.abs(cdfRef - cdfCur);
       if (gap > ks) ks = gap;
       if (k > 0) wasserstein += ((gap + previousGap) / 2) * step;
@@ -205,18 +220,20 @@ export interface FeatureScore {
   missingShift: number;
 }
 
-function scoreFeature(base: BaselineFeature, reference: FeatureSummary, current: FeatureSummary, role: FeatureScore['role']): FeatureScore {
+function scoreFeature(base: DriftBaseline['features'][number], reference: FeatureHistogram, current: FeatureHistogram): FeatureScore {
   const n = current.n;
   const m = reference.n;
   const value = psi(reference.counts, current.counts);
   const threshold = psiThreshold(reference.counts.length, n, m);
-  const missingShare = (f: FeatureSummary) => (f.n + f.missing === 0 ? 0 : f.missing / (f.n + f.missing));
-  const numeric = base.kind === 'numeric' && 'sums' in reference && 'sums' in current ? binnedKsAndWasserstein(base.edges, reference, current) : null;
+  const missingShare = (f: FeatureHistogram) => (f.n + f.missing === 0 ? 0 : f.missing / (f.n + f.missing));
+  const numeric = base.kind === 'numeric' && reference.means !== null && current.means !== null
+    ? binnedKsAndWasserstein(base.edges, { counts: reference.counts, n: m, means: reference.means }, { counts: current.counts, n, means: current.means })
+    : null;
   const chi = base.kind === 'categorical' ? chiSquare(reference.counts, current.counts) : null;
   const empty = n === 0 || m === 0;
   return {
     name: base.name,
-    role,
+    role: current.role,
     kind: base.kind,
     n,
     m,
@@ -238,13 +255,9 @@ function scoreFeature(base: BaselineFeature, reference: FeatureSummary, current:
  * score first. The window must fit the baseline (check `summaryMismatch` at ingest).
  */
 export function scoreFeatures(baseline: DriftBaseline, window: DriftSummary): FeatureScore[] {
-  const scores: FeatureScore[] = [];
-  const sides = [
-    [baseline.features, baseline.reference.features, window.features, 'input'],
-    [baseline.outputs, baseline.reference.outputs, window.outputs, 'output'],
-  ] as const;
-  for (const [bases, references, currents, role] of sides) {
-    bases.forEach((base, i) => scores.push(scoreFeature(base, references[i] as FeatureSummary, currents[i] as FeatureSummary, role)));
-  }
+  const bases = [...baseline.features, ...baseline.outputs];
+  const references = featureHistograms(baseline, baseline.reference);
+  const currents = featureHistograms(baseline, window);
+  const scores = bases.map((base, i) => scoreFeature(base, references[i] as FeatureHistogram, currents[i] as FeatureHistogram));
   return scores.sort((x, y) => y.score - x.score);
 }

@@ -4,10 +4,10 @@ import { Type, type Static } from 'typebox';
  * Wire shapes of drift tracking: the baseline (computed on the hub from reference data, travels with
  * the model) and the windowed summary (built on the device, merged on the hub).
  *
- * A summary carries no bin edges, only a fingerprint of them: edges live in the baseline, which both
- * sides hold, so a window of 50 features stays small. Cross-field rules JSON Schema cannot say
- * (counts and sums of equal length, n = Σ counts, bins = edges + 1 against the baseline) are checked
- * by `summaryInvalidity` and `summaryMismatch` in summary.ts.
+ * A summary carries no names and no bin edges, only a fingerprint of the baseline's layout: edges
+ * live in the baseline, which both sides hold, so a window of 50 features stays under 4 KB. Rules
+ * JSON Schema cannot say (array lengths and sums against the baseline) are checked by
+ * `summaryMismatch` in summary.ts.
  */
 
 /** Most input features tracked per model (image-style inputs use summary features instead). */
@@ -18,56 +18,40 @@ export const MAX_DRIFT_OUTPUTS = 64;
 export const MAX_DRIFT_EDGES = 64;
 /** Most known categories of a categorical feature (1000 ImageNet classes fit); plus one "other". */
 export const MAX_DRIFT_CATEGORIES = 1024;
+/** Most bins of one summary: every feature and output at its largest. */
+const MAX_DRIFT_BINS = MAX_DRIFT_FEATURES * (MAX_DRIFT_EDGES + 1) + MAX_DRIFT_OUTPUTS * (MAX_DRIFT_CATEGORIES + 1);
 
 const Finite = Type.Number({ minimum: -1e300, maximum: 1e300 });
 const Count = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
 const FeatureName = Type.String({ minLength: 1, maxLength: 128 });
-/** 32-bit FNV-1a of the edges' (or categories') float64 bytes: refuses merging across baselines. */
+/** 32-bit FNV-1a of the baseline's layout (names, kinds, edges, categories): refuses merging across baselines. */
 const Fingerprint = Type.Integer({ minimum: 0, maximum: 0xffffffff });
 const CLOSED = { additionalProperties: false } as const;
-
-export const NumericFeatureSummary = Type.Object(
-  {
-    name: FeatureName,
-    edges: Fingerprint,
-    counts: Type.Array(Count, { minItems: 2, maxItems: MAX_DRIFT_EDGES + 1 }),
-    sums: Type.Array(Finite, { minItems: 2, maxItems: MAX_DRIFT_EDGES + 1 }),
-    /** Non-missing values: Σ counts. */
-    n: Count,
-    /** NaN values (not binned). */
-    missing: Count,
-    /** Smallest and largest value seen; both 0 while n = 0. */
-    min: Finite,
-    max: Finite,
-  },
-  CLOSED,
-);
-export type NumericFeatureSummary = Static<typeof NumericFeatureSummary>;
-
-export const CategoricalFeatureSummary = Type.Object(
-  {
-    name: FeatureName,
-    categories: Fingerprint,
-    /** One count per known category of the baseline, in its order, then "other". */
-    counts: Type.Array(Count, { minItems: 2, maxItems: MAX_DRIFT_CATEGORIES + 1 }),
-    n: Count,
-    missing: Count,
-  },
-  CLOSED,
-);
-export type CategoricalFeatureSummary = Static<typeof CategoricalFeatureSummary>;
-
-export const FeatureSummary = Type.Union([NumericFeatureSummary, CategoricalFeatureSummary]);
-export type FeatureSummary = NumericFeatureSummary | CategoricalFeatureSummary;
 
 /** Epoch milliseconds. */
 const Instant = Type.Integer({ minimum: 0, maximum: 8.64e15 });
 
+/**
+ * The windowed summary, flat: no names, no per-feature objects. The baseline's features then its
+ * outputs, in order, lay out the arrays (its fingerprint in `baseline` says which layout):
+ * - `counts`: every bin of every feature and output, concatenated (numeric: edges + 1 bins;
+ *   categorical: one per category, then "other");
+ * - `sums`: one per bin of the numeric ones only, concatenated: the sum over the bin's values of
+ *   their offset in fixed steps (1/16 of an inner bin, from its middle in half-steps; open bins from
+ *   their edge: SUM_STEPS and `stepsOf` in summary.ts), so merging is integer addition and the bin
+ *   mean comes back from the baseline's edges;
+ * - `missing`: NaN values per feature and output.
+ * n per feature is Σ of its counts; min/max are not sent (the open bins' sums give their means,
+ * which is all KS and Wasserstein need from them). Lengths against the baseline are checked by
+ * `summaryMismatch`.
+ */
 export const DriftSummary = Type.Object(
   {
     window: Type.Object({ start: Instant, end: Instant }, CLOSED),
-    features: Type.Array(FeatureSummary, { maxItems: MAX_DRIFT_FEATURES }),
-    outputs: Type.Array(FeatureSummary, { maxItems: MAX_DRIFT_OUTPUTS }),
+    baseline: Fingerprint,
+    counts: Type.Array(Count, { maxItems: MAX_DRIFT_BINS }),
+    sums: Type.Array(Type.Integer({ minimum: -Number.MAX_SAFE_INTEGER, maximum: Number.MAX_SAFE_INTEGER }), { maxItems: MAX_DRIFT_FEATURES * (MAX_DRIFT_EDGES + 1) + MAX_DRIFT_OUTPUTS * (MAX_DRIFT_EDGES + 1) }),
+    missing: Type.Array(Count, { maxItems: MAX_DRIFT_FEATURES + MAX_DRIFT_OUTPUTS }),
   },
   CLOSED,
 );
