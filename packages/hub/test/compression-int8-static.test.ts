@@ -16,7 +16,8 @@ import * as ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { calibrateRanges, minMaxRange, percentileRange, uint8Params, type CalibrationMethod } from '../src/compression/calibration.js';
 import { collectActivations, type CalibrationFeeds, type RunModel } from '../src/compression/collect-activations.js';
-import { convertToInt8Static, int8StaticCalibrationTensors, quantizeWeightPerChannel } from '../src/compression/int8-static.js';
+import { convertToInt8Static, int8StaticCalibrationTensors } from '../src/compression/int8-static.js';
+import { quantizeAlongAxis } from '../src/compression/quant-math.js';
 import { fixtureModelUrl, fixtureSamples } from '../../../test/fixtures/onnx/fixture-data.mjs';
 import { argmaxRows } from './compression-support.js';
 
@@ -276,7 +277,7 @@ describe('calibration maths', () => {
     const rand = seededRandom(3);
     const dims = [4, 3, 3, 3];
     const w = Float32Array.from({ length: 108 }, (_, i) => (rand() * 2 - 1) * (Math.floor(i / 27) + 1));
-    const { q, scales } = quantizeWeightPerChannel(w, dims, 0);
+    const { q, scales } = quantizeAlongAxis(w, dims, 0);
     expect(scales).toHaveLength(4);
     w.forEach((v, i) => expect(Math.abs(q[i]! * scales[Math.floor(i / 27)]! - v)).toBeLessThanOrEqual(scales[Math.floor(i / 27)]! / 2 + 1e-7));
     expect(Math.max(...q.map(Math.abs))).toBe(127);

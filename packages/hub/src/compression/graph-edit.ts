@@ -165,3 +165,22 @@ export function storeParametersAsFloat16(graph: GraphProto, allowedReaders: Read
   graph.node = [...casts, ...graph.node];
   return [...converted];
 }
+
+/** The nodes reading each tensor (a node reading one tensor twice is listed once). */
+export function consumersOf(graph: GraphProto): Map<string, NodeProto[]> {
+  const map = new Map<string, NodeProto[]>();
+  for (const node of graph.node) {
+    for (const name of new Set(node.input)) {
+      if (name === '') continue;
+      const readers = map.get(name);
+      if (readers) readers.push(node);
+      else map.set(name, [node]);
+    }
+  }
+  return map;
+}
+
+/** Names read outside plain node inputs: graph outputs and subgraph captures. A rename must not break them. */
+export function pinnedNames(graph: GraphProto): Set<string> {
+  return new Set([...graph.output.map((o) => o.name), ...graph.node.flatMap(subgraphReads)]);
+}
