@@ -6,6 +6,7 @@ export * from './tensor-data.js';
 export * from './manifest.js';
 export * from './golden.js';
 export * from './golden-file.js';
+export * from './tensor-file.js';
 export * from './codec.js';
 export * from './messages/status.js';
 export * from './messages/telemetry.js';
