@@ -122,7 +122,6 @@ async function buildParts(config: HubConfig, ctx: BuildContext): Promise<HubPart
     db: database,
     plans: planRepo,
     devices: stores.devices,
-    models: stores.models,
     variants: stores.variants,
     broker,
     afterBenchmark: (deviceId, key) => plans.afterBenchmark(deviceId, key),

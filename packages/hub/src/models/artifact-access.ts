@@ -1,7 +1,7 @@
 import type { DesiredMessage, InstalledModel, Manifest } from '@edgefleet/shared';
 
 /** Every artifact a manifest needs: the model file, its compressed transfer copy, its golden file. */
-function artifactsOfManifest(m: Manifest): string[] {
+export function artifactsOfManifest(m: Manifest): string[] {
   return [m.sha256, ...(m.transfer ? [m.transfer.sha256] : []), ...(m.golden.ref ? [m.golden.ref.sha256] : [])];
 }
 

@@ -9,7 +9,6 @@ import {
   type BenchmarkArgs,
   type BenchmarkRequestBody,
   type DeviceBenchmark,
-  type Manifest,
   type MessageOf,
   type Profile,
   type SignedManifest,
@@ -17,7 +16,7 @@ import {
 import { Compile } from 'typebox/compile';
 import type { Logger } from 'pino';
 import type { DeviceRepo } from '../devices/device-repo.js';
-import type { ModelRepo } from '../models/model-repo.js';
+import { artifactsOfManifest } from '../models/artifact-access.js';
 import type { VariantRepo } from '../models/variant-repo.js';
 import type { Db } from '../store/database.js';
 import type { PlanRepo } from './plan-repo.js';
@@ -41,9 +40,6 @@ export interface BenchmarkCounters {
   stored: number;
 }
 
-/** What a device fetches for one candidate: the model file, its transfer copy, its golden file. */
-const artifactsOf = (m: Manifest): string[] => [m.sha256, ...(m.transfer ? [m.transfer.sha256] : []), ...(m.golden.ref ? [m.golden.ref.sha256] : [])];
-
 /**
  * Device benchmarks: an operator asks an online device to measure a version's accepted variants (a
  * `benchmark` cmd, QoS 1, not retained), the device may fetch those candidates until it answers or
@@ -53,7 +49,6 @@ export function createBenchmarkService(deps: {
   db: Db;
   plans: PlanRepo;
   devices: Pick<DeviceRepo, 'get'>;
-  models: ModelRepo;
   variants: VariantRepo;
   broker: { publish(topic: string, payload: Buffer, opts: { retain: boolean }): Promise<void> };
   /** Called once a device's measurements are stored. */
@@ -66,7 +61,7 @@ export function createBenchmarkService(deps: {
   const counters: BenchmarkCounters = { ignored: 0, stored: 0 };
 
   function candidatesOf(key: VersionKey, profiles: readonly Profile[] | undefined): SignedManifest[] {
-    const accepted = acceptedVariants(deps.variants, deps.models, key);
+    const accepted = acceptedVariants(deps.variants, key);
     if (!accepted) throw new EdgefleetError('MODEL_NOT_FOUND', `model ${key.model}@${key.version} does not exist`);
     const deployable = accepted.filter((v) => v.manifest !== null).sort((a, b) => PROFILES.indexOf(a.profile) - PROFILES.indexOf(b.profile));
     if (!profiles) return deployable.map((v) => v.manifest!);
@@ -86,7 +81,7 @@ export function createBenchmarkService(deps: {
   function rowsOf(deviceId: string, req: { model: string; version: string; artifacts: readonly string[] }, result: BenchmarkResult): DeviceBenchmark[] {
     const measuredAt = new Date(clock()).toISOString();
     // The hub's own record of the candidates names each profile; the device's word only picks which one.
-    const profileBySha = new Map((acceptedVariants(deps.variants, deps.models, req) ?? []).flatMap((v) => (v.sha256 && req.artifacts.includes(v.sha256) ? [[v.sha256, v.profile] as const] : [])));
+    const profileBySha = new Map((acceptedVariants(deps.variants, req) ?? []).flatMap((v) => (v.sha256 && req.artifacts.includes(v.sha256) ? [[v.sha256, v.profile] as const] : [])));
     return result.measurements.flatMap((m) => {
       const profile = profileBySha.get(m.sha256);
       if (!profile) {
@@ -128,7 +123,7 @@ export function createBenchmarkService(deps: {
       } catch (err) {
         throw new EdgefleetError('PAYLOAD_TOO_LARGE', `the benchmark cmd for ${body.model}@${body.version} cannot be sent: ${(err as Error).message}; ask for fewer profiles`);
       }
-      const artifacts = [...new Set(candidates.flatMap((c) => artifactsOf(c.manifest)))];
+      const artifacts = [...new Set(candidates.flatMap((c) => artifactsOfManifest(c.manifest)))];
       plans.insertRequest({ id, deviceId, ...key, artifacts, state: 'sent', error: null, requestedAt: now, expiresAt: args.expiresAt });
       try {
         await deps.broker.publish(deviceTopic(deviceId, 'cmd'), payload, { retain: false });

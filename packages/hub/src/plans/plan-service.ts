@@ -40,29 +40,12 @@ interface VersionContext extends VersionKey {
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /**
- * A version's accepted variants, fp32 always among them: a version whose fp32 variant row is missing
- * (written before variants existed and not migrated) is represented by the registry's own manifest.
+ * A version's accepted variants, fp32 always among them (upload writes its row with the version,
+ * migration 005 wrote it for older versions); undefined when the version does not exist.
  */
-export function acceptedVariants(variants: VariantRepo, models: ModelRepo, key: VersionKey): VariantDetail[] | undefined {
-  const registered = models.get(key.model, key.version);
-  if (!registered) return undefined;
+export function acceptedVariants(variants: VariantRepo, key: VersionKey): VariantDetail[] | undefined {
   const accepted = variants.accepted(key.model, key.version);
-  if (accepted.some((v) => v.profile === 'fp32')) return accepted;
-  const fp32: VariantDetail = {
-    model: key.model,
-    version: key.version,
-    profile: 'fp32',
-    state: 'accepted',
-    reason: null,
-    sha256: registered.sha256,
-    size: registered.size,
-    transfer: registered.manifest.manifest.transfer ?? null,
-    evaluation: null,
-    manifest: registered.manifest,
-    createdAt: registered.createdAt,
-    updatedAt: registered.createdAt,
-  };
-  return [fp32, ...accepted];
+  return accepted.some((v) => v.profile === 'fp32') ? accepted : undefined;
 }
 
 /**
@@ -78,7 +61,7 @@ export function createPlanService(deps: { db: Db; plans: PlanRepo; variants: Var
   let unsubscribe: (() => void) | null = null;
 
   function contextOf(key: VersionKey): VersionContext | undefined {
-    const variants = acceptedVariants(deps.variants, models, key);
+    const variants = acceptedVariants(deps.variants, key);
     if (!variants) return undefined;
     const byDevice = new Map<string, MeasuredLatency[]>();
     const byClass = new Map<string, MeasuredLatency[]>();

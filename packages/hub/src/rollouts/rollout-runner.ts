@@ -119,16 +119,12 @@ export function createRolloutRunner(deps: {
   function continueAssigning(): void {
     const ids = [...unfinished];
     unfinished.clear();
+    // A failed slice rolled back; the 1 s tick advances the rollout again.
     for (const id of ids) {
-      try {
-        void transact((eff) => {
-          eff.touched.set(id, {});
-          advance(eff, id, deps.clock());
-        }).published;
-      } catch (err) {
-        // Rolled back; the 1 s tick advances the rollout again.
-        log.error({ err, rolloutId: id }, 'assigning the next devices failed');
-      }
+      transactDetached({ rolloutId: id }, 'assigning the next devices failed', (eff) => {
+        eff.touched.set(id, {});
+        advance(eff, id, deps.clock());
+      });
     }
   }
 
