@@ -3,6 +3,7 @@ export * from './envelope.js';
 export * from './error-codes.js';
 export * from './inference.js';
 export * from './tensor-data.js';
+export * from './half-float.js';
 export * from './manifest.js';
 export * from './golden.js';
 export * from './golden-file.js';

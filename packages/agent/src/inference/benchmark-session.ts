@@ -1,5 +1,6 @@
 import { DATATYPES, EdgefleetError } from '@edgefleet/shared';
 import type { Logger } from 'pino';
+import { checkSignature } from './model-runtime.js';
 import type { ModelFile, Tensor } from './types.js';
 import { createWorkerPool } from './worker-pool.js';
 
@@ -48,15 +49,11 @@ export async function openBenchmarkSession(file: ModelFile, opts: BenchmarkSessi
     if (opts.signal?.aborted) throw stoppedWhileLoading();
     throw err;
   }
-  const declared = { inputNames: file.inputs.map((s) => s.name), outputNames: file.outputs.map((s) => s.name) };
-  const sameNames = (a: string[], b: string[]) => a.length === b.length && a.every((n) => b.includes(n));
-  if (!sameNames(declared.inputNames, names.inputNames) || !sameNames(declared.outputNames, names.outputNames)) {
+  try {
+    checkSignature(file, names);
+  } catch (err) {
     await close();
-    throw new EdgefleetError(
-      'INVALID_MODEL',
-      `${file.name}@${file.version} (${file.profile}): the manifest declares inputs [${declared.inputNames}] and outputs [${declared.outputNames}], ` +
-        `the ONNX file has [${names.inputNames}] and [${names.outputNames}]`,
-    );
+    throw err;
   }
   return {
     async time(inputs) {

@@ -65,7 +65,8 @@ export function poolSize(cores: number, workers?: number, threads?: number): { w
   return { workers: w, threads: t };
 }
 
-function checkSignature(file: ModelFile, names: { inputNames: string[]; outputNames: string[] }): void {
+/** Throws INVALID_MODEL when the manifest declares an unsupported datatype or names other than the loaded session's. */
+export function checkSignature(file: ModelFile, names: { inputNames: string[]; outputNames: string[] }): void {
   const same = (specs: TensorSpec[], actual: string[]) =>
     specs.length === actual.length && specs.every((s) => actual.includes(s.name));
   const bad = [...file.inputs, ...file.outputs].find((s) => !isDatatype(s.datatype));

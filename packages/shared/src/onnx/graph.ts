@@ -15,6 +15,7 @@ import {
   type ValueInfoProto,
 } from 'onnx-buf';
 import { EdgefleetError } from '../error-codes.js';
+import { fromHalf, toHalf } from '../half-float.js';
 
 export type { GraphProto, NodeProto, TensorProto, ValueInfoProto } from 'onnx-buf';
 
@@ -123,8 +124,6 @@ export function readFloatTensor(tensor: TensorProto): Float32Array {
   throw new EdgefleetError('INVALID_MODEL', `tensor "${tensor.name}" is not a floating-point tensor (element type ${tensor.dataType})`);
 }
 
-const scratch = new DataView(new ArrayBuffer(4));
-
 /**
  * float32 → IEEE half bit patterns, rounding to nearest even. Finite values past the half range
  * saturate to ±65504 instead of becoming infinities: one outlier weight should not poison a model.
@@ -132,53 +131,17 @@ const scratch = new DataView(new ArrayBuffer(4));
 export function float32ToFloat16Bits(values: Float32Array): Uint16Array<ArrayBuffer> {
   const out = new Uint16Array(values.length);
   for (let i = 0; i < values.length; i++) {
-    scratch.setFloat32(0, values[i]!);
-    const x = scratch.getUint32(0);
-    const sign = (x >>> 16) & 0x8000;
-    const exp = (x >>> 23) & 0xff;
-    let mant = x & 0x7fffff;
-    if (exp === 0xff) {
-      out[i] = sign | 0x7c00 | (mant ? 0x200 : 0);
-      continue;
-    }
-    const e = exp - 127 + 15;
-    if (e >= 0x1f) {
-      out[i] = sign | 0x7bff;
-      continue;
-    }
-    if (e <= 0) {
-      if (e < -10) {
-        out[i] = sign;
-        continue;
-      }
-      mant |= 0x800000;
-      const shift = 14 - e;
-      const half = mant >>> shift;
-      const rest = mant & ((1 << shift) - 1);
-      const midpoint = 1 << (shift - 1);
-      out[i] = sign | (half + (rest > midpoint || (rest === midpoint && (half & 1)) ? 1 : 0));
-      continue;
-    }
-    const half = (e << 10) | (mant >>> 13);
-    const rest = mant & 0x1fff;
-    const rounded = half + (rest > 0x1000 || (rest === 0x1000 && (half & 1)) ? 1 : 0);
-    // Rounding can carry into the exponent; past the largest finite value we saturate as above.
-    out[i] = sign | Math.min(rounded, 0x7bff);
+    const v = values[i]!;
+    const h = toHalf(v);
+    // toHalf overflows to infinity (also when rounding carries past 65504); keep the largest finite value instead.
+    out[i] = (h & 0x7fff) === 0x7c00 && Number.isFinite(v) ? (h & 0x8000) | 0x7bff : h;
   }
   return out;
 }
 
 export function float16BitsToFloat32(bits: Uint16Array): Float32Array {
   const out = new Float32Array(bits.length);
-  for (let i = 0; i < bits.length; i++) {
-    const h = bits[i]!;
-    const sign = h & 0x8000 ? -1 : 1;
-    const exp = (h >>> 10) & 0x1f;
-    const mant = h & 0x3ff;
-    if (exp === 0) out[i] = sign * mant * 2 ** -24;
-    else if (exp === 0x1f) out[i] = mant ? NaN : sign * Infinity;
-    else out[i] = sign * (1 + mant / 1024) * 2 ** (exp - 15);
-  }
+  for (let i = 0; i < bits.length; i++) out[i] = fromHalf(bits[i]!);
   return out;
 }
 
