@@ -23,6 +23,7 @@ export * from './api/devices.js';
 export * from './api/models.js';
 export * from './api/rollouts.js';
 export * from './api/variants.js';
+export * from './api/drift.js';
 export * from './api/health.js';
 export * from './api/tokens.js';
 export * from './drift/index.js';

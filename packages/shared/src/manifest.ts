@@ -2,6 +2,7 @@ import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify } 
 import { Type, type Static } from 'typebox';
 import { Compile } from 'typebox/compile';
 import { EdgefleetError } from './error-codes.js';
+import { DriftManifestEntry } from './drift/schema.js';
 import { TensorSpec } from './inference.js';
 
 const Sha256Hex = Type.String({ pattern: '^[0-9a-f]{64}$' });
@@ -59,7 +60,8 @@ export const Manifest = Type.Object({
   outputs: Type.Array(TensorSpec),
   golden: Golden,
   transfer: Type.Optional(Transfer),
-  drift: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+  /** The version's drift baseline; absent when the version has no reference or calibration data. */
+  drift: Type.Optional(DriftManifestEntry),
   createdAt: Type.String(),
 });
 export type Manifest = Static<typeof Manifest>;

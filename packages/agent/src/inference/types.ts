@@ -1,4 +1,4 @@
-import type { Datatype, TensorSpec, TypedArray } from '@edgefleet/shared';
+import type { Datatype, DriftBaseline, DriftSummary, TensorSpec, TypedArray } from '@edgefleet/shared';
 
 /** The element storage of a tensor: one typed array per datatype (FP16 as raw Uint16 bits). */
 export type TensorData = TypedArray;
@@ -25,6 +25,27 @@ export interface ModelFile {
   path: string;
   inputs: TensorSpec[];
   outputs: TensorSpec[];
+  /** The version's drift baseline (with its extraction), verified; absent: drift is not tracked. */
+  drift?: DriftBaseline;
+}
+
+/** A raw input kept for the hub (opt-in): a random one, or a hard example (uncertain output). */
+export interface FieldSampleCandidate {
+  reason: 'random' | 'hard';
+  /** Top-2 margin and entropy of the first class output's softmax; null without a class output. */
+  margin: number | null;
+  entropy: number | null;
+  /** Epoch ms when it was served. */
+  takenAt: number;
+  /** The sample's inputs, batch of 1 (copied out of the request). */
+  inputs: Tensor[];
+}
+
+/** What the workers of one loaded version saw since the previous take. */
+export interface DriftWindow {
+  /** Merged across workers; null when nothing was served. */
+  summary: DriftSummary | null;
+  samples: FieldSampleCandidate[];
 }
 
 /** One model version loaded in its own worker pool. */
@@ -32,6 +53,8 @@ export interface LoadedModel extends ModelFile {
   /** Validates inputs against the signature (EdgefleetError INVALID_TENSOR naming the expected signature) and runs. */
   infer(inputs: Tensor[]): Promise<Tensor[]>;
   close(): Promise<void>;
+  /** Takes this window's drift summary and field samples from every worker (each starts a new window); absent or null: not tracking. */
+  takeDrift?(): Promise<DriftWindow | null>;
   /** False while no worker holds a ready session (e.g. all respawning); absent means always ready. */
   isReady?(): boolean;
 }

@@ -12,6 +12,8 @@ export interface HubEventMap {
   variants: { model: string; version: string; state: string; progress: { done: number; total: number; profile: string | null; step: string | null }; profile?: string; variantState?: string };
   /** A device's plan for a model version changed. */
   plan: { deviceId: string; model: string; version: string; profile: string; decidedBy: string };
+  /** A drift evaluation window closed (deviceId null: the fleet's), or an alert was raised or cleared. */
+  drift: { model: string; version: string; deviceId: string | null; score: number; over: boolean; alert?: 'raised' | 'cleared' };
 }
 export type HubEventName = keyof HubEventMap;
 

@@ -7,6 +7,7 @@ import { sql as m002 } from './migrations/002-record-epoch.js';
 import { sql as m003 } from './migrations/003-operator-auth.js';
 import { sql as m004 } from './migrations/004-staged-rollouts.js';
 import { sql as m005 } from './migrations/005-compression-variants.js';
+import { sql as m006 } from './migrations/006-drift.js';
 
 export type Db = Database.Database;
 
@@ -17,6 +18,7 @@ const MIGRATIONS: ReadonlyArray<{ id: number; name: string; sql: string }> = [
   { id: 3, name: '003-operator-auth', sql: m003 },
   { id: 4, name: '004-staged-rollouts', sql: m004 },
   { id: 5, name: '005-compression-variants', sql: m005 },
+  { id: 6, name: '006-drift', sql: m006 },
 ];
 
 export interface OpenDatabaseOptions {

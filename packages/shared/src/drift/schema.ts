@@ -80,13 +80,71 @@ export type NumericBaselineFeature = Static<typeof NumericBaselineFeature>;
 export type CategoricalBaselineFeature = Static<typeof CategoricalBaselineFeature>;
 export type BaselineFeature = NumericBaselineFeature | CategoricalBaselineFeature;
 
+/** Most per-sample values of one tensor tracked one by one (`elements`); larger tensors get summary features. */
+export const MAX_ELEMENT_FEATURES = 64;
+
+/**
+ * How one model tensor becomes drift features, per sample (one row along dimension 0). The features
+ * of a baseline are those of its extraction's inputs, in order (and its outputs those of the output
+ * extractions), with these names — see extract.ts, which both the hub (baseline) and the agent (hot
+ * path) use, so both sides compute the same numbers:
+ * - `elements`: every value of the sample is a feature, `<tensor>[i]` (at most MAX_ELEMENT_FEATURES);
+ * - `image`: an image per sample, channels first (`nchw`) or last (`nhwc`): per channel its mean and
+ *   standard deviation, then the brightness (`<tensor>.c0.mean`, `<tensor>.c0.std`, …, `<tensor>.brightness`);
+ * - `stats`: any other large tensor (sequences, embeddings): `<tensor>.mean`, `.std`, `.min`, `.max`,
+ *   `.zeros` (share of exact zeros: padding);
+ * - `class` (outputs only): the index of the largest value along the last dimension, `<tensor>.class`,
+ *   a categorical feature whose categories are 0 … classes − 1.
+ */
+export const TensorExtraction = Type.Object(
+  {
+    tensor: Type.String({ minLength: 1, maxLength: 256 }),
+    mode: Type.Union([Type.Literal('elements'), Type.Literal('image'), Type.Literal('stats'), Type.Literal('class')]),
+    /** `image` only. */
+    layout: Type.Optional(Type.Union([Type.Literal('nchw'), Type.Literal('nhwc')])),
+    /** Values per sample (`elements`), channels (`image`) or classes (`class`); absent for `stats`. */
+    size: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_DRIFT_CATEGORIES })),
+  },
+  CLOSED,
+);
+export type TensorExtraction = Static<typeof TensorExtraction>;
+
+export const DriftExtraction = Type.Object(
+  {
+    inputs: Type.Array(TensorExtraction, { maxItems: MAX_DRIFT_FEATURES }),
+    outputs: Type.Array(TensorExtraction, { maxItems: MAX_DRIFT_OUTPUTS }),
+  },
+  CLOSED,
+);
+export type DriftExtraction = Static<typeof DriftExtraction>;
+
 export const DriftBaseline = Type.Object(
   {
     features: Type.Array(BaselineFeature, { maxItems: MAX_DRIFT_FEATURES }),
     outputs: Type.Array(BaselineFeature, { maxItems: MAX_DRIFT_OUTPUTS }),
     /** The reference data summarised on these edges: what windows are compared against. */
     reference: DriftSummary,
+    /** How the model's tensors become `features` and `outputs` (absent: the caller supplies feature rows itself). */
+    extraction: Type.Optional(DriftExtraction),
   },
   CLOSED,
 );
 export type DriftBaseline = Static<typeof DriftBaseline>;
+
+/** Baseline JSON of at most this many bytes travels inside the manifest; larger ones only by reference. */
+export const INLINE_BASELINE_BYTES = 32 * 1024;
+
+/**
+ * The drift baseline of a manifest: the artifact (`GET /api/v1/artifacts/{sha256}`, JSON of a
+ * DriftBaseline) and, when small, the same baseline inline. Both are covered by the signature: the
+ * inline copy directly, the artifact through its digest.
+ */
+export const DriftManifestEntry = Type.Object(
+  {
+    sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+    size: Type.Integer({ minimum: 1 }),
+    baseline: Type.Optional(DriftBaseline),
+  },
+  CLOSED,
+);
+export type DriftManifestEntry = Static<typeof DriftManifestEntry>;

@@ -190,6 +190,18 @@ export function mergeSummaries(a: DriftSummary, b: DriftSummary): DriftSummary {
   };
 }
 
+/**
+ * Samples in a summary: every sample adds one value (or one missing) to each feature and output, so
+ * the first one's counts and missing give the number. 0 for a baseline with nothing tracked.
+ */
+export function summarySamples(baseline: Layout, summary: DriftSummary): number {
+  const first = baseline.features[0] ?? baseline.outputs[0];
+  if (first === undefined) return 0;
+  let n = summary.missing[0] ?? 0;
+  for (let bin = 0; bin < binsOf(first); bin++) n += summary.counts[bin] ?? 0;
+  return n;
+}
+
 /** Bytes of the summary as sent (JSON, UTF-8). */
 export function summaryBytes(summary: DriftSummary): number {
   return Buffer.byteLength(JSON.stringify(summary));

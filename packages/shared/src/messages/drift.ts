@@ -1,18 +1,18 @@
 import { Type, type Static } from 'typebox';
 import { EnvelopeFields } from '../envelope.js';
+import { DriftSummary } from '../drift/schema.js';
 import { CLOSED, Name } from './bounds.js';
 
 /**
- * Windowed input/output summary per model. The summary format is settled by the drift issue, so
- * `summary` stays an open record; the drift payload size limit (codec) and the JSON depth limit
- * bound it instead.
+ * One window's input/output summary of one model version on one device (drift/schema.ts). Lengths
+ * against the version's baseline are checked by the hub on receipt (`summaryMismatch`).
  */
 export const DriftMessage = Type.Object(
   {
     ...EnvelopeFields,
     model: Name,
     version: Name,
-    summary: Type.Record(Type.String({ maxLength: 256 }), Type.Unknown()),
+    summary: DriftSummary,
   },
   CLOSED,
 );
