@@ -84,6 +84,8 @@ CREATE TABLE field_samples (
   entropy REAL,
   sha256 TEXT NOT NULL,
   size INTEGER NOT NULL,
+  content_type TEXT NOT NULL,
+  header_length INTEGER,
   taken_at INTEGER NOT NULL,
   received_at INTEGER NOT NULL
 );
