@@ -3,11 +3,14 @@ import { freemem } from 'node:os';
 import { join } from 'node:path';
 import { BENCHMARK_VERB, type CmdMessage, type EnrollResponse, type ReportedMessage } from '@edgefleet/shared';
 import type { Logger } from 'pino';
+import { Registry } from 'prom-client';
 import { benchmarkCommand } from './benchmark/benchmark-command.js';
 import { createBenchmarkRunner } from './benchmark/benchmark-runner.js';
 import { createCommandDispatcher } from './commands/command-table.js';
 import type { RunConfig } from './config.js';
 import { createDeploymentRunner, type DeploymentRunner } from './deployment/runner.js';
+import { createDriftReporter, type DriftReporter } from './drift/drift-reporter.js';
+import { createFieldSampleUploader } from './drift/field-sample-upload.js';
 import { rebuildFromModelFiles, restoreActiveModels } from './deployment/restore.js';
 import { createHubLink, type HubLink } from './hub-link/hub-link.js';
 import { createModelRuntime, type PooledModelRuntime } from './inference/model-runtime.js';
@@ -15,6 +18,7 @@ import { createModelTable } from './inference/model-table.js';
 import { createShadowRegistry, type ShadowRegistry } from './inference/shadow-registry.js';
 import type { ModelTable } from './inference/types.js';
 import { createLocalApi } from './local-api/local-api.js';
+import { createDriftMetrics } from './local-api/metrics.js';
 import { createUpdateLock, type UpdateLock } from './local-api/update-lock.js';
 import { createDownloader } from './models/download.js';
 import { ensureModelsDir } from './models/model-files.js';
@@ -53,6 +57,8 @@ interface ServingParts {
   updateLock: UpdateLock;
   /** Fed by the local API's request path; the deployment runner runs shadow phases on it. */
   shadow: ShadowRegistry;
+  /** What /metrics serves: the local API's inference metrics and the drift counters. */
+  metricsRegistry: Registry;
 }
 
 /** Composition root: store → runtime → model table → local API → telemetry → deployment → hub link. */
@@ -87,6 +93,10 @@ export function createAgent(config: RunConfig, logger: Logger, proc: AgentProces
     const runtime: PooledModelRuntime = createModelRuntime({
       ...(config.workers === undefined ? {} : { workers: config.workers }),
       ...(config.threads === undefined ? {} : { threads: config.threads }),
+      ...(config.drift?.enabled === false ? { drift: false } : {}),
+      ...(config.drift?.fieldSamples
+        ? { fieldSamples: { randomPerWindow: config.drift.fieldSamples.random, hardPerWindow: config.drift.fieldSamples.hard, hardMargin: config.drift.fieldSamples.hardMargin } }
+        : {}),
       logger,
     });
     started('runtime', () => runtime.stop());
@@ -102,11 +112,13 @@ export function createAgent(config: RunConfig, logger: Logger, proc: AgentProces
         await model.close();
       }
     });
-    await restoreActiveModels({ store, runtime, table, logger });
+    await restoreActiveModels({ store, runtime, table, logger, stateDir: config.stateDir });
 
     const updateLock = createUpdateLock();
     const shadow = createShadowRegistry({ logger });
+    const metricsRegistry = new Registry();
     const localApi = createLocalApi({
+      metricsRegistry,
       socketPath: config.socketPath,
       ...(config.tcpPort === undefined ? {} : { tcpPort: config.tcpPort }),
       models: table,
@@ -118,11 +130,11 @@ export function createAgent(config: RunConfig, logger: Logger, proc: AgentProces
     });
     await localApi.start();
     started('local api', () => localApi.stop());
-    return { store, runtime, table, updateLock, shadow };
+    return { store, runtime, table, updateLock, shadow, metricsRegistry };
   }
 
   /** What talks to the hub: telemetry, deployments, and the link both publish through. */
-  async function startHubSide(identity: EnrollResponse, { store, runtime, table, updateLock, shadow }: ServingParts): Promise<void> {
+  async function startHubSide(identity: EnrollResponse, { store, runtime, table, updateLock, shadow, metricsRegistry }: ServingParts): Promise<void> {
     const { drainPerSecond, maxInFlight } = config.outbox ?? {};
     const deployment = config.deployment ?? {};
     // `hubLink` is assigned below; telemetry and deployment only publish through it once it exists.
@@ -158,11 +170,34 @@ export function createAgent(config: RunConfig, logger: Logger, proc: AgentProces
       // One downloader (one pinned TLS dispatcher) for deployments and benchmarks alike.
       download: createDownloader({ logger, ca: identity.hubCaPem }),
     };
+    // Drift windows go out through the outbox like telemetry; field samples over the downloader's pinned TLS.
+    const driftSettings = config.drift ?? { enabled: true };
+    let drift: DriftReporter | undefined;
+    if (driftSettings.enabled) {
+      const driftMetrics = createDriftMetrics(metricsRegistry);
+      const { fieldSamples } = driftSettings;
+      const uploader =
+        fieldSamples && hub.download.fetch
+          ? createFieldSampleUploader({ apiUrl: hub.apiUrl, auth: hub.auth, fetch: hub.download.fetch, metrics: driftMetrics, logger })
+          : undefined;
+      if (uploader) started('field samples', () => uploader.stop());
+      drift = createDriftReporter({
+        table,
+        publish: (body) => hubLink?.publishRecord('drift', body),
+        ...(driftSettings.windowSec === undefined ? {} : { windowSec: driftSettings.windowSec }),
+        ...(driftSettings.windowRequests === undefined ? {} : { windowRequests: driftSettings.windowRequests }),
+        ...(fieldSamples ? { fieldSamples } : {}),
+        ...(uploader ? { uploader } : {}),
+        metrics: driftMetrics,
+        logger,
+      });
+    }
     const runner: DeploymentRunner = createDeploymentRunner({
       ...hub,
       store,
       runtime,
-      table,
+      // A switch through the reporter's view takes the replaced version's window before it closes.
+      table: drift ? drift.watch(table) : table,
       publishEvent: (event) => hubLink?.publishRecord('events', event),
       onStateChange: () => hubLink?.publishReported(),
       logger,
@@ -204,6 +239,12 @@ export function createAgent(config: RunConfig, logger: Logger, proc: AgentProces
     hubLink.start();
     const link = hubLink;
     started('hub link', () => link.stop());
+    if (drift) {
+      const reporter = drift;
+      reporter.start();
+      // Stopped before the hub link: the last windows go into the outbox.
+      started('drift', () => reporter.stop());
+    }
     // Stopped before the hub link: a benchmark cut short still answers (ok false) into the outbox.
     started('commands', async () => {
       await benchmarks.stop();

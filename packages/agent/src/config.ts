@@ -25,7 +25,19 @@ export interface RunConfig {
   deployment?: DeploymentConfig;
   /** Declared capabilities that replace the probed ones in `reported` (see CapabilityDeclarations). */
   capabilities?: CapabilityDeclarations;
+  /** Drift windows and field samples; unset: tracking on with the reporter's defaults, no field samples. */
+  drift?: DriftConfig;
   logLevel: LogLevel;
+}
+
+export interface DriftConfig {
+  /** False (EDGEFLEET_DRIFT=off): no summaries in the workers, no windows, no field samples. */
+  enabled: boolean;
+  /** A window closes after this many seconds or this many served requests, whichever first. */
+  windowSec?: number;
+  windowRequests?: number;
+  /** Field samples uploaded per window and model (opt-in: 0 by default), and the top-2 margin under which an output is a hard example. */
+  fieldSamples?: { random: number; hard: number; hardMargin: number };
 }
 
 export interface DeploymentConfig {
@@ -64,12 +76,16 @@ export const USAGE = `usage:
   edgefleet-agent run [--state-dir DIR] [--socket PATH] [--tcp-port N] [--workers N] [--threads N]
                       [--standby auto|on|off] [--standby-keep-sec N] [--max-defer-sec N]
                       [--accelerators A,B] [--execution-providers A,B] [--cpu-flags A,B]
+                      [--drift on|off] [--drift-window-sec N] [--drift-window-samples N]
+                      [--field-samples-random N] [--field-samples-hard N] [--hard-example-margin X]
   (declared capability lists replace the probed ones in what the agent reports; "none" declares an empty list)
 env: EDGEFLEET_AGENT_STATE_DIR, EDGEFLEET_AGENT_SOCKET, EDGEFLEET_AGENT_TCP_PORT, EDGEFLEET_AGENT_WORKERS,
      EDGEFLEET_AGENT_THREADS, EDGEFLEET_TELEMETRY_INTERVAL_MS, EDGEFLEET_LOG_LEVEL,
      EDGEFLEET_OUTBOX_MAX_BYTES, EDGEFLEET_OUTBOX_MAX_AGE_MS, EDGEFLEET_OUTBOX_DRAIN_PER_SECOND, EDGEFLEET_OUTBOX_MAX_IN_FLIGHT,
      EDGEFLEET_STANDBY, EDGEFLEET_STANDBY_KEEP_SEC, EDGEFLEET_MAX_DEFER_SEC,
-     EDGEFLEET_ACCELERATORS, EDGEFLEET_EXECUTION_PROVIDERS, EDGEFLEET_CPU_FLAGS`;
+     EDGEFLEET_ACCELERATORS, EDGEFLEET_EXECUTION_PROVIDERS, EDGEFLEET_CPU_FLAGS,
+     EDGEFLEET_DRIFT (on|off), EDGEFLEET_DRIFT_WINDOW_SEC (60), EDGEFLEET_DRIFT_WINDOW_SAMPLES (5000 requests),
+     EDGEFLEET_FIELD_SAMPLES_RANDOM (0 per window), EDGEFLEET_FIELD_SAMPLES_HARD (0 per window), EDGEFLEET_HARD_EXAMPLE_MARGIN (0.1)`;
 
 const DEFAULT_STATE_DIR = '/var/lib/edgefleet';
 const DEFAULT_SOCKET = '/run/edgefleet/agent.sock';
@@ -142,6 +158,38 @@ function deploymentConfig(values: { standby?: string; 'standby-keep-sec'?: strin
   return entries.length === 0 ? {} : { deployment: Object.fromEntries(entries) as DeploymentConfig };
 }
 
+type DriftFlag = 'drift' | 'drift-window-sec' | 'drift-window-samples' | 'field-samples-random' | 'field-samples-hard' | 'hard-example-margin';
+
+function fraction(value: string | undefined, what: string): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0 || n > 1) bad(`${what} is "${value}", expected a number from 0 to 1`);
+  return n;
+}
+
+function driftConfig(values: Partial<Record<DriftFlag, string>>, env: Env): { drift: DriftConfig } {
+  const switchValue = (values.drift ?? env.EDGEFLEET_DRIFT ?? 'on').toLowerCase();
+  if (switchValue !== 'on' && switchValue !== 'off') bad(`drift (--drift, EDGEFLEET_DRIFT) is "${values.drift ?? env.EDGEFLEET_DRIFT}", expected on or off`);
+  const windowSec = seconds(values['drift-window-sec'] ?? env.EDGEFLEET_DRIFT_WINDOW_SEC, 'drift window (--drift-window-sec, EDGEFLEET_DRIFT_WINDOW_SEC)', 1, 24 * 3600);
+  const windowRequests = integer(
+    values['drift-window-samples'] ?? env.EDGEFLEET_DRIFT_WINDOW_SAMPLES,
+    'drift window requests (--drift-window-samples, EDGEFLEET_DRIFT_WINDOW_SAMPLES)',
+    1,
+    10_000_000,
+  );
+  const random = integer(values['field-samples-random'] ?? env.EDGEFLEET_FIELD_SAMPLES_RANDOM, 'random field samples per window (--field-samples-random, EDGEFLEET_FIELD_SAMPLES_RANDOM)', 0, 100) ?? 0;
+  const hard = integer(values['field-samples-hard'] ?? env.EDGEFLEET_FIELD_SAMPLES_HARD, 'hard field samples per window (--field-samples-hard, EDGEFLEET_FIELD_SAMPLES_HARD)', 0, 100) ?? 0;
+  const hardMargin = fraction(values['hard-example-margin'] ?? env.EDGEFLEET_HARD_EXAMPLE_MARGIN, 'hard example margin (--hard-example-margin, EDGEFLEET_HARD_EXAMPLE_MARGIN)') ?? 0.1;
+  return {
+    drift: {
+      enabled: switchValue === 'on',
+      ...(windowSec === undefined ? {} : { windowSec }),
+      ...(windowRequests === undefined ? {} : { windowRequests }),
+      ...(random + hard === 0 ? {} : { fieldSamples: { random, hard, hardMargin } }),
+    },
+  };
+}
+
 /** The declarable lists: their flag, their environment variable, and their bounds in the Capabilities schema. */
 const DECLARABLE = {
   accelerators: { flag: 'accelerators', env: 'EDGEFLEET_ACCELERATORS', schema: Capabilities.properties.accelerators },
@@ -196,6 +244,12 @@ function runConfig(argv: string[], env: Env): RunConfig {
       accelerators: { type: 'string' },
       'execution-providers': { type: 'string' },
       'cpu-flags': { type: 'string' },
+      drift: { type: 'string' },
+      'drift-window-sec': { type: 'string' },
+      'drift-window-samples': { type: 'string' },
+      'field-samples-random': { type: 'string' },
+      'field-samples-hard': { type: 'string' },
+      'hard-example-margin': { type: 'string' },
     },
     strict: true,
   });
@@ -213,6 +267,7 @@ function runConfig(argv: string[], env: Env): RunConfig {
     ...outboxConfig(env),
     ...deploymentConfig(values, env),
     ...capabilitiesConfig(values, env),
+    ...driftConfig(values, env),
     logLevel: logLevel(env.EDGEFLEET_LOG_LEVEL),
   };
 }

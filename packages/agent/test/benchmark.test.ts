@@ -34,6 +34,12 @@ const fp32Bytes = buildMlp({ inputSize: 16, hidden: [32], outputSize: 4, seed: 1
 const int8Bytes = buildMlp({ inputSize: 16, hidden: [32], outputSize: 4, seed: 2 });
 const prunedBytes = buildMlp({ inputSize: 16, hidden: [32], outputSize: 4, seed: 3 });
 
+/** A manifest's fields as a model file (whose `drift` is the verified baseline itself, not the manifest's entry). */
+function withoutDrift(m: Manifest): Omit<Manifest, 'drift'> {
+  const { drift: _drift, ...rest } = m;
+  return rest;
+}
+
 describe('benchmark runner on real onnxruntime and a real artifact server', () => {
   let state: Awaited<ReturnType<typeof tempDir>>;
   let scratch: Awaited<ReturnType<typeof tempDir>>;
@@ -260,7 +266,7 @@ describe('benchmark runner on real onnxruntime and a real artifact server', () =
     const path = join(scratch.path, 'loading.onnx');
     await writeFile(path, fp32Bytes);
     const stopping = new AbortController();
-    const opening = openBenchmarkSession({ ...base, name: 'net', path }, { threads: 1, logger: silentLogger, signal: stopping.signal });
+    const opening = openBenchmarkSession({ ...withoutDrift(base), name: 'net', path }, { threads: 1, logger: silentLogger, signal: stopping.signal });
     stopping.abort();
     await expect(opening).rejects.toThrow('the benchmark was stopped while net@1 (fp32) was loading');
   });
@@ -274,7 +280,7 @@ describe('benchmark runner on real onnxruntime and a real artifact server', () =
     await ensureModelsDir(state.path);
     const servedPath = modelPath(state.path, sha256Of(prunedBytes));
     await writeFile(servedPath, prunedBytes);
-    const served = await runtime.load({ ...base, name: 'served', path: servedPath });
+    const served = await runtime.load({ ...withoutDrift(base), name: 'served', path: servedPath });
     const r = runner();
     const benchmark = r.run(args([variant('fp32', fp32Bytes)], { runs: 2000, warmup: 0 }));
     await eventually(async () => (await benchmarkLeftovers()).length > 0, 'the candidate download');

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { deliverBaseline } from '../drift/baseline-delivery.js';
 import type { LoadedModel, ModelRuntime, ModelTable } from '../inference/types.js';
 import { hasVerifiedFile, readManifestSidecars, writeManifestSidecar } from '../models/model-files.js';
 import type { AgentStore } from '../store/agent-store.js';
@@ -21,7 +22,18 @@ async function loadPrevious(ctx: LocalRollbackContext, switched: Switched): Prom
   if (standby) return standby;
   const row = ctx.store.listModels().find((m) => m.name === name && m.version === previous.version && m.sha256 === previous.sha256);
   if (!row || !(await hasVerifiedFile(row.path, row.sha256, row.manifest.size))) return undefined;
-  return ctx.runtime.load({ name, version: row.version, sha256: row.sha256, profile: row.profile, path: row.path, inputs: row.manifest.inputs, outputs: row.manifest.outputs });
+  // The baseline was saved beside the file when this version was deployed; never a download here either.
+  const drift = await deliverBaseline(row.manifest, { stateDir: ctx.stateDir, logger: ctx.logger });
+  return ctx.runtime.load({
+    name,
+    version: row.version,
+    sha256: row.sha256,
+    profile: row.profile,
+    path: row.path,
+    inputs: row.manifest.inputs,
+    outputs: row.manifest.outputs,
+    ...(drift ? { drift } : {}),
+  });
 }
 
 /** Marks the previous version's sidecar as activated last, so a rebuild after agent.db is lost serves it, not the unhealthy one. */

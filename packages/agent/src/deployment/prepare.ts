@@ -1,4 +1,5 @@
 import { EdgefleetError, isEdgefleetError, type GoldenComparison, type Manifest } from '@edgefleet/shared';
+import { deliverBaseline } from '../drift/baseline-delivery.js';
 import type { LoadedModel } from '../inference/types.js';
 import { fetchGolden, type FetchGoldenOptions } from '../models/fetch-golden.js';
 import { fetchModelFile } from '../models/fetch-model.js';
@@ -58,11 +59,13 @@ export async function prepareCandidate(ctx: StepContext, step: InstallStep, mani
     if (step.source !== 'disk') ctx.store.putModel({ name, version, sha256, profile: manifest.profile, path, manifest });
     // Before loading: a golden file that cannot be fetched yet is a retryable failure, not a bad model.
     const golden = await fetchGolden(manifest, fetching);
+    // An unusable baseline turns drift off for this version; it never fails the deployment.
+    const drift = await deliverBaseline(manifest, { stateDir: ctx.stateDir, fetching, logger: ctx.logger });
 
     emit('loading');
     fileIsBad = true; // from here a failure means the artifact itself is unusable
     try {
-      loaded = await ctx.runtime.load({ name, version, sha256, profile: manifest.profile, path, inputs: manifest.inputs, outputs: manifest.outputs });
+      loaded = await ctx.runtime.load({ name, version, sha256, profile: manifest.profile, path, inputs: manifest.inputs, outputs: manifest.outputs, ...(drift ? { drift } : {}) });
     } catch (err) {
       // The file matches its signed digest, so a load failure is a property of the artifact.
       if (isEdgefleetError(err)) throw err;

@@ -1,5 +1,6 @@
 import { verifyManifest, type Manifest } from '@edgefleet/shared';
 import type { Logger } from 'pino';
+import { deliverBaseline } from '../drift/baseline-delivery.js';
 import type { ModelRuntime, ModelTable } from '../inference/types.js';
 import { fileSize, hasVerifiedFile, modelPath, readManifestSidecars } from '../models/model-files.js';
 import type { AgentStore } from '../store/agent-store.js';
@@ -47,7 +48,7 @@ export async function rebuildFromModelFiles(opts: { stateDir: string; hubPublicK
  * reachable. A file that is missing or no longer matches its digest is not loaded: the model is
  * marked inactive and the next desired document installs it again.
  */
-export async function restoreActiveModels(opts: { store: AgentStore; runtime: ModelRuntime; table: ModelTable; logger: Logger }): Promise<void> {
+export async function restoreActiveModels(opts: { store: AgentStore; runtime: ModelRuntime; table: ModelTable; logger: Logger; stateDir?: string }): Promise<void> {
   const log = opts.logger.child({ module: 'deployment' });
   for (const row of opts.store.listModels().filter((m) => m.active)) {
     const { name, version, sha256 } = row;
@@ -57,6 +58,8 @@ export async function restoreActiveModels(opts: { store: AgentStore; runtime: Mo
         opts.store.setInactive(name);
         continue;
       }
+      // Only the copy on disk: the hub may be unreachable at start.
+      const drift = opts.stateDir === undefined ? undefined : await deliverBaseline(row.manifest, { stateDir: opts.stateDir, logger: opts.logger });
       const loaded = await opts.runtime.load({
         name,
         version,
@@ -65,6 +68,7 @@ export async function restoreActiveModels(opts: { store: AgentStore; runtime: Mo
         path: row.path,
         inputs: row.manifest.inputs,
         outputs: row.manifest.outputs,
+        ...(drift ? { drift } : {}),
       });
       const previous = opts.table.activate(loaded);
       if (previous) await previous.close();

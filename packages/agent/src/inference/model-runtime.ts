@@ -4,9 +4,11 @@ import * as ort from 'onnxruntime-node';
 import { DATATYPES, datatypeFromOrt, EdgefleetError, isDatatype, type TensorSpec } from '@edgefleet/shared';
 import type { Logger } from 'pino';
 import { validateInputs } from './tensor-signature.js';
-import type { LoadedModel, ModelFile, ModelRuntime, Tensor } from './types.js';
+import type { DriftWindow, LoadedModel, ModelFile, ModelRuntime, Tensor } from './types.js';
 import { createWorkerPool, type PoolStats } from './worker-pool.js';
-import type { WireTensor } from './worker-protocol.js';
+import type { FieldSampleOptions, WireTensor, WorkerDriftInit } from './worker-protocol.js';
+import { createDriftTracker } from './drift-tracker.js';
+import { mergeDriftParts } from './drift-window.js';
 
 export interface ModelRuntimeOptions {
   /** Worker threads per loaded model (default: cores / threads). */
@@ -24,6 +26,10 @@ export interface ModelRuntimeOptions {
   maxQueued?: number;
   /** How long closing a model (e.g. the version a deployment replaced) lets its requests finish (default 30 s). */
   drainTimeoutMs?: number;
+  /** Drift tracking of models whose file carries a baseline (default true; false: off for every model). */
+  drift?: boolean;
+  /** Field samples kept per window (opt-in; absent: none). */
+  fieldSamples?: FieldSampleOptions;
   logger: Logger;
 }
 
@@ -36,6 +42,8 @@ export interface PooledModel extends LoadedModel {
   restartWorker(index: number): Promise<void>;
   /** `dispatch` ({ worker, id }) each time a request is handed to a worker. */
   readonly events: EventEmitter;
+  /** Null when this model's drift is not tracked (runtime option off, or no usable baseline). */
+  takeDrift(): Promise<DriftWindow | null>;
 }
 
 export interface PooledModelRuntime extends ModelRuntime {
@@ -95,6 +103,22 @@ function fromWire(t: WireTensor): Tensor {
   return { name: t.name, datatype, shape: t.dims, data: t.data };
 }
 
+/**
+ * What the workers of `file` need to track drift, or undefined (off, no baseline, or a baseline
+ * whose extraction does not fit the model: logged, and the model is served untracked).
+ */
+function driftInit(file: ModelFile, opts: ModelRuntimeOptions, log: Logger): WorkerDriftInit | undefined {
+  if (opts.drift === false || !file.drift) return undefined;
+  const init: WorkerDriftInit = { baseline: file.drift, inputs: file.inputs, outputs: file.outputs, ...(opts.fieldSamples ? { fieldSamples: opts.fieldSamples } : {}) };
+  try {
+    createDriftTracker(init); // the same check every worker makes, here where it can be logged
+    return init;
+  } catch (err) {
+    log.warn({ model: file.name, version: file.version, err: (err as Error).message }, 'drift baseline does not fit the model; drift is not tracked');
+    return undefined;
+  }
+}
+
 const DEFAULT_MAX_BATCH = 32;
 /** At stop the local API has already closed, so little is left to finish; stay well inside main's stop deadline. */
 const STOP_DRAIN_MS = 5_000;
@@ -111,6 +135,7 @@ export function createModelRuntime(opts: ModelRuntimeOptions): PooledModelRuntim
 
   async function load(file: ModelFile): Promise<PooledModel> {
     if (stopped) throw new EdgefleetError('UNAVAILABLE', `cannot load ${file.name} ${file.version}: the runtime is stopped`);
+    const drift = driftInit(file, opts, log);
     const pool = createWorkerPool({
       path: file.path,
       ...size,
@@ -118,6 +143,7 @@ export function createModelRuntime(opts: ModelRuntimeOptions): PooledModelRuntim
       maxBatch: batchable(file) ? maxBatch : 1,
       ...(opts.maxQueued !== undefined ? { maxQueued: opts.maxQueued } : {}),
       ...(opts.drainTimeoutMs !== undefined ? { drainTimeoutMs: opts.drainTimeoutMs } : {}),
+      ...(drift ? { drift } : {}),
       logger: opts.logger,
     });
     const names = await pool.start();
@@ -138,6 +164,11 @@ export function createModelRuntime(opts: ModelRuntimeOptions): PooledModelRuntim
       },
       isReady: () => closing === undefined && pool.stats().ready > 0,
       stats: () => pool.stats(),
+      // Per pool, so a window never mixes versions; a worker that died since the last take lost its part.
+      async takeDrift() {
+        if (!drift) return null;
+        return mergeDriftParts(drift.baseline, await pool.takeDrift(), drift.fieldSamples, log);
+      },
       restartWorker: (index) => pool.restartWorker(index),
       close: () => closeModel(),
     };

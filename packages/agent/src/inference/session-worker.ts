@@ -2,7 +2,8 @@
 // blocking `session.run()` never holds the main thread's event loop.
 import { parentPort, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
-import { transferList, type ExitRequest, type RunItem, type RunRequest, type WireTensor, type WorkerInit, type WorkerReply } from './worker-protocol.js';
+import type { DriftTracker } from './drift-tracker.js';
+import { transferList, type DriftTakeRequest, type ExitRequest, type RunItem, type RunRequest, type WireTensor, type WorkerInit, type WorkerReply } from './worker-protocol.js';
 import type { TensorData } from './types.js';
 
 const port = parentPort;
@@ -73,6 +74,15 @@ async function runEach(session: ort.InferenceSession, batch: WireTensor[][]): Pr
   return items;
 }
 
+/** This worker's drift tracking; undefined when off, or after it failed (serving goes on, the next take says why). */
+let drift: DriftTracker | undefined;
+let driftFailure: string | undefined;
+
+function driftFailed(err: unknown): void {
+  drift = undefined;
+  driftFailure = `drift tracking stopped in this worker: ${(err as Error).message}`;
+}
+
 async function run(session: ort.InferenceSession, req: RunRequest): Promise<void> {
   const started = performance.now();
   let items: RunItem[] | undefined;
@@ -91,9 +101,29 @@ async function run(session: ort.InferenceSession, req: RunRequest): Promise<void
     items ??= await runEach(session, req.batch);
   }
   const computeMs = performance.now() - started;
+  // The reply moves the output buffers away: drift reads the outputs before it, the inputs (which
+  // stay here) after it, so the client never waits for the input features.
+  try {
+    drift?.stage(req.batch, items);
+  } catch (err) {
+    driftFailed(err);
+  }
   const buffers: ArrayBuffer[] = [];
   for (const item of items) if ('outputs' in item) transferList(item.outputs, buffers);
   reply({ type: 'result', id: req.id, items, computeMs, ...(unbatchable ? { unbatchable } : {}) }, buffers);
+  try {
+    drift?.commit(req.batch, items);
+  } catch (err) {
+    driftFailed(err);
+  }
+}
+
+function takeDrift(req: DriftTakeRequest): void {
+  if (!drift) return reply({ type: 'drift', id: req.id, summary: null, samples: [], ...(driftFailure ? { error: driftFailure } : {}) });
+  const { summary, samples } = drift.take(Date.now());
+  const buffers: ArrayBuffer[] = [];
+  for (const sample of samples) transferList(sample.inputs, buffers);
+  reply({ type: 'drift', id: req.id, summary, samples }, buffers);
 }
 
 try {
@@ -104,13 +134,21 @@ try {
     graphOptimizationLevel: 'all',
     ...(init.allowSpinning ? {} : { extra: { session: { intra_op: { allow_spinning: '0' } } } }),
   });
+  // Loaded only when tracking: @edgefleet/shared takes ~0.4–0.8 s to import (its compiled schemas),
+  // which every worker start (and respawn) would otherwise pay.
+  drift = init.drift ? (await import('./drift-tracker.js')).createDriftTracker(init.drift) : undefined;
   // Jobs are chained so a session never runs two at once, whatever the pool sends.
   let queue = Promise.resolve();
-  port.on('message', (req: RunRequest | ExitRequest) => {
+  port.on('message', (req: RunRequest | DriftTakeRequest | ExitRequest) => {
     // Asked to stop: between runs, never inside one (see the pool's retire()). In a worker thread
     // process.exit ends only this thread; terminate() from outside could land inside a native run.
     if (req.type === 'exit') process.exit(0);
-    else {
+    else if (req.type === 'drift-take') {
+      // Behind the runs posted before it, so the window holds every one of them.
+      queue = queue
+        .then(() => takeDrift(req))
+        .catch((err: Error) => reply({ type: 'drift', id: req.id, summary: null, samples: [], error: err.message }));
+    } else {
       queue = queue
         .then(() => run(session, req))
         // Never leave the chain rejected (every later run would be skipped): answer each request with the error.

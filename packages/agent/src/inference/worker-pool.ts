@@ -2,7 +2,8 @@ import { EventEmitter } from 'node:events';
 import { EdgefleetError } from '@edgefleet/shared';
 import type { Logger } from 'pino';
 import { sharedRows, takeBatch, type BatchableJob } from './batching.js';
-import { transferList, type RunItem, type WireTensor, type WorkerReply } from './worker-protocol.js';
+import { createDriftTakes, type WorkerDriftPart } from './drift-takes.js';
+import { transferList, type RunItem, type WireTensor, type WorkerDriftInit, type WorkerReply } from './worker-protocol.js';
 import { createWorkerSlots, type Slot as WorkerSlot } from './worker-slots.js';
 
 export interface RunResult {
@@ -38,7 +39,11 @@ export interface WorkerPoolOptions {
   maxQueued?: number;
   /** How long close() lets queued and in-flight requests finish before failing them (default 30 s). */
   drainTimeoutMs?: number;
+  /** Drift tracking in every worker (absent: not tracked). */
+  drift?: WorkerDriftInit;
 }
+
+export type { WorkerDriftPart };
 
 export interface PoolStats {
   workers: number;
@@ -57,6 +62,11 @@ export interface WorkerPool {
   /** Queues a job; its input buffers are transferred to the worker that runs it. */
   run(inputs: WireTensor[]): Promise<RunResult>;
   stats(): PoolStats;
+  /**
+   * Takes the drift window of every ready worker (each after the runs already posted to it; each
+   * starts a new window). A worker that exits before answering is left out: what it saw is lost.
+   */
+  takeDrift(): Promise<WorkerDriftPart[]>;
   /** Stops one worker as a crash would: its in-flight jobs are rejected and a new worker replaces it. */
   restartWorker(index: number): Promise<void>;
   /** Emits `dispatch` ({ worker, id, batch }) when a job is posted to a worker (batch: jobs in that run). */
@@ -79,6 +89,7 @@ export function createWorkerPool(opts: WorkerPoolOptions): WorkerPool {
   const maxQueued = Math.max(1, opts.maxQueued ?? DEFAULT_MAX_QUEUED);
   let maxBatch = Math.max(1, opts.maxBatch ?? 1);
   const events = new EventEmitter();
+  const drift = createDriftTakes(log);
   const queue: Job[] = [];
   let nextId = 1;
   /** No new jobs (close() began); workers are no longer respawned. */
@@ -96,11 +107,12 @@ export function createWorkerPool(opts: WorkerPoolOptions): WorkerPool {
   const workers = createWorkerSlots<Job>({
     path: opts.path,
     workers: opts.workers,
-    init: { path: opts.path, intraOpNumThreads: opts.threads, allowSpinning: opts.allowSpinning ?? true },
+    init: { path: opts.path, intraOpNumThreads: opts.threads, allowSpinning: opts.allowSpinning ?? true, ...(opts.drift ? { drift: opts.drift } : {}) },
     logger: opts.logger,
     onReady: () => pump(),
     onReply,
-    onExit() {
+    onExit(slot) {
+      drift.settle(slot);
       if (closed) return;
       if (!slots.some((s) => s?.ready)) {
         rejectQueued(draining ? `model ${opts.path} is being unloaded and has no inference worker left` : `no inference worker is running for ${opts.path}; respawning`);
@@ -176,7 +188,7 @@ export function createWorkerPool(opts: WorkerPoolOptions): WorkerPool {
   }
 
   function onReply(slot: Slot, msg: WorkerReply): void {
-    if (msg.type !== 'result') return;
+    if (drift.onReply(slot, msg) || msg.type !== 'result') return;
     const jobs = slot.inFlight.get(msg.id);
     if (!jobs) return;
     slot.inFlight.delete(msg.id);
@@ -270,6 +282,11 @@ export function createWorkerPool(opts: WorkerPoolOptions): WorkerPool {
         batches,
         batchedJobs,
       };
+    },
+    async takeDrift() {
+      const ready = slots.filter((s): s is Slot => s?.ready === true && !s.retiring);
+      const parts = await Promise.all(ready.map((slot) => drift.request(slot, nextId++)));
+      return parts.filter((p): p is WorkerDriftPart => p !== null);
     },
     async restartWorker(index) {
       const slot = slots[index];

@@ -1,4 +1,5 @@
-import type { TensorData } from './types.js';
+import type { DriftBaseline, DriftSummary, TensorSpec } from '@edgefleet/shared';
+import type { FieldSampleCandidate, TensorData } from './types.js';
 
 /** Messages between the worker pool (main thread) and a session worker. Plain data only. */
 
@@ -7,6 +8,26 @@ export interface WorkerInit {
   intraOpNumThreads: number;
   /** onnxruntime's intra-op spin-waiting; off lets several multi-threaded sessions share the cores. */
   allowSpinning: boolean;
+  /** Drift tracking of this model version (absent: not tracked). */
+  drift?: WorkerDriftInit;
+}
+
+/** Field samples kept per window and worker (opt-in): raw inputs for the hub's review and retraining. */
+export interface FieldSampleOptions {
+  /** Rows kept at random per window (a reservoir, so every served row is equally likely); 0 = none. */
+  randomPerWindow: number;
+  /** Rows kept whose top-2 margin is below `hardMargin`, the most uncertain first; 0 = none. */
+  hardPerWindow: number;
+  /** Top-2 margin (probability of the best class minus the second) under which a row is a hard example. */
+  hardMargin: number;
+}
+
+/** What a worker needs to track drift: the version's baseline (with its extraction) and the signature's specs. */
+export interface WorkerDriftInit {
+  baseline: DriftBaseline;
+  inputs: TensorSpec[];
+  outputs: TensorSpec[];
+  fieldSamples?: FieldSampleOptions;
 }
 
 /** A tensor on the wire to and from a worker: onnxruntime type name, dims, and a transferred typed array. */
@@ -29,6 +50,15 @@ export interface RunRequest {
   batch: WireTensor[][];
 }
 
+/** Takes the worker's drift window (after the runs posted before it); the worker starts a new one. */
+export interface DriftTakeRequest {
+  type: 'drift-take';
+  id: number;
+}
+
+/** A field sample as it leaves the worker: its inputs are wire tensors (batch of 1, own buffers). */
+export type WireFieldSample = Omit<FieldSampleCandidate, 'inputs'> & { inputs: WireTensor[] };
+
 /** Sent instead of terminating a busy worker: it exits between runs. */
 export interface ExitRequest {
   type: 'exit';
@@ -41,7 +71,9 @@ export type WorkerReply =
   | { type: 'ready'; inputNames: string[]; outputNames: string[] }
   | { type: 'init-error'; message: string }
   /** `unbatchable`: an output's dimension 0 did not follow the batch, so the pool must stop batching this model. */
-  | { type: 'result'; id: number; items: RunItem[]; computeMs: number; unbatchable?: boolean };
+  | { type: 'result'; id: number; items: RunItem[]; computeMs: number; unbatchable?: boolean }
+  /** The window since the previous take: summary null when nothing was served (or drift is not tracked). */
+  | { type: 'drift'; id: number; summary: DriftSummary | null; samples: WireFieldSample[]; error?: string };
 
 /**
  * The ArrayBuffers to transfer with `tensors`. A view over part of a buffer is first copied into its

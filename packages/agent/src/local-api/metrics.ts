@@ -35,3 +35,32 @@ export function createInferenceMetrics(registry: Registry = new Registry()): Inf
     },
   };
 }
+
+/** Outcomes of a field sample candidate: uploaded, refused by the hub (quota 429 or another 4xx), failed (network, 5xx), dropped (queue full, or the agent stopped). */
+export type FieldSampleOutcome = 'uploaded' | 'refused' | 'failed' | 'dropped';
+
+/** Drift tracking counters; labels are bounded (model versions loaded on this device, two reasons, four outcomes). */
+export interface DriftMetrics {
+  readonly registry: Registry;
+  window(model: string, version: string, samples: number): void;
+  fieldSample(reason: 'random' | 'hard', outcome: FieldSampleOutcome): void;
+}
+
+/** Registers the drift metrics in `registry`, or reuses them when it already holds them (a shared registry). */
+export function createDriftMetrics(registry: Registry = new Registry()): DriftMetrics {
+  const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L> =>
+    (registry.getSingleMetric(name) as Counter<L> | undefined) ?? new Counter({ name, help, labelNames, registers: [registry] });
+  const samples = counter('edgefleet_drift_samples_total', 'Samples summarised in drift windows published to the hub', LABELS);
+  const windows = counter('edgefleet_drift_windows_total', 'Drift windows published to the hub', LABELS);
+  const field = counter('edgefleet_field_samples_total', 'Field sample candidates by reason and what became of them', ['reason', 'outcome'] as const);
+  return {
+    registry,
+    window(model, version, n) {
+      windows.inc({ model, version });
+      samples.inc({ model, version }, n);
+    },
+    fieldSample(reason, outcome) {
+      field.inc({ reason, outcome });
+    },
+  };
+}

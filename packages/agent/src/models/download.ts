@@ -4,7 +4,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { EdgefleetError } from '@edgefleet/shared';
 import type { Logger } from 'pino';
 import { isNoSpaceError } from './disk-space.js';
-import { pinnedFetch } from '../tls/pinned-ca.js';
+import { pinnedFetch, type Fetch } from '../tls/pinned-ca.js';
 import { fileDigest, fileSize, removeFile } from './model-files.js';
 
 export interface DownloadRequest {
@@ -33,7 +33,8 @@ export interface DownloaderOptions {
   ca?: string | undefined;
 }
 
-export type Downloader = (req: DownloadRequest) => Promise<void>;
+/** `fetch`: the downloader's pinned-TLS fetch, for the agent's other calls to the hub's API (field sample uploads). */
+export type Downloader = ((req: DownloadRequest) => Promise<void>) & { readonly fetch?: Fetch };
 
 /** Not worth retrying within this download (auth, missing artifact, bad content). */
 class FatalDownloadError extends EdgefleetError {}
@@ -128,7 +129,7 @@ export function createDownloader(opts: DownloaderOptions): Downloader {
     }
   }
 
-  return async function download(req: DownloadRequest): Promise<void> {
+  return Object.assign(async function download(req: DownloadRequest): Promise<void> {
     const resumedAt = (await fileSize(req.partPath)) ?? 0;
     let restartedAfterMismatch = false;
     for (let n = 0; ; n++) {
@@ -173,5 +174,5 @@ export function createDownloader(opts: DownloaderOptions): Downloader {
         await delay(wait, undefined, req.signal ? { signal: req.signal } : {});
       }
     }
-  };
+  }, { fetch });
 }
