@@ -25,13 +25,19 @@ export interface DriftTakes {
   onReply(slot: TakeSlot, msg: WorkerReply): boolean;
   /** The slot's worker exited or retired: its pending takes resolve null (what it saw is lost). */
   settle(slot: TakeSlot): void;
+  /**
+   * Resolves once every take asked so far is answered, or after `ms`: closing waits for it, so a take
+   * posted just before an unload (the version a switch replaced) still gets that version's last window.
+   */
+  answered(ms: number): Promise<void>;
 }
 
 export function createDriftTakes(log: Logger): DriftTakes {
   const pending = new Map<number, { slot: TakeSlot; resolve: (part: WorkerDriftPart | null) => void }>();
+  const asked = new Set<Promise<WorkerDriftPart | null>>();
   return {
     request(slot, id) {
-      return new Promise((resolve) => {
+      const take = new Promise<WorkerDriftPart | null>((resolve) => {
         pending.set(id, { slot, resolve });
         try {
           slot.worker.postMessage({ type: 'drift-take', id });
@@ -41,6 +47,9 @@ export function createDriftTakes(log: Logger): DriftTakes {
           resolve(null);
         }
       });
+      asked.add(take);
+      void take.then(() => asked.delete(take));
+      return take;
     },
     onReply(slot, msg) {
       if (msg.type !== 'drift') return false;
@@ -57,6 +66,13 @@ export function createDriftTakes(log: Logger): DriftTakes {
         pending.delete(id);
         take.resolve(null);
       }
+    },
+    async answered(ms) {
+      if (asked.size === 0) return;
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
+      await Promise.race([Promise.all([...asked]), deadline]);
+      clearTimeout(timer);
     },
   };
 }

@@ -82,6 +82,8 @@ export interface WorkerPool {
 const SPILL_MS = 0.5;
 const DEFAULT_MAX_QUEUED = 1024;
 const DEFAULT_DRAIN_MS = 30_000;
+/** How long closing waits for drift windows already asked for (each is one message through an idle worker). */
+const TAKE_AT_CLOSE_MS = 2_000;
 
 export function createWorkerPool(opts: WorkerPoolOptions): WorkerPool {
   const log = opts.logger.child({ module: 'worker-pool', path: opts.path });
@@ -239,6 +241,7 @@ export function createWorkerPool(opts: WorkerPoolOptions): WorkerPool {
       log.warn({ drainMs, queued: queue.length }, 'requests still pending when the unload deadline passed; failing them');
       rejectQueued(`${message} before this request could finish (waited ${drainMs} ms)`);
     }
+    await drift.answered(TAKE_AT_CLOSE_MS);
     const live = slots.filter((s): s is Slot => s !== undefined);
     await Promise.all(live.map((s) => workers.retire(s, new EdgefleetError('UNAVAILABLE', `${message} before this request could finish`))));
   }
