@@ -7,7 +7,7 @@ import { createSseFanout } from './sse-fanout.js';
 const HEARTBEAT_MS = 15_000;
 
 /**
- * GET /api/v1/events: server-sent events (`event: device|telemetry|rollout|variants|plan`, JSON `data:`) for the dashboard.
+ * GET /api/v1/events: server-sent events (`event: device|telemetry|rollout|variants|plan|drift`, JSON `data:`) for the dashboard.
  * A `device` event carries the whole device as it is now, so the page never has to guess what changed.
  * One bus subscription serves every open stream: each event is looked up and serialized once. A failing
  * lookup or serialisation skips that event; a failing or stalled stream is dropped alone.

@@ -1,9 +1,10 @@
 import { api, AuthRequired, EVENTS_URL } from './api-client.js';
 import { createCpuChart, MAX_SERIES } from './cpu-chart.js';
 import { createDevicesTable } from './devices-table.js';
+import { createDriftPage } from './drift-page.js';
 import { connectEvents } from './event-stream.js';
 import { createModelsPage } from './models-page.js';
-import { modelsRoute } from './page-route.js';
+import { driftRoute, modelsRoute } from './page-route.js';
 import { createRolloutsPage } from './rollouts-page.js';
 
 const HISTORY_LIMIT = 60;
@@ -37,6 +38,13 @@ const models = createModelsPage(
     onAuthLost: () => showLogin('Your session has ended; sign in again.'),
   },
 );
+const drift = createDriftPage(
+  {
+    list: $('drift-list'), title: $('drift-title'), info: $('drift-info'), chart: $('drift-chart'),
+    devices: $('drift-devices'), alerts: $('drift-alerts'), error: $('drift-error'),
+  },
+  { api, deviceName: (id) => devices.get(id)?.name || id, onAuthLost: () => showLogin('Your session has ended; sign in again.') },
+);
 let events = null;
 let streamState = 'idle';
 let signedIn = false;
@@ -50,6 +58,7 @@ function showLogin(message = '') {
   events = null;
   // Hidden, so signing in again shows the models page afresh (show() reloads a page that was hidden).
   models.hide();
+  drift.hide();
   $('dashboard').hidden = true;
   $('fleet-summary').hidden = true;
   $('login').hidden = false;
@@ -69,15 +78,20 @@ function showDashboard() {
 /** Shows the page the hash names: the models page for #models…, the fleet page otherwise. */
 function showPage() {
   const route = modelsRoute(location.hash);
-  if (!route) fleetHash = location.hash;
-  $('fleet-page').hidden = route !== null;
+  const driftAt = driftRoute(location.hash);
+  if (!route && !driftAt) fleetHash = location.hash;
+  $('fleet-page').hidden = route !== null || driftAt !== null;
   $('models-page').hidden = route === null;
+  $('drift-page').hidden = driftAt === null;
   const fleetLink = document.querySelector('[data-nav="fleet"]');
   fleetLink.href = fleetHash || '#';
-  fleetLink.setAttribute('aria-current', String(route === null));
+  fleetLink.setAttribute('aria-current', String(route === null && driftAt === null));
   document.querySelector('[data-nav="models"]').setAttribute('aria-current', String(route !== null));
+  document.querySelector('[data-nav="drift"]').setAttribute('aria-current', String(driftAt !== null));
   if (route === null) models.hide();
   else if (signedIn) void models.show(route);
+  if (driftAt === null) drift.hide();
+  else if (signedIn) void drift.show(driftAt);
 }
 
 function renderSummary() {
@@ -147,6 +161,7 @@ function onEvent(kind, payload) {
   else if (kind === 'rollout') rollouts.onEvent(payload);
   else if (kind === 'variants') models.onVariants(payload);
   else if (kind === 'plan') models.onPlan(payload);
+  else if (kind === 'drift') drift.onDrift(payload);
 }
 
 /** Refetches devices and rollouts soon, coalescing bursts (stream errors, unknown ids). */
@@ -155,7 +170,7 @@ function scheduleRefetch(delayMs = 500) {
   refetchTimer = setTimeout(async () => {
     refetchTimer = null;
     try {
-      await Promise.all([loadDevices(), rollouts.refresh(), models.refresh()]);
+      await Promise.all([loadDevices(), rollouts.refresh(), models.refresh(), drift.refresh()]);
       $('load-error').textContent = '';
     } catch (err) {
       if (err instanceof AuthRequired) showLogin('Your session has ended; sign in again.');

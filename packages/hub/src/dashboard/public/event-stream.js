@@ -1,5 +1,5 @@
 /** The hub's server-sent event names (see packages/hub/src/events/hub-event-bus.ts). */
-const EVENT_NAMES = ['device', 'telemetry', 'rollout', 'variants', 'plan'];
+const EVENT_NAMES = ['device', 'telemetry', 'rollout', 'variants', 'plan', 'drift'];
 const RETRY_MIN_MS = 1000;
 const RETRY_MAX_MS = 30000;
 
