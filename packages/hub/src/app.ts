@@ -8,6 +8,12 @@ import type { Broker } from './broker/broker.js';
 import { createIngestService, type IngestCounters, type IngestService } from './broker/ingest-service.js';
 import { VARIANT_BUILD_LIMITS } from './compression/variant-builder.js';
 import type { HubConfig } from './config.js';
+import type { DriftBaselines } from './drift/drift-baselines.js';
+import { createBaselineRepo } from './drift/baseline-repo.js';
+import { createBaselineService, type BaselineService } from './drift/baseline-service.js';
+import type { DriftScores } from './rollouts/gates.js';
+import { createAlertWebhook } from './drift/alert-webhook.js';
+import { createDriftService, type DriftService } from './drift/drift-service.js';
 import { createHubEventBus, type HubEventBus } from './events/hub-event-bus.js';
 import { displayHost } from './http/display-host.js';
 import { createHttpServer } from './http/http-server.js';
@@ -45,6 +51,10 @@ export interface Hub {
 /** A hub whose parts are all built: `http` has every route and can answer `inject()` before `start()`. */
 export interface BuiltHub extends Hub {
   readonly http: FastifyInstance;
+  /** Drift evaluation: evaluate now, views, alerts, per-device scores. */
+  readonly drift: DriftService;
+  /** The versions' drift baselines as stored (reference or calibration data). */
+  readonly driftBaselines: DriftBaselines;
 }
 
 type StopStep = () => Promise<void> | void;
@@ -78,6 +88,8 @@ interface HubParts {
   rollouts: RolloutService;
   variantService: VariantService;
   planning: { repo: PlanRepo; plans: PlanService; benchmarks: BenchmarkService };
+  drift: DriftService;
+  baselines: BaselineService;
   app: FastifyInstance;
 }
 
@@ -90,6 +102,10 @@ interface BuildContext {
   /** Filled in by start() once listening; the enrollment routes read apiUrl as a fallback. */
   urls: { apiUrl: string; brokerUrl: string };
   log: Logger;
+  /** Drift baselines given by the caller (tests); ingest checks drift records against them. */
+  driftBaselines?: DriftBaselines;
+  /** Drift scores given by the caller (tests) instead of the drift evaluations, for the rollout drift gate. */
+  driftScores?: DriftScores;
 }
 
 /** Each part that must be closed goes on the stack as soon as it exists, so a failure part-way unwinds what was built. */
@@ -98,12 +114,23 @@ async function buildParts(config: HubConfig, ctx: BuildContext): Promise<HubPart
   const stores = openStores(database, config, log);
   const signingKey = loadOrCreateSigningKey(config.dataDir, log.child({ module: 'models' }));
   const artifacts = createArtifactStore(config.dataDir);
+  const baselines = createBaselineService({
+    repo: createBaselineRepo(database),
+    models: stores.models,
+    variants: stores.variants,
+    artifacts,
+    privateKeyPem: signingKey.privateKeyPem,
+    heapMb: config.variantBuildHeapMb,
+    log: log.child({ module: 'baselines' }),
+  });
+  stack.push(() => baselines.stop());
   const ingest = createIngestService({
     devices: stores.devices,
     // Health reports degraded while record batches fail (a damaged index can break writes and leave reads working).
     records: { ...stores.records, insertBatch: storage.observe(stores.records.insertBatch) },
     bus,
     queueBound: config.ingestQueueBound,
+    driftBaselines: ctx.driftBaselines ?? baselines.baselines,
     log: log.child({ module: 'ingest' }),
   });
   stack.push(() => ingest.stop());
@@ -138,10 +165,12 @@ async function buildParts(config: HubConfig, ctx: BuildContext): Promise<HubPart
     broker,
     bus,
     log: log.child({ module: 'rollouts' }),
+    // The drift gate reads the latest evaluations; `drift` is built below and only asked once a wave is judged.
+    driftScores: ctx.driftScores ?? ((model, version, deviceIds) => drift.driftScores(model, version, deviceIds)),
   });
-  ingest.addObserver(rollouts.observer);
-  ingest.addObserver(plans.observer);
-  ingest.addObserver(benchmarks.observer);
+  rollouts.follow(ingest.streams);
+  plans.follow(ingest.streams);
+  benchmarks.follow(ingest.streams);
   const variantService = createVariantService({
     models: stores.models,
     variants: stores.variants,
@@ -151,12 +180,32 @@ async function buildParts(config: HubConfig, ctx: BuildContext): Promise<HubPart
     log: log.child({ module: 'variants' }),
     autoBuild: config.autoBuildVariants,
     limits: { ...VARIANT_BUILD_LIMITS, maxOldGenerationSizeMb: config.variantBuildHeapMb },
+    drift: baselines,
   });
+  const drift = buildDrift(config, ctx, ctx.driftBaselines ?? baselines.baselines);
   const app = await createHttpServer(log.child({ module: 'http' }), tls ? { https: { cert: tls.cert, key: tls.key } } : {});
   stack.push(() => app.close());
-  await registerRoutes(app, { config, database, stores, bus, broker, ingest, rollouts, signingKey, artifacts, variantService, plans, benchmarks, storage, tls, apiUrl: () => ctx.urls.apiUrl, log });
+  await registerRoutes(app, { config, database, stores, bus, broker, ingest, rollouts, signingKey, artifacts, variantService, baselines, plans, benchmarks, drift, storage, tls, apiUrl: () => ctx.urls.apiUrl, log });
   await app.ready();
-  return { stores, signingKey, ingest, broker, rollouts, variantService, planning: { repo: planRepo, plans, benchmarks }, app };
+  return { stores, signingKey, ingest, broker, rollouts, variantService, planning: { repo: planRepo, plans, benchmarks }, drift, baselines, app };
+}
+
+/** Drift evaluation (run by the 'drift-evaluate' job) with its optional alert webhook; stopping waits for a running pass. */
+function buildDrift(config: HubConfig, ctx: BuildContext, driftBaselines: DriftBaselines): DriftService {
+  const log = ctx.log.child({ module: 'drift' });
+  const webhook = config.driftWebhookUrl ? createAlertWebhook({ url: config.driftWebhookUrl, log }) : undefined;
+  if (webhook) ctx.stack.push(() => webhook.stop());
+  const drift = createDriftService({
+    db: ctx.database,
+    baselines: driftBaselines,
+    bus: ctx.bus,
+    log,
+    minSamples: config.driftMinSamples,
+    recordRetentionHours: config.driftRecordRetentionHours,
+    webhook,
+  });
+  ctx.stack.push(() => drift.idle());
+  return drift;
 }
 
 /** Broker (desired state republished), then HTTP, then jobs. */
@@ -180,7 +229,7 @@ async function startParts(parts: HubParts, config: HubConfig, ctx: BuildContext)
   // Plans follow enrollments, reports, finished builds and benchmarks from here on.
   parts.planning.plans.start();
   stack.push(() => parts.planning.plans.stop());
-  const jobs = createHubJobs(stores, log, parts.planning);
+  const jobs = createHubJobs(stores, log, parts.planning, { schedule: config.driftEvaluateCron, evaluate: () => parts.drift.evaluate() });
   jobs.start();
   stack.push(() => jobs.stop());
 }
@@ -190,7 +239,7 @@ async function startParts(parts: HubParts, config: HubConfig, ctx: BuildContext)
  * with its routes) without listening. start() brings up the broker (desired state republished), then
  * HTTP, then jobs; stop() takes them down in reverse and closes what build opened. Safe twice.
  */
-export async function buildHub(config: HubConfig, opts: { log?: Logger; bus?: HubEventBus } = {}): Promise<BuiltHub> {
+export async function buildHub(config: HubConfig, opts: { log?: Logger; bus?: HubEventBus; driftBaselines?: DriftBaselines; driftScores?: DriftScores } = {}): Promise<BuiltHub> {
   const log = opts.log ?? pino({ level: config.logLevel });
   const bus = opts.bus ?? createHubEventBus(log.child({ module: 'events' }));
   const stack = createStopStack(log);
@@ -204,7 +253,7 @@ export async function buildHub(config: HubConfig, opts: { log?: Logger; bus?: Hu
   stack.push(() => {
     database.close();
   });
-  const ctx: BuildContext = { database, storage, bus, tls, stack, urls: { apiUrl: '', brokerUrl: '' }, log };
+  const ctx: BuildContext = { database, storage, bus, tls, stack, urls: { apiUrl: '', brokerUrl: '' }, log, ...(opts.driftBaselines ? { driftBaselines: opts.driftBaselines } : {}), ...(opts.driftScores ? { driftScores: opts.driftScores } : {}) };
   let parts: HubParts;
   try {
     parts = await buildParts(config, ctx);
@@ -242,6 +291,8 @@ export async function buildHub(config: HubConfig, opts: { log?: Logger; bus?: Hu
       return ctx.urls.brokerUrl;
     },
     http: app,
+    drift: parts.drift,
+    driftBaselines: parts.baselines.baselines,
     bus,
     hubPublicKey: signingKey.publicKeyPem,
     ingestCounters: () => ingest.counters,
@@ -250,7 +301,7 @@ export async function buildHub(config: HubConfig, opts: { log?: Logger; bus?: Hu
 }
 
 /** buildHub() and start() in one call of start(), for callers that do not need the app before listening. */
-export function createHub(config: HubConfig, opts: { log?: Logger } = {}): Hub {
+export function createHub(config: HubConfig, opts: { log?: Logger; driftBaselines?: DriftBaselines; driftScores?: DriftScores } = {}): Hub {
   const log = opts.log ?? pino({ level: config.logLevel });
   const bus = createHubEventBus(log.child({ module: 'events' }));
   let built: BuiltHub | null = null;
@@ -262,7 +313,7 @@ export function createHub(config: HubConfig, opts: { log?: Logger } = {}): Hub {
   return {
     start() {
       starting = (async () => {
-        built = await buildHub(config, { log, bus });
+        built = await buildHub(config, { ...opts, log, bus });
         await built.start();
       })();
       return starting;

@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { cronScheduleFromEnv, DEFAULT_DRIFT_EVALUATE_CRON, webhookUrlFromEnv } from './drift/drift-config.js';
 
 /** Everything the hub reads from its environment, validated once at start-up. */
 export interface HubConfig {
@@ -32,6 +33,20 @@ export interface HubConfig {
   maxCalibrationBytes: number;
   /** The variant build worker's V8 old-generation heap limit, MB (typed arrays and onnxruntime live outside it). */
   variantBuildHeapMb: number;
+  /** node-cron schedule of the drift evaluation pass (6 fields: seconds first). */
+  driftEvaluateCron: string;
+  /** Samples a drift evaluation window needs before it is scored. */
+  driftMinSamples: number;
+  /** Drift records already evaluated are deleted once older than this many hours. */
+  driftRecordRetentionHours: number;
+  /** Drift alert changes are POSTed here (http/https) when set. */
+  driftWebhookUrl: string | undefined;
+  /** Largest field-sample upload (one sample's inputs), bytes. */
+  maxFieldSampleBytes: number;
+  /** Field samples a device may upload per hour. */
+  fieldSamplesPerHour: number;
+  /** Field samples kept per model version; the oldest are removed. */
+  fieldSamplesPerVersion: number;
 }
 
 export interface HubTlsFiles {
@@ -62,6 +77,13 @@ export const DEFAULT_CONFIG: Omit<HubConfig, 'dataDir'> = {
   autoBuildVariants: true,
   maxCalibrationBytes: 256 * 1024 * 1024,
   variantBuildHeapMb: 1536,
+  driftEvaluateCron: DEFAULT_DRIFT_EVALUATE_CRON,
+  driftMinSamples: 500,
+  driftRecordRetentionHours: 48,
+  driftWebhookUrl: undefined,
+  maxFieldSampleBytes: 8 * 1024 * 1024,
+  fieldSamplesPerHour: 60,
+  fieldSamplesPerVersion: 1000,
 };
 
 function port(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
@@ -154,6 +176,13 @@ export function loadConfig(env: NodeJS.ProcessEnv): HubConfig {
     autoBuildVariants: switchOn(env, 'EDGEFLEET_AUTO_BUILD_VARIANTS', DEFAULT_CONFIG.autoBuildVariants),
     maxCalibrationBytes: positiveInt(env, 'EDGEFLEET_HUB_MAX_CALIBRATION_BYTES', DEFAULT_CONFIG.maxCalibrationBytes),
     variantBuildHeapMb: positiveInt(env, 'EDGEFLEET_HUB_VARIANT_BUILD_HEAP_MB', DEFAULT_CONFIG.variantBuildHeapMb),
+    driftEvaluateCron: cronScheduleFromEnv(env, 'EDGEFLEET_DRIFT_EVALUATE_CRON', DEFAULT_CONFIG.driftEvaluateCron),
+    driftMinSamples: positiveInt(env, 'EDGEFLEET_DRIFT_MIN_SAMPLES', DEFAULT_CONFIG.driftMinSamples),
+    driftRecordRetentionHours: positiveInt(env, 'EDGEFLEET_DRIFT_RECORD_RETENTION_HOURS', DEFAULT_CONFIG.driftRecordRetentionHours),
+    driftWebhookUrl: webhookUrlFromEnv(env, 'EDGEFLEET_DRIFT_WEBHOOK_URL'),
+    maxFieldSampleBytes: positiveInt(env, 'EDGEFLEET_MAX_FIELD_SAMPLE_BYTES', DEFAULT_CONFIG.maxFieldSampleBytes),
+    fieldSamplesPerHour: positiveInt(env, 'EDGEFLEET_HUB_FIELD_SAMPLES_PER_HOUR', DEFAULT_CONFIG.fieldSamplesPerHour),
+    fieldSamplesPerVersion: positiveInt(env, 'EDGEFLEET_HUB_FIELD_SAMPLES_PER_VERSION', DEFAULT_CONFIG.fieldSamplesPerVersion),
   };
   checkTlsEndpoints(config);
   return config;

@@ -1,4 +1,15 @@
-import { addSample, baselineFromReference, emptySummary, featureHistograms, imageSummaryFeatureNames, imageSummaryFeatures, type DriftBaseline, type DriftSummary, seededRandom } from '@edgefleet/shared';
+import {
+  addSample,
+  baselineFromReference,
+  createFeatureExtractor,
+  emptySummary,
+  extractionFeatureNames,
+  featureHistograms,
+  type DriftBaseline,
+  type DriftExtraction,
+  type DriftSummary,
+  seededRandom,
+} from '@edgefleet/shared';
 import { describe, expect, it } from 'vitest';
 import { binnedKsAndWasserstein, chiSquare, jensenShannon, psi, PSI_BASE, psiThreshold, scoreFeatures } from '../src/drift/drift-math.js';
 
@@ -148,16 +159,22 @@ describe('drift maths', () => {
     const random = prng(15);
     const [c, h, w] = [3, 8, 8];
     const image = (gain: number) => Float32Array.from({ length: c * h * w }, (_, i) => gain * (0.3 + 0.1 * Math.floor(i / (h * w)) + 0.1 * random()));
-    const names = imageSummaryFeatureNames('image', c);
+    const extraction: DriftExtraction = { inputs: [{ tensor: 'image', mode: 'image', layout: 'nchw', size: c }], outputs: [] };
+    const extractor = createFeatureExtractor(extraction, { inputs: [{ name: 'image', datatype: 'FP32', shape: [-1, c, h, w] }], outputs: [] });
+    const features = (gain: number, out: Float64Array) => extractor.inputRow([{ name: 'image', dims: [1, c, h, w], data: image(gain) }], 0, out);
+    const names = extractionFeatureNames(extraction).features;
     const columns = names.map((name) => ({ name, values: new Float64Array(2000) }));
-    const out = new Array<number>(names.length).fill(0);
+    const out = new Float64Array(names.length);
     for (let r = 0; r < 2000; r++) {
-      imageSummaryFeatures(image(1 + 0.05 * normal(random)), [c, h, w], out);
+      features(1 + 0.05 * normal(random), out);
       columns.forEach((col, i) => (col.values[r] = out[i] as number));
     }
     const base = baselineFromReference({ features: columns });
     const darker = emptySummary(base);
-    for (let r = 0; r < 500; r++) addSample(base, darker, imageSummaryFeatures(image(0.9 + 0.05 * normal(random)), [c, h, w], out));
+    for (let r = 0; r < 500; r++) {
+      features(0.9 + 0.05 * normal(random), out);
+      addSample(base, darker, out);
+    }
     const scores = scoreFeatures(base, darker);
     expect(scores.find((s) => s.name === 'image.brightness')?.drifted).toBe(true);
     expect(scores[0]?.name).toMatch(/mean|brightness/);

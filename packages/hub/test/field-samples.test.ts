@@ -97,12 +97,12 @@ describe('field samples: devices upload raw inputs, operators list and replay th
     expect(res.body.error).toContain(message);
   });
 
-  it('refuses missing or non-device credentials (401, operator tokens too) and a revoked device', async () => {
+  it('refuses missing or wrong device credentials (401), operator tokens (403) and a revoked device', async () => {
     const body = jsonSample([1, 2, 3, 4]);
     expect((await upload(undefined, body)).status).toBe(401);
     const operator = await upload(undefined, body, { headers: { authorization: `Bearer ${t.adminToken}` } });
-    expect(operator.status).toBe(401);
-    expect(operator.body.error).toContain('operator tokens are refused');
+    expect(operator.status).toBe(403);
+    expect(operator.body.error).toContain('operator tokens cannot upload field samples');
     expect((await upload({ ...devices[3]!, secret: 'wrong' }, body)).status).toBe(401);
     expect((await t.api('POST', `/api/v1/devices/${devices[3]!.deviceId}/revoke`)).status).toBe(200);
     expect((await upload(devices[3]!, body)).status).toBe(401);

@@ -21,7 +21,9 @@ export interface TestHub {
 }
 
 /** A real hub in-process: temp data dir, SQLite, aedes and Fastify on loopback ports the OS picks. */
-export async function startTestHub(opts: { dataDir?: string; adminToken?: string; config?: Partial<HubConfig> } = {}): Promise<TestHub> {
+export async function startTestHub(
+  opts: { dataDir?: string; adminToken?: string; config?: Partial<HubConfig>; hub?: Omit<NonNullable<Parameters<typeof createHub>[1]>, 'log'> } = {},
+): Promise<TestHub> {
   const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'ef-hub-test-')));
   const adminToken = opts.adminToken ?? randomBytes(32).toString('base64url');
   const logs: Array<Record<string, unknown>> = [];
@@ -33,7 +35,7 @@ export async function startTestHub(opts: { dataDir?: string; adminToken?: string
   });
   const make = () =>
     // Variant builds only where a test opts in: they would start a build worker in every file that uploads a model.
-    createHub({ ...DEFAULT_CONFIG, autoBuildVariants: false, ...opts.config, dataDir, host: '127.0.0.1', httpPort: 0, mqttPort: 0, adminToken }, { log: pino({ level: 'info' }, sink) });
+    createHub({ ...DEFAULT_CONFIG, autoBuildVariants: false, ...opts.config, dataDir, host: '127.0.0.1', httpPort: 0, mqttPort: 0, adminToken }, { ...opts.hub, log: pino({ level: 'info' }, sink) });
   const t: TestHub = {
     hub: make(),
     dataDir,

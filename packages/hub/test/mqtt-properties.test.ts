@@ -4,7 +4,9 @@ import fc from 'fast-check';
 import type { MqttClient } from 'mqtt';
 import { decodeMessage, DEVICE_PUBLISH_KINDS, deviceTopic, type TopicKind } from '@edgefleet/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { driftRejection } from '../src/broker/drift-admission.js';
 import { databaseDigest } from './database-digest.js';
+import { inMemoryBaselines, testBaseline, windowSummary } from './drift-fixtures.js';
 import { connectDevice, enrollDevice, eventually, telemetryRecord, useTestHub } from './hub-harness.js';
 
 /**
@@ -12,6 +14,17 @@ import { connectDevice, enrollDevice, eventually, telemetryRecord, useTestHub } 
  * each publish is acknowledged, the connection stays up, and a payload the schema refuses is
  * dropped and counted with nothing stored.
  */
+
+/** Drift records are admitted against their version's baseline: the valid body's summary fits this one. */
+const BASELINE = testBaseline();
+const BASELINES = inMemoryBaselines([{ model: 'm', version: '1', baseline: BASELINE }]);
+
+/** Whether ingest stores `payload`: it decodes and, for drift, fits its version's baseline. */
+function admissible(kind: TopicKind, payload: Buffer): boolean {
+  if (kind !== 'drift') return decodeMessage(kind, payload).ok;
+  const decoded = decodeMessage('drift', payload);
+  return decoded.ok && driftRejection(BASELINES, decoded.value) === null;
+}
 
 /** The tables a device's publishes write to. */
 const STATE_TABLES = ['devices', 'telemetry', 'events', 'drift', 'cmd_results'];
@@ -24,7 +37,7 @@ function validBody(kind: TopicKind, seq: number): Record<string, unknown> {
     case 'events':
       return { ...envelope, type: 'error', code: 'X', message: 'm' };
     case 'drift':
-      return { ...envelope, model: 'm', version: '1', summary: {} };
+      return { ...envelope, model: 'm', version: '1', summary: windowSummary(BASELINE, 20) };
     case 'cmd/result':
       return { ...envelope, id: 'c1', ok: true };
     case 'status':
@@ -73,7 +86,7 @@ const payloadFor = (kind: TopicKind, seq: () => number) =>
   );
 
 describe('MQTT ingest under random and malformed payloads', () => {
-  const t = useTestHub();
+  const t = useTestHub({ hub: { driftBaselines: BASELINES } });
   let client: MqttClient;
   let deviceId: string;
   let db: Database.Database;
@@ -92,19 +105,32 @@ describe('MQTT ingest under random and malformed payloads', () => {
     db?.close();
   });
 
+  it('stores a valid drift record (its summary fits the version baseline)', async () => {
+    const count = () => {
+      t.hub.flushIngest();
+      return (db.prepare('SELECT count(*) AS n FROM drift WHERE device_id = ?').get(deviceId) as { n: number }).n;
+    };
+    const before = count();
+    await client.publishAsync(deviceTopic(deviceId, 'drift'), JSON.stringify(validBody('drift', seq++)), { qos: 1 });
+    await eventually(() => count() === before + 1, 'the drift record stored');
+  });
+
   for (const kind of DEVICE_PUBLISH_KINDS) {
     it(`${kind}: every publish is acknowledged; rejected ones are dropped, counted, and store nothing`, async () => {
       const topic = deviceTopic(deviceId, kind);
       await fc.assert(
         fc.asyncProperty(payloadFor(kind, () => seq++), async (payload) => {
-          const valid = decodeMessage(kind, payload).ok;
+          const valid = admissible(kind, payload);
           t.hub.flushIngest();
           const before = databaseDigest(db, STATE_TABLES);
           const dropped = t.hub.ingestCounters().dropped;
+          const driftRejected = Object.values(t.hub.ingestCounters().driftRejected).reduce((a, b) => a + b, 0);
           await client.publishAsync(topic, payload, { qos: 1 });
           expect(client.connected, `${kind} payload ${payload.subarray(0, 80).toString()} closed the connection`).toBe(true);
           if (!valid) {
             expect(t.hub.ingestCounters().dropped, `${kind} payload ${payload.subarray(0, 80).toString()} was not counted as dropped`).toBe(dropped + 1);
+            const rejectedNow = Object.values(t.hub.ingestCounters().driftRejected).reduce((a, b) => a + b, 0);
+            expect(rejectedNow, `${kind} payload ${payload.subarray(0, 80).toString()}: drift drops are counted by reason`).toBe(driftRejected + (kind === 'drift' ? 1 : 0));
             t.hub.flushIngest();
             expect(databaseDigest(db, STATE_TABLES), `${kind} payload ${payload.subarray(0, 80).toString()} was rejected but changed stored state`).toBe(before);
           }

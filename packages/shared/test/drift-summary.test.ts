@@ -6,8 +6,6 @@ import {
   binStep,
   emptySummary,
   featureHistograms,
-  imageSummaryFeatureNames,
-  imageSummaryFeatures,
   mergeSummaries,
   summaryBytes,
   summaryInvalidity,
@@ -166,20 +164,5 @@ describe('drift summary format', () => {
     expect(summaryMismatch(baseline, bad((s) => (s.sums[13] = (s.counts[13] ?? 0) * 15 + 1)))).toMatch(/feature "sensor_1" bin 1: step sum \d+ is beyond what its \d+ values allow \(±\d+\)/);
     expect(summaryMismatch(baseline, bad((s) => (s.sums[13] = -(s.counts[13] ?? 0) * 15 - 1)))).toMatch(/feature "sensor_1" bin 1: step sum -\d+ is beyond/);
     expect(summaryMismatch(baseline, bad((s) => (s.sums[12] = -1)))).toMatch(/feature "sensor_1" bin 0: step sum -1 is negative/);
-  });
-
-  it('computes image summary features per channel and the brightness from a CHW tensor', () => {
-    const [h, w] = [4, 5];
-    const tensor = new Float32Array(3 * h * w);
-    for (let i = 0; i < h * w; i++) {
-      tensor[i] = i % 2 === 0 ? 0.2 : 0.4; // red: mean 0.3, std 0.1
-      tensor[h * w + i] = 0.5; // green: flat
-      tensor[2 * h * w + i] = 1; // blue
-    }
-    const out = imageSummaryFeatures(tensor, [3, h, w]);
-    const expected = [0.3, 0.1, 0.5, 0, 1, 0, 0.299 * 0.3 + 0.587 * 0.5 + 0.114];
-    out.forEach((v, i) => expect(v).toBeCloseTo(expected[i] as number, 6));
-    expect(imageSummaryFeatureNames('image', 3)).toEqual(['image.c0.mean', 'image.c0.std', 'image.c1.mean', 'image.c1.std', 'image.c2.mean', 'image.c2.std', 'image.brightness']);
-    expect(() => imageSummaryFeatures(tensor, [3, h, w + 1])).toThrow(/60 values: 3x4x6 = 72 expected/);
   });
 });

@@ -1,23 +1,19 @@
-import { decodeMessage, MESSAGE_SIZE_LIMITS, type DeploymentEvent, type MessageOf, type TopicKind } from '@edgefleet/shared';
+import { decodeMessage, DEVICE_PUBLISH_KINDS, MESSAGE_SIZE_LIMITS, TOPIC_TABLE, type TopicKind } from '@edgefleet/shared';
 import type { Logger } from 'pino';
 import { secretMatches } from '../auth/secret-digest.js';
 import type { DeviceRepo } from '../devices/device-repo.js';
+import type { DriftBaselines } from '../drift/drift-baselines.js';
 import type { HubEventBus } from '../events/hub-event-bus.js';
 import type { BatchResult, DeviceRecord, RecordRepo } from '../records/record-repo.js';
 import type { BrokerPolicy, InboundVerdict } from './broker.js';
 import { canPublish, canSubscribe } from './device-acl.js';
+import { createLogThrottle, driftRejection, emptyDriftRejections, type DriftRejection, type DriftRejections } from './drift-admission.js';
 import { createIngestQueue, type IngestQueue } from './ingest-queue.js';
+import { createRecordStreams, type RecordStreams } from './record-streams.js';
 import { createStateWriter } from './state-writer.js';
 
-/**
- * What ingest tells its consumers about (the rollout runner, the planner, benchmarks), each after
- * the write it follows has committed. A consumer implements the calls it needs.
- */
-export interface IngestObserver {
-  onDeploymentEvent?(deviceId: string, event: DeploymentEvent): void;
-  onReported?(deviceId: string, reported: MessageOf<'reported'>): void;
-  onCmdResult?(deviceId: string, result: MessageOf<'cmd/result'>): void;
-}
+/** A device's dropped drift records are logged at most once per this interval (the rest are counted). */
+const DRIFT_LOG_INTERVAL_MS = 60_000;
 
 export interface IngestCounters {
   received: number;
@@ -37,17 +33,20 @@ export interface IngestCounters {
   newEpochs: number;
   /** Records that reused a stored (device, epoch, seq) with a different time: the device's seq went back. */
   seqRegressions: number;
+  /** Of `droppedByKind.drift`, by reason. */
+  driftRejected: DriftRejections;
 }
 
 export interface IngestService extends BrokerPolicy {
   readonly counters: IngestCounters;
   readonly queue: IngestQueue<DeviceRecord>;
-  /** Adds a consumer of committed records and reports; returns its removal. */
-  addObserver(observer: IngestObserver): () => void;
+  /** Committed records and state, one typed stream per kind a device publishes. */
+  readonly streams: RecordStreams;
   stop(): void;
 }
 
-const RECORD_KINDS = new Set<TopicKind>(['telemetry', 'events', 'drift', 'cmd/result']);
+/** Kinds stored as records (written in batches); the others are device state. */
+const RECORD_KINDS = new Set<TopicKind>(DEVICE_PUBLISH_KINDS.filter((k) => TOPIC_TABLE[k].record));
 
 /** Broker policy and ingest: credentials, ACL, payload validation, batched durable record writes, presence. */
 export function createIngestService(deps: {
@@ -55,6 +54,8 @@ export function createIngestService(deps: {
   records: RecordRepo;
   bus: HubEventBus;
   log: Logger;
+  /** Each drift record is checked against its version's baseline; without it every drift record is dropped as unknown. */
+  driftBaselines?: DriftBaselines;
   /** Records queued for writing at most; past it, acknowledgements wait for the queue to drain. */
   queueBound?: number;
 }): IngestService {
@@ -72,21 +73,17 @@ export function createIngestService(deps: {
     queuePeak: 0,
     newEpochs: 0,
     seqRegressions: 0,
+    driftRejected: emptyDriftRejections(),
   };
   /** Records waiting for room in the write queue; their publishes stay unacknowledged meanwhile. */
   const waiting: Array<() => void> = [];
   const presence = new Map<string, number>();
-  const observers = new Set<IngestObserver>();
-  /** One consumer's failure costs only its own delivery: the batch is committed and the others still hear of it. */
-  const tell = (call: (o: IngestObserver) => void, deviceId: string) => {
-    for (const o of [...observers]) {
-      try {
-        call(o);
-      } catch (err) {
-        log.error({ err, deviceId }, 'ingest observer failed; the record stays stored');
-      }
-    }
-  };
+  const { streams, publish } = createRecordStreams(log);
+  const driftLogs = createLogThrottle(DRIFT_LOG_INTERVAL_MS);
+  // The dashboard hears of telemetry through the bus: one subscriber among others.
+  streams.telemetry.subscribe((deviceId, t) => {
+    bus.emit('telemetry', { deviceId, seq: t.seq, ts: new Date(t.ts).toISOString(), system: t.system, models: t.models });
+  });
   const onError = (err: unknown, count: number) => {
     counters.storageErrors += count;
     log.error({ err, count }, 'ingest batch failed');
@@ -111,21 +108,7 @@ export function createIngestService(deps: {
         return;
       }
       counters.stored++;
-      if (r.kind === 'telemetry') {
-        bus.emit('telemetry', {
-          deviceId: r.deviceId,
-          seq: r.message.seq,
-          ts: new Date(r.message.ts).toISOString(),
-          system: r.message.system,
-          models: r.message.models,
-        });
-      } else if (r.kind === 'events' && r.message.type === 'deployment') {
-        const event = r.message;
-        tell((o) => o.onDeploymentEvent?.(r.deviceId, event), r.deviceId);
-      } else if (r.kind === 'cmd/result') {
-        const result = r.message;
-        tell((o) => o.onCmdResult?.(r.deviceId, result), r.deviceId);
-      }
+      publish(r.kind, r.deviceId, r.message);
     });
   }
 
@@ -153,8 +136,16 @@ export function createIngestService(deps: {
   function drop(deviceId: string, kind: TopicKind, error: string): InboundVerdict {
     counters.dropped++;
     counters.droppedByKind[kind] = (counters.droppedByKind[kind] ?? 0) + 1;
-    log.warn({ deviceId, kind, error, dropped: counters.dropped }, 'invalid message dropped');
+    if (kind !== 'drift') log.warn({ deviceId, kind, error, dropped: counters.dropped }, 'invalid message dropped');
     return { drop: true };
+  }
+
+  /** Drift drops are counted by reason and logged at most once a minute per device: agents publish them on a timer. */
+  function dropDrift(deviceId: string, reason: DriftRejection, error: string, about: { model?: string; version?: string } = {}): InboundVerdict {
+    counters.driftRejected[reason]++;
+    const suppressed = driftLogs.take(deviceId);
+    if (suppressed !== null) log.warn({ deviceId, ...about, reason, error, suppressed, driftRejected: counters.driftRejected }, 'drift record dropped');
+    return drop(deviceId, 'drift', error);
   }
 
   /**
@@ -179,23 +170,22 @@ export function createIngestService(deps: {
       const reported = decoded.value;
       return state.reported(deviceId, reported, answer, () => {
         bus.emit('device', { deviceId, change: 'reported' });
-        tell((o) => o.onReported?.(deviceId, reported), deviceId);
+        publish('reported', deviceId, reported);
       });
     }
     const decoded = decodeMessage('status', payload);
     if (!decoded.ok) return done(drop(deviceId, kind, decoded.error));
-    state.seen(deviceId, answer);
+    const status = decoded.value;
+    state.seen(deviceId, (err) => {
+      answer(err);
+      if (!err) publish('status', deviceId, status);
+    });
   }
 
   return {
     counters,
     queue,
-    addObserver(o) {
-      observers.add(o);
-      return () => {
-        observers.delete(o);
-      };
-    },
+    streams,
     authenticate(username, password) {
       const creds = devices.credentials(username);
       return creds !== undefined && !creds.revoked && secretMatches(password, creds.secretSha256);
@@ -216,11 +206,18 @@ export function createIngestService(deps: {
       const limit = MESSAGE_SIZE_LIMITS[kind];
       if (payload.length > limit) {
         counters.tooLarge++;
-        return done(drop(deviceId, kind, `${kind} payload is ${payload.length} bytes: at most ${limit} expected`));
+        const error = `${kind} payload is ${payload.length} bytes: at most ${limit} expected`;
+        return done(kind === 'drift' ? dropDrift(deviceId, 'tooLarge', error) : drop(deviceId, kind, error));
       }
       if (!RECORD_KINDS.has(kind)) return handleState(deviceId, kind, payload, done);
       const record = toRecord(deviceId, kind, payload);
-      if (typeof record === 'string') return done(drop(deviceId, kind, record));
+      if (typeof record === 'string') return done(kind === 'drift' ? dropDrift(deviceId, 'invalid', record) : drop(deviceId, kind, record));
+      if (record.kind === 'drift') {
+        // Before it joins a batch: a summary that cannot be scored against its baseline is never stored.
+        const { model, version } = record.message;
+        const rejected = driftRejection(deps.driftBaselines, record.message);
+        if (rejected) return done(dropDrift(deviceId, rejected.reason, rejected.error, { model, version }));
+      }
       enqueue(record, done);
     },
     connected(deviceId) {

@@ -1,7 +1,7 @@
-import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { AccuracyBudget, TypedTensor, VariantEvaluation } from '@edgefleet/shared';
 import type { CalibrationSet } from './evaluation-data.js';
+import { runForkedJob } from './forked-job.js';
 import type { BuiltProfile } from './profiles.js';
 
 export type { CalibrationSet } from './evaluation-data.js';
@@ -24,9 +24,6 @@ export interface VariantBuildLimits {
   maxOldGenerationSizeMb: number;
 }
 export const VARIANT_BUILD_LIMITS: VariantBuildLimits = { maxOldGenerationSizeMb: 1536 };
-
-/** Bytes of the build process's stderr kept to name a crash (V8's OOM report is a few lines). */
-const STDERR_TAIL_BYTES = 8192;
 
 export const DEFAULT_TIMING = { runs: 30, warmup: 5 } as const;
 
@@ -82,24 +79,6 @@ export type WorkerMessage =
   | { type: 'done' }
   | { type: 'error'; error: string };
 
-/** Why the build process ended without `done`, from its exit and the tail of its stderr. */
-export function describeExit(code: number | null, signal: NodeJS.Signals | null, stderr: string, limits: VariantBuildLimits): string {
-  const oom = stderr.split('\n').find((line) => /heap out of memory|Reached heap limit|Allocation failed/i.test(line));
-  if (oom) {
-    return `the variant build ran out of memory (heap limited to ${limits.maxOldGenerationSizeMb} MB; raise EDGEFLEET_HUB_VARIANT_BUILD_HEAP_MB for larger models): ${oom.trim()}`;
-  }
-  if (signal === 'SIGKILL') {
-    return 'the variant build process was killed by SIGKILL (the kernel does that when the machine runs out of memory, onnxruntime\'s native memory included)';
-  }
-  const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
-  const said = lastLines(stderr);
-  return `the variant build process ${how} before finishing${said ? `: ${said}` : ''}`;
-}
-
-function lastLines(text: string): string {
-  return text.trim().split('\n').slice(-3).join(' | ');
-}
-
 /**
  * Builds and evaluates the job's variants in one child process with a heap limit, reporting progress
  * and each variant as it is ready. One profile failing makes that variant `failed` and the build goes
@@ -113,63 +92,17 @@ export function runVariantBuild(
   opts: { limits?: VariantBuildLimits; onProgress(p: BuildProgress): void; onVariant(v: BuiltVariant): void },
 ): { done: Promise<void>; cancel(): Promise<void> } {
   const limits = opts.limits ?? VARIANT_BUILD_LIMITS;
-  const child = fork(BUILD_PROCESS_PATH, [], {
-    execArgv: [`--max-old-space-size=${limits.maxOldGenerationSizeMb}`],
-    serialization: 'advanced',
-    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-  });
-  const exited = new Promise<void>((resolve) => {
-    child.once('exit', () => resolve());
-    // A process that never started has nothing to wait for.
-    child.once('error', () => child.pid === undefined && resolve());
-  });
-  let stderr = '';
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
-    stderr = (stderr + chunk).slice(-STDERR_TAIL_BYTES);
-  });
-  let settled = false;
-  let resolveDone!: () => void;
-  let rejectDone!: (err: Error) => void;
-  const done = new Promise<void>((resolve, reject) => {
-    resolveDone = resolve;
-    rejectDone = reject;
-  });
-  const finish = (err: Error | null) => {
-    if (settled) return;
-    settled = true;
-    if (err) rejectDone(err);
-    else resolveDone();
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  };
-
-  child.on('message', (msg: WorkerMessage) => {
-    if (settled) return;
-    try {
+  const request: WorkerRequest = { job };
+  return runForkedJob<WorkerRequest, WorkerMessage>(request, {
+    path: BUILD_PROCESS_PATH,
+    heapMb: limits.maxOldGenerationSizeMb,
+    what: 'the variant build',
+    heapHint: 'raise EDGEFLEET_HUB_VARIANT_BUILD_HEAP_MB for larger models',
+    onMessage(msg) {
       if (msg.type === 'progress') opts.onProgress(msg.progress);
       else if (msg.type === 'variant') opts.onVariant(msg.variant);
-      else if (msg.type === 'done') finish(null);
-      else finish(new Error(`variant build failed: ${msg.error}`));
-    } catch (err) {
-      // A throwing callback (say, a store write) ends this build, not the hub.
-      finish(new Error(`the variant build's ${msg.type} handler failed: ${(err as Error).message}`));
-    }
-  });
-  child.once('error', (err) => finish(new Error(`the variant build process failed: ${err.message}`)));
-  // 'close' waits for stderr to end, so V8's out-of-memory report is read before the exit is named.
-  child.once('close', (code, signal) => finish(new Error(describeExit(code, signal, stderr, limits))));
-
-  const request: WorkerRequest = { job };
-  child.send(request, (err) => {
-    if (err) finish(new Error(`could not hand the job to the variant build process: ${err.message}`));
-  });
-
-  return {
-    done,
-    async cancel() {
-      // The caller asked for it: a `done` nobody awaits any more must not become an unhandled rejection.
-      done.catch(() => undefined);
-      finish(new Error('the variant build was cancelled'));
-      await exited;
+      else if (msg.type === 'done') return { done: true };
+      else return new Error(`variant build failed: ${msg.error}`);
     },
-  };
+  });
 }

@@ -1,4 +1,5 @@
-import type { BaselineInfo, DriftBaseline } from '@edgefleet/shared';
+import { DriftBaseline, type BaselineInfo } from '@edgefleet/shared';
+import { Compile } from 'typebox/compile';
 
 /**
  * The versions' drift baselines as the rest of the hub reads them: ingest checks each summary
@@ -12,4 +13,62 @@ export interface DriftBaselines {
   info(model: string, version: string): BaselineInfo | undefined;
   /** Every version with a baseline. */
   list(): BaselineInfo[];
+}
+
+/** What the baselines are read from: the rows (baseline-repo.ts) and the artifact files. */
+export interface DriftBaselineSources {
+  baseline(model: string, version: string): BaselineInfo | undefined;
+  baselines(): BaselineInfo[];
+  /** The artifact's bytes (read synchronously: once per version, then cached). */
+  readArtifact(sha256: string): Uint8Array;
+}
+
+const checkBaseline = Compile(DriftBaseline);
+
+/**
+ * DriftBaselines over SQLite and the artifact store. A baseline is parsed and checked against its
+ * schema once, then served from memory; `invalidate` after a rebuild. A file that is missing or
+ * damaged is an error naming it (a version whose row says it has a baseline must not silently lose drift).
+ */
+export function createDriftBaselines(src: DriftBaselineSources): DriftBaselines & { invalidate(model: string, version: string): void } {
+  const cache = new Map<string, { info: BaselineInfo; baseline?: DriftBaseline }>();
+  const key = (model: string, version: string) => `${model}@${version}`;
+
+  function entry(model: string, version: string) {
+    const k = key(model, version);
+    let hit = cache.get(k);
+    if (!hit) {
+      const info = src.baseline(model, version);
+      if (!info) return undefined;
+      hit = { info };
+      cache.set(k, hit);
+    }
+    return hit;
+  }
+
+  return {
+    get(model, version) {
+      const hit = entry(model, version);
+      if (!hit) return undefined;
+      if (!hit.baseline) {
+        let value: unknown;
+        try {
+          value = JSON.parse(Buffer.from(src.readArtifact(hit.info.sha256)).toString('utf8'));
+        } catch (err) {
+          throw new Error(`the baseline of ${model}@${version} (artifact ${hit.info.sha256}) cannot be read: ${(err as Error).message}`);
+        }
+        if (!checkBaseline.Check(value)) {
+          const first = checkBaseline.Errors(value)[0];
+          throw new Error(`the baseline of ${model}@${version} (artifact ${hit.info.sha256}) does not match its schema at "${first?.instancePath ?? ''}": ${first?.message ?? 'invalid'}`);
+        }
+        hit.baseline = value;
+      }
+      return hit.baseline;
+    },
+    info: (model, version) => entry(model, version)?.info,
+    list: () => src.baselines(),
+    invalidate(model, version) {
+      cache.delete(key(model, version));
+    },
+  };
 }

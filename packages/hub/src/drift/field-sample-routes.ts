@@ -2,6 +2,7 @@ import { createReadStream } from 'node:fs';
 import { ApiError, BINARY_HEADER, EdgefleetError, FieldSampleInfo, type OperatorRole } from '@edgefleet/shared';
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
+import { requireDevice } from '../auth/device-basic-auth.js';
 import type { RequireOperator } from '../auth/operator-auth.js';
 import type { FieldSampleService } from './field-sample-service.js';
 
@@ -15,22 +16,6 @@ export interface FieldSampleRouteOptions {
   verifyDevice: (id: string, secret: string) => boolean;
   /** Largest field-sample body, bytes (either form). */
   maxFieldSampleBytes: number;
-}
-
-/**
- * The device behind HTTP Basic credentials (as for artifact downloads). Only devices send samples:
- * an operator's Bearer token is no device credential and gets the same 401 as none.
- */
-function requireDevice(req: FastifyRequest, verify: FieldSampleRouteOptions['verifyDevice']): string {
-  const header = req.headers.authorization;
-  if (header?.startsWith('Basic ')) {
-    const decoded = Buffer.from(header.slice(6), 'base64').toString('utf8');
-    const colon = decoded.indexOf(':');
-    const id = decoded.slice(0, colon);
-    if (colon > 0 && verify(id, decoded.slice(colon + 1))) return id;
-  }
-  const operator = header?.startsWith('Bearer ') ? ' (operator tokens are refused: only devices send field samples)' : '';
-  throw new EdgefleetError('UNAUTHORIZED', `device credentials required: expected HTTP Basic with the device id and secret${operator}`);
 }
 
 /** Field samples: devices upload (Basic auth), operators list and download them (viewer role). */
@@ -79,7 +64,7 @@ const uploadRoute: FastifyPluginAsyncTypebox<FieldSampleRouteOptions> = async (a
     {
       // Credentials before the body is read, and a declared length over the limit refused naming it (the parser's own 413 names none).
       onRequest: async (req) => {
-        uploader.set(req, requireDevice(req, opts.verifyDevice));
+        uploader.set(req, requireDevice(req, opts.verifyDevice, 'upload field samples'));
         const length = Number(req.headers['content-length']);
         if (length > limit) throw new EdgefleetError('PAYLOAD_TOO_LARGE', `field sample of ${length} bytes is over the limit of ${limit} bytes (maxFieldSampleBytes)`);
       },

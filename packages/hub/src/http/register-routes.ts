@@ -15,10 +15,21 @@ import { sessionRoutes } from '../dashboard/session-routes.js';
 import { staticRoutes } from '../dashboard/static-routes.js';
 import { deviceRoutes } from '../devices/device-routes.js';
 import { createDeviceService } from '../devices/device-service.js';
+import { driftRoutes } from '../drift/drift-routes.js';
+import { baselineRoutes } from '../drift/baseline-routes.js';
+import type { BaselineService } from '../drift/baseline-service.js';
+import type { DriftService } from '../drift/drift-service.js';
 import { enrollmentRoutes, type EnrollmentRoutesOptions } from '../enrollment/enrollment-routes.js';
 import { createEnrollmentService } from '../enrollment/enrollment-service.js';
 import { parseHostHeader } from '../enrollment/host-header.js';
+import { createFieldSampleRateLimit } from '../drift/field-sample-rate.js';
+import { createFieldSampleRepo } from '../drift/field-sample-repo.js';
+import { fieldSampleRoutes, type FieldSampleRouteOptions } from '../drift/field-sample-routes.js';
+import { createFieldSampleService } from '../drift/field-sample-service.js';
 import type { HubEventBus } from '../events/hub-event-bus.js';
+import { createHubMetrics } from '../metrics/hub-metrics.js';
+import { createMetricsRepo } from '../metrics/metrics-repo.js';
+import { metricsRoutes } from '../metrics/metrics-routes.js';
 import { mayDownload } from '../models/artifact-access.js';
 import { artifactRoutes, type ArtifactRouteOptions } from '../models/artifact-routes.js';
 import type { ArtifactStore } from '../models/artifact-store.js';
@@ -53,6 +64,10 @@ export interface RouteParts {
   /** Device plans and device benchmarks. */
   plans: PlanService;
   benchmarks: BenchmarkService;
+  /** Drift evaluations and alerts. */
+  drift: DriftService;
+  /** Drift baselines of model versions and their reference data. */
+  baselines: BaselineService;
   storage: StorageHealth;
   /** HTTPS/MQTTS material when the operator configured TLS. */
   tls: ServerTls | undefined;
@@ -102,9 +117,21 @@ export async function registerRoutes(app: FastifyInstance, p: RouteParts): Promi
     maxModelBytes: config.maxModelBytes,
   });
   await app.register(variantRoutes, { service: p.variantService, requireRole, maxCalibrationBytes: config.maxCalibrationBytes });
+  await app.register(baselineRoutes, { service: p.baselines, requireRole, maxReferenceBytes: config.maxCalibrationBytes });
   await app.register(artifactRoutes, artifactRouteOptions(p));
   await app.register(rolloutRoutes, { service: p.rollouts, requireRole });
   await app.register(planRoutes, { plans: p.plans, benchmarks: p.benchmarks, requireRole });
+  await app.register(driftRoutes, { drift: p.drift, requireRole });
+  await app.register(fieldSampleRoutes, fieldSampleRouteOptions(p, requireRole));
+  const metricsRepo = createMetricsRepo(p.database);
+  const metrics = createHubMetrics({
+    ...metricsRepo,
+    ingest: () => ingest.counters,
+    ingestQueueLength: () => ingest.queue.length,
+    brokerConnections: () => broker.connections,
+    driftRejections: () => ({ ...ingest.counters.driftRejected }),
+  });
+  await app.register(metricsRoutes, { metrics, requireOperator });
 }
 
 /** Configured URLs win; otherwise the URLs the enrolling client reached the hub by. */
@@ -141,5 +168,23 @@ function artifactRouteOptions(p: RouteParts): ArtifactRouteOptions {
         deviceId,
         sha256,
       ),
+  };
+}
+
+function fieldSampleRouteOptions(p: RouteParts, requireRole: FieldSampleRouteOptions['requireRole']): FieldSampleRouteOptions {
+  const { config, stores } = p;
+  return {
+    service: createFieldSampleService({
+      repo: createFieldSampleRepo(p.database),
+      artifacts: p.artifacts,
+      inputsOf: (model, version) => stores.models.get(model, version)?.inputs,
+      usedByModels: (sha256) => stores.models.isReferenced(sha256),
+      rate: createFieldSampleRateLimit(config.fieldSamplesPerHour),
+      keepPerVersion: config.fieldSamplesPerVersion,
+    }),
+    requireRole,
+    // The same device check as artifact downloads: enrolled, not revoked, secret matches.
+    verifyDevice: artifactRouteOptions(p).verifyDevice,
+    maxFieldSampleBytes: config.maxFieldSampleBytes,
   };
 }

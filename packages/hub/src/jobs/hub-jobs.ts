@@ -12,7 +12,12 @@ const WEEK_MS = 7 * 24 * 3600 * 1000;
  * catches whatever no event announced (a device that reported while the hub was busy, a plan stored
  * before the planner's rules changed).
  */
-export function createHubJobs(stores: Stores, log: Logger, planning: { plans: Pick<PlanService, 'replan'>; repo: Pick<PlanRepo, 'purgeRequests'> }) {
+export function createHubJobs(
+  stores: Stores,
+  log: Logger,
+  planning: { plans: Pick<PlanService, 'replan'>; repo: Pick<PlanRepo, 'purgeRequests'> },
+  drift?: { schedule: string; evaluate: () => Promise<unknown> },
+) {
   return createJobRegistry(
     [
       {
@@ -32,6 +37,8 @@ export function createHubJobs(stores: Stores, log: Logger, planning: { plans: Pi
           await planning.plans.replan();
         },
       },
+      // Drift evaluation windows, alerts and pruning of evaluated drift records (drift-service.ts).
+      ...(drift ? [{ name: 'drift-evaluate', schedule: drift.schedule, run: async () => void (await drift.evaluate()) }] : []),
     ],
     log.child({ module: 'jobs' }),
   );

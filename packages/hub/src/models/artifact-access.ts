@@ -1,8 +1,8 @@
 import type { DesiredMessage, InstalledModel, Manifest } from '@edgefleet/shared';
 
-/** Every artifact a manifest needs: the model file, its compressed transfer copy, its golden file. */
+/** Every artifact a manifest needs: the model file, its compressed transfer copy, its golden file, its drift baseline. */
 export function artifactsOfManifest(m: Manifest): string[] {
-  return [m.sha256, ...(m.transfer ? [m.transfer.sha256] : []), ...(m.golden.ref ? [m.golden.ref.sha256] : [])];
+  return [m.sha256, ...(m.transfer ? [m.transfer.sha256] : []), ...(m.golden.ref ? [m.golden.ref.sha256] : []), ...(m.drift ? [m.drift.sha256] : [])];
 }
 
 export interface ArtifactAccessSources {

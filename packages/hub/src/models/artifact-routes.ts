@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { EdgefleetError } from '@edgefleet/shared';
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { FastifyRequest } from 'fastify';
+import { requireDevice } from '../auth/device-basic-auth.js';
 import type { ArtifactStore } from './artifact-store.js';
 
 /**
@@ -40,22 +40,11 @@ export interface ArtifactRouteOptions {
  * so a device cannot probe which models exist.
  */
 export const artifactRoutes: FastifyPluginAsyncTypebox<ArtifactRouteOptions> = async (app, opts) => {
-  function requireDevice(req: FastifyRequest): string {
-    const header = req.headers.authorization;
-    if (header?.startsWith('Basic ')) {
-      const decoded = Buffer.from(header.slice(6), 'base64').toString('utf8');
-      const colon = decoded.indexOf(':');
-      const id = decoded.slice(0, colon);
-      if (colon > 0 && opts.verifyDevice(id, decoded.slice(colon + 1))) return id;
-    }
-    throw new EdgefleetError('UNAUTHORIZED', 'device credentials required: expected HTTP Basic with the device id and secret');
-  }
-
   app.get(
     '/api/v1/artifacts/:sha256',
     { schema: { params: Type.Object({ sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }) }) } },
     async (req, reply) => {
-      const deviceId = requireDevice(req);
+      const deviceId = requireDevice(req, opts.verifyDevice, 'download artifacts');
       const size = opts.mayDownload(deviceId, req.params.sha256) ? opts.artifacts.sizeOf(req.params.sha256) : undefined;
       if (size === undefined) {
         throw new EdgefleetError('NOT_FOUND', `artifact ${req.params.sha256} does not exist or is not assigned to device ${deviceId}`);

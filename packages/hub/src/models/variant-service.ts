@@ -20,7 +20,7 @@ import { createCalibrationStore } from './calibration-store.js';
 import { goldenInputsOf } from './golden-field.js';
 import type { ModelRepo } from './model-repo.js';
 import type { VariantRepo } from './variant-repo.js';
-import { createVariantStorage } from './variant-storage.js';
+import { createVariantStorage, type VariantDriftHooks } from './variant-storage.js';
 
 /** Share of each pruned weight tensor set to zero when the request does not say. */
 export const DEFAULT_PRUNE_SPARSITY = 0.5;
@@ -38,6 +38,8 @@ export interface VariantServiceDeps {
   limits?: VariantBuildLimits;
   /** The build process runner (tests may pass a stand-in); default runVariantBuild. */
   runBuild?: typeof runVariantBuild;
+  /** Drift baselines: named by the manifests signed here, built from a calibration upload. */
+  drift?: VariantDriftHooks & { calibrationStored(model: string, version: string, summary: CalibrationSummary): void };
 }
 
 type BuiltProfile = Exclude<Profile, 'fp32'>;
@@ -89,7 +91,7 @@ export function createVariantService(deps: VariantServiceDeps) {
     emit(build, variant);
   }
 
-  const { removeUnreferenced, storeVariant } = createVariantStorage({ models, variants, artifacts, privateKeyPem: deps.privateKeyPem });
+  const { removeUnreferenced, storeVariant } = createVariantStorage({ models, variants, artifacts, privateKeyPem: deps.privateKeyPem, ...(deps.drift ? { drift: deps.drift } : {}) });
   const calibrations = createCalibrationStore({ variants, artifacts, removeUnreferenced, buildRunning: () => current !== null, log });
 
   /** The row of a variant that has no result (yet): building, or failed with the reason. */
@@ -326,6 +328,7 @@ export function createVariantService(deps: VariantServiceDeps) {
       const v = versionOf(model, version);
       const set = parseCalibration(body, headerLength, v.inputs);
       const summary = await calibrations.store(model, version, set);
+      deps.drift?.calibrationStored(model, version, summary);
       await calibrationUploaded(model, version);
       return summary;
     },

@@ -15,6 +15,7 @@ import {
 } from '@edgefleet/shared';
 import { Compile } from 'typebox/compile';
 import type { Logger } from 'pino';
+import type { RecordStreams } from '../broker/record-streams.js';
 import type { DeviceRepo } from '../devices/device-repo.js';
 import { artifactsOfManifest } from '../models/artifact-access.js';
 import type { VariantRepo } from '../models/variant-repo.js';
@@ -142,9 +143,9 @@ export function createBenchmarkService(deps: {
     artifactsFor(deviceId: string): string[] {
       return plans.benchmarkArtifacts(deviceId, clock());
     },
-    /** The ingest observer: a committed cmd/result that answers one of our benchmark requests. */
-    observer: {
-      onCmdResult(deviceId: string, msg: MessageOf<'cmd/result'>): void {
+    /** Follows committed cmd/results: the ones that answer our benchmark requests are stored. */
+    follow(streams: Pick<RecordStreams, 'cmd/result'>): () => void {
+      return streams['cmd/result'].subscribe((deviceId: string, msg: MessageOf<'cmd/result'>): void => {
         if (!msg.id.startsWith(ID_PREFIX)) return;
         const req = plans.request(msg.id);
         if (!req) return ignore(deviceId, msg.id, 'no such benchmark request');
@@ -176,7 +177,7 @@ export function createBenchmarkService(deps: {
         counters.stored += rows.length;
         log.info({ deviceId, requestId: msg.id, measurements: rows.length, threads: result.threads }, 'benchmark stored');
         deps.afterBenchmark(deviceId, { model: req.model, version: req.version });
-      },
+      });
     },
   };
 }

@@ -2,6 +2,7 @@ import { EdgefleetError, type Device, type DevicePlan, type MessageOf, type Prof
 import type { Logger } from 'pino';
 import { deviceClassOf, UNKNOWN_CLASS } from '../compression/device-class.js';
 import { acceptedVariantOf, planDevice, type MeasuredLatency } from '../compression/planner.js';
+import type { RecordStreams } from '../broker/record-streams.js';
 import type { HubEventBus } from '../events/hub-event-bus.js';
 import type { ModelRepo } from '../models/model-repo.js';
 import type { VariantRepo } from '../models/variant-repo.js';
@@ -199,15 +200,15 @@ export function createPlanService(deps: { db: Db; plans: PlanRepo; variants: Var
   const planningKeys = new Map<string, string>();
 
   return {
-    /** The ingest observer: a device's report re-plans it when its class or memory changed (or the hub has not seen it since start). */
-    observer: {
-      onReported(deviceId: string, reported: MessageOf<'reported'>) {
+    /** Follows committed reports: one re-plans its device when its class or memory changed (or the hub has not seen it since start). */
+    follow(streams: Pick<RecordStreams, 'reported'>): () => void {
+      return streams.reported.subscribe((deviceId: string, reported: MessageOf<'reported'>) => {
         const key = `${deviceClassOf(reported.capabilities).name}/${reported.capabilities.memoryMb}`;
         if (planningKeys.get(deviceId) === key) return;
         planningKeys.set(deviceId, key);
         waitingLatest.ids.add(deviceId);
         schedule();
-      },
+      });
     },
     /** A benchmark of this version was stored for this device: re-plan it and the other devices of its class. */
     afterBenchmark(deviceId: string, key: VersionKey): void {

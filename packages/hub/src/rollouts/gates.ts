@@ -5,6 +5,9 @@ import type { GateResult, ModelStats, ShadowReport, WaveGates } from '@edgefleet
  * GateResults whose messages carry the numbers an operator needs to see why a wave stopped.
  */
 
+/** The latest drift score of `version` on each of these devices that has an evaluation of it. */
+export type DriftScores = (model: string, version: string, deviceIds: readonly string[]) => Map<string, number>;
+
 /** One telemetry record of a device, oldest first. */
 export interface TelemetrySample {
   ts: number;
@@ -196,6 +199,32 @@ export function shadowGate(gates: WaveGates | undefined, reports: readonly (Shad
     failed,
     `lowest shadow agreement ${lowest.agreement.toFixed(d)} over ${lowest.samples} samples (${failed ? '<' : '≥'} ${required.toFixed(d)} required), ` +
       `max abs diff ${round(lowest.maxAbsDiff)}, p50 ${ms(lowest.candidateP50Ms)} vs ${ms(lowest.activeP50Ms)} active; ${sampled.length} of ${devices(reports.length)} reported`,
+  );
+}
+
+/**
+ * Only when maxDriftScore is set: the highest latest drift score of the new version among the
+ * wave's switched devices (`scores` holds the devices that have an evaluation; the others do not
+ * block); `no-data` while none has one.
+ */
+export function driftGate(gates: WaveGates | undefined, deviceIds: readonly string[], scores: ReadonlyMap<string, number>, at: string): GateResult | undefined {
+  const allowed = gates?.maxDriftScore;
+  if (allowed === undefined) return undefined;
+  const base = { gate: 'drift', baseline: null, threshold: allowed, at } as const;
+  let highest: { deviceId: string; score: number } | null = null;
+  let evaluated = 0;
+  for (const deviceId of deviceIds) {
+    const score = scores.get(deviceId);
+    if (score === undefined) continue;
+    evaluated++;
+    if (highest === null || score > highest.score) highest = { deviceId, score };
+  }
+  if (highest === null) return noData({ ...base, observed: null }, `no drift evaluation of the new version yet on ${devices(deviceIds.length)} (score ≤ ${allowed.toFixed(2)} allowed)`);
+  const failed = highest.score > allowed + ROUNDING_SLACK;
+  return judged(
+    { ...base, observed: highest.score },
+    failed,
+    `highest drift score ${highest.score.toFixed(2)} on ${highest.deviceId} (${failed ? '>' : '≤'} ${allowed.toFixed(2)} allowed); ${evaluated} of ${devices(deviceIds.length)} evaluated`,
   );
 }
 

@@ -11,12 +11,12 @@ import { assertWindowCron } from './maintenance-window.js';
  * say so, and a request reused on a smaller fleet should not start failing). Whether the last wave
  * reaches the target depends on the target, so wave-plan checks that.
  */
-export function assertRequestRules(req: CreateRolloutRequest): void {
+export function assertRequestRules(req: CreateRolloutRequest, hub: { evaluatesDrift: boolean } = { evaluatesDrift: false }): void {
   if (req.maintenanceWindow) assertMinuteWindow(req.maintenanceWindow);
-  (req.waves ?? []).forEach((wave, i) => assertWaveCanJudge(wave, `waves[${i}]`, req.shadow !== undefined));
+  (req.waves ?? []).forEach((wave, i) => assertWaveCanJudge(wave, `waves[${i}]`, req.shadow !== undefined, hub.evaluatesDrift));
 }
 
-const METRIC_GATES = ['maxErrorRateIncrease', 'maxP99Ratio'] as const;
+const METRIC_GATES = ['maxErrorRateIncrease', 'maxP99Ratio', 'maxDriftScore'] as const;
 
 /**
  * A wave's gates must be able to judge: metric gates compare telemetry of the new version after
@@ -24,7 +24,13 @@ const METRIC_GATES = ['maxErrorRateIncrease', 'maxP99Ratio'] as const;
  * devices are done, before any telemetry of the new version arrived, and would only ever say
  * `no-data`); shadow agreement is reported only by devices told to run a shadow phase.
  */
-function assertWaveCanJudge(wave: WaveSpec, field: string, hasShadow: boolean): void {
+function assertWaveCanJudge(wave: WaveSpec, field: string, hasShadow: boolean, evaluatesDrift: boolean): void {
+  if (wave.gates?.maxDriftScore !== undefined && !evaluatesDrift) {
+    throw new EdgefleetError(
+      'BAD_REQUEST',
+      `${field}.gates.maxDriftScore needs a hub that evaluates drift, and this one has no drift evaluations to judge: leave the gate out`,
+    );
+  }
   const metric = METRIC_GATES.filter((g) => wave.gates?.[g] !== undefined);
   if (metric.length > 0 && !(wave.bakeSec !== undefined && wave.bakeSec > 0)) {
     const names = metric.map((g) => `${field}.gates.${g}`).join(' and ');

@@ -68,6 +68,8 @@ export function createRolloutCreation(deps: {
   advance: (eff: Effects, rolloutId: string, now: number) => void;
   log: Logger;
   clock: () => number;
+  /** Whether the hub evaluates drift (the drift gate can judge); default false. */
+  evaluatesDrift?: boolean;
 }) {
   const { rollouts, devices, assignments, log } = deps;
 
@@ -107,7 +109,7 @@ export function createRolloutCreation(deps: {
   return async function create(req: CreateRolloutRequest): Promise<string> {
     const version = deps.models.get(req.model, req.version);
     if (!version) throw new EdgefleetError('MODEL_NOT_FOUND', `model ${req.model}@${req.version} does not exist: upload it first`);
-    assertRequestRules(req);
+    assertRequestRules(req, { evaluatesDrift: deps.evaluatesDrift ?? false });
     const targets = resolveTargets(req.target);
     if (targets.length === 0) throw new EdgefleetError('BAD_REQUEST', 'the rollout target matches no enrolled device');
     const specs = req.waves ?? [...DEFAULT_WAVES];

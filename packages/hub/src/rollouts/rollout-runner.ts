@@ -5,7 +5,7 @@ import type { RecordRepo } from '../records/record-repo.js';
 import type { Db } from '../store/database.js';
 import { newEffects, type DeviceAssignments, type Effects } from './device-assignments.js';
 import { DOWNLOAD_SLOT_STATES, IN_FLIGHT_STATES } from './device-transitions.js';
-import { metricGates, shadowGate } from './gates.js';
+import { driftGate, metricGates, shadowGate, type DriftScores } from './gates.js';
 import type { WindowClock } from './maintenance-window.js';
 import { collectDeviceUsage } from './metric-inputs.js';
 import { advanceRollout, currentWave, windowOpen, type RolloutCore, type WaveCore } from './rollout-machine.js';
@@ -54,6 +54,8 @@ export function createRolloutRunner(deps: {
   windows: WindowClock;
   log: Logger;
   clock: () => number;
+  /** Latest drift scores of a version per device; absent, no rollout may ask for the drift gate (refused at creation). */
+  driftScores?: DriftScores;
 }) {
   const { db, rollouts, assignments, bus, windows, log } = deps;
 
@@ -169,7 +171,15 @@ export function createRolloutRunner(deps: {
     const judgesTelemetry = wave.spec.gates?.maxErrorRateIncrease !== undefined || wave.spec.gates?.maxP99Ratio !== undefined;
     const usage = judgesTelemetry ? collectDeviceUsage(deps.records, switched.map((d) => ({ ...d, assignedAt: d.assignedAt ?? d.switchedAt! })), now) : [];
     const shadow = shadowGate(wave.spec.gates, rows.filter((d) => d.shadow !== null || d.state === 'active').map((d) => d.shadow), at);
-    return [...metricGates(wave.spec.gates, usage, at), ...(shadow ? [shadow] : [])];
+    const drift = wave.spec.gates?.maxDriftScore !== undefined && deps.driftScores ? driftGateOf(rolloutId, wave, switched.map((d) => d.deviceId), at) : undefined;
+    return [...metricGates(wave.spec.gates, usage, at), ...(shadow ? [shadow] : []), ...(drift ? [drift] : [])];
+  };
+
+  /** The drift gate over the switched devices' latest evaluations of the rollout's version. */
+  const driftGateOf = (rolloutId: string, wave: WaveCore, deviceIds: string[], at: string): GateResult | undefined => {
+    const rec = rollouts.record(rolloutId);
+    if (!rec || !deps.driftScores) return undefined;
+    return driftGate(wave.spec.gates, deviceIds, deps.driftScores(rec.model, rec.version, deviceIds), at);
   };
 
   /** Advances one rollout as far as it goes now: gates, waves, assignments under the download limit. In the caller's transaction. */

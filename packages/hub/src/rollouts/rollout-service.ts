@@ -10,7 +10,7 @@ import {
   type RolloutSummary,
 } from '@edgefleet/shared';
 import type { Logger } from 'pino';
-import type { IngestObserver } from '../broker/ingest-service.js';
+import type { RecordStreams } from '../broker/record-streams.js';
 import type { DeviceRepo } from '../devices/device-repo.js';
 import type { HubEventBus } from '../events/hub-event-bus.js';
 import type { ModelRepo } from '../models/model-repo.js';
@@ -19,6 +19,7 @@ import type { Db } from '../store/database.js';
 import type { DesiredRepo } from './desired-repo.js';
 import { createDeviceAssignments, type Effects } from './device-assignments.js';
 import { IN_FLIGHT_STATES, LISTENING_STATES, onDeadline, onDeploymentEvent, onReported, type DeviceChange } from './device-transitions.js';
+import type { DriftScores } from './gates.js';
 import { createWindowClock } from './maintenance-window.js';
 import { applyAction } from './rollout-machine.js';
 import { createRolloutCreation, type RolloutVariants } from './rollout-create.js';
@@ -65,6 +66,8 @@ export function createRolloutService(deps: {
   log: Logger;
   /** Which variant each device gets; absent, every device gets fp32. */
   variants?: RolloutVariants;
+  /** Latest drift scores per device (drift evaluations); absent, rollouts asking for the drift gate are refused. */
+  driftScores?: DriftScores;
   clock?: () => number;
   tickMs?: number;
 }) {
@@ -72,10 +75,11 @@ export function createRolloutService(deps: {
   const clock = deps.clock ?? Date.now;
   const assignments = createDeviceAssignments({ rollouts, desired, devices, models: deps.models, log });
   const windowClock = createWindowClock(log);
-  const runner = createRolloutRunner({ db, rollouts, assignments, records: deps.records, broker: deps.broker, bus, windows: windowClock, log, clock });
+  const driftScores = deps.driftScores ? { driftScores: deps.driftScores } : {};
+  const runner = createRolloutRunner({ db, rollouts, assignments, records: deps.records, broker: deps.broker, bus, windows: windowClock, log, clock, ...driftScores });
   const { transact, transactDetached, advance } = runner;
   const windows = createRolloutWindows({ rollouts, assignments, clock: windowClock, transactDetached, advance, log });
-  const create = createRolloutCreation({ rollouts, desired, devices, models: deps.models, assignments, ...(deps.variants ? { variants: deps.variants } : {}), windows, transact, advance, log, clock });
+  const create = createRolloutCreation({ rollouts, desired, devices, models: deps.models, assignments, ...(deps.variants ? { variants: deps.variants } : {}), windows, transact, advance, log, clock, evaluatesDrift: deps.driftScores !== undefined });
   let ticker: NodeJS.Timeout | null = null;
 
   /** Deadlines, bake ends and window closes of every live rollout; one rollout's failure does not stop the others'. */
@@ -155,9 +159,8 @@ export function createRolloutService(deps: {
     }
   }
 
-  const observer: IngestObserver = {
-    onDeploymentEvent(deviceId: string, ev: DeploymentEvent) {
-      onDeviceWord({
+  function onDeployment(deviceId: string, ev: DeploymentEvent): void {
+    onDeviceWord({
         deviceId,
         rows: () => {
           if (ev.rolloutId === undefined) return rollouts.rowsOfDevice(deviceId, LISTENING_STATES).filter((r) => r.to.model === ev.model);
@@ -166,16 +169,15 @@ export function createRolloutService(deps: {
         },
         decide: (row, now) => onDeploymentEvent(row, ev, now),
       });
-    },
-    onReported(deviceId: string, reported: MessageOf<'reported'>) {
-      onDeviceWord({
-        deviceId,
-        // Active rows are left out: a report cannot change them, and every past rollout of the device has some.
-        rows: () => rollouts.rowsOfDevice(deviceId, REPORT_STATES),
-        decide: (row, now) => onReported(row, reported.models, now),
-      });
-    },
-  };
+  }
+  function onReport(deviceId: string, reported: MessageOf<'reported'>): void {
+    onDeviceWord({
+      deviceId,
+      // Active rows are left out: a report cannot change them, and every past rollout of the device has some.
+      rows: () => rollouts.rowsOfDevice(deviceId, REPORT_STATES),
+      decide: (row, now) => onReported(row, reported.models, now),
+    });
+  }
 
   function get(id: string): Rollout {
     const r = rollouts.get(id);
@@ -184,7 +186,17 @@ export function createRolloutService(deps: {
   }
 
   return {
-    observer,
+    /** Follows devices' deployment events and reports once committed; returns the unsubscription. */
+    follow(streams: Pick<RecordStreams, 'events' | 'reported'>): () => void {
+      const offEvents = streams.events.subscribe((deviceId, ev) => {
+        if (ev.type === 'deployment') onDeployment(deviceId, ev);
+      });
+      const offReported = streams.reported.subscribe(onReport);
+      return () => {
+        offEvents();
+        offReported();
+      };
+    },
     async create(req: CreateRolloutRequest): Promise<Rollout> {
       return get(await create(req));
     },

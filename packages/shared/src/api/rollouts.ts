@@ -36,6 +36,14 @@ export const WaveGates = Type.Object(
      * when the bake ends. It does not stop a device from switching: `shadow.minAgreement` does that.
      */
     minShadowAgreement: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
+    /**
+     * Highest drift score allowed on the new version among the wave's switched devices: each
+     * device's latest drift evaluation of that version (score = PSI over its noise-aware threshold,
+     * above 1 is drift), judged with the metric gates when the bake ends. Devices without an
+     * evaluation yet do not block; with none at all the gate says `no-data`. Needs a bake, and a hub
+     * that evaluates drift.
+     */
+    maxDriftScore: Type.Optional(Type.Number({ minimum: 0, maximum: 1_000_000 })),
     /** Requests the wave must have served on the new version before the metric gates are judged. Default 20. */
     minRequests: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000_000 })),
   },
@@ -181,7 +189,7 @@ export const RolloutDevice = Type.Object({
 });
 export type RolloutDevice = Static<typeof RolloutDevice>;
 
-export const GATE_NAMES = ['failure-share', 'success-share', 'error-rate', 'p99-latency', 'shadow-agreement'] as const;
+export const GATE_NAMES = ['failure-share', 'success-share', 'error-rate', 'p99-latency', 'shadow-agreement', 'drift'] as const;
 export type GateName = (typeof GATE_NAMES)[number];
 
 /** A gate's verdict with its numbers: `no-data` when too few requests were served to judge (it does not halt). */

@@ -20,6 +20,11 @@ export interface ReferenceColumn {
   name: string;
   values: ArrayLike<number>;
   kind?: 'numeric' | 'categorical';
+  /**
+   * The categories when they are known beforehand (a classifier's classes 0 … n − 1, seen in the
+   * reference or not): the column is categorical with exactly these, ascending.
+   */
+  categories?: readonly number[];
 }
 
 export interface ReferenceColumns {
@@ -56,6 +61,7 @@ export function quantileEdges(sorted: Float64Array, bins = QUANTILE_BINS): numbe
 
 function baselineFeature(column: ReferenceColumn): BaselineFeature {
   const sorted = sortedPresent(column);
+  if (column.categories !== undefined) return { name: column.name, kind: 'categorical', categories: [...column.categories] };
   const values = distinct(sorted);
   const categorical = column.kind === 'categorical' || (column.kind === undefined && values.length <= CATEGORICAL_MAX_DISTINCT);
   if (!categorical) return { name: column.name, kind: 'numeric', edges: quantileEdges(sorted) };
@@ -88,46 +94,4 @@ export function baselineFromReference(columns: ReferenceColumns): DriftBaseline 
     addSample(shape, reference, inputRow, outputRow);
   }
   return { ...shape, reference };
-}
-
-/**
- * Summary features of an image-style input, per sample, from a CHW tensor (batch dimension already
- * taken off): for each channel its mean and population standard deviation, then the overall
- * brightness — Rec. 601 luma (0.299 R + 0.587 G + 0.114 B of the channel means) for 3 channels, the
- * mean of the channel means otherwise. A dirty lens, a dimmer scene or a colour cast moves these.
- * Writes into `out` when given (the hot path allocates nothing).
- */
-export function imageSummaryFeatures(
-  tensor: ArrayLike<number>,
-  shape: readonly [channels: number, height: number, width: number],
-  out: number[] = new Array<number>(shape[0] * 2 + 1).fill(0),
-): number[] {
-  const [channels, height, width] = shape;
-  const plane = height * width;
-  if (tensor.length !== channels * plane) throw new Error(`image tensor has ${tensor.length} values: ${channels}x${height}x${width} = ${channels * plane} expected`);
-  let meanOfMeans = 0;
-  for (let c = 0; c < channels; c++) {
-    const offset = c * plane;
-    let sum = 0;
-    for (let i = 0; i < plane; i++) sum += tensor[offset + i] as number;
-    const mean = sum / plane;
-    let squares = 0;
-    for (let i = 0; i < plane; i++) {
-      const d = (tensor[offset + i] as number) - mean;
-      squares += d * d;
-    }
-    out[2 * c] = mean;
-    out[2 * c + 1] = Math.sqrt(squares / plane);
-    meanOfMeans += mean / channels;
-  }
-  out[2 * channels] = channels === 3 ? 0.299 * (out[0] as number) + 0.587 * (out[2] as number) + 0.114 * (out[4] as number) : meanOfMeans;
-  return out;
-}
-
-/** Names of `imageSummaryFeatures`, in order: `<input>.c0.mean`, `<input>.c0.std`, …, `<input>.brightness`. */
-export function imageSummaryFeatureNames(input: string, channels: number): string[] {
-  const names: string[] = [];
-  for (let c = 0; c < channels; c++) names.push(`${input}.c${c}.mean`, `${input}.c${c}.std`);
-  names.push(`${input}.brightness`);
-  return names;
 }

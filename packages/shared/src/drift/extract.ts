@@ -209,12 +209,14 @@ function writeClass(t: ExtractTensor, read: Reader, row: number, out: Float64Arr
   let bestValue = Number.NEGATIVE_INFINITY;
   for (let k = 0; k < len; k++) {
     const v = read(t.data, base + k);
+    // A NaN score makes the class unknown: counted as missing, not as whichever class came first.
+    if (Number.isNaN(v)) return fillMissing(out, at, 1);
     if (v > bestValue) {
       bestValue = v;
       best = k;
     }
   }
-  out[at] = Number.isNaN(bestValue) ? Number.NaN : best;
+  out[at] = best;
 }
 
 function writeExtraction(e: TensorExtraction, tensors: readonly ExtractTensor[], readers: ReadonlyMap<string, Reader>, row: number, out: Float64Array, at: number): void {

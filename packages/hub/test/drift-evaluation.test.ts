@@ -1,0 +1,241 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { DriftBaseline, DriftMessage, DriftSummary, DriftWebhookBody } from '@edgefleet/shared';
+import { pino } from 'pino';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config.js';
+import { createAlertWebhook } from '../src/drift/alert-webhook.js';
+import type { DriftBaselines } from '../src/drift/drift-baselines.js';
+import { createDriftService, type DriftServiceDeps } from '../src/drift/drift-service.js';
+import { createHubEventBus, type HubEventMap } from '../src/events/hub-event-bus.js';
+import { createRecordRepo } from '../src/records/record-repo.js';
+import { openDatabase, type Db } from '../src/store/database.js';
+import { oneBaseline, prng, referenceBaseline, windowSummary } from './drift-evaluation-fixtures.js';
+import { eventually } from './hub-harness.js';
+
+const log = pino({ level: 'silent' });
+const MODEL = 'tabular';
+const VERSION = '1';
+/** Numeric features of different kinds (normal, uniform, integer counts) shifted by one standard deviation. */
+const SHIFTED = new Set([0, 7, 13]);
+const SHIFTED_NAMES = ['f0', 'f13', 'f7'];
+
+describe('drift evaluation service (real SQLite)', () => {
+  let dir: string;
+  let baseline: DriftBaseline;
+  let testNo = 0;
+  /** One seq counter for the file: a reopened database keeps its devices' earlier seqs. */
+  let lastSeq = 0;
+  const open: Db[] = [];
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'edgefleet-drift-'));
+    baseline = referenceBaseline(20_000, prng(7));
+  });
+  afterEach(() => {
+    for (const db of open.splice(0)) db.close();
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** A fresh database with `devices` enrolled, and a sender of drift records through the record store (what ingest commits). */
+  function fleet(devices: number, file = join(dir, `hub-${++testNo}.db`)) {
+    const db = openDatabase(file, log);
+    open.push(db);
+    const ids = Array.from({ length: devices }, (_, i) => `dev-${String(i).padStart(2, '0')}`);
+    const insert = db.prepare("INSERT OR IGNORE INTO devices (id, name, labels, secret_sha256, enrolled_at) VALUES (?, ?, '{}', 'x', '2026-01-01T00:00:00.000Z')");
+    for (const id of ids) insert.run(id, id);
+    const records = createRecordRepo(db, 1000);
+    const send = (deviceId: string, summary: DriftSummary) => {
+      const seq = ++lastSeq;
+      const message: DriftMessage = { v: 1, seq, ts: Date.now(), model: MODEL, version: VERSION, summary };
+      const result = records.insertBatch([{ deviceId, kind: 'drift', message, payload: JSON.stringify(message) }]);
+      expect(result.outcomes).toEqual(['stored']);
+    };
+    return { db, ids, send, file };
+  }
+
+  function service(db: Db, extra: Partial<DriftServiceDeps> & { baselines?: DriftBaselines } = {}) {
+    const bus = createHubEventBus(log);
+    const events: HubEventMap['drift'][] = [];
+    bus.subscribe((name, payload) => {
+      if (name === 'drift') events.push(payload as HubEventMap['drift']);
+    });
+    const drift = createDriftService({ db, baselines: oneBaseline(MODEL, VERSION, baseline), bus, log, minSamples: 500, recordRetentionHours: 48, ...extra });
+    return { drift, events };
+  }
+
+  it('raises no alert over 100 windows without drift', async () => {
+    const { db, ids, send } = fleet(10);
+    const random = prng(101);
+    for (let round = 0; round < 10; round++) for (const id of ids) send(id, windowSummary(baseline, 500, random, { start: round * 1000 }));
+    const { drift } = service(db, { chunkSize: 37 });
+    const run = await drift.evaluate();
+    expect(run).toEqual({ summaries: 100, evaluations: 200, raised: 0, cleared: 0 });
+    expect(drift.alerts('all')).toEqual([]);
+    const view = drift.modelView(MODEL, VERSION, 1000)!;
+    expect(view.fleet).toHaveLength(100);
+    expect(view.devices.map((d) => d.deviceId)).toEqual(ids);
+  });
+
+  it('raises an alert within two windows of a 1-σ shift in 3 features, naming exactly those 3', async () => {
+    const { db, ids, send } = fleet(1);
+    const random = prng(202);
+    const { drift, events } = service(db);
+    for (let i = 0; i < 3; i++) send(ids[0]!, windowSummary(baseline, 500, random));
+    expect((await drift.evaluate()).raised).toBe(0);
+    for (let i = 0; i < 2; i++) send(ids[0]!, windowSummary(baseline, 500, random, { shifted: SHIFTED, shiftSd: 1 }));
+    expect(await drift.evaluate()).toEqual({ summaries: 2, evaluations: 4, raised: 2, cleared: 0 });
+    const alerts = drift.alerts('active');
+    expect(new Set(alerts.map((a) => a.deviceId))).toEqual(new Set([null, ids[0]]));
+    for (const alert of alerts) {
+      expect(alert.features.map((f) => f.name).sort()).toEqual(SHIFTED_NAMES);
+      expect(alert.message).toContain(`drift on ${MODEL}@${VERSION}`);
+    }
+    expect(alerts.find((a) => a.deviceId === null)?.devices).toEqual([ids[0]]);
+    expect(events.filter((e) => e.alert === 'raised')).toHaveLength(2);
+  });
+
+  it('finds the 2 shifted devices of 10: their evaluations are over and the alerts name them', async () => {
+    const { db, ids, send } = fleet(10);
+    const random = prng(303);
+    // Neighbours in send order: each 500-sample summary is a fleet window of its own here, so the fleet's
+    // two consecutive windows over come from these two devices (apart, their windows would alternate with unders).
+    const shiftedDevices = new Set([ids[3]!, ids[4]!]);
+    for (let round = 0; round < 2; round++) {
+      for (const id of ids) send(id, windowSummary(baseline, 500, random, shiftedDevices.has(id) ? { shifted: SHIFTED, shiftSd: 1 } : {}));
+    }
+    const { drift } = service(db);
+    await drift.evaluate();
+    const view = drift.modelView(MODEL, VERSION, 10)!;
+    expect(view.devices.filter((d) => d.over).map((d) => d.deviceId)).toEqual([...shiftedDevices]);
+    for (const row of view.devices.filter((d) => d.over)) expect([...row.drifted].sort()).toEqual(SHIFTED_NAMES);
+    const deviceAlerts = drift.alerts('active').filter((a) => a.deviceId !== null);
+    expect(deviceAlerts.map((a) => a.deviceId).sort()).toEqual([...shiftedDevices]);
+    // Per round: raised by their two windows, cleared by the next two devices' windows under.
+    const fleetAlerts = drift.alerts('all').filter((a) => a.deviceId === null);
+    expect(fleetAlerts.map((a) => a.state)).toEqual(['cleared', 'cleared']);
+    for (const alert of fleetAlerts) {
+      expect(alert.devices).toEqual([...shiftedDevices]);
+      expect(alert.message).toContain(`devices over: ${[...shiftedDevices].join(', ')}`);
+    }
+    const scores = drift.driftScores(MODEL, VERSION, ids);
+    expect(ids.filter((id) => (scores.get(id) ?? 0) > 1)).toEqual([...shiftedDevices]);
+  });
+
+  describe('webhook', () => {
+    let server: Server;
+    const received: DriftWebhookBody[] = [];
+    let failFirst = 0;
+    beforeAll(async () => {
+      server = createServer((req, res) => {
+        let body = '';
+        req.on('data', (c: Buffer) => (body += c.toString()));
+        req.on('end', () => {
+          if (failFirst > 0) {
+            failFirst--;
+            res.writeHead(503).end();
+            return;
+          }
+          received.push(JSON.parse(body) as DriftWebhookBody);
+          res.writeHead(204).end();
+        });
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    });
+    afterAll(async () => {
+      await new Promise((r) => server.close(r));
+    });
+
+    it('receives the raised and the cleared alert, retrying a failed delivery', async () => {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+      const webhook = createAlertWebhook({ url, log, backoffMs: 10 });
+      const { db, ids, send } = fleet(1);
+      const random = prng(404);
+      // One device, scopes device and fleet both raise: keep the fleet's apart by its deviceId null.
+      const { drift } = service(db, { webhook });
+      failFirst = 1;
+      for (let i = 0; i < 2; i++) send(ids[0]!, windowSummary(baseline, 500, random, { shifted: SHIFTED, shiftSd: 1 }));
+      await drift.evaluate();
+      for (let i = 0; i < 2; i++) send(ids[0]!, windowSummary(baseline, 500, random));
+      expect((await drift.evaluate()).cleared).toBe(2);
+      await eventually(() => received.length === 4, 'four webhook deliveries');
+      const fleetBodies = received.filter((b) => b.alert.deviceId === null);
+      expect(fleetBodies.map((b) => [b.type, b.alert.state])).toEqual([['drift.alert.raised', 'active'], ['drift.alert.cleared', 'cleared']]);
+      expect(fleetBodies[0]?.alert.features.map((f) => f.name).sort()).toEqual(SHIFTED_NAMES);
+      expect(webhook.counters).toMatchObject({ sent: 4, failed: 0, retried: 1 });
+      await webhook.stop();
+    });
+
+    it('refuses a webhook URL that is not http or https', () => {
+      expect(() => createAlertWebhook({ url: 'ftp://example.com/x', log })).toThrow(/expected http:\/\/ or https:\/\//);
+    });
+  });
+
+  it('keeps its cursor across a restart and after a failed chunk: no record counted twice or lost', async () => {
+    const { db, ids, send, file } = fleet(3);
+    const random = prng(505);
+    const summaries = Array.from({ length: 12 }, (_, i) => windowSummary(baseline, 250, random, { start: i * 1000 }));
+    summaries.slice(0, 6).forEach((s, i) => send(ids[i % 3]!, s));
+    // A pass that fails part-way (the baseline lookup throws in its third chunk): the first two chunks stay committed.
+    let lookups = 0;
+    const real = oneBaseline(MODEL, VERSION, baseline);
+    const failing: DriftBaselines = { ...real, get: (m, v) => (++lookups === 5 ? (() => { throw new Error('crash'); })() : real.get(m, v)) };
+    await expect(service(db, { baselines: failing, chunkSize: 2, chunkBudgetMs: 60_000 }).drift.evaluate()).rejects.toThrow('crash');
+    const cursorAfterCrash = db.prepare('SELECT last_record FROM drift_cursor').pluck().get() as number;
+    expect(cursorAfterCrash).toBe(4);
+    db.close();
+    open.splice(open.indexOf(db), 1);
+
+    const again = fleet(3, file);
+    summaries.slice(6).forEach((s, i) => again.send(ids[i % 3]!, { ...s }));
+    const first = await service(again.db).drift.evaluate();
+    expect(first.summaries).toBe(8);
+    expect(await service(again.db).drift.evaluate()).toEqual({ summaries: 0, evaluations: 0, raised: 0, cleared: 0 });
+    // 12 summaries of 250: the fleet closes a window every 2 (6 windows), each device every 2 of its 4 (2 each).
+    const fleetRows = again.db.prepare('SELECT samples FROM drift_evaluations WHERE device_id IS NULL').pluck().all();
+    expect(fleetRows).toEqual([500, 500, 500, 500, 500, 500]);
+    expect(again.db.prepare('SELECT count(*) FROM drift_evaluations WHERE device_id IS NOT NULL').pluck().get()).toBe(6);
+  });
+
+  it('prunes evaluated records past the retention and a scope\'s evaluations past the newest kept', async () => {
+    const { db, ids, send } = fleet(1);
+    const random = prng(707);
+    for (let i = 0; i < 3; i++) send(ids[0]!, windowSummary(baseline, 500, random));
+    const later = Date.now() + 49 * 3600_000;
+    const { drift } = service(db, { now: () => later });
+    expect((await drift.evaluate()).evaluations).toBe(6);
+    // The newest evaluated record stays, so SQLite never hands its id to a new record (no AUTOINCREMENT).
+    expect(db.prepare('SELECT id FROM drift').pluck().all()).toEqual([drift.repo.cursor()]);
+    // Records not yet evaluated stay whatever their age, and the next pass reads them.
+    send(ids[0]!, windowSummary(baseline, 100, random));
+    expect(drift.repo.pruneRecords(later, 1000)).toBe(0);
+    expect((await drift.evaluate()).summaries).toBe(1);
+    expect(drift.repo.pruneEvaluations(MODEL, VERSION, ids[0]!, 2)).toBe(1);
+    expect(drift.modelView(MODEL, VERSION, 10)?.devices).toHaveLength(1);
+    expect(db.prepare('SELECT count(*) FROM drift_evaluations WHERE device_id IS NOT NULL').pluck().get()).toBe(2);
+  });
+
+  it('refuses a bad drift schedule or webhook URL at start, and defaults to every minute and 500 samples', () => {
+    expect(() => loadConfig({ EDGEFLEET_DRIFT_EVALUATE_CRON: 'every minute' })).toThrow(/EDGEFLEET_DRIFT_EVALUATE_CRON="every minute": expected a cron schedule/);
+    expect(() => loadConfig({ EDGEFLEET_DRIFT_WEBHOOK_URL: 'ftp://example.com/x' })).toThrow(/EDGEFLEET_DRIFT_WEBHOOK_URL=.*expected http/);
+    expect(loadConfig({})).toMatchObject({ driftEvaluateCron: '0 * * * * *', driftMinSamples: 500, driftRecordRetentionHours: 48, driftWebhookUrl: undefined });
+    expect(loadConfig({ EDGEFLEET_DRIFT_EVALUATE_CRON: '*/5 * * * * *', EDGEFLEET_DRIFT_MIN_SAMPLES: '200' })).toMatchObject({ driftEvaluateCron: '*/5 * * * * *', driftMinSamples: 200 });
+  });
+
+  it('skips and counts records of a version without a baseline, and joins a pass already running', async () => {
+    const { db, ids, send } = fleet(1);
+    send(ids[0]!, windowSummary(baseline, 500, prng(606)));
+    const baselines = oneBaseline(MODEL, VERSION, baseline);
+    baselines.remove();
+    const { drift } = service(db, { baselines });
+    const [a, b] = [drift.evaluate(), drift.evaluate()];
+    expect(a).toBe(b);
+    expect(await a).toEqual({ summaries: 0, evaluations: 0, raised: 0, cleared: 0 });
+    expect(drift.counters.noBaseline).toBe(1);
+    expect(drift.modelView(MODEL, VERSION, 10)).toBeUndefined();
+  });
+});
