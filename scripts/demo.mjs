@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The demo fleet: one hub, three agents with their own state directories, a sample model made by the
 // project's own ONNX builder, a rollout to all three, one inference through an agent's socket, then the
-// dashboard URL and a token. Ctrl-C stops every process it started.
+// dashboard URL and a token. Reference data gives the model a drift baseline before the rollout; after
+// it, the last agent's traffic is shifted and the drift view is printed. Ctrl-C stops every process it started.
 import { spawn, execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
@@ -11,6 +12,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { buildMlp } from '../packages/shared/dist/onnx/index.js';
+import { showDrift, uploadReference, WINDOW_REQUESTS } from './demo-drift.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const workDir = process.env.EDGEFLEET_DEMO_DIR ?? join(root, '.demo');
@@ -145,6 +147,8 @@ async function main() {
     await start(`agent-${i}`, [join(root, 'packages/agent/dist/main.js'), 'run', '--state-dir', stateDir, '--socket', socketPath], {
       EDGEFLEET_TELEMETRY_INTERVAL_MS: '2000',
       EDGEFLEET_AGENT_WORKERS: '1',
+      // Small drift windows, so the demo shows an evaluation within seconds (default: 60 s or 5,000 requests).
+      EDGEFLEET_DRIFT_WINDOW_SAMPLES: String(WINDOW_REQUESTS),
       EDGEFLEET_LOG_LEVEL: 'info',
     }, 'agent ready');
     agents.push({ socketPath, deviceId: stdout.trim().split(/\s+/).pop() });
@@ -155,6 +159,9 @@ async function main() {
   await hubApi(apiUrl, 'POST', '/api/v1/models/demo-classifier/versions?version=1.0.0', model);
   say(`uploaded model demo-classifier 1.0.0 (${model.byteLength} bytes); the hub builds its compressed variants`);
   await showVariants(apiUrl, 'demo-classifier', '1.0.0');
+  const api = (method, path, body) => hubApi(apiUrl, method, path, body);
+  const baseline = await uploadReference(api, 'demo-classifier', '1.0.0');
+  say(`drift baseline built from ${baseline.samples} reference samples (${baseline.features.length} features, ${baseline.size} bytes); the manifests carry it`);
   // A canary wave of one device, then the rest: the staged rollout every real fleet should use.
   const waves = [{ size: 1 }, { size: '100%' }];
   const rollout = await hubApi(apiUrl, 'POST', '/api/v1/rollouts', { model: 'demo-classifier', version: '1.0.0', target: { all: true }, waves });
@@ -181,6 +188,7 @@ async function main() {
     inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [0.1, 0.2, 0.3, 0.4] }],
   });
   say(`inference result: ${JSON.stringify(result.outputs[0].data)} (model ${result.model_name} ${result.model_version ?? ''} via ${agents[0].socketPath})`);
+  await showDrift({ hubApi: api, agents, model: 'demo-classifier', version: '1.0.0', say });
   say(`processes: ${children.map((c) => c.pid).join(' ')}`);
   say(`dashboard: ${apiUrl}/`);
   say(`token: ${adminToken}`);
