@@ -25,6 +25,16 @@ describe('drift API over a real hub', () => {
     const summary = windowSummary(baseline, 500, random, { start, ...(shifted ? { shifted: SHIFTED, shiftSd: 1 } : {}) });
     await client.publishAsync(deviceTopic(deviceId, 'drift'), JSON.stringify({ v: 1, seq: ++seq, ts: Date.now(), model: MODEL, version: VERSION, summary }), { qos: 1 });
   };
+  const fleetWindows = async () => (await t.api<DriftModelView>('GET', `/api/v1/drift/${MODEL}/${VERSION}?limit=100`)).body.fleet.length;
+  /**
+   * Publishes one summary and waits until the scheduled job has evaluated it: a fleet window is one
+   * pass's summaries, so one summary per pass makes the windows (and alerts) the same every run.
+   */
+  const publishEvaluated = async (shifted: boolean) => {
+    const before = await fleetWindows();
+    await publish(shifted);
+    await eventually(async () => (await fleetWindows()) === before + 1, `fleet window ${before + 1}`);
+  };
 
   beforeAll(async () => {
     t = await startTestHub({ config: { driftEvaluateCron: '* * * * * *', driftMinSamples: 500 }, hub: { driftBaselines: oneBaseline(MODEL, VERSION, baseline) } });
@@ -38,9 +48,9 @@ describe('drift API over a real hub', () => {
   });
 
   it('evaluates on the schedule and raises an alert after two shifted windows', async () => {
-    await publish(false);
-    await publish(true);
-    await publish(true);
+    await publishEvaluated(false);
+    await publishEvaluated(true);
+    await publishEvaluated(true);
     const alerts = await eventually(async () => {
       const res = await t.api<DriftAlert[]>('GET', '/api/v1/alerts');
       return res.body.length === 2 && res.body;
@@ -58,10 +68,10 @@ describe('drift API over a real hub', () => {
   });
 
   it('evaluates now on POST and clears after two windows back in line', async () => {
-    await publish(false);
-    await publish(false);
-    // The scheduled job may take these first; either way both windows are evaluated exactly once.
-    await eventually(async () => (await t.api<DriftModelView>('GET', `/api/v1/drift/${MODEL}/${VERSION}`)).body.fleet.length === 5, 'five fleet windows');
+    await publishEvaluated(false);
+    await publishEvaluated(false);
+    expect(await fleetWindows()).toBe(5);
+    // The scheduled job took both: nothing is left for a pass now.
     const run = await t.api<EvaluationRun>('POST', '/api/v1/drift/evaluations');
     expect(run.status).toBe(200);
     expect(run.body).toEqual({ summaries: 0, evaluations: 0, raised: 0, cleared: 0 });

@@ -68,17 +68,24 @@ describe('drift evaluation service (real SQLite)', () => {
     return { drift, events };
   }
 
-  it('raises no alert over 100 windows without drift', async () => {
+  it('raises no alert over 100 device windows and 10 fleet windows without drift', async () => {
     const { db, ids, send } = fleet(10);
     const random = prng(101);
-    for (let round = 0; round < 10; round++) for (const id of ids) send(id, windowSummary(baseline, 500, random, { start: round * 1000 }));
-    const { drift } = service(db, { chunkSize: 37 });
-    const run = await drift.evaluate();
-    expect(run).toEqual({ summaries: 100, evaluations: 200, raised: 0, cleared: 0 });
+    // Chunks of 3 records: a pass's fleet window gathers across its chunks and closes once, at the end.
+    const { drift, events } = service(db, { chunkSize: 3 });
+    for (let round = 0; round < 10; round++) {
+      for (const id of ids) send(id, windowSummary(baseline, 500, random, { start: round * 1000 }));
+      // Each device's summary fills its own window; the fleet's window is the whole pass: all 10 devices.
+      expect(await drift.evaluate()).toEqual({ summaries: 10, evaluations: 11, raised: 0, cleared: 0 });
+    }
     expect(drift.alerts('all')).toEqual([]);
     const view = drift.modelView(MODEL, VERSION, 1000)!;
-    expect(view.fleet).toHaveLength(100);
+    expect(view.fleet.map((e) => [e.samples, e.over])).toEqual(Array.from({ length: 10 }, () => [5000, false]));
+    expect(view.pendingSamples).toBe(0);
     expect(view.devices.map((d) => d.deviceId)).toEqual(ids);
+    expect(db.prepare('SELECT count(*) FROM drift_evaluations WHERE device_id IS NOT NULL').pluck().get()).toBe(100);
+    // The bus hears of the fleet's windows only (no alert changed): one event per pass.
+    expect(events.map((e) => [e.deviceId, e.alert])).toEqual(Array.from({ length: 10 }, () => [null, undefined]));
   });
 
   it('raises an alert within two windows of a 1-σ shift in 3 features, naming exactly those 3', async () => {
@@ -86,9 +93,13 @@ describe('drift evaluation service (real SQLite)', () => {
     const random = prng(202);
     const { drift, events } = service(db);
     for (let i = 0; i < 3; i++) send(ids[0]!, windowSummary(baseline, 500, random));
-    expect((await drift.evaluate()).raised).toBe(0);
-    for (let i = 0; i < 2; i++) send(ids[0]!, windowSummary(baseline, 500, random, { shifted: SHIFTED, shiftSd: 1 }));
-    expect(await drift.evaluate()).toEqual({ summaries: 2, evaluations: 4, raised: 2, cleared: 0 });
+    // Three device windows, and the pass's 1500 samples as one fleet window.
+    expect(await drift.evaluate()).toEqual({ summaries: 3, evaluations: 4, raised: 0, cleared: 0 });
+    // Fleet windows are per pass: one shifted summary per pass, so both scopes see a window over per pass.
+    send(ids[0]!, windowSummary(baseline, 500, random, { shifted: SHIFTED, shiftSd: 1 }));
+    expect(await drift.evaluate()).toEqual({ summaries: 1, evaluations: 2, raised: 0, cleared: 0 });
+    send(ids[0]!, windowSummary(baseline, 500, random, { shifted: SHIFTED, shiftSd: 1 }));
+    expect(await drift.evaluate()).toEqual({ summaries: 1, evaluations: 2, raised: 2, cleared: 0 });
     const alerts = drift.alerts('active');
     expect(new Set(alerts.map((a) => a.deviceId))).toEqual(new Set([null, ids[0]]));
     for (const alert of alerts) {
@@ -96,32 +107,47 @@ describe('drift evaluation service (real SQLite)', () => {
       expect(alert.message).toContain(`drift on ${MODEL}@${VERSION}`);
     }
     expect(alerts.find((a) => a.deviceId === null)?.devices).toEqual([ids[0]]);
-    expect(events.filter((e) => e.alert === 'raised')).toHaveLength(2);
+    // Per pass: the fleet's window; device windows only when they change an alert (the device's comes first).
+    expect(events.map((e) => [e.deviceId, e.over, e.alert])).toEqual([
+      [null, false, undefined],
+      [null, true, undefined],
+      [ids[0], true, 'raised'],
+      [null, true, 'raised'],
+    ]);
   });
 
   it('finds the 2 shifted devices of 10: their evaluations are over and the alerts name them', async () => {
     const { db, ids, send } = fleet(10);
     const random = prng(303);
-    // Neighbours in send order: each 500-sample summary is a fleet window of its own here, so the fleet's
-    // two consecutive windows over come from these two devices (apart, their windows would alternate with unders).
-    const shiftedDevices = new Set([ids[3]!, ids[4]!]);
+    // Apart in send order: the fleet's window is a whole pass, whichever devices' summaries come when.
+    const shiftedDevices = new Set([ids[2]!, ids[7]!]);
+    const { drift } = service(db);
     for (let round = 0; round < 2; round++) {
       for (const id of ids) send(id, windowSummary(baseline, 500, random, shiftedDevices.has(id) ? { shifted: SHIFTED, shiftSd: 1 } : {}));
+      // Round 2 raises the two devices' alerts and the fleet's (its second window over in a row).
+      expect(await drift.evaluate()).toEqual({ summaries: 10, evaluations: 11, raised: round === 0 ? 0 : 3, cleared: 0 });
     }
-    const { drift } = service(db);
-    await drift.evaluate();
     const view = drift.modelView(MODEL, VERSION, 10)!;
     expect(view.devices.filter((d) => d.over).map((d) => d.deviceId)).toEqual([...shiftedDevices]);
     for (const row of view.devices.filter((d) => d.over)) expect([...row.drifted].sort()).toEqual(SHIFTED_NAMES);
     const deviceAlerts = drift.alerts('active').filter((a) => a.deviceId !== null);
     expect(deviceAlerts.map((a) => a.deviceId).sort()).toEqual([...shiftedDevices]);
-    // Per round: raised by their two windows, cleared by the next two devices' windows under.
+    // Each fleet window merges all 10 devices' 5000 samples, 20 % of them shifted by 1σ. The dilution
+    // hides a shift that stays inside the reference's range: the mixture's χ² divergence from the
+    // reference is 0.2² · (e^(1σ²) − 1) ≈ 0.07 for the normal f0 (measured PSI ≈ 0.05, f13's counts
+    // ≈ 0.04), under the threshold 0.1 + noise ≈ 0.108 at 5000 samples. The uniform f7 is not hidden:
+    // 1σ = 0.29 of its range pushes 0.2 · 0.29 ≈ 6 % of the window past the reference's maximum, into the
+    // open bin the reference holds empty (PSI ≈ 0.45, score ≈ 4). So the fleet is over on f7 alone.
+    expect(view.fleet.map((e) => [e.samples, e.over, e.features.filter((f) => f.drifted).map((f) => f.name)])).toEqual([
+      [5000, true, ['f7']],
+      [5000, true, ['f7']],
+    ]);
+    for (const e of view.fleet) expect(e.features.find((f) => f.name === 'f0')!.score).toBeLessThan(1);
     const fleetAlerts = drift.alerts('all').filter((a) => a.deviceId === null);
-    expect(fleetAlerts.map((a) => a.state)).toEqual(['cleared', 'cleared']);
-    for (const alert of fleetAlerts) {
-      expect(alert.devices).toEqual([...shiftedDevices]);
-      expect(alert.message).toContain(`devices over: ${[...shiftedDevices].join(', ')}`);
-    }
+    expect(fleetAlerts.map((a) => a.state)).toEqual(['active']);
+    expect(fleetAlerts[0]!.features.map((f) => f.name)).toEqual(['f7']);
+    expect(fleetAlerts[0]!.devices).toEqual([...shiftedDevices]);
+    expect(fleetAlerts[0]!.message).toContain(`devices over: ${[...shiftedDevices].join(', ')}`);
     const scores = drift.driftScores(MODEL, VERSION, ids);
     expect(ids.filter((id) => (scores.get(id) ?? 0) > 1)).toEqual([...shiftedDevices]);
   });
@@ -158,10 +184,14 @@ describe('drift evaluation service (real SQLite)', () => {
       // One device, scopes device and fleet both raise: keep the fleet's apart by its deviceId null.
       const { drift } = service(db, { webhook });
       failFirst = 1;
-      for (let i = 0; i < 2; i++) send(ids[0]!, windowSummary(baseline, 500, random, { shifted: SHIFTED, shiftSd: 1 }));
-      await drift.evaluate();
-      for (let i = 0; i < 2; i++) send(ids[0]!, windowSummary(baseline, 500, random));
-      expect((await drift.evaluate()).cleared).toBe(2);
+      // A summary per pass: a fleet window is a pass's summaries, so two windows take two passes.
+      const passes: Array<{ raised: number; cleared: number }> = [];
+      for (const shifted of [true, true, false, false]) {
+        send(ids[0]!, windowSummary(baseline, 500, random, shifted ? { shifted: SHIFTED, shiftSd: 1 } : {}));
+        const { raised, cleared } = await drift.evaluate();
+        passes.push({ raised, cleared });
+      }
+      expect(passes).toEqual([{ raised: 0, cleared: 0 }, { raised: 2, cleared: 0 }, { raised: 0, cleared: 0 }, { raised: 0, cleared: 2 }]);
       await eventually(() => received.length === 4, 'four webhook deliveries');
       const fleetBodies = received.filter((b) => b.alert.deviceId === null);
       expect(fleetBodies.map((b) => [b.type, b.alert.state])).toEqual([['drift.alert.raised', 'active'], ['drift.alert.cleared', 'cleared']]);
@@ -187,18 +217,24 @@ describe('drift evaluation service (real SQLite)', () => {
     await expect(service(db, { baselines: failing, chunkSize: 2, chunkBudgetMs: 60_000 }).drift.evaluate()).rejects.toThrow('crash');
     const cursorAfterCrash = db.prepare('SELECT last_record FROM drift_cursor').pluck().get() as number;
     expect(cursorAfterCrash).toBe(4);
+    // The committed chunks' 4 summaries wait in the fleet's pending window (it closes only at a pass's end).
+    expect(db.prepare("SELECT samples FROM drift_pending WHERE scope = ''").pluck().all()).toEqual([1000]);
     db.close();
     open.splice(open.indexOf(db), 1);
 
     const again = fleet(3, file);
     summaries.slice(6).forEach((s, i) => again.send(ids[i % 3]!, { ...s }));
-    const first = await service(again.db).drift.evaluate();
-    expect(first.summaries).toBe(8);
+    // Records 5–12: five device windows (the failed pass closed device 0's first) and the fleet's one.
+    expect(await service(again.db).drift.evaluate()).toEqual({ summaries: 8, evaluations: 6, raised: 0, cleared: 0 });
     expect(await service(again.db).drift.evaluate()).toEqual({ summaries: 0, evaluations: 0, raised: 0, cleared: 0 });
-    // 12 summaries of 250: the fleet closes a window every 2 (6 windows), each device every 2 of its 4 (2 each).
+    // 12 summaries of 250, each counted once: one fleet window of all 3000 samples (the failed pass never
+    // reached its end, so its 1000 were carried over), and each device's 4 summaries as 2 windows.
     const fleetRows = again.db.prepare('SELECT samples FROM drift_evaluations WHERE device_id IS NULL').pluck().all();
-    expect(fleetRows).toEqual([500, 500, 500, 500, 500, 500]);
-    expect(again.db.prepare('SELECT count(*) FROM drift_evaluations WHERE device_id IS NOT NULL').pluck().get()).toBe(6);
+    expect(fleetRows).toEqual([3000]);
+    expect(again.db.prepare('SELECT device_id, samples FROM drift_evaluations WHERE device_id IS NOT NULL ORDER BY device_id, id').raw().all()).toEqual(
+      ids.flatMap((id) => [[id, 500], [id, 500]]),
+    );
+    expect(again.db.prepare('SELECT count(*) FROM drift_pending').pluck().get()).toBe(0);
   });
 
   it('prunes evaluated records past the retention and a scope\'s evaluations past the newest kept', async () => {
@@ -207,13 +243,16 @@ describe('drift evaluation service (real SQLite)', () => {
     for (let i = 0; i < 3; i++) send(ids[0]!, windowSummary(baseline, 500, random));
     const later = Date.now() + 49 * 3600_000;
     const { drift } = service(db, { now: () => later });
-    expect((await drift.evaluate()).evaluations).toBe(6);
+    // Three device windows and the pass's fleet window.
+    expect((await drift.evaluate()).evaluations).toBe(4);
     // The newest evaluated record stays, so SQLite never hands its id to a new record (no AUTOINCREMENT).
     expect(db.prepare('SELECT id FROM drift').pluck().all()).toEqual([drift.repo.cursor()]);
     // Records not yet evaluated stay whatever their age, and the next pass reads them.
     send(ids[0]!, windowSummary(baseline, 100, random));
     expect(drift.repo.pruneRecords(later, 1000)).toBe(0);
-    expect((await drift.evaluate()).summaries).toBe(1);
+    expect(await drift.evaluate()).toEqual({ summaries: 1, evaluations: 0, raised: 0, cleared: 0 });
+    // Below the minimum: the fleet's window carries its 100 samples over to the next pass.
+    expect(drift.modelView(MODEL, VERSION, 10)?.pendingSamples).toBe(100);
     expect(drift.repo.pruneEvaluations(MODEL, VERSION, ids[0]!, 2)).toBe(1);
     expect(drift.modelView(MODEL, VERSION, 10)?.devices).toHaveLength(1);
     expect(db.prepare('SELECT count(*) FROM drift_evaluations WHERE device_id IS NOT NULL').pluck().get()).toBe(2);

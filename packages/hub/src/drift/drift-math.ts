@@ -107,7 +107,15 @@ function normalUpperTail(z: number): number {
  */
 export function psiThreshold(bins: number, n: number, m: number, base = PSI_BASE): number {
   if (n <= 0 || m <= 0) return Number.POSITIVE_INFINITY;
-  return base + (1 / n + 1 / m) * chiSquareQuantile(bins - 1, PSI_NOISE_FALSE_ALARM);
+  return base + (1 / n + 1 / m) * noiseQuantile(bins - 1);
+}
+
+/** χ²(df) at PSI_NOISE_FALSE_ALARM, by df: every window of every device asks for the same few. */
+const noiseQuantiles = new Map<number, number>();
+function noiseQuantile(df: number): number {
+  let q = noiseQuantiles.get(df);
+  if (q === undefined) noiseQuantiles.set(df, (q = chiSquareQuantile(df, PSI_NOISE_FALSE_ALARM)));
+  return q;
 }
 
 /** Points per bin at which both CDFs are compared (plus the edges): enough for 0.005 in KS. */
@@ -250,13 +258,17 @@ function scoreFeature(base: DriftBaseline['features'][number], reference: Featur
   };
 }
 
+/** The reference side of every score, decoded once per baseline object (baselines are cached, windows many). */
+const referenceHistograms = new WeakMap<DriftBaseline, FeatureHistogram[]>();
+
 /**
  * Scores of every input feature and output of `window` against the baseline's reference, highest
  * score first. The window must fit the baseline (check `summaryMismatch` at ingest).
  */
 export function scoreFeatures(baseline: DriftBaseline, window: DriftSummary): FeatureScore[] {
   const bases = [...baseline.features, ...baseline.outputs];
-  const references = featureHistograms(baseline, baseline.reference);
+  let references = referenceHistograms.get(baseline);
+  if (!references) referenceHistograms.set(baseline, (references = featureHistograms(baseline, baseline.reference)));
   const currents = featureHistograms(baseline, window);
   const scores = bases.map((base, i) => scoreFeature(base, references[i] as FeatureHistogram, currents[i] as FeatureHistogram));
   return scores.sort((x, y) => y.score - x.score);

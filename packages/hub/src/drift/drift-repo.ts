@@ -110,6 +110,9 @@ export function createDriftRepo(db: Db) {
      ON CONFLICT (model, version, scope) DO UPDATE SET samples = excluded.samples, summary = excluded.summary`,
   );
   const pendingDelete = db.prepare('DELETE FROM drift_pending WHERE model = ? AND version = ? AND scope = ?');
+  const pendingFull = db.prepare<[string, number], { model: string; version: string; samples: number; summary: string }>(
+    'SELECT model, version, samples, summary FROM drift_pending WHERE scope = ? AND samples >= ?',
+  );
   const insertEvaluation = db.prepare(
     `INSERT INTO drift_evaluations (model, version, device_id, window_start, window_end, samples, score, over, features, evaluated_at)
      VALUES (@model, @version, @deviceId, @windowStart, @windowEnd, @samples, @score, @over, @features, @evaluatedAt)`,
@@ -174,6 +177,10 @@ export function createDriftRepo(db: Db) {
     pending(model: string, version: string, scope: string): PendingWindow | null {
       const row = pendingGet.get(model, version, scope);
       return row ? { samples: row.samples, summary: JSON.parse(row.summary) as DriftSummary } : null;
+    },
+    /** Every version's pending window of `scope` that holds at least `minSamples` samples. */
+    fullPending(scope: string, minSamples: number): Array<{ model: string; version: string; window: PendingWindow }> {
+      return pendingFull.all(scope, minSamples).map((r) => ({ model: r.model, version: r.version, window: { samples: r.samples, summary: JSON.parse(r.summary) as DriftSummary } }));
     },
     putPending(model: string, version: string, scope: string, window: PendingWindow | null): void {
       if (window === null) pendingDelete.run(model, version, scope);

@@ -97,7 +97,8 @@ const toApiScore = (f: ReturnType<typeof scoreFeatures>[number]): DriftFeatureSc
 
 /**
  * Drift evaluation: reads the `drift` records devices sent (past a cursor), merges them per device
- * and per fleet into evaluation windows of at least `minSamples` samples, scores each closed window
+ * into evaluation windows of at least `minSamples` samples (and per fleet: all of a pass's summaries,
+ * carried over while below the minimum), scores each closed window
  * against its version's baseline, stores the evaluation and applies the alert rules. A pass works in
  * chunks; each chunk is one transaction that also moves the cursor and writes the pending windows, so
  * a crash part-way neither loses nor counts a record twice. Bus events and webhooks follow each
@@ -139,7 +140,9 @@ export function createDriftService(deps: DriftServiceDeps) {
       event.alert = 'cleared';
       run.cleared++;
     }
-    notices.push(webhook ? { event, webhook } : { event });
+    // Device windows close by the thousand in a pass at fleet scale: the dashboard hears of the fleet's
+    // window (which follows them) and of alert changes, not of every device's window.
+    if (deviceId === null || event.alert !== undefined) notices.push(webhook ? { event, webhook } : { event });
   }
 
   type PendingEntry = { model: string; version: string; scope: string; window: PendingWindow | null };
@@ -163,16 +166,30 @@ export function createDriftService(deps: DriftServiceDeps) {
       return;
     }
     run.summaries++;
-    // The device first, so a fleet alert raised by the same record names the device's fresh evaluation.
+    // The fleet's window only gathers here; it closes at the end of the pass (closeFleetWindows), so
+    // it merges every device's summaries of the pass instead of each device's in turn.
     for (const scope of [row.deviceId, FLEET_SCOPE]) {
       const entry = pendingOf(model, version, scope);
-      const step = addToWindow(baseline, entry.window, summary, deps.minSamples);
+      const step = addToWindow(baseline, entry.window, summary, scope === FLEET_SCOPE ? Number.POSITIVE_INFINITY : deps.minSamples);
       if (step.droppedStale) counters.stalePending++;
       entry.window = step.pending;
-      if (step.closed) {
-        const deviceId = scope === FLEET_SCOPE ? null : scope;
-        closeWindow(baseline, model, version, deviceId, step.closed, run, notices);
+      if (step.closed) closeWindow(baseline, model, version, scope, step.closed, run, notices);
+    }
+  }
+
+  /**
+   * After a pass's records: each version's fleet window that holds at least `minSamples` is scored,
+   * after the device windows of the same records, so a fleet alert names their fresh evaluations.
+   */
+  function closeFleetWindows(run: EvaluationRun, notices: DriftNotice[]): void {
+    for (const { model, version, window } of repo.fullPending(FLEET_SCOPE, deps.minSamples)) {
+      const baseline = deps.baselines.get(model, version);
+      repo.putPending(model, version, FLEET_SCOPE, null);
+      if (baseline === undefined || !fitsBaseline(baseline, window.summary)) {
+        counters.stalePending++;
+        continue;
       }
+      closeWindow(baseline, model, version, null, window, run, notices);
     }
   }
 
@@ -214,6 +231,7 @@ export function createDriftService(deps: DriftServiceDeps) {
   }
 
   const chunkTransaction = deps.db.transaction(evaluateChunk);
+  const fleetTransaction = deps.db.transaction(closeFleetWindows);
   /** Evaluated records older than the retention, a batch per transaction, yielding between batches. */
   async function pruneRecords(): Promise<number> {
     const before = now() - deps.recordRetentionHours * HOUR_MS;
@@ -243,6 +261,9 @@ export function createDriftService(deps: DriftServiceDeps) {
       // Between chunks: ingest, HTTP and MQTT get the loop (10,000 devices' summaries are many chunks).
       await new Promise((resolve) => setImmediate(resolve));
     }
+    const notices: DriftNotice[] = [];
+    fleetTransaction(run, notices);
+    announce(notices);
     const pruned = await pruneRecords();
     counters.passes++;
     counters.summaries += run.summaries;
