@@ -148,7 +148,7 @@ async function main() {
       EDGEFLEET_TELEMETRY_INTERVAL_MS: '2000',
       EDGEFLEET_AGENT_WORKERS: '1',
       // Small drift windows, so the demo shows an evaluation within seconds (default: 60 s or 5,000 requests).
-      EDGEFLEET_DRIFT_WINDOW_SAMPLES: String(WINDOW_REQUESTS),
+      EDGEFLEET_DRIFT_WINDOW_REQUESTS: String(WINDOW_REQUESTS),
       EDGEFLEET_LOG_LEVEL: 'info',
     }, 'agent ready');
     agents.push({ socketPath, deviceId: stdout.trim().split(/\s+/).pop() });

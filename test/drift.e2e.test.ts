@@ -73,7 +73,7 @@ describe('drift monitoring end to end', () => {
       const dir = await makeTempDir(`drift-${name}`);
       dirs.push(dir);
       // Windows close by request count only: an hour is longer than the test.
-      return startAgent(dir.path, await enrollAgent(hub, dir.path, name), { EDGEFLEET_DRIFT_WINDOW_SAMPLES: String(WINDOW_REQUESTS), EDGEFLEET_DRIFT_WINDOW_SEC: '3600' });
+      return startAgent(dir.path, await enrollAgent(hub, dir.path, name), { EDGEFLEET_DRIFT_WINDOW_REQUESTS: String(WINDOW_REQUESTS), EDGEFLEET_DRIFT_WINDOW_SEC: '3600' });
     };
     [steady, drifting] = await Promise.all([start('line-a'), start('line-b')]);
     const tabular = await deploy(TABULAR, buildMlp({ name: TABULAR, inputSize: TABULAR_FEATURES, hidden: [16], outputSize: 4, seed: 5 }), {

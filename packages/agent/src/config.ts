@@ -76,7 +76,7 @@ export const USAGE = `usage:
   edgefleet-agent run [--state-dir DIR] [--socket PATH] [--tcp-port N] [--workers N] [--threads N]
                       [--standby auto|on|off] [--standby-keep-sec N] [--max-defer-sec N]
                       [--accelerators A,B] [--execution-providers A,B] [--cpu-flags A,B]
-                      [--drift on|off] [--drift-window-sec N] [--drift-window-samples N]
+                      [--drift on|off] [--drift-window-sec N] [--drift-window-requests N]
                       [--field-samples-random N] [--field-samples-hard N] [--hard-example-margin X]
   (declared capability lists replace the probed ones in what the agent reports; "none" declares an empty list)
 env: EDGEFLEET_AGENT_STATE_DIR, EDGEFLEET_AGENT_SOCKET, EDGEFLEET_AGENT_TCP_PORT, EDGEFLEET_AGENT_WORKERS,
@@ -84,7 +84,7 @@ env: EDGEFLEET_AGENT_STATE_DIR, EDGEFLEET_AGENT_SOCKET, EDGEFLEET_AGENT_TCP_PORT
      EDGEFLEET_OUTBOX_MAX_BYTES, EDGEFLEET_OUTBOX_MAX_AGE_MS, EDGEFLEET_OUTBOX_DRAIN_PER_SECOND, EDGEFLEET_OUTBOX_MAX_IN_FLIGHT,
      EDGEFLEET_STANDBY, EDGEFLEET_STANDBY_KEEP_SEC, EDGEFLEET_MAX_DEFER_SEC,
      EDGEFLEET_ACCELERATORS, EDGEFLEET_EXECUTION_PROVIDERS, EDGEFLEET_CPU_FLAGS,
-     EDGEFLEET_DRIFT (on|off), EDGEFLEET_DRIFT_WINDOW_SEC (60), EDGEFLEET_DRIFT_WINDOW_SAMPLES (5000 requests),
+     EDGEFLEET_DRIFT (on|off), EDGEFLEET_DRIFT_WINDOW_SEC (60), EDGEFLEET_DRIFT_WINDOW_REQUESTS (5000),
      EDGEFLEET_FIELD_SAMPLES_RANDOM (0 per window), EDGEFLEET_FIELD_SAMPLES_HARD (0 per window), EDGEFLEET_HARD_EXAMPLE_MARGIN (0.1)`;
 
 const DEFAULT_STATE_DIR = '/var/lib/edgefleet';
@@ -158,7 +158,7 @@ function deploymentConfig(values: { standby?: string; 'standby-keep-sec'?: strin
   return entries.length === 0 ? {} : { deployment: Object.fromEntries(entries) as DeploymentConfig };
 }
 
-type DriftFlag = 'drift' | 'drift-window-sec' | 'drift-window-samples' | 'field-samples-random' | 'field-samples-hard' | 'hard-example-margin';
+type DriftFlag = 'drift' | 'drift-window-sec' | 'drift-window-requests' | 'field-samples-random' | 'field-samples-hard' | 'hard-example-margin';
 
 function fraction(value: string | undefined, what: string): number | undefined {
   if (value === undefined || value === '') return undefined;
@@ -172,8 +172,8 @@ function driftConfig(values: Partial<Record<DriftFlag, string>>, env: Env): { dr
   if (switchValue !== 'on' && switchValue !== 'off') bad(`drift (--drift, EDGEFLEET_DRIFT) is "${values.drift ?? env.EDGEFLEET_DRIFT}", expected on or off`);
   const windowSec = seconds(values['drift-window-sec'] ?? env.EDGEFLEET_DRIFT_WINDOW_SEC, 'drift window (--drift-window-sec, EDGEFLEET_DRIFT_WINDOW_SEC)', 1, 24 * 3600);
   const windowRequests = integer(
-    values['drift-window-samples'] ?? env.EDGEFLEET_DRIFT_WINDOW_SAMPLES,
-    'drift window requests (--drift-window-samples, EDGEFLEET_DRIFT_WINDOW_SAMPLES)',
+    values['drift-window-requests'] ?? env.EDGEFLEET_DRIFT_WINDOW_REQUESTS,
+    'drift window requests (--drift-window-requests, EDGEFLEET_DRIFT_WINDOW_REQUESTS)',
     1,
     10_000_000,
   );
@@ -246,7 +246,7 @@ function runConfig(argv: string[], env: Env): RunConfig {
       'cpu-flags': { type: 'string' },
       drift: { type: 'string' },
       'drift-window-sec': { type: 'string' },
-      'drift-window-samples': { type: 'string' },
+      'drift-window-requests': { type: 'string' },
       'field-samples-random': { type: 'string' },
       'field-samples-hard': { type: 'string' },
       'hard-example-margin': { type: 'string' },

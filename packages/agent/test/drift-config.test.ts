@@ -16,7 +16,7 @@ describe('drift configuration', () => {
     const env = {
       EDGEFLEET_DRIFT: 'on',
       EDGEFLEET_DRIFT_WINDOW_SEC: '30',
-      EDGEFLEET_DRIFT_WINDOW_SAMPLES: '200',
+      EDGEFLEET_DRIFT_WINDOW_REQUESTS: '200',
       EDGEFLEET_FIELD_SAMPLES_RANDOM: '2',
       EDGEFLEET_FIELD_SAMPLES_HARD: '3',
       EDGEFLEET_HARD_EXAMPLE_MARGIN: '0.25',
@@ -34,14 +34,14 @@ describe('drift configuration', () => {
   it('names the flag and the variable of a bad value, and what was expected', () => {
     expect(() => run([], { EDGEFLEET_DRIFT: 'maybe' })).toThrow(/drift \(--drift, EDGEFLEET_DRIFT\) is "maybe", expected on or off/);
     expect(() => run([], { EDGEFLEET_DRIFT_WINDOW_SEC: '0' })).toThrow(/drift window \(--drift-window-sec, EDGEFLEET_DRIFT_WINDOW_SEC\) is "0", expected a number of seconds from 1 to 86400/);
-    expect(() => run(['--drift-window-samples', '1.5'])).toThrow(/EDGEFLEET_DRIFT_WINDOW_SAMPLES\) is "1.5", expected an integer from 1 to 10000000/);
+    expect(() => run(['--drift-window-requests', '1.5'])).toThrow(/EDGEFLEET_DRIFT_WINDOW_REQUESTS\) is "1.5", expected an integer from 1 to 10000000/);
     expect(() => run([], { EDGEFLEET_FIELD_SAMPLES_RANDOM: '-1' })).toThrow(/EDGEFLEET_FIELD_SAMPLES_RANDOM\) is "-1", expected an integer from 0 to 100/);
     expect(() => run([], { EDGEFLEET_FIELD_SAMPLES_HARD: 'lots' })).toThrow(/EDGEFLEET_FIELD_SAMPLES_HARD\) is "lots"/);
     expect(() => run(['--hard-example-margin', '2'])).toThrow(/hard example margin \(--hard-example-margin, EDGEFLEET_HARD_EXAMPLE_MARGIN\) is "2", expected a number from 0 to 1/);
   });
 
   it('lists every drift variable in the usage text', () => {
-    for (const name of ['EDGEFLEET_DRIFT ', 'EDGEFLEET_DRIFT_WINDOW_SEC', 'EDGEFLEET_DRIFT_WINDOW_SAMPLES', 'EDGEFLEET_FIELD_SAMPLES_RANDOM', 'EDGEFLEET_FIELD_SAMPLES_HARD', 'EDGEFLEET_HARD_EXAMPLE_MARGIN', '--drift-window-sec']) {
+    for (const name of ['EDGEFLEET_DRIFT ', 'EDGEFLEET_DRIFT_WINDOW_SEC', 'EDGEFLEET_DRIFT_WINDOW_REQUESTS', 'EDGEFLEET_FIELD_SAMPLES_RANDOM', 'EDGEFLEET_FIELD_SAMPLES_HARD', 'EDGEFLEET_HARD_EXAMPLE_MARGIN', '--drift-window-sec']) {
       expect(USAGE).toContain(name);
     }
   });
