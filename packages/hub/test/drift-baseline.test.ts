@@ -1,8 +1,10 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   DriftBaseline,
   INLINE_BASELINE_BYTES,
+  MIN_BASELINE_SAMPLES,
+  deviceTopic,
   joinBinaryBody,
   seededRandom,
   verifyManifest,
@@ -17,7 +19,7 @@ import { Compile } from 'typebox/compile';
 import { describe, expect, it } from 'vitest';
 import { sampleModel } from '../../../test/support/models.js';
 import { manifestEntryOf } from '../src/drift/baseline-service.js';
-import { enrollDevice, eventually, useTestHub, type TestHub } from './hub-harness.js';
+import { connectDevice, enrollDevice, eventually, useTestHub, type TestHub } from './hub-harness.js';
 
 const FEATURES = 30;
 const TABULAR = buildMlp({ name: 'tab', inputSize: FEATURES, hidden: [16], outputSize: 3, seed: 3 });
@@ -125,7 +127,7 @@ describe('drift baselines: reference upload, build, artifact and signed manifest
 
   it('summarises image inputs per channel and by brightness', async () => {
     await upload(t, 'img', '1', sampleModel());
-    const info = await putReference(t, 'img', '1', reference(40, 3 * 16 * 16, { name: 'image', shape: [40, 3, 16, 16], offset: 0.5 }));
+    const info = await putReference(t, 'img', '1', reference(100, 3 * 16 * 16, { name: 'image', shape: [100, 3, 16, 16], offset: 0.5 }));
     expect(info.features.map((f) => f.name)).toEqual(['image.c0.mean', 'image.c0.std', 'image.c1.mean', 'image.c1.std', 'image.c2.mean', 'image.c2.std', 'image.brightness']);
     expect(info.outputs).toEqual([{ name: 'probs.class', kind: 'categorical', bins: 5 }]);
   });
@@ -148,6 +150,14 @@ describe('drift baselines: reference upload, build, artifact and signed manifest
     expect(again).toMatchObject({ source: 'reference', sha256: fromReference.sha256 });
   });
 
+  it('builds no baseline from calibration data under MIN_BASELINE_SAMPLES: logged, the calibration upload stands', async () => {
+    await upload(t, 'few', '1', TABULAR);
+    expect((await t.api('PUT', '/api/v1/models/few/versions/1/calibration', reference(MIN_BASELINE_SAMPLES - 1, FEATURES))).status).toBe(200);
+    const line = await eventually(() => t.logs.find((l) => l.model === 'few' && typeof l.msg === 'string' && l.msg.startsWith('no drift baseline from the calibration data')), 'the skipped build logged');
+    expect(line).toMatchObject({ samples: 99, minimum: 100, msg: expect.stringMatching(/too few samples/) });
+    expect((await t.api('GET', '/api/v1/models/few/versions/1/baseline')).status).toBe(404);
+  });
+
   it('refuses bad reference data with 400 naming the problem, stores nothing and keeps serving', async () => {
     await upload(t, 'bad', '1', TABULAR);
     const refused = async (body: unknown, pattern: RegExp, headers?: Record<string, string>) => {
@@ -163,6 +173,7 @@ describe('drift baselines: reference upload, build, artifact and signed manifest
     await refused(new Uint8Array(body), /tensor "input" holds NaN at element 7 \(sample 0\)/, { 'inference-header-content-length': String(headerLength) });
     await refused({ inputs: [] }, /input/);
     await refused('not json at all', /not an inference request|not valid JSON/);
+    await refused(reference(MIN_BASELINE_SAMPLES - 1, FEATURES), /reference data for bad@1 holds 99 samples: at least 100 expected/);
     expect((await t.api('GET', '/api/v1/models/bad/versions/1/baseline')).status).toBe(404);
     expect((await t.api('GET', '/api/v1/health')).status).toBe(200);
   });
@@ -174,7 +185,7 @@ describe('drift baselines: reference upload, build, artifact and signed manifest
     g.node('Reciprocal', [x], {}, 'y');
     g.output('y', 'FP32', [-1, 1]);
     await upload(t, 'recip', '1', encodeModel(g.build()));
-    const body = { inputs: [{ name: 'x', datatype: 'FP32', shape: [20, 1], data: new Array(20).fill(0) }] };
+    const body = { inputs: [{ name: 'x', datatype: 'FP32', shape: [100, 1], data: new Array(100).fill(0) }] };
     const res = await t.api<{ error: string }>('PUT', '/api/v1/models/recip/versions/1/reference', body);
     expect(res.status).toBe(400);
     expect(res.body.error).toMatch(/no drift baseline for recip@1 from its reference data: reference column "y\[0\]" holds Infinity: finite values expected/);
@@ -187,4 +198,56 @@ describe('drift baselines: reference upload, build, artifact and signed manifest
     expect(manifestEntryOf({ sha256, size: INLINE_BASELINE_BYTES }, baseline)).toEqual({ sha256, size: INLINE_BASELINE_BYTES, baseline });
     expect(manifestEntryOf({ sha256, size: INLINE_BASELINE_BYTES + 1 }, baseline)).toEqual({ sha256, size: INLINE_BASELINE_BYTES + 1 });
   });
+});
+
+describe('drift baselines whose artifact is missing or damaged', () => {
+  // Evaluation only when asked (POST …/evaluations), so the records seen are the ones this test chose.
+  const t = useTestHub({ config: { driftEvaluateCron: '0 0 0 1 1 *' } });
+
+  it('turns drift off for that version only: logged once, its records dropped or skipped, the others evaluated', async () => {
+    await upload(t, 'dmg', '1', TABULAR);
+    await upload(t, 'dmg', '2', TABULAR);
+    await upload(t, 'dmg', '3', TABULAR);
+    const missing = await putReference(t, 'dmg', '1', reference(MIN_BASELINE_SAMPLES, FEATURES, { seed: 21 }));
+    const good = await putReference(t, 'dmg', '2', reference(500, FEATURES, { seed: 22 }));
+    const damaged = await putReference(t, 'dmg', '3', reference(MIN_BASELINE_SAMPLES, FEATURES, { seed: 23 }));
+    const stored = (info: BaselineInfo) => checkBaseline.Parse(JSON.parse(readFileSync(artifactPath(t, info.sha256), 'utf8')));
+    const summaries = { 1: stored(missing).reference, 2: stored(good).reference, 3: stored(damaged).reference };
+    const creds = await enrollDevice(t);
+    let seq = 1;
+    const publish = async (version: 1 | 2 | 3) => {
+      const client = await connectDevice(t, creds);
+      await client.publishAsync(deviceTopic(creds.deviceId, 'drift'), JSON.stringify({ v: 1, seq: seq++, ts: Date.now(), model: 'dmg', version: String(version), summary: summaries[version] }), { qos: 1 });
+      await client.endAsync();
+    };
+    const drops = () => t.hub.ingestCounters().driftRejected.unknownVersion;
+    // Records of versions 1 and 3 stored while their baselines were sound: evaluation meets them later.
+    await publish(1);
+    await publish(3);
+    t.hub.flushIngest();
+    expect(drops()).toBe(0);
+
+    // A fresh hub reads the baselines anew: one file gone, one overwritten.
+    await t.restart();
+    rmSync(artifactPath(t, missing.sha256));
+    writeFileSync(artifactPath(t, damaged.sha256), '{"features": "not a baseline"');
+    await publish(1);
+    await publish(3);
+    await publish(1);
+    expect(drops()).toBe(3);
+    await publish(2);
+    const run = await t.api<{ summaries: number; evaluations: number }>('POST', '/api/v1/drift/evaluations');
+    expect(run.status, JSON.stringify(run.body)).toBe(200);
+    // Only version 2's record is scored: its device window and the fleet's (500 samples each).
+    expect(run.body).toMatchObject({ summaries: 1, evaluations: 2 });
+    const lines = t.logs.filter((l) => l.msg === 'drift baseline artifact missing or damaged: drift is off for this version until its reference is uploaded again');
+    expect(lines.map((l) => [l.version, l.problem])).toEqual([
+      ['1', expect.stringMatching(/cannot be read: ENOENT/)],
+      ['3', expect.stringMatching(/cannot be read: .*JSON/)],
+    ]);
+    expect((await t.api('GET', '/api/v1/health')).status).toBe(200);
+    // Uploading the reference again brings drift back for the version.
+    await putReference(t, 'dmg', '1', reference(MIN_BASELINE_SAMPLES, FEATURES, { seed: 24 }));
+    expect((await t.api('GET', '/api/v1/models/dmg/versions/1/baseline')).status).toBe(200);
+  }, 60_000);
 });

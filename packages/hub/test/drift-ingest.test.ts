@@ -79,6 +79,19 @@ describe('drift records at ingest', () => {
     expect(t.hub.ingestCounters().droppedByKind.drift).toBe(9);
   });
 
+  it('drops and counts as mismatch a device inflating its counts or sending inconsistent totals', async () => {
+    const summary = windowSummary(v1);
+    const dropsBefore = t.hub.ingestCounters().droppedByKind.drift ?? 0;
+    // Every count ×1e9, step sums with them: schema-valid and self-consistent, but one device would swamp the fleet window.
+    const scale = (list: number[]) => list.map((c) => c * 1e9);
+    await expectDropped(body({ summary: { ...summary, counts: scale(summary.counts), sums: scale(summary.sums), missing: scale(summary.missing) } }), 'mismatch');
+    // The first feature all zero while the others count 50 samples each.
+    const firstBins = v1.features[0]?.kind === 'numeric' ? v1.features[0].edges.length + 1 : 0;
+    const zeroed = (list: number[]) => list.map((c, i) => (i < firstBins ? 0 : c));
+    await expectDropped(body({ summary: { ...summary, counts: zeroed(summary.counts), sums: zeroed(summary.sums) } }), 'mismatch');
+    expect(t.hub.ingestCounters().droppedByKind.drift).toBe(dropsBefore + 2);
+  });
+
   it('logs a device dropped drift at most once a minute, with the reason', () => {
     const lines = t.logs.filter((l) => l.msg === 'drift record dropped' && l.deviceId === creds.deviceId);
     expect(lines).toHaveLength(1);

@@ -10,6 +10,8 @@ import {
   summaryBytes,
   summaryInvalidity,
   summaryMismatch,
+  summarySamples,
+  MAX_SUMMARY_SAMPLES,
   type DriftBaseline,
   type DriftSummary,
   seededRandom,
@@ -164,5 +166,59 @@ describe('drift summary format', () => {
     expect(summaryMismatch(baseline, bad((s) => (s.sums[13] = (s.counts[13] ?? 0) * 15 + 1)))).toMatch(/feature "sensor_1" bin 1: step sum \d+ is beyond what its \d+ values allow \(±\d+\)/);
     expect(summaryMismatch(baseline, bad((s) => (s.sums[13] = -(s.counts[13] ?? 0) * 15 - 1)))).toMatch(/feature "sensor_1" bin 1: step sum -\d+ is beyond/);
     expect(summaryMismatch(baseline, bad((s) => (s.sums[12] = -1)))).toMatch(/feature "sensor_1" bin 0: step sum -1 is negative/);
+  });
+
+  it('refuses summaries whose features disagree on the sample count, hold none, or more than MAX_SUMMARY_SAMPLES', () => {
+    const random = prng(6);
+    const baseline = baselineFromReference({ features: numericColumns(2, 1000, random), outputs: [{ name: 'class', values: Float64Array.from({ length: 1000 }, (_, i) => i % 3) }] });
+    const good = windowOf(baseline, 50, random);
+    // windowOf gives no outputs: each sample then counts as missing in every output.
+    expect(good.missing).toEqual([0, 0, 50]);
+    expect(summaryMismatch(baseline, good)).toBeNull();
+    const edited = (edit: (s: DriftSummary) => void) => {
+      const copy = structuredClone(good);
+      edit(copy);
+      return copy;
+    };
+    const bins = (baseline.features[0]?.kind === 'numeric' ? baseline.features[0].edges.length : 0) + 1;
+    // The first feature all zero: summarySamples alone would read 0 and the rest would still count.
+    const firstZero = edited((s) => {
+      for (let b = 0; b < bins; b++) s.counts[b] = 0;
+      for (let b = 0; b < bins; b++) s.sums[b] = 0;
+    });
+    expect(summarySamples(baseline, firstZero)).toBe(0);
+    expect(summaryMismatch(baseline, firstZero)).toBe('feature "sensor_1" holds 50 samples (counts + missing), feature "sensor_0" 0: every sample counts once in each feature and output');
+    expect(summaryMismatch(baseline, edited((s) => (s.missing[2] = 49)))).toBe('output "class" holds 49 samples (counts + missing), feature "sensor_0" 50: every sample counts once in each feature and output');
+    expect(summaryMismatch(baseline, emptySummary(baseline))).toBe('summary holds no samples: every count and missing is 0');
+    // Every count ×1e9 (consistent, step sums scaled too): one device would outweigh the fleet.
+    const inflated = edited((s) => {
+      s.counts = s.counts.map((c) => c * 1e9);
+      s.sums = s.sums.map((c) => c * 1e9);
+      s.missing = s.missing.map((c) => c * 1e9);
+    });
+    expect(summaryInvalidity(inflated)).toBeNull();
+    expect(summaryMismatch(baseline, inflated)).toBe(`summary holds 50000000000 samples (feature "sensor_0"): at most ${MAX_SUMMARY_SAMPLES} expected in one summary`);
+    // The bound itself is admitted: all samples missing in every feature and output.
+    const allMissing = (n: number) => edited((s) => {
+      s.counts.fill(0);
+      s.sums.fill(0);
+      s.missing.fill(n);
+    });
+    expect(summaryMismatch(baseline, allMissing(MAX_SUMMARY_SAMPLES))).toBeNull();
+    expect(summaryMismatch(baseline, allMissing(MAX_SUMMARY_SAMPLES + 1))).toMatch(/holds 10000001 samples/);
+  });
+
+  it('counts a sample with no outputs as missing in every output, so totals agree', () => {
+    const baseline = baselineFromReference({
+      features: [{ name: 'x', values: Float64Array.from({ length: 200 }, (_, i) => i) }],
+      outputs: [{ name: 'y', values: Float64Array.from({ length: 200 }, (_, i) => i / 2) }, { name: 'class', values: Float64Array.from({ length: 200 }, (_, i) => i % 2) }],
+    });
+    const summary = emptySummary(baseline);
+    addSample(baseline, summary, [1]);
+    addSample(baseline, summary, [], [3, 1]);
+    addSample(baseline, summary, [Number.NaN], [Number.NaN]);
+    expect(summary.missing).toEqual([2, 2, 2]);
+    expect(summarySamples(baseline, summary)).toBe(3);
+    expect(summaryMismatch(baseline, summary)).toBeNull();
   });
 });

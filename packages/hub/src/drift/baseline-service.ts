@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import {
   EdgefleetError,
   INLINE_BASELINE_BYTES,
+  MIN_BASELINE_SAMPLES,
   signManifest,
   type BaselineInfo,
   type BaselineSource,
@@ -50,7 +51,13 @@ export function manifestEntryOf(info: Pick<BaselineInfo, 'sha256' | 'size'>, bas
 export function createBaselineService(deps: BaselineServiceDeps) {
   const { repo, models, variants, artifacts, log } = deps;
   const runBuild = deps.runBuild ?? runBaselineBuild;
-  const baselines = createDriftBaselines({ baseline: repo.baseline, baselines: repo.baselines, readArtifact: (sha) => readFileSync(artifacts.pathOf(sha)) });
+  const baselines = createDriftBaselines({
+    baseline: repo.baseline,
+    baselines: repo.baselines,
+    readArtifact: (sha) => readFileSync(artifacts.pathOf(sha)),
+    unreadable: (model, version, sha256, problem) =>
+      log.error({ model, version, sha256, problem }, 'drift baseline artifact missing or damaged: drift is off for this version until its reference is uploaded again'),
+  });
   const chains = new Map<string, Promise<unknown>>();
   const running = new Set<{ cancel(): Promise<void> }>();
   let stopped = false;
@@ -137,6 +144,9 @@ export function createBaselineService(deps: BaselineServiceDeps) {
     async uploadReference(model: string, version: string, body: Uint8Array, headerLength: string | undefined): Promise<BaselineInfo> {
       const v = versionOf(model, version);
       const set = parseCalibration(body, headerLength, v.inputs);
+      if (set.samples < MIN_BASELINE_SAMPLES) {
+        throw new EdgefleetError('BAD_REQUEST', `reference data for ${model}@${version} holds ${set.samples} samples: at least ${MIN_BASELINE_SAMPLES} expected (windows are judged on hundreds of samples, the reference needs at least this many)`);
+      }
       // Labels mean nothing to drift; the file keeps only the model's inputs.
       const file = await artifacts.put(encodeCalibrationFile({ samples: set.samples, inputs: set.inputs }));
       try {
@@ -153,6 +163,10 @@ export function createBaselineService(deps: BaselineServiceDeps) {
     calibrationStored(model: string, version: string, summary: CalibrationSummary): void {
       const task = async () => {
         if (stopped || repo.reference(model, version)) return;
+        if (summary.samples < MIN_BASELINE_SAMPLES) {
+          log.info({ model, version, samples: summary.samples, minimum: MIN_BASELINE_SAMPLES }, 'no drift baseline from the calibration data: too few samples (upload reference data)');
+          return;
+        }
         await build(versionOf(model, version), 'calibration', { sha256: summary.sha256, samples: summary.samples });
       };
       oneAtATime(`${model}@${version}`, task).catch((err: unknown) => {

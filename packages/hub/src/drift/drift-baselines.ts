@@ -21,6 +21,8 @@ export interface DriftBaselineSources {
   baselines(): BaselineInfo[];
   /** The artifact's bytes (read synchronously: once per version, then cached). */
   readArtifact(sha256: string): Uint8Array;
+  /** Told once per stored baseline that cannot be used (its artifact missing or damaged). */
+  unreadable(model: string, version: string, sha256: string, problem: string): void;
 }
 
 const checkBaseline = Compile(DriftBaseline);
@@ -28,10 +30,13 @@ const checkBaseline = Compile(DriftBaseline);
 /**
  * DriftBaselines over SQLite and the artifact store. A baseline is parsed and checked against its
  * schema once, then served from memory; `invalidate` after a rebuild. A file that is missing or
- * damaged is an error naming it (a version whose row says it has a baseline must not silently lose drift).
+ * damaged turns drift off for that version (get answers undefined, reported once through
+ * `unreadable`) instead of throwing: ingest asks on the publish path and evaluation inside a chunk
+ * transaction, so a throw would refuse every record of the version and roll the chunk back forever.
+ * Uploading the reference again rebuilds the baseline (and invalidates this).
  */
 export function createDriftBaselines(src: DriftBaselineSources): DriftBaselines & { invalidate(model: string, version: string): void } {
-  const cache = new Map<string, { info: BaselineInfo; baseline?: DriftBaseline }>();
+  const cache = new Map<string, { info: BaselineInfo; baseline?: DriftBaseline; unreadable?: true }>();
   const key = (model: string, version: string) => `${model}@${version}`;
 
   function entry(model: string, version: string) {
@@ -46,22 +51,33 @@ export function createDriftBaselines(src: DriftBaselineSources): DriftBaselines 
     return hit;
   }
 
+  /** Reads and checks the artifact into `hit.baseline`; what is wrong with it, or null. */
+  function load(hit: { info: BaselineInfo; baseline?: DriftBaseline }): string | null {
+    let value: unknown;
+    try {
+      value = JSON.parse(Buffer.from(src.readArtifact(hit.info.sha256)).toString('utf8'));
+    } catch (err) {
+      return `cannot be read: ${(err as Error).message}`;
+    }
+    if (!checkBaseline.Check(value)) {
+      const first = checkBaseline.Errors(value)[0];
+      return `does not match its schema at "${first?.instancePath ?? ''}": ${first?.message ?? 'invalid'}`;
+    }
+    hit.baseline = value;
+    return null;
+  }
+
   return {
     get(model, version) {
       const hit = entry(model, version);
-      if (!hit) return undefined;
+      if (!hit || hit.unreadable) return undefined;
       if (!hit.baseline) {
-        let value: unknown;
-        try {
-          value = JSON.parse(Buffer.from(src.readArtifact(hit.info.sha256)).toString('utf8'));
-        } catch (err) {
-          throw new Error(`the baseline of ${model}@${version} (artifact ${hit.info.sha256}) cannot be read: ${(err as Error).message}`);
+        const problem = load(hit);
+        if (problem !== null) {
+          hit.unreadable = true;
+          src.unreadable(model, version, hit.info.sha256, problem);
+          return undefined;
         }
-        if (!checkBaseline.Check(value)) {
-          const first = checkBaseline.Errors(value)[0];
-          throw new Error(`the baseline of ${model}@${version} (artifact ${hit.info.sha256}) does not match its schema at "${first?.instancePath ?? ''}": ${first?.message ?? 'invalid'}`);
-        }
-        hit.baseline = value;
       }
       return hit.baseline;
     },

@@ -1,5 +1,5 @@
 import type { BaselineFeature, DriftBaseline } from './schema.js';
-import { MAX_DRIFT_CATEGORIES } from './schema.js';
+import { MAX_DRIFT_CATEGORIES } from './limits.js';
 import { addSample, emptySummary } from './summary.js';
 
 /**
@@ -14,6 +14,12 @@ import { addSample, emptySummary } from './summary.js';
  * e.g. the class output of a 1000-class model.
  */
 export const QUANTILE_BINS = 10;
+/**
+ * Fewest reference samples a baseline is built from. Windows need several hundred samples to be
+ * judged (REFERENCES.md, "Drift"); a reference smaller than this gives deciles of a handful of values
+ * and a reference histogram too noisy to judge any window against.
+ */
+export const MIN_BASELINE_SAMPLES = 100;
 export const CATEGORICAL_MAX_DISTINCT = 10;
 
 export interface ReferenceColumn {

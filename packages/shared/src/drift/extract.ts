@@ -1,6 +1,7 @@
 import { fromHalf } from '../half-float.js';
 import type { TensorSpec } from '../inference.js';
-import { MAX_DRIFT_CATEGORIES, MAX_DRIFT_FEATURES, MAX_DRIFT_OUTPUTS, MAX_ELEMENT_FEATURES, type DriftExtraction, type TensorExtraction } from './schema.js';
+import { MAX_DRIFT_CATEGORIES, MAX_DRIFT_FEATURES, MAX_DRIFT_OUTPUTS, MAX_ELEMENT_FEATURES } from './limits.js';
+import type { DriftExtraction, TensorExtraction } from './schema.js';
 
 /**
  * Model tensors → drift feature rows, one row per sample (dimension 0). The hub runs it over the

@@ -1,4 +1,7 @@
 import { Type, type Static } from 'typebox';
+import { MAX_DRIFT_CATEGORIES, MAX_DRIFT_EDGES, MAX_DRIFT_FEATURES, MAX_DRIFT_OUTPUTS } from './limits.js';
+
+export * from './limits.js';
 
 /**
  * Wire shapes of drift tracking: the baseline (computed on the hub from reference data, travels with
@@ -10,14 +13,6 @@ import { Type, type Static } from 'typebox';
  * `summaryMismatch` in summary.ts.
  */
 
-/** Most input features tracked per model (image-style inputs use summary features instead). */
-export const MAX_DRIFT_FEATURES = 256;
-/** Most output summaries per model (a classifier has one: the class; regressors one per value). */
-export const MAX_DRIFT_OUTPUTS = 64;
-/** Most bin edges of a numeric feature; bins = edges + 1 (one open bin below, one above). */
-export const MAX_DRIFT_EDGES = 64;
-/** Most known categories of a categorical feature (1000 ImageNet classes fit); plus one "other". */
-export const MAX_DRIFT_CATEGORIES = 1024;
 /** Most bins of one summary: every feature and output at its largest. */
 const MAX_DRIFT_BINS = MAX_DRIFT_FEATURES * (MAX_DRIFT_EDGES + 1) + MAX_DRIFT_OUTPUTS * (MAX_DRIFT_CATEGORIES + 1);
 
@@ -80,8 +75,6 @@ export type NumericBaselineFeature = Static<typeof NumericBaselineFeature>;
 export type CategoricalBaselineFeature = Static<typeof CategoricalBaselineFeature>;
 export type BaselineFeature = NumericBaselineFeature | CategoricalBaselineFeature;
 
-/** Most per-sample values of one tensor tracked one by one (`elements`); larger tensors get summary features. */
-export const MAX_ELEMENT_FEATURES = 64;
 
 /**
  * How one model tensor becomes drift features, per sample (one row along dimension 0). The features

@@ -1,5 +1,5 @@
-import { Compile } from 'typebox/compile';
-import { DriftSummary, type BaselineFeature, type DriftBaseline } from './schema.js';
+import { MAX_SUMMARY_SAMPLES } from './limits.js';
+import type { BaselineFeature, DriftBaseline, DriftSummary } from './schema.js';
 
 /**
  * Windowed drift summaries: fixed bins from the baseline, per bin a count and a sum of the values'
@@ -49,7 +49,8 @@ export function layoutFingerprint(baseline: Layout): number {
   return fnv1a(new TextEncoder().encode(text));
 }
 
-const binsOf = (f: BaselineFeature): number => (f.kind === 'numeric' ? f.edges.length + 1 : f.categories.length + 1);
+/** Bins of a feature or output in `counts`: numeric edges + 1 (two open bins), categorical categories + 1 ("other"). */
+export const binsOf = (f: BaselineFeature): number => (f.kind === 'numeric' ? f.edges.length + 1 : f.categories.length + 1);
 
 /** Lengths of the flat arrays for `baseline`. */
 export function summaryLengths(baseline: Layout): { counts: number; sums: number; missing: number } {
@@ -131,8 +132,10 @@ export function categoryOf(categories: readonly number[], value: number): number
 /**
  * Adds one sample in place (the hot path: no allocation, binary search per value). `inputs` holds
  * one value per baseline feature in its order, `outputs` one per baseline output (a classifier's
- * class index, or a regressed value); NaN counts as missing. The summary holds only a fingerprint
- * of the baseline, so the baseline comes along.
+ * class index, or a regressed value); NaN counts as missing, and so does every output when
+ * `outputs` is absent: each sample adds exactly one to every feature and output, which
+ * `summaryMismatch` requires. The summary holds only a fingerprint of the baseline, so the baseline
+ * comes along.
  */
 export function addSample(baseline: Layout, summary: DriftSummary, inputs: ArrayLike<number>, outputs?: ArrayLike<number>): void {
   let countAt = 0;
@@ -144,11 +147,10 @@ export function addSample(baseline: Layout, summary: DriftSummary, inputs: Array
     countAt += binsOf(feature);
     if (feature.kind === 'numeric') sumAt += feature.edges.length + 1;
   }
-  if (outputs === undefined) return;
   const outs = baseline.outputs;
   for (let i = 0; i < outs.length; i++) {
     const feature = outs[i] as BaselineFeature;
-    addValue(feature, summary, countAt, sumAt, features.length + i, outputs[i] ?? Number.NaN);
+    addValue(feature, summary, countAt, sumAt, features.length + i, outputs?.[i] ?? Number.NaN);
     countAt += binsOf(feature);
     if (feature.kind === 'numeric') sumAt += feature.edges.length + 1;
   }
@@ -192,7 +194,8 @@ export function mergeSummaries(a: DriftSummary, b: DriftSummary): DriftSummary {
 
 /**
  * Samples in a summary: every sample adds one value (or one missing) to each feature and output, so
- * the first one's counts and missing give the number. 0 for a baseline with nothing tracked.
+ * the first one's counts and missing give the number (`summaryMismatch` refuses a summary whose
+ * features disagree). 0 for a baseline with nothing tracked.
  */
 export function summarySamples(baseline: Layout, summary: DriftSummary): number {
   const first = baseline.features[0] ?? baseline.outputs[0];
@@ -207,31 +210,13 @@ export function summaryBytes(summary: DriftSummary): number {
   return Buffer.byteLength(JSON.stringify(summary));
 }
 
-const summaryValidator = Compile(DriftSummary);
-
-/**
- * Why `value` is not a valid drift summary, or null when it is: the schema (bounds, integer
- * non-negative counts and sums, closed objects) and the window order. Lengths need the baseline:
- * `summaryMismatch`. Never throws.
- */
-export function summaryInvalidity(value: unknown): string | null {
-  try {
-    if (!summaryValidator.Check(value)) {
-      const first = summaryValidator.Errors(value)[0];
-      return `drift summary does not match its schema at "${first?.instancePath ?? ''}": ${first?.message ?? 'invalid'}`;
-    }
-    const summary = value as DriftSummary;
-    if (summary.window.start > summary.window.end) return `drift summary window starts (${summary.window.start}) after it ends (${summary.window.end})`;
-    return null;
-  } catch (err) {
-    return `drift summary could not be checked: ${(err as Error).message}`;
-  }
-}
-
 /**
  * Why a schema-valid summary does not fit `baseline`, or null: its layout fingerprint, the lengths
- * of its arrays, and each step sum against what its bin's count allows (an inner bin adds at most
- * ±(SUM_STEPS − 1) per value, an open bin 0 … OPEN_BIN_MAX_STEPS), naming the feature and bin.
+ * of its arrays, the samples each feature and output holds (Σ counts + missing: the same for all,
+ * since every sample adds one to each; more than 0, at most MAX_SUMMARY_SAMPLES — a summary's weight
+ * in a merged window is its sample count, so inflated or inconsistent counts would let one device
+ * outweigh the fleet), and each step sum against what its bin's count allows (an inner bin adds at
+ * most ±(SUM_STEPS − 1) per value, an open bin 0 … OPEN_BIN_MAX_STEPS), naming the feature and bin.
  */
 export function summaryMismatch(baseline: Layout, summary: DriftSummary): string | null {
   const expected = layoutFingerprint(baseline);
@@ -242,9 +227,17 @@ export function summaryMismatch(baseline: Layout, summary: DriftSummary): string
   }
   let countAt = 0;
   let sumAt = 0;
+  let slot = 0;
+  let first: { name: string; samples: number } | undefined;
   for (const [list, where] of [[baseline.features, 'feature'], [baseline.outputs, 'output']] as const) {
     for (const feature of list) {
       const bins = binsOf(feature);
+      let samples = summary.missing[slot++] as number;
+      for (let bin = 0; bin < bins; bin++) samples += summary.counts[countAt + bin] as number;
+      if (first === undefined) first = { name: `${where} "${feature.name}"`, samples };
+      else if (samples !== first.samples) {
+        return `${where} "${feature.name}" holds ${samples} samples (counts + missing), ${first.name} ${first.samples}: every sample counts once in each feature and output`;
+      }
       if (feature.kind === 'numeric') {
         for (let bin = 0; bin < bins; bin++) {
           const count = summary.counts[countAt + bin] as number;
@@ -259,42 +252,8 @@ export function summaryMismatch(baseline: Layout, summary: DriftSummary): string
       countAt += bins;
     }
   }
+  if (first === undefined) return 'summary holds no samples: its baseline tracks no feature or output';
+  if (first.samples === 0) return 'summary holds no samples: every count and missing is 0';
+  if (first.samples > MAX_SUMMARY_SAMPLES) return `summary holds ${first.samples} samples (${first.name}): at most ${MAX_SUMMARY_SAMPLES} expected in one summary`;
   return null;
-}
-
-/** One feature or output of a summary, decoded against its baseline (for scoring; allocates). */
-export interface FeatureHistogram {
-  name: string;
-  role: 'input' | 'output';
-  kind: 'numeric' | 'categorical';
-  counts: number[];
-  /** Mean value per bin (NaN when empty); numeric features only. */
-  means: number[] | null;
-  /** Non-missing values: Σ counts. */
-  n: number;
-  missing: number;
-}
-
-/** The summary's features then outputs as histograms, in baseline order. The summary must fit (`summaryMismatch`). */
-export function featureHistograms(baseline: Layout, summary: DriftSummary): FeatureHistogram[] {
-  const out: FeatureHistogram[] = [];
-  let countAt = 0;
-  let sumAt = 0;
-  let slot = 0;
-  for (const [list, role] of [[baseline.features, 'input'], [baseline.outputs, 'output']] as const) {
-    for (const feature of list) {
-      const bins = binsOf(feature);
-      const counts = summary.counts.slice(countAt, countAt + bins);
-      let means: number[] | null = null;
-      if (feature.kind === 'numeric') {
-        const edges = feature.edges;
-        means = counts.map((c, bin) => binMean(edges, bin, c, summary.sums[sumAt + bin] as number));
-        sumAt += bins;
-      }
-      out.push({ name: feature.name, role, kind: feature.kind, counts, means, n: counts.reduce((s, c) => s + c, 0), missing: summary.missing[slot] as number });
-      countAt += bins;
-      slot++;
-    }
-  }
-  return out;
 }
