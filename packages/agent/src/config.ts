@@ -2,7 +2,10 @@ import { parseArgs } from 'node:util';
 import { Compile } from 'typebox/compile';
 import { Capabilities, EdgefleetError, Labels } from '@edgefleet/shared';
 import type { StandbyPolicy } from './deployment/standby.js';
+import { DRIFT_OPTIONS, driftConfig, type DriftConfig } from './drift/drift-config.js';
 import type { CapabilityDeclarations } from './telemetry/capabilities.js';
+
+export type { DriftConfig } from './drift/drift-config.js';
 
 /**
  * The only place that reads the environment. CLI flags override environment variables, which
@@ -28,16 +31,6 @@ export interface RunConfig {
   /** Drift windows and field samples; unset: tracking on with the reporter's defaults, no field samples. */
   drift?: DriftConfig;
   logLevel: LogLevel;
-}
-
-export interface DriftConfig {
-  /** False (EDGEFLEET_DRIFT=off): no summaries in the workers, no windows, no field samples. */
-  enabled: boolean;
-  /** A window closes after this many seconds or this many served requests, whichever first. */
-  windowSec?: number;
-  windowRequests?: number;
-  /** Field samples uploaded per window and model (opt-in: 0 by default), and the top-2 margin under which an output is a hard example. */
-  fieldSamples?: { random: number; hard: number; hardMargin: number };
 }
 
 export interface DeploymentConfig {
@@ -84,8 +77,8 @@ env: EDGEFLEET_AGENT_STATE_DIR, EDGEFLEET_AGENT_SOCKET, EDGEFLEET_AGENT_TCP_PORT
      EDGEFLEET_OUTBOX_MAX_BYTES, EDGEFLEET_OUTBOX_MAX_AGE_MS, EDGEFLEET_OUTBOX_DRAIN_PER_SECOND, EDGEFLEET_OUTBOX_MAX_IN_FLIGHT,
      EDGEFLEET_STANDBY, EDGEFLEET_STANDBY_KEEP_SEC, EDGEFLEET_MAX_DEFER_SEC,
      EDGEFLEET_ACCELERATORS, EDGEFLEET_EXECUTION_PROVIDERS, EDGEFLEET_CPU_FLAGS,
-     EDGEFLEET_DRIFT (on|off), EDGEFLEET_DRIFT_WINDOW_SEC (60), EDGEFLEET_DRIFT_WINDOW_REQUESTS (5000),
-     EDGEFLEET_FIELD_SAMPLES_RANDOM (0 per window), EDGEFLEET_FIELD_SAMPLES_HARD (0 per window), EDGEFLEET_HARD_EXAMPLE_MARGIN (0.1)`;
+     EDGEFLEET_DRIFT (on|off), EDGEFLEET_DRIFT_WINDOW_SEC (60, at least 10), EDGEFLEET_DRIFT_WINDOW_REQUESTS (5000),
+     EDGEFLEET_FIELD_SAMPLES_RANDOM (0 per window, at most 20), EDGEFLEET_FIELD_SAMPLES_HARD (0 per window, at most 20), EDGEFLEET_HARD_EXAMPLE_MARGIN (0.1)`;
 
 const DEFAULT_STATE_DIR = '/var/lib/edgefleet';
 const DEFAULT_SOCKET = '/run/edgefleet/agent.sock';
@@ -158,38 +151,6 @@ function deploymentConfig(values: { standby?: string; 'standby-keep-sec'?: strin
   return entries.length === 0 ? {} : { deployment: Object.fromEntries(entries) as DeploymentConfig };
 }
 
-type DriftFlag = 'drift' | 'drift-window-sec' | 'drift-window-requests' | 'field-samples-random' | 'field-samples-hard' | 'hard-example-margin';
-
-function fraction(value: string | undefined, what: string): number | undefined {
-  if (value === undefined || value === '') return undefined;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < 0 || n > 1) bad(`${what} is "${value}", expected a number from 0 to 1`);
-  return n;
-}
-
-function driftConfig(values: Partial<Record<DriftFlag, string>>, env: Env): { drift: DriftConfig } {
-  const switchValue = (values.drift ?? env.EDGEFLEET_DRIFT ?? 'on').toLowerCase();
-  if (switchValue !== 'on' && switchValue !== 'off') bad(`drift (--drift, EDGEFLEET_DRIFT) is "${values.drift ?? env.EDGEFLEET_DRIFT}", expected on or off`);
-  const windowSec = seconds(values['drift-window-sec'] ?? env.EDGEFLEET_DRIFT_WINDOW_SEC, 'drift window (--drift-window-sec, EDGEFLEET_DRIFT_WINDOW_SEC)', 1, 24 * 3600);
-  const windowRequests = integer(
-    values['drift-window-requests'] ?? env.EDGEFLEET_DRIFT_WINDOW_REQUESTS,
-    'drift window requests (--drift-window-requests, EDGEFLEET_DRIFT_WINDOW_REQUESTS)',
-    1,
-    10_000_000,
-  );
-  const random = integer(values['field-samples-random'] ?? env.EDGEFLEET_FIELD_SAMPLES_RANDOM, 'random field samples per window (--field-samples-random, EDGEFLEET_FIELD_SAMPLES_RANDOM)', 0, 100) ?? 0;
-  const hard = integer(values['field-samples-hard'] ?? env.EDGEFLEET_FIELD_SAMPLES_HARD, 'hard field samples per window (--field-samples-hard, EDGEFLEET_FIELD_SAMPLES_HARD)', 0, 100) ?? 0;
-  const hardMargin = fraction(values['hard-example-margin'] ?? env.EDGEFLEET_HARD_EXAMPLE_MARGIN, 'hard example margin (--hard-example-margin, EDGEFLEET_HARD_EXAMPLE_MARGIN)') ?? 0.1;
-  return {
-    drift: {
-      enabled: switchValue === 'on',
-      ...(windowSec === undefined ? {} : { windowSec }),
-      ...(windowRequests === undefined ? {} : { windowRequests }),
-      ...(random + hard === 0 ? {} : { fieldSamples: { random, hard, hardMargin } }),
-    },
-  };
-}
-
 /** The declarable lists: their flag, their environment variable, and their bounds in the Capabilities schema. */
 const DECLARABLE = {
   accelerators: { flag: 'accelerators', env: 'EDGEFLEET_ACCELERATORS', schema: Capabilities.properties.accelerators },
@@ -244,12 +205,7 @@ function runConfig(argv: string[], env: Env): RunConfig {
       accelerators: { type: 'string' },
       'execution-providers': { type: 'string' },
       'cpu-flags': { type: 'string' },
-      drift: { type: 'string' },
-      'drift-window-sec': { type: 'string' },
-      'drift-window-requests': { type: 'string' },
-      'field-samples-random': { type: 'string' },
-      'field-samples-hard': { type: 'string' },
-      'hard-example-margin': { type: 'string' },
+      ...DRIFT_OPTIONS,
     },
     strict: true,
   });

@@ -120,7 +120,7 @@ describe('after a restart', () => {
 
       // A new process: same state directory and hub key, an artifact server with nothing on it.
       second = await startDeploymentRig({ stateDir: dir.path, scratchDir: dir.path, creds, retryDelayMs: 30, keys: first.keys, runner: { standby: { policy: 'on' } } });
-      await restoreActiveModels({ store: second.store, runtime: second.runtime, table: second.table, logger: silentLogger });
+      await restoreActiveModels({ store: second.store, runtime: second.runtime, table: second.table, logger: silentLogger, stateDir: dir.path });
       expect(second.table.get('clf')?.version).toBe('1.0.0');
       second.runner.submit(desired(2, a2));
       await second.runner.idle();

@@ -1,6 +1,8 @@
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { verifyManifest } from '@edgefleet/shared';
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { restoreActiveModels } from '../src/deployment/restore.js';
 import { baselinePath, baselineProblem, deliverBaseline } from '../src/drift/baseline-delivery.js';
 import { modelsDir, removeFile } from '../src/models/model-files.js';
 import { startDeploymentRig, type DeploymentRig } from './support/deployment-rig.js';
@@ -13,7 +15,7 @@ const creds = { username: 'dev-drift', password: 'secret-d' };
 describe('drift baseline delivery with the model', () => {
   let dir: { path: string; remove: () => Promise<void> };
   let rig: DeploymentRig;
-  const versions = [1, 2, 3, 4, 5].map((seed) => mlp(seed));
+  const versions = [1, 2, 3, 4, 5, 6].map((seed) => mlp(seed));
   // Each test its own reference row count, so each baseline has its own digest.
 
   const deploy = async (version: number, entry: Parameters<typeof withDrift>[1]) => {
@@ -88,6 +90,34 @@ describe('drift baseline delivery with the model', () => {
     const { events } = await deploy(5, entry);
     expect(events.at(-1)).toMatchObject({ phase: 'active', version: '5' });
     expect(rig.table.get('scorer')?.drift).toBeUndefined();
+  });
+
+  it('a tampered disk copy at restore turns drift off for that version, names the file, and the model is still served', async () => {
+    const baseline = baselineFor(versions[5]!, 205);
+    const { bytes, entry } = baselineArtifact(baseline, false);
+    rig.server.files.set(entry.sha256, bytes);
+    const { events } = await deploy(6, entry);
+    expect(events.at(-1)).toMatchObject({ phase: 'active', version: '6' });
+    expect(rig.table.get('scorer')?.drift).toEqual(baseline);
+
+    // Same size, one byte changed: only the digest of the bytes read tells.
+    const path = baselinePath(dir.path, entry.sha256);
+    const onDisk = await readFile(path);
+    onDisk[onDisk.length - 2] = onDisk[onDisk.length - 2] === 0x30 ? 0x31 : 0x30;
+    await writeFile(path, onDisk);
+    const lines: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) });
+    await restoreActiveModels({ store: rig.store, runtime: rig.runtime, table: rig.table, logger, stateDir: dir.path });
+    const restored = rig.table.get('scorer');
+    expect(restored?.version).toBe('6');
+    expect(restored?.drift).toBeUndefined();
+    const input = restored!.inputs[0]!;
+    const served = await restored!.infer([{ name: input.name, datatype: 'FP32', shape: [1, 4], data: new Float32Array(4).fill(0.5) }]);
+    expect(served.length).toBeGreaterThan(0);
+    const warning = lines.map((l) => JSON.parse(l) as { msg: string; file?: string }).find((l) => l.file === path);
+    expect(warning?.msg).toContain(path);
+    expect(warning?.msg).toMatch(/signed sha256/);
+    expect(rig.server.requests.filter((r) => r.path === `/api/v1/artifacts/${entry.sha256}`)).toHaveLength(1); // restore never fetches
   });
 });
 

@@ -22,9 +22,9 @@ describe('drift configuration', () => {
       EDGEFLEET_HARD_EXAMPLE_MARGIN: '0.25',
     };
     expect(run([], env).drift).toEqual({ enabled: true, windowSec: 30, windowRequests: 200, fieldSamples: { random: 2, hard: 3, hardMargin: 0.25 } });
-    expect(run(['--drift', 'off', '--drift-window-sec', '5', '--field-samples-hard', '0', '--field-samples-random', '0'], env).drift).toEqual({
+    expect(run(['--drift', 'off', '--drift-window-sec', '15', '--field-samples-hard', '0', '--field-samples-random', '0'], env).drift).toEqual({
       enabled: false,
-      windowSec: 5,
+      windowSec: 15,
       windowRequests: 200,
     });
     expect(run([], { EDGEFLEET_DRIFT: 'OFF' }).drift?.enabled).toBe(false);
@@ -33,9 +33,12 @@ describe('drift configuration', () => {
 
   it('names the flag and the variable of a bad value, and what was expected', () => {
     expect(() => run([], { EDGEFLEET_DRIFT: 'maybe' })).toThrow(/drift \(--drift, EDGEFLEET_DRIFT\) is "maybe", expected on or off/);
-    expect(() => run([], { EDGEFLEET_DRIFT_WINDOW_SEC: '0' })).toThrow(/drift window \(--drift-window-sec, EDGEFLEET_DRIFT_WINDOW_SEC\) is "0", expected a number of seconds from 1 to 86400/);
+    // One outbox record per model per window: shorter than 10 s is refused.
+    expect(() => run([], { EDGEFLEET_DRIFT_WINDOW_SEC: '5' })).toThrow(/drift window \(--drift-window-sec, EDGEFLEET_DRIFT_WINDOW_SEC\) is "5", expected a number of seconds from 10 to 86400/);
+    expect(run([], { EDGEFLEET_DRIFT_WINDOW_SEC: '10' }).drift?.windowSec).toBe(10);
     expect(() => run(['--drift-window-requests', '1.5'])).toThrow(/EDGEFLEET_DRIFT_WINDOW_REQUESTS\) is "1.5", expected an integer from 1 to 10000000/);
-    expect(() => run([], { EDGEFLEET_FIELD_SAMPLES_RANDOM: '-1' })).toThrow(/EDGEFLEET_FIELD_SAMPLES_RANDOM\) is "-1", expected an integer from 0 to 100/);
+    expect(() => run([], { EDGEFLEET_FIELD_SAMPLES_RANDOM: '-1' })).toThrow(/EDGEFLEET_FIELD_SAMPLES_RANDOM\) is "-1", expected an integer from 0 to 20/);
+    expect(() => run(['--field-samples-hard', '21'])).toThrow(/EDGEFLEET_FIELD_SAMPLES_HARD\) is "21", expected an integer from 0 to 20/);
     expect(() => run([], { EDGEFLEET_FIELD_SAMPLES_HARD: 'lots' })).toThrow(/EDGEFLEET_FIELD_SAMPLES_HARD\) is "lots"/);
     expect(() => run(['--hard-example-margin', '2'])).toThrow(/hard example margin \(--hard-example-margin, EDGEFLEET_HARD_EXAMPLE_MARGIN\) is "2", expected a number from 0 to 1/);
   });

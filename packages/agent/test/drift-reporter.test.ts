@@ -106,7 +106,7 @@ describe('drift reporter on a real runtime', () => {
   });
 
   it('takes the replaced version\'s window at a switch, before it closes, and the last window at stop', async () => {
-    const { table, reporter, published } = rig({ windowSec: 3600, windowRequests: 1_000_000 });
+    const { table, reporter, published, metrics } = rig({ windowSec: 3600, windowRequests: 1_000_000 });
     const watched = reporter.watch(table);
     const v3 = await load('3');
     const v4 = await load('4');
@@ -119,12 +119,15 @@ describe('drift reporter on a real runtime', () => {
     await v3.close();
     expect(old.version).toBe('3');
     expect(summarySamples(baseline, old.summary)).toBe(2);
+    // Its last window counted, the replaced version's series go: labels of untracked versions never pile up.
+    await eventually(async () => !(await metrics.registry.metrics()).includes('version="3"'), 'the replaced version\'s series removed');
     await serve(table, v4, 3);
     await reporter.stop();
     expect(published.map((p) => [p.version, summarySamples(baseline, p.summary)])).toEqual([
       ['3', 2],
       ['4', 3],
     ]);
+    expect(await metrics.registry.metrics()).toMatch(/^edgefleet_drift_windows_total\{model="scorer",version="4"\} 1$/m);
     watched.deactivate('scorer');
     await v4.close();
   });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { TensorSpec } from '@edgefleet/shared';
-import { certainty, createDriftTracker, requestRows } from '../src/inference/drift-tracker.js';
+import { certainty, createDriftTracker, FIELD_SAMPLE_BUDGET_BYTES, MAX_STAGED_VALUES, requestRows } from '../src/inference/drift-tracker.js';
 import type { RunItem, WireTensor } from '../src/inference/worker-protocol.js';
 import { baselineFor, expectedSummary, type Served, type Signature } from './support/drift-baseline.js';
 
@@ -124,5 +124,59 @@ describe('drift tracker', () => {
     }
     for (const s of hard) expect(margins.find((m) => m.margin === s.margin)!.row).toEqual(Array.from(s.inputs[0]!.data as Float32Array));
     expect(tracker.take(Date.now()).samples).toEqual([]);
+  });
+
+  it('tracks every row of a huge run while its staging storage stays bounded, and reuses it', () => {
+    const tracker = createDriftTracker({ baseline, ...signature, fieldSamples: { randomPerWindow: 2, hardPerWindow: 2, hardMargin: 0.3 } });
+    const maxRows = Math.floor(MAX_STAGED_VALUES / baseline.outputs.length);
+    const huge = request(7, maxRows + 5, 0.6); // past the staging bound: most rows tracked before the reply
+    const small = request(8, 3, 0.6);
+    for (const r of [huge, small]) {
+      const items: RunItem[] = [{ outputs: r.wire.outputs.map((o) => ({ ...o, data: o.data.slice() })) }];
+      tracker.stage([r.wire.inputs], items);
+      detachOutputs(items);
+      tracker.commit([r.wire.inputs], items);
+      // Bounded by the staging limit (outputs and margin/entropy per row), whatever the run carried.
+      expect(tracker.stagingBytes()).toBeLessThanOrEqual(8 * (MAX_STAGED_VALUES + 2 * maxRows));
+    }
+    const { summary } = tracker.take(Date.now());
+    const expected = expectedSummary(signature, baseline, [huge, small]);
+    expect(summary!.counts).toEqual(expected.counts);
+    expect(summary!.missing).toEqual(expected.missing);
+    summary!.sums.forEach((v, i) => expect(v).toBeCloseTo(expected.sums[i]!, 6));
+  });
+
+  it('keeps field samples within the byte budget per window, one copy for a row kept both at random and as hard', () => {
+    const wide: Signature = {
+      inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 262_144] } as TensorSpec], // 1 MB a row
+      outputs: [{ name: 'probs', datatype: 'FP32', shape: [-1, 3] } as TensorSpec],
+    };
+    const row = (seed: number): Served & { wire: { inputs: WireTensor[]; outputs: WireTensor[] } } => {
+      const x = new Float32Array(262_144).fill(seed / 100);
+      const probs = Float32Array.from([0.34, 0.33, 0.33]); // margin 0.01: every row is a hard example
+      return {
+        inputs: [{ name: 'x', dims: [1, 262_144], data: x }],
+        outputs: [{ name: 'probs', dims: [1, 3], data: probs }],
+        wire: { inputs: [{ name: 'x', type: 'float32', dims: [1, 262_144], data: x }], outputs: [{ name: 'probs', type: 'float32', dims: [1, 3], data: probs.slice() }] },
+      };
+    };
+    const wideBaseline = baselineFor(wide, Array.from({ length: 20 }, (_, i) => row(i)));
+    const tracker = createDriftTracker({ baseline: wideBaseline, ...wide, fieldSamples: { randomPerWindow: 20, hardPerWindow: 20, hardMargin: 0.5 } });
+    for (let i = 0; i < 40; i++) {
+      const r = row(i);
+      const items: RunItem[] = [{ outputs: r.wire.outputs }];
+      tracker.stage([r.wire.inputs], items);
+      detachOutputs(items);
+      tracker.commit([r.wire.inputs], items);
+    }
+    const { samples } = tracker.take(Date.now());
+    const copies = new Set(samples.map((s) => s.inputs));
+    const held = [...copies].reduce((n, inputs) => n + inputs[0]!.data.byteLength, 0);
+    expect(held).toBeLessThanOrEqual(FIELD_SAMPLE_BUDGET_BYTES);
+    expect(held).toBeGreaterThan(FIELD_SAMPLE_BUDGET_BYTES / 2); // the budget is used, not everything refused
+    const random = samples.filter((s) => s.reason === 'random');
+    const hard = samples.filter((s) => s.reason === 'hard');
+    expect(random.some((s) => hard.some((h) => h.inputs === s.inputs))).toBe(true);
+    expect(copies.size).toBeLessThan(samples.length);
   });
 });

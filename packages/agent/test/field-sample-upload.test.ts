@@ -113,6 +113,21 @@ describe('field sample upload', () => {
     expect(await count('hard', 'dropped')).toBe(1);
   });
 
+  it('bounds the queue in bytes as well: the oldest waiting sample is dropped once the bytes would pass the bound', async () => {
+    // Each candidate carries 16 bytes of inputs: 32 bytes hold two waiting, however many the count allows.
+    const bounded = createFieldSampleUploader({ apiUrl: server.apiUrl, auth: creds, fetch, metrics, logger: silentLogger, maxQueued: 10, maxQueuedBytes: 32 });
+    let release!: () => void;
+    server.hold.push(new Promise<void>((resolve) => (release = resolve)));
+    bounded.enqueue('scorer', '7', candidate('random', 1));
+    await eventually(() => server.received.length === 1, 'the first upload in flight');
+    for (const fill of [2, 3, 4]) bounded.enqueue('scorer', '7', candidate('random', fill));
+    release();
+    await bounded.idle();
+    expect(server.received.map((r) => r.body.readFloatLE(r.body.byteLength - 4))).toEqual([1, 3, 4]);
+    expect([await count('random', 'uploaded'), await count('random', 'dropped')]).toEqual([3, 1]);
+    await bounded.stop();
+  });
+
   it('uploads the random and hard samples the workers kept in a window', async () => {
     const dir = await tempDir('field-samples');
     const runtime = createModelRuntime({ workers: 1, threads: 1, logger: silentLogger, fieldSamples: { randomPerWindow: 2, hardPerWindow: 1, hardMargin: 1 } });

@@ -48,7 +48,7 @@ export async function rebuildFromModelFiles(opts: { stateDir: string; hubPublicK
  * reachable. A file that is missing or no longer matches its digest is not loaded: the model is
  * marked inactive and the next desired document installs it again.
  */
-export async function restoreActiveModels(opts: { store: AgentStore; runtime: ModelRuntime; table: ModelTable; logger: Logger; stateDir?: string }): Promise<void> {
+export async function restoreActiveModels(opts: { store: AgentStore; runtime: ModelRuntime; table: ModelTable; logger: Logger; stateDir: string }): Promise<void> {
   const log = opts.logger.child({ module: 'deployment' });
   for (const row of opts.store.listModels().filter((m) => m.active)) {
     const { name, version, sha256 } = row;
@@ -59,7 +59,7 @@ export async function restoreActiveModels(opts: { store: AgentStore; runtime: Mo
         continue;
       }
       // Only the copy on disk: the hub may be unreachable at start.
-      const drift = opts.stateDir === undefined ? undefined : await deliverBaseline(row.manifest, { stateDir: opts.stateDir, logger: opts.logger });
+      const drift = await deliverBaseline(row.manifest, { stateDir: opts.stateDir, logger: opts.logger });
       const loaded = await opts.runtime.load({
         name,
         version,

@@ -1,10 +1,11 @@
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Compile } from 'typebox/compile';
 import { DriftBaseline, extractionFeatureNames, summaryMismatch, type Manifest, type TensorSpec } from '@edgefleet/shared';
 import type { Logger } from 'pino';
 import { fetchArtifactFile, type FetchArtifactOptions } from '../models/fetch-artifact.js';
-import { hasVerifiedFile, modelsDir } from '../models/model-files.js';
+import { fileSize, modelsDir } from '../models/model-files.js';
 
 /**
  * A model version's drift baseline, as its signed manifest delivers it: inline (covered by the
@@ -54,6 +55,22 @@ export interface BaselineDeliveryOptions {
 }
 
 /**
+ * The file's bytes when they are the signed ones, else why not. Read once, and those very bytes are
+ * hashed and then parsed: no gap between the check and the use. The size is looked at first, so a
+ * file of another size is never read whole.
+ */
+async function readVerified(path: string, ref: { sha256: string; size: number }): Promise<{ bytes: Buffer } | { problem: string }> {
+  const size = await fileSize(path);
+  if (size === undefined) return { problem: `${path} is missing` };
+  if (size !== ref.size) return { problem: `${path} is ${size} bytes, its signed size is ${ref.size}` };
+  const bytes = await readFile(path);
+  if (bytes.byteLength !== ref.size) return { problem: `${path} is ${bytes.byteLength} bytes, its signed size is ${ref.size}` };
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  if (sha256 !== ref.sha256) return { problem: `${path} has sha256 ${sha256}, its signed sha256 is ${ref.sha256}` };
+  return { bytes };
+}
+
+/**
  * The manifest's verified drift baseline, or undefined (none, or unusable: logged). Never throws,
  * except when `fetching.signal` was aborted (the deployment was interrupted).
  */
@@ -65,15 +82,18 @@ export async function deliverBaseline(manifest: Manifest, opts: BaselineDelivery
   try {
     let value: unknown = entry.baseline;
     if (value === undefined) {
-      let path = baselinePath(opts.stateDir, entry.sha256);
-      if (!(await hasVerifiedFile(path, entry.sha256, entry.size))) {
+      const path = baselinePath(opts.stateDir, entry.sha256);
+      let read = await readVerified(path, entry);
+      if ('problem' in read) {
         if (!opts.fetching) {
-          log.warn(where, 'drift baseline is not on disk; drift is not tracked for this version until it is deployed again');
+          log.warn({ ...where, file: path, problem: read.problem }, `drift baseline ${path} is not usable (${read.problem}); drift is not tracked for this version until it is deployed again`);
           return undefined;
         }
-        path = await fetchArtifactFile(entry, BASELINE_SUFFIX, `${manifest.model}@${manifest.version}`, 'drift baseline', opts.fetching);
+        const fetched = await fetchArtifactFile(entry, BASELINE_SUFFIX, `${manifest.model}@${manifest.version}`, 'drift baseline', opts.fetching);
+        read = await readVerified(fetched, entry);
+        if ('problem' in read) throw new Error(`the downloaded drift baseline changed on disk: ${read.problem}`);
       }
-      value = JSON.parse(await readFile(path, 'utf8'));
+      value = JSON.parse(read.bytes.toString('utf8'));
     }
     const problem = baselineProblem(value, manifest);
     if (problem !== null) {

@@ -91,10 +91,24 @@ export function createDriftReporter(opts: DriftReporterOptions): DriftReporter {
     return p;
   }
 
+  /**
+   * The version's metric series go once it is no longer tracked (after its last window is counted),
+   * unless the same name@version is active again under another load.
+   */
+  function untrack(model: LoadedModel): void {
+    if (stopped) return;
+    const again = opts.table.list().some((m) => m !== model && m.name === model.name && m.version === model.version && tracks(m));
+    if (!again) opts.metrics.untrack(model.name, model.version);
+  }
+
   /** Opens windows for newly active versions, forgets those gone, takes those due. */
   function tick(): void {
     const active = new Set(opts.table.list().filter(tracks));
-    for (const model of open.keys()) if (!active.has(model)) open.delete(model);
+    for (const model of open.keys()) {
+      if (active.has(model)) continue;
+      open.delete(model);
+      void (taking.get(model) ?? Promise.resolve()).then(() => untrack(model));
+    }
     for (const model of active) {
       const state = open.get(model);
       if (!state) open.set(model, openWindow(now()));
@@ -104,7 +118,7 @@ export function createDriftReporter(opts: DriftReporterOptions): DriftReporter {
 
   function leaving(model: LoadedModel): void {
     if (stopped || !open.has(model)) return;
-    void take(model);
+    void take(model).then(() => untrack(model));
     open.delete(model);
   }
 

@@ -5,8 +5,8 @@ import type { DriftMetrics } from '../local-api/metrics.js';
 import type { Fetch } from '../tls/pinned-ca.js';
 
 /**
- * Uploads field samples (opt-in) to `POST {apiUrl}/api/v1/field-samples`, best effort: a bounded
- * in-memory queue (the oldest is dropped when full, and counted), one upload at a time, no retry and
+ * Uploads field samples (opt-in) to `POST {apiUrl}/api/v1/field-samples`, best effort: an
+ * in-memory queue bounded in count and in bytes (the oldest is dropped when over either, and counted), one upload at a time, no retry and
  * nothing kept across restarts. A sample is evidence for retraining, not a record the hub must have.
  */
 export interface FieldSampleUploader {
@@ -26,15 +26,25 @@ export interface FieldSampleUploaderOptions {
   logger: Logger;
   /** Most samples waiting (default 32). */
   maxQueued?: number;
+  /** Most input bytes waiting (default 32 MB): samples are up to megabytes each. */
+  maxQueuedBytes?: number;
 }
 
 interface Queued {
   model: string;
   version: string;
   sample: FieldSampleCandidate;
+  bytes: number;
 }
 
 const DEFAULT_MAX_QUEUED = 32;
+const DEFAULT_MAX_QUEUED_BYTES = 32 * 1024 * 1024;
+
+function sampleBytes(sample: FieldSampleCandidate): number {
+  let bytes = 0;
+  for (const t of sample.inputs) bytes += t.data.byteLength;
+  return bytes;
+}
 
 /** The sample's inputs as an Open Inference Protocol binary body: JSON header, then each tensor's raw bytes. */
 export function encodeFieldSample(sample: FieldSampleCandidate): { body: Buffer; headerLength: number } {
@@ -52,8 +62,16 @@ export function fieldSampleUrl(apiUrl: string, model: string, version: string, s
 export function createFieldSampleUploader(opts: FieldSampleUploaderOptions): FieldSampleUploader {
   const log = opts.logger.child({ module: 'field-samples' });
   const maxQueued = opts.maxQueued ?? DEFAULT_MAX_QUEUED;
+  const maxQueuedBytes = opts.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
   const authorization = `Basic ${Buffer.from(`${opts.auth.username}:${opts.auth.password}`).toString('base64')}`;
   const queue: Queued[] = [];
+  let queuedBytes = 0;
+
+  function next(): Queued | undefined {
+    const q = queue.shift();
+    if (q) queuedBytes -= q.bytes;
+    return q;
+  }
   const abort = new AbortController();
   let running: Promise<void> | undefined;
   let stopped = false;
@@ -82,7 +100,7 @@ export function createFieldSampleUploader(opts: FieldSampleUploaderOptions): Fie
   }
 
   async function drain(): Promise<void> {
-    for (let next = queue.shift(); next && !stopped; next = queue.shift()) await upload(next);
+    for (let q = next(); q && !stopped; q = next()) await upload(q);
   }
 
   function kick(): void {
@@ -99,8 +117,10 @@ export function createFieldSampleUploader(opts: FieldSampleUploaderOptions): Fie
         opts.metrics.fieldSample(sample.reason, 'dropped');
         return;
       }
-      queue.push({ model, version, sample });
-      while (queue.length > maxQueued) opts.metrics.fieldSample(queue.shift()!.sample.reason, 'dropped');
+      const bytes = sampleBytes(sample);
+      queue.push({ model, version, sample, bytes });
+      queuedBytes += bytes;
+      while (queue.length > maxQueued || (queuedBytes > maxQueuedBytes && queue.length > 0)) opts.metrics.fieldSample(next()!.sample.reason, 'dropped');
       kick();
     },
     async idle() {
@@ -109,7 +129,7 @@ export function createFieldSampleUploader(opts: FieldSampleUploaderOptions): Fie
     async stop() {
       stopped = true;
       abort.abort();
-      for (const q of queue.splice(0)) opts.metrics.fieldSample(q.sample.reason, 'dropped');
+      for (let q = next(); q; q = next()) opts.metrics.fieldSample(q.sample.reason, 'dropped');
       await running;
     },
   };

@@ -32,11 +32,6 @@ export function windowDue(policy: WindowPolicy, state: WindowState, now: number)
   return null;
 }
 
-/** How long until the window is due by time (0 when it is already), for the next timer. */
-export function untilDue(policy: WindowPolicy, state: WindowState, now: number): number {
-  return Math.max(0, state.openedAt + policy.windowMs - now);
-}
-
 export interface FieldSampleQuota {
   random: number;
   hard: number;

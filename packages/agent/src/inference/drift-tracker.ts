@@ -68,9 +68,7 @@ function copyRow(inputs: readonly WireTensor[], row: number): WireTensor[] {
   });
 }
 
-function valueAt(data: WireTensor['data'], i: number, half: boolean): number {
-  return half ? fromHalf(data[i] as number) : Number(data[i]);
-}
+const valueAt = (data: WireTensor['data'], i: number, half: boolean): number => (half ? fromHalf(data[i] as number) : Number(data[i]));
 
 function findTensor(tensors: readonly WireTensor[], name: string): WireTensor | undefined {
   for (let i = 0; i < tensors.length; i++) if ((tensors[i] as WireTensor).name === name) return tensors[i];
@@ -156,7 +154,6 @@ export function createDriftTracker(init: WorkerDriftInit, now = Date.now()): Dri
   let capacityRows = 0;
   let stagedRows = 0;
   let stagedAt = 0;
-
   let summary = emptySummary(baseline, now);
   let served = 0;
   let random: WireFieldSample[] = [];
@@ -228,10 +225,8 @@ export function createDriftTracker(init: WorkerDriftInit, now = Date.now()): Dri
    * this row for the other list (one copy for both). Returns the copy kept, or null.
    */
   function keep(list: WireFieldSample[], slot: number, reason: 'random' | 'hard', inputs: readonly WireTensor[], row: number, margin: number, entropy: number, copied: WireTensor[] | null): WireTensor[] | null {
-    if (copied === null) {
-      const bytes = rowBytes(inputs);
-      if (bytes > MAX_FIELD_SAMPLE_BYTES || heldBytes(list, slot) + bytes > FIELD_SAMPLE_BUDGET_BYTES) return null;
-    }
+    const bytes = copied === null ? rowBytes(inputs) : 0;
+    if (bytes > MAX_FIELD_SAMPLE_BYTES || (bytes > 0 && heldBytes(list, slot) + bytes > FIELD_SAMPLE_BUDGET_BYTES)) return null;
     const kept = copied ?? copyRow(inputs, row);
     list[slot] = { reason, margin: Number.isNaN(margin) ? null : margin, entropy: Number.isNaN(entropy) ? null : entropy, takenAt: stagedAt, inputs: kept };
     return kept;

@@ -43,6 +43,8 @@ export type FieldSampleOutcome = 'uploaded' | 'refused' | 'failed' | 'dropped';
 export interface DriftMetrics {
   readonly registry: Registry;
   window(model: string, version: string, samples: number): void;
+  /** Removes the version's series: it is no longer tracked (its last window is counted), so its labels must not stay forever. */
+  untrack(model: string, version: string): void;
   fieldSample(reason: 'random' | 'hard', outcome: FieldSampleOutcome): void;
 }
 
@@ -58,6 +60,10 @@ export function createDriftMetrics(registry: Registry = new Registry()): DriftMe
     window(model, version, n) {
       windows.inc({ model, version });
       samples.inc({ model, version }, n);
+    },
+    untrack(model, version) {
+      windows.remove({ model, version });
+      samples.remove({ model, version });
     },
     fieldSample(reason, outcome) {
       field.inc({ reason, outcome });
