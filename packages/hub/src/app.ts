@@ -193,7 +193,7 @@ async function buildParts(config: HubConfig, ctx: BuildContext): Promise<HubPart
 /** Drift evaluation (run by the 'drift-evaluate' job) with its optional alert webhook; stopping waits for a running pass. */
 function buildDrift(config: HubConfig, ctx: BuildContext, driftBaselines: DriftBaselines): DriftService {
   const log = ctx.log.child({ module: 'drift' });
-  const webhook = config.driftWebhookUrl ? createAlertWebhook({ url: config.driftWebhookUrl, log }) : undefined;
+  const webhook = config.driftWebhookUrl ? createAlertWebhook({ url: config.driftWebhookUrl, secret: config.driftWebhookSecret, log }) : undefined;
   if (webhook) ctx.stack.push(() => webhook.stop());
   const drift = createDriftService({
     db: ctx.database,
@@ -202,6 +202,7 @@ function buildDrift(config: HubConfig, ctx: BuildContext, driftBaselines: DriftB
     log,
     minSamples: config.driftMinSamples,
     recordRetentionHours: config.driftRecordRetentionHours,
+    alertStaleHours: config.driftAlertStaleHours,
     webhook,
   });
   ctx.stack.push(() => drift.idle());

@@ -1,6 +1,7 @@
 import type { DriftFeatureScore } from '@edgefleet/shared';
 import { describe, expect, it } from 'vitest';
-import { alertDecision, alertFeatures, alertMessage, type WindowVerdict } from '../src/drift/alert-rules.js';
+import { alertDecision, alertFeatures, alertMessage, previousOnBaseline, staleAlertMessage, type WindowVerdict } from '../src/drift/alert-rules.js';
+import { pruneBound } from '../src/drift/drift-upkeep.js';
 import { addToWindow, type PendingWindow } from '../src/drift/evaluation-window.js';
 import { prng, referenceBaseline, windowSummary } from './drift-evaluation-fixtures.js';
 
@@ -85,5 +86,43 @@ describe('alert rules', () => {
     expect(alertMessage('m', '1', null, ['d1', 'd2'], features)).toBe('drift on m@1 (fleet): f1 (score 3.46); devices over: d1, d2');
     expect(alertMessage('m', '1', 'd1', ['d1'], features)).toBe('drift on m@1 (device d1): f1 (score 3.46)');
     expect(alertMessage('m', '1', null, ['a', 'b', 'c', 'd', 'e', 'f', 'g'], features)).toContain('devices over: a, b, c, d, e and 2 more');
+  });
+});
+
+describe('windows across a baseline rebuild', () => {
+  const BUILT = '2026-12-01T12:00:00.000Z';
+  const before = { ...OVER, evaluatedAt: '2026-12-01T11:59:59.999Z' };
+  const after = { ...OVER, evaluatedAt: BUILT };
+
+  it('ignores a previous window scored against the baseline before its rebuild', () => {
+    expect(previousOnBaseline(before, BUILT)).toBeUndefined();
+    expect(previousOnBaseline(after, BUILT)).toBe(after);
+    expect(previousOnBaseline(before, undefined)).toBe(before);
+    expect(previousOnBaseline(undefined, BUILT)).toBeUndefined();
+  });
+
+  it('so one window over on the new baseline after one over on the old raises nothing', () => {
+    expect(alertDecision(false, previousOnBaseline(before, BUILT), OVER)).toBe('none');
+    expect(alertDecision(false, previousOnBaseline(after, BUILT), OVER)).toBe('raise');
+    // Nor does one window under clear an alert raised on the old baseline.
+    expect(alertDecision(true, previousOnBaseline({ ...UNDER, evaluatedAt: before.evaluatedAt }, BUILT), UNDER)).toBe('none');
+  });
+});
+
+describe('upkeep', () => {
+  const H = 3600_000;
+  it('prunes below the cursor of the newest pass at least the retention old, and keeps the marks from it on', () => {
+    const marks = [{ at: 0, cursor: 10 }, { at: 1 * H, cursor: 20 }, { at: 2 * H, cursor: 30 }];
+    expect(pruneBound(marks, 6 * H, 6 * H)).toEqual({ below: 10, keep: marks });
+    expect(pruneBound(marks, 7 * H, 6 * H)).toEqual({ below: 20, keep: marks.slice(1) });
+    expect(pruneBound(marks, 6 * H - 1, 6 * H)).toEqual({ below: null, keep: marks });
+    expect(pruneBound([], 100 * H, 6 * H)).toEqual({ below: null, keep: [] });
+  });
+
+  it('names the scope, the stale hours and the last window in a stale alert\'s message', () => {
+    expect(staleAlertMessage('m', '1', 'dev-1', 24, Date.parse('2026-12-01T00:00:00.000Z'))).toBe(
+      'drift alert on m@1 (device dev-1) cleared as stale: no evaluation window for 24 h (last at 2026-12-01T00:00:00.000Z)',
+    );
+    expect(staleAlertMessage('m', '1', null, 24, null)).toContain('(fleet) cleared as stale');
   });
 });

@@ -82,7 +82,8 @@ describe('drift evaluation service (real SQLite)', () => {
     const view = drift.modelView(MODEL, VERSION, 1000)!;
     expect(view.fleet.map((e) => [e.samples, e.over])).toEqual(Array.from({ length: 10 }, () => [5000, false]));
     expect(view.pendingSamples).toBe(0);
-    expect(view.devices.map((d) => d.deviceId)).toEqual(ids);
+    expect(view.devices.map((d) => d.deviceId).sort()).toEqual(ids);
+    expect(view.devices.map((d) => d.score)).toEqual(view.devices.map((d) => d.score).sort((a, b) => b - a));
     expect(db.prepare('SELECT count(*) FROM drift_evaluations WHERE device_id IS NOT NULL').pluck().get()).toBe(100);
     // The bus hears of the fleet's windows only (no alert changed): one event per pass.
     expect(events.map((e) => [e.deviceId, e.alert])).toEqual(Array.from({ length: 10 }, () => [null, undefined]));
@@ -148,8 +149,14 @@ describe('drift evaluation service (real SQLite)', () => {
     expect(fleetAlerts[0]!.features.map((f) => f.name)).toEqual(['f7']);
     expect(fleetAlerts[0]!.devices).toEqual([...shiftedDevices]);
     expect(fleetAlerts[0]!.message).toContain(`devices over: ${[...shiftedDevices].join(', ')}`);
-    const scores = drift.driftScores(MODEL, VERSION, ids);
+    // Windows ended at 1000 (the fixtures' device clock): a device that switched before counts, one that switched after does not (yet).
+    const scores = drift.driftScores(MODEL, VERSION, ids.map((deviceId) => ({ deviceId, since: 999 })));
     expect(ids.filter((id) => (scores.get(id) ?? 0) > 1)).toEqual([...shiftedDevices]);
+    expect(drift.driftScores(MODEL, VERSION, ids.map((deviceId) => ({ deviceId, since: 1000 }))).size).toBe(0);
+    expect(view.devicesEvaluated).toBe(10);
+    expect(view.devicesOver).toBe(2);
+    // Devices over first, then by score; a smaller page keeps that order.
+    expect(drift.modelView(MODEL, VERSION, 10, 2)!.devices.map((d) => d.deviceId).sort()).toEqual([...shiftedDevices]);
   });
 
   describe('webhook', () => {
@@ -237,31 +244,62 @@ describe('drift evaluation service (real SQLite)', () => {
     expect(again.db.prepare('SELECT count(*) FROM drift_pending').pluck().get()).toBe(0);
   });
 
-  it('prunes evaluated records past the retention and a scope\'s evaluations past the newest kept', async () => {
+  it('prunes evaluated records by arrival, whatever their devices\' clocks say, and a scope\'s evaluations past the newest kept', async () => {
     const { db, ids, send } = fleet(1);
     const random = prng(707);
-    for (let i = 0; i < 3; i++) send(ids[0]!, windowSummary(baseline, 500, random));
-    const later = Date.now() + 49 * 3600_000;
-    const { drift } = service(db, { now: () => later });
-    // Three device windows and the pass's fleet window.
+    // The first record claims to come from a year ahead: pruning by the device's clock would keep it, and all after it, for good.
+    send(ids[0]!, windowSummary(baseline, 500, random));
+    db.prepare('UPDATE drift SET ts = ? WHERE id = (SELECT min(id) FROM drift)').run(Date.now() + 365 * 24 * 3600_000);
+    for (let i = 0; i < 2; i++) send(ids[0]!, windowSummary(baseline, 500, random));
+    let clock = Date.now();
+    const { drift } = service(db, { now: () => clock, recordRetentionHours: 6 });
+    // Three device windows and the pass's fleet window; nothing is 6 hours old yet.
     expect((await drift.evaluate()).evaluations).toBe(4);
-    // The newest evaluated record stays, so SQLite never hands its id to a new record (no AUTOINCREMENT).
-    expect(db.prepare('SELECT id FROM drift').pluck().all()).toEqual([drift.repo.cursor()]);
-    // Records not yet evaluated stay whatever their age, and the next pass reads them.
+    const cursor = drift.repo.cursor();
+    expect(db.prepare('SELECT count(*) FROM drift').pluck().get()).toBe(3);
+    // A record arrives after that pass; six hours on, the records below that pass's cursor go.
     send(ids[0]!, windowSummary(baseline, 100, random));
-    expect(drift.repo.pruneRecords(later, 1000)).toBe(0);
+    clock += 6 * 3600_000;
     expect(await drift.evaluate()).toEqual({ summaries: 1, evaluations: 0, raised: 0, cleared: 0 });
+    // The record at the first pass's cursor stays (SQLite never hands its id to a new record: no
+    // AUTOINCREMENT), and so does the one that arrived after that pass, though both are evaluated.
+    expect(db.prepare('SELECT id FROM drift').pluck().all()).toEqual([cursor, drift.repo.cursor()]);
     // Below the minimum: the fleet's window carries its 100 samples over to the next pass.
     expect(drift.modelView(MODEL, VERSION, 10)?.pendingSamples).toBe(100);
+    // Records not yet evaluated stay whatever bound is asked for: only ids below the cursor go.
+    send(ids[0]!, windowSummary(baseline, 100, random));
+    expect(drift.repo.pruneRecords(Number.MAX_SAFE_INTEGER, 1000)).toBe(1);
+    expect(db.prepare('SELECT count(*) FROM drift').pluck().get()).toBe(2);
     expect(drift.repo.pruneEvaluations(MODEL, VERSION, ids[0]!, 2)).toBe(1);
     expect(drift.modelView(MODEL, VERSION, 10)?.devices).toHaveLength(1);
     expect(db.prepare('SELECT count(*) FROM drift_evaluations WHERE device_id IS NOT NULL').pluck().get()).toBe(2);
   });
 
+  it('clears an alert as stale once its scope has had no evaluation window for the stale hours', async () => {
+    const { db, ids, send } = fleet(1);
+    const random = prng(808);
+    let clock = Date.now();
+    const { drift, events } = service(db, { now: () => clock, alertStaleHours: 24 });
+    for (let i = 0; i < 2; i++) {
+      send(ids[0]!, windowSummary(baseline, 500, random, { shifted: SHIFTED, shiftSd: 1 }));
+      await drift.evaluate();
+    }
+    expect(drift.alerts('active')).toHaveLength(2);
+    // The device went silent (or moved to another version): a day later its alert and the fleet's still stand.
+    clock += 24 * 3600_000;
+    expect((await drift.evaluate()).cleared).toBe(0);
+    clock += 1;
+    expect(await drift.evaluate()).toEqual({ summaries: 0, evaluations: 0, raised: 0, cleared: 2 });
+    const cleared = drift.alerts('all');
+    expect(cleared.map((a) => a.state)).toEqual(['cleared', 'cleared']);
+    for (const a of cleared) expect(a.message).toMatch(/cleared as stale: no evaluation window for 24 h \(last at /);
+    expect(events.slice(-2).map((e) => [e.deviceId, e.alert])).toEqual(expect.arrayContaining([[null, 'cleared'], [ids[0], 'cleared']]));
+  });
+
   it('refuses a bad drift schedule or webhook URL at start, and defaults to every minute and 500 samples', () => {
     expect(() => loadConfig({ EDGEFLEET_DRIFT_EVALUATE_CRON: 'every minute' })).toThrow(/EDGEFLEET_DRIFT_EVALUATE_CRON="every minute": expected a cron schedule/);
     expect(() => loadConfig({ EDGEFLEET_DRIFT_WEBHOOK_URL: 'ftp://example.com/x' })).toThrow(/EDGEFLEET_DRIFT_WEBHOOK_URL=.*expected http/);
-    expect(loadConfig({})).toMatchObject({ driftEvaluateCron: '0 * * * * *', driftMinSamples: 500, driftRecordRetentionHours: 48, driftWebhookUrl: undefined });
+    expect(loadConfig({})).toMatchObject({ driftEvaluateCron: '0 * * * * *', driftMinSamples: 500, driftRecordRetentionHours: 6, driftAlertStaleHours: 24, driftWebhookUrl: undefined });
     expect(loadConfig({ EDGEFLEET_DRIFT_EVALUATE_CRON: '*/5 * * * * *', EDGEFLEET_DRIFT_MIN_SAMPLES: '200' })).toMatchObject({ driftEvaluateCron: '*/5 * * * * *', driftMinSamples: 200 });
   });
 

@@ -1,16 +1,30 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { request } from 'node:http';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { joinBinaryBody, type EnrollResponse, type FieldSampleInfo } from '@edgefleet/shared';
+import { deviceTopic, joinBinaryBody, type Device, type EnrollResponse, type FieldSampleInfo } from '@edgefleet/shared';
 import { buildMlp } from '@edgefleet/shared/onnx';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { enrollDevice, useTestHub } from './hub-harness.js';
+import { connectDevice, enrollDevice, eventually, useTestHub, type TestHub } from './hub-harness.js';
 
 const run = promisify(execFile);
 const LIMITS = { fieldSamplesPerHour: 3, fieldSamplesPerVersion: 3, maxFieldSampleBytes: 4096 };
+
+const capabilities = { arch: 'x64', platform: 'linux', cores: 2, memoryMb: 2048, cpuModel: 'x', cpuFlags: [], executionProviders: ['cpu'], accelerators: [], agentVersion: '0.1.0' };
+
+/** Enrolls a device that reports these versions of mlp installed (the first active), as an agent does over MQTT. */
+async function deviceRunning(t: TestHub, name: string, versions: string[] = ['1', '2']): Promise<EnrollResponse> {
+  const d = await enrollDevice(t, { name });
+  const c = await connectDevice(t, d);
+  const models = versions.map((version, i) => ({ name: 'mlp', version, sha256: 'a'.repeat(64), profile: 'fp32', active: i === 0 }));
+  await c.publishAsync(deviceTopic(d.deviceId, 'reported'), JSON.stringify({ capabilities, models, desiredVersion: 0, ts: Date.now() }), { qos: 1, retain: true });
+  await eventually(async () => (await t.api<Device>('GET', `/api/v1/devices/${d.deviceId}`)).body.models.length === versions.length, `${name}'s reported models stored`);
+  await c.endAsync();
+  return d;
+}
 
 const basic = (d: EnrollResponse) => `Basic ${Buffer.from(`${d.deviceId}:${d.secret}`).toString('base64')}`;
 const jsonSample = (data: unknown[], shape = [1, 4], name = 'input') => Buffer.from(JSON.stringify({ inputs: [{ name, datatype: 'FP32', shape, data }] }));
@@ -27,7 +41,7 @@ describe('field samples: devices upload raw inputs, operators list and replay th
     for (const version of ['1', '2']) {
       expect((await t.api('POST', `/api/v1/models/mlp/versions?version=${version}`, buildMlp({ inputSize: 4, hidden: [4], outputSize: 2 }))).status).toBe(201);
     }
-    for (let i = 0; i < 6; i++) devices.push(await enrollDevice(t, { name: `cam-${i}` }));
+    for (let i = 0; i < 6; i++) devices.push(await deviceRunning(t, `cam-${i}`));
   });
 
   /** A device upload; `query` defaults to a random sample of mlp@1. */
@@ -91,8 +105,11 @@ describe('field samples: devices upload raw inputs, operators list and replay th
     ['a bad reason', jsonSample([1, 2, 3, 4]), 'model=mlp&version=1&reason=boring', 'reason="boring": expected random or hard'],
     ['a NaN margin', jsonSample([1, 2, 3, 4]), 'model=mlp&version=1&reason=hard&margin=NaN', 'margin="NaN" is not a finite number'],
     ['a takenAt that is no date-time', jsonSample([1, 2, 3, 4]), 'model=mlp&version=1&reason=random&takenAt=yesterday', 'takenAt="yesterday" is not an ISO 8601 date-time'],
-  ])('refuses %s with 400 naming it', async (_what, body, query, message) => {
-    const res = await upload(devices[2]!, body, { query });
+    ['a top-level key beyond the inputs', Buffer.from(JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }], note: 'x'.repeat(100) })), 'model=mlp&version=1&reason=random', 'unknown key "note"'],
+    ['an input key beyond name, datatype, shape and data', Buffer.from(JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4], label: 'cat' }] })), 'model=mlp&version=1&reason=random', 'unknown key "inputs[0].label"'],
+  ])('refuses %s with 400 naming it', async (what, body, query, message) => {
+    // Each case its own device: every upload takes one of its device's hourly slots, refused or not.
+    const res = await upload(await deviceRunning(t, `bad-${what}`), body, { query });
     expect(res.status).toBe(400);
     expect(res.body.error).toContain(message);
   });
@@ -106,6 +123,23 @@ describe('field samples: devices upload raw inputs, operators list and replay th
     expect((await upload({ ...devices[3]!, secret: 'wrong' }, body)).status).toBe(401);
     expect((await t.api('POST', `/api/v1/devices/${devices[3]!.deviceId}/revoke`)).status).toBe(200);
     expect((await upload(devices[3]!, body)).status).toBe(401);
+  });
+
+  it('refuses an unknown key in a binary header with 400 naming it', async () => {
+    const values = Float32Array.of(1, 2, 3, 4);
+    const header = { inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], parameters: { binary_data_size: values.byteLength, shm_region: 'r' } }] };
+    const bin = joinBinaryBody(header, [new Uint8Array(values.buffer)]);
+    const res = await upload(await deviceRunning(t, 'bad-binary-key'), bin.body, { headerLength: bin.headerLength });
+    expect(res.status).toBe(400);
+    expect(res.body.error).toContain('unknown key "inputs[0].parameters.shm_region"');
+  });
+
+  it('refuses a version the device does not report installed with 403 naming it', async () => {
+    const d = await deviceRunning(t, 'runs-only-1', ['1']);
+    const res = await upload(d, jsonSample([1, 2, 3, 4]), { query: 'model=mlp&version=2&reason=random' });
+    expect(res.status).toBe(403);
+    expect(res.body.error).toContain(`device ${d.deviceId} does not report mlp@2 installed`);
+    expect((await upload(d, jsonSample([1, 2, 3, 4]))).status).toBe(201);
   });
 
   it('refuses a body over the size limit with 413 naming it', async () => {
@@ -122,6 +156,23 @@ describe('field samples: devices upload raw inputs, operators list and replay th
     expect(over.status).toBe(429);
     expect(Number(over.headers.get('retry-after'))).toBeGreaterThan(0);
     expect(over.body.error).toContain('over its field-sample limit');
+
+    // Refused before its body is read: the answer comes while the body is still unsent (it never is).
+    const early = await new Promise<{ status: number | undefined; retryAfter: string | undefined }>((resolve, reject) => {
+      const req = request(`${t.hub.apiUrl}/api/v1/field-samples?model=mlp&version=2&reason=random`, {
+        method: 'POST',
+        headers: { authorization: basic(d), 'content-type': 'application/json', 'content-length': String(LIMITS.maxFieldSampleBytes) },
+      });
+      req.on('response', (res) => {
+        resolve({ status: res.statusCode, retryAfter: res.headers['retry-after'] });
+        res.resume();
+        req.destroy();
+      });
+      req.on('error', reject);
+      req.write('{"inputs": [');
+    });
+    expect(early.status).toBe(429);
+    expect(Number(early.retryAfter)).toBeGreaterThan(0);
   });
 
   it('keeps the newest samples of a version up to its cap, deleting the oldest files', async () => {

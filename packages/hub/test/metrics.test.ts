@@ -2,6 +2,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deviceTopic, type EnrollResponse } from '@edgefleet/shared';
+import { buildMlp } from '@edgefleet/shared/onnx';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkMetricsText, checkPrometheusConfig, declaredMetrics } from '../../../test/support/promtool.js';
@@ -56,6 +57,9 @@ describe('hub /metrics', () => {
     const d: EnrollResponse = await enrollDevice(t, { name: 'metrics-1' });
     expect(await valueOf('edgefleet_devices{status="offline"}')).toBe(offline0 + 1);
 
+    for (const version of ['1', '2']) {
+      expect((await t.api('POST', `/api/v1/models/clf/versions?version=${version}`, buildMlp({ inputSize: 4, hidden: [4], outputSize: 2 }))).status).toBe(201);
+    }
     const c = await connectDevice(t, d);
     await eventually(async () => (await valueOf('edgefleet_devices{status="online"}')) === 1, 'the device online in /metrics');
     expect(await valueOf('edgefleet_broker_connections')).toBe(1);
@@ -63,11 +67,17 @@ describe('hub /metrics', () => {
     const models = [
       { name: 'clf', version: '2', sha256: 'a'.repeat(64), profile: 'fp32', active: true },
       { name: 'clf', version: '1', sha256: 'b'.repeat(64), profile: 'fp32', active: false },
+      // Names the registry does not hold: a device's word alone must not create a series.
+      { name: 'made-up', version: '7', sha256: 'c'.repeat(64), profile: 'fp32', active: true },
+      { name: 'clf', version: '99', sha256: 'd'.repeat(64), profile: 'fp32', active: true },
     ];
     await c.publishAsync(deviceTopic(d.deviceId, 'reported'), JSON.stringify({ capabilities, models, desiredVersion: 0, ts: Date.now() }), { qos: 1, retain: true });
     await eventually(async () => (await valueOf('edgefleet_model_devices{model="clf",version="2"}')) === 1, 'the active version in /metrics');
     // Installed but not active: not "in use".
     expect(await valueOf('edgefleet_model_devices{model="clf",version="1"}')).toBeUndefined();
+    const text = (await scrape()).text;
+    expect(text).not.toContain('model="made-up"');
+    expect(text).not.toContain('version="99"');
 
     await c.publishAsync(deviceTopic(d.deviceId, 'telemetry'), JSON.stringify(telemetryRecord(1)), { qos: 1 });
     await c.publishAsync(deviceTopic(d.deviceId, 'telemetry'), 'not json {', { qos: 1 });
@@ -93,6 +103,10 @@ describe('hub /metrics', () => {
       evaluation.run(null, 0.4, 0);
       evaluation.run(null, 1.75, 1);
       evaluation.run('dev-x', 9, 1); // a device's window: not the fleet score
+      // Each scope's newest evaluation, as the evaluator upserts it with the evaluation (what /metrics reads).
+      const latest = db.prepare("INSERT OR REPLACE INTO drift_latest (model, version, scope, evaluation_id, score, over, samples, window_end, evaluated_at, drifted) VALUES ('clf', '1', ?, 0, ?, ?, 500, 1, 1, '[]')");
+      latest.run('', 1.75, 1);
+      latest.run('dev-x', 9, 1);
       const alert = db.prepare("INSERT INTO drift_alerts (model, version, device_id, state, raised_at, score, devices, features, message) VALUES ('clf', '1', ?, ?, 1, 2, '[]', '[]', 'm')");
       alert.run(null, 'active');
       alert.run('dev-x', 'active');
@@ -126,14 +140,14 @@ describe('hub /metrics', () => {
 });
 
 describe('activeModelCounts', () => {
-  it('adds each distinct reported list once per device reporting it, active versions only, damaged lists skipped', () => {
+  it('adds each distinct reported list once per device reporting it, active registered versions only, damaged lists skipped', () => {
     const list = (versions: Array<[string, string, boolean]>) => JSON.stringify(versions.map(([name, version, active]) => ({ name, version, sha256: 's', profile: 'fp32', active })));
     const counts = activeModelCounts([
       { models: list([['a', '1', true], ['a', '0', false], ['b', '2', true]]), n: 7 },
-      { models: list([['a', '1', true]]), n: 3 },
+      { models: list([['a', '1', true], ['unknown', '1', true]]), n: 3 },
       { models: 'not json', n: 100 },
       { models: '{"name":"a"}', n: 100 },
-    ]);
+    ], (model) => model !== 'unknown');
     expect(counts.sort((x, y) => x.model.localeCompare(y.model))).toEqual([
       { model: 'a', version: '1', devices: 10 },
       { model: 'b', version: '2', devices: 7 },

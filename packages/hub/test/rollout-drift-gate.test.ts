@@ -53,12 +53,12 @@ describe('drift gate request rules', () => {
 describe('a rollout stopped by the drift gate', () => {
   /** Latest drift scores per device of clf@2, as the drift evaluations would give them. */
   const scores = new Map<string, number>();
-  const asked: Array<{ model: string; version: string; deviceIds: readonly string[] }> = [];
+  const asked: Array<{ model: string; version: string; devices: ReadonlyArray<{ deviceId: string; since: number }> }> = [];
   const t = useTestHub({
     hub: {
-      driftScores: (model, version, deviceIds) => {
-        asked.push({ model, version, deviceIds });
-        return new Map(deviceIds.flatMap((id) => (scores.has(id) ? [[id, scores.get(id)!] as const] : [])));
+      driftScores: (model, version, devices) => {
+        asked.push({ model, version, devices });
+        return new Map(devices.flatMap(({ deviceId: id }) => (scores.has(id) ? [[id, scores.get(id)!] as const] : [])));
       },
     },
   });
@@ -83,7 +83,9 @@ describe('a rollout stopped by the drift gate', () => {
     expect(halted.reason).toMatchObject({ wave: 0, gate: 'drift', message: `highest drift score 3.50 on ${sims[0]!.id} (> 1.50 allowed); 1 of 1 device evaluated` });
     expect(halted.waves[0]!.gates.find((g) => g.gate === 'drift')).toMatchObject({ status: 'failed', observed: 3.5, threshold: 1.5 });
     expect(halted.waves[1]!.state).toBe('pending');
-    expect(asked.at(-1)).toEqual({ model: 'clf', version: '2', deviceIds: [sims[0]!.id] });
+    // Each switched device with when it switched: the drift service counts only windows that ended after it.
+    expect(asked.at(-1)).toEqual({ model: 'clf', version: '2', devices: [{ deviceId: sims[0]!.id, since: expect.any(Number) }] });
+    expect(asked.at(-1)!.devices[0]!.since).toBeGreaterThan(Date.now() - 60_000);
     await Promise.all(sims.map((s) => s.close()));
   }, 20_000);
 });

@@ -23,6 +23,27 @@ export function alertDecision(active: boolean, previous: WindowVerdict | undefin
   return previous !== undefined && !previous.over ? 'clear' : 'none';
 }
 
+/**
+ * The previous window as alertDecision's input: only when it was evaluated against the version's
+ * current baseline. One evaluated before the baseline was (re)built was scored against the old one, so
+ * it neither completes a pair over nor a pair under with the first window of the new baseline.
+ */
+export function previousOnBaseline<T extends { evaluatedAt: string }>(previous: T | undefined, baselineCreatedAt: string | undefined): T | undefined {
+  if (previous === undefined || baselineCreatedAt === undefined) return previous;
+  const built = Date.parse(baselineCreatedAt);
+  return Number.isFinite(built) && Date.parse(previous.evaluatedAt) < built ? undefined : previous;
+}
+
+/**
+ * The message an alert is cleared with when it went stale: its scope (a device that moved to another
+ * version or went silent, or a fleet no longer sending) has had no evaluation window for `staleHours`.
+ */
+export function staleAlertMessage(model: string, version: string, deviceId: string | null, staleHours: number, lastEvaluatedAt: number | null): string {
+  const scope = deviceId === null ? 'fleet' : `device ${deviceId}`;
+  const last = lastEvaluatedAt === null ? 'none recorded' : `last at ${new Date(lastEvaluatedAt).toISOString()}`;
+  return `drift alert on ${model}@${version} (${scope}) cleared as stale: no evaluation window for ${staleHours} h (${last})`;
+}
+
 /** Most features an alert names. */
 export const ALERT_FEATURES = 5;
 /** Most device ids spelled out in an alert's message (the alert's `devices` lists them all). */

@@ -1,9 +1,12 @@
+import { createHmac } from 'node:crypto';
 import type { DriftWebhookBody } from '@edgefleet/shared';
 import type { Logger } from 'pino';
 
 export interface AlertWebhookOptions {
   url: string;
   log: Logger;
+  /** Key for the body's signature header; unsigned without one. */
+  secret?: string | undefined;
   /** Per attempt. */
   timeoutMs?: number;
   /** Attempts after the first. */
@@ -16,6 +19,13 @@ export interface AlertWebhookCounters {
   sent: number;
   failed: number;
   retried: number;
+}
+
+export const SIGNATURE_HEADER = 'x-edgefleet-signature';
+
+/** The signature header's value for a body: sha256=<hex HMAC-SHA256 of exactly these bytes>, so a receiver can check who sent it. */
+export function webhookSignature(secret: string, body: string): string {
+  return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
 }
 
 /** A webhook URL must be http or https; checked at start so a typo stops the hub instead of every alert failing later. */
@@ -57,7 +67,9 @@ export function createAlertWebhook(opts: AlertWebhookOptions) {
     });
 
   async function attempt(body: string): Promise<void> {
-    const res = await fetch(opts.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(timeoutMs) });
+    const headers: Record<string, string> = { 'content-type': 'application/json' };
+    if (opts.secret) headers[SIGNATURE_HEADER] = webhookSignature(opts.secret, body);
+    const res = await fetch(opts.url, { method: 'POST', headers, body, signal: AbortSignal.timeout(timeoutMs) });
     await res.body?.cancel();
     if (!res.ok) throw new Error(`webhook answered HTTP ${res.status}: expected 2xx`);
   }

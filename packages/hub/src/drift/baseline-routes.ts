@@ -1,6 +1,7 @@
-import { ApiError, BaselineInfo, BINARY_HEADER, EdgefleetError, type OperatorRole } from '@edgefleet/shared';
+import { ApiError, BaselineInfo, BINARY_HEADER, type OperatorRole } from '@edgefleet/shared';
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { RequireOperator } from '../auth/operator-auth.js';
+import { acceptRawBodies, declaredLengthCheck, rawUploadBody } from '../http/raw-body-upload.js';
 import { MAX_CALIBRATION_JSON_BYTES } from '../models/calibration-data.js';
 import type { BaselineService } from './baseline-service.js';
 
@@ -32,16 +33,8 @@ export const baselineRoutes: FastifyPluginAsyncTypebox<BaselineRouteOptions> = a
 /** The upload in its own plugin: its body parsers (raw buffers, as the calibration upload) must not change how other routes read JSON. */
 const referenceUpload: FastifyPluginAsyncTypebox<BaselineRouteOptions> = async (app, opts) => {
   const limits = { json: MAX_CALIBRATION_JSON_BYTES, binary: opts.maxReferenceBytes };
-  app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: limits.json }, (_req, body, done) => done(null, body));
-  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: limits.binary }, (_req, body, done) => done(null, body));
-
-  const sizeCheck: RequireOperator = async (req) => {
-    const binary = (req.headers['content-type'] ?? '').startsWith('application/octet-stream');
-    const limit = binary ? limits.binary : limits.json;
-    const length = Number(req.headers['content-length']);
-    if (length > limit) throw new EdgefleetError('PAYLOAD_TOO_LARGE', `reference body of ${length} bytes is over the ${binary ? 'binary' : 'JSON'} limit of ${limit} bytes`);
-  };
+  acceptRawBodies(app, limits);
+  const sizeCheck = declaredLengthCheck(limits, (length, limit, binary) => `reference body of ${length} bytes is over the ${binary ? 'binary' : 'JSON'} limit of ${limit} bytes`);
 
   app.put(
     `${PATH}/reference`,
@@ -55,15 +48,8 @@ const referenceUpload: FastifyPluginAsyncTypebox<BaselineRouteOptions> = async (
       },
     },
     async (req) => {
-      if (!Buffer.isBuffer(req.body)) {
-        throw new EdgefleetError('BAD_REQUEST', `a reference body is application/json or application/octet-stream (as a calibration body), not ${req.headers['content-type'] ?? 'untyped'}`);
-      }
-      const raw = req.headers[BINARY_HEADER];
-      const headerLength = typeof raw === 'string' ? raw : undefined;
-      if (headerLength === undefined && (req.headers['content-type'] ?? '').startsWith('application/octet-stream')) {
-        throw new EdgefleetError('BAD_REQUEST', `a binary reference body needs the ${BINARY_HEADER} header (the length of its JSON header); send JSON as application/json`);
-      }
-      return opts.service.uploadReference(req.params.name, req.params.version, req.body, headerLength);
+      const { body, headerLength } = rawUploadBody(req, 'a reference body', ' (as a calibration body)');
+      return opts.service.uploadReference(req.params.name, req.params.version, body, headerLength);
     },
   );
 };

@@ -1,6 +1,7 @@
 import type { AlertState, DriftAlert, DriftEvaluation, DriftFeatureScore, DriftSummary } from '@edgefleet/shared';
 import type { Db } from '../store/database.js';
 import type { AlertFeature } from './alert-rules.js';
+import { createDriftLatestRepo } from './drift-latest-repo.js';
 import type { PendingWindow } from './evaluation-window.js';
 
 /** A `drift` record as evaluation reads it: what the device sent, not yet parsed. */
@@ -123,28 +124,18 @@ export function createDriftRepo(db: Db) {
   const fleetSeries = db.prepare<[string, string, number], EvaluationSql>(
     'SELECT * FROM (SELECT * FROM drift_evaluations WHERE model = ? AND version = ? AND device_id IS NULL ORDER BY id DESC LIMIT ?) ORDER BY id',
   );
-  const latestPerDevice = db.prepare<[string, string], EvaluationSql>(
-    `SELECT * FROM drift_evaluations WHERE id IN (
-       SELECT max(id) FROM drift_evaluations WHERE model = ? AND version = ? AND device_id IS NOT NULL GROUP BY device_id)
-     ORDER BY device_id`,
-  );
-  const devicesOver = db
-    .prepare<[string, string], string>(
-      `SELECT device_id FROM drift_evaluations WHERE over = 1 AND id IN (
-         SELECT max(id) FROM drift_evaluations WHERE model = ? AND version = ? AND device_id IS NOT NULL GROUP BY device_id)
-       ORDER BY device_id`,
-    )
-    .pluck();
+  const latestRows = createDriftLatestRepo(db);
   const pruneScope = db.prepare(
     `DELETE FROM drift_evaluations WHERE id IN (
        SELECT id FROM drift_evaluations WHERE model = ? AND version = ? AND device_id IS ? ORDER BY id DESC LIMIT -1 OFFSET ?)`,
   );
-  // The oldest records by arrival (id) first, a bounded batch at a time: no scan of the whole table for a time column it has no index on.
-  // The record at the cursor stays: `drift.id` has no AUTOINCREMENT, so with it gone SQLite would hand
-  // its id (and lower ones) to new records, which evaluation (id > cursor) would then never read.
+  // By arrival (id), never by `ts` (the device's clock: one future-dated record would stop pruning for
+  // good), a bounded batch at a time. Only ids below a cursor evaluation reached, and never the record
+  // at the cursor: `drift.id` has no AUTOINCREMENT, so with it gone SQLite would hand its id (and lower
+  // ones) to new records, which evaluation (id > cursor) would then never read.
   const pruneRecords = db.prepare(
     `DELETE FROM drift WHERE id IN (
-       SELECT id FROM drift WHERE id < (SELECT last_record FROM drift_cursor WHERE id = 1) ORDER BY id LIMIT ?) AND ts < ?`,
+       SELECT id FROM drift WHERE id < min(?, (SELECT last_record FROM drift_cursor WHERE id = 1)) ORDER BY id LIMIT ?)`,
   );
   const activeAlert = db.prepare<[string, string, string | null], AlertSql>(
     "SELECT * FROM drift_alerts WHERE state = 'active' AND model = ? AND version = ? AND device_id IS ?",
@@ -160,7 +151,7 @@ export function createDriftRepo(db: Db) {
      VALUES (?, ?, ?, 'active', ?, NULL, ?, ?, ?, ?)`,
   );
   const updateAlert = db.prepare('UPDATE drift_alerts SET score = ?, devices = ?, features = ?, message = ? WHERE id = ?');
-  const clearAlert = db.prepare("UPDATE drift_alerts SET state = 'cleared', cleared_at = ? WHERE id = ?");
+  const clearAlert = db.prepare("UPDATE drift_alerts SET state = 'cleared', cleared_at = ?, message = coalesce(?, message) WHERE id = ?");
   const alertById = db.prepare<[number], AlertSql>('SELECT * FROM drift_alerts WHERE id = ?');
   const activeCount = db.prepare<[string, string], { n: number }>("SELECT count(*) AS n FROM drift_alerts WHERE state = 'active' AND model = ? AND version = ?");
 
@@ -186,9 +177,14 @@ export function createDriftRepo(db: Db) {
       if (window === null) pendingDelete.run(model, version, scope);
       else pendingPut.run(model, version, scope, window.samples, JSON.stringify(window.summary));
     },
+    /** The evaluation, and its scope's row in drift_latest (call in a transaction). */
     insertEvaluation(e: NewEvaluation): number {
-      return Number(insertEvaluation.run({ ...e, over: e.over ? 1 : 0, features: JSON.stringify(e.features) }).lastInsertRowid);
+      const id = Number(insertEvaluation.run({ ...e, over: e.over ? 1 : 0, features: JSON.stringify(e.features) }).lastInsertRowid);
+      latestRows.put(e.model, e.version, e.deviceId, id, e);
+      return id;
     },
+    /** Reads of each scope's latest evaluation (drift_latest). */
+    latestRows,
     /** The scope's newest evaluation (deviceId null: the fleet's). */
     latest(model: string, version: string, deviceId: string | null): DriftEvaluation | undefined {
       const row = latestInScope.get(model, version, deviceId);
@@ -198,26 +194,12 @@ export function createDriftRepo(db: Db) {
     fleetSeries(model: string, version: string, limit: number): DriftEvaluation[] {
       return fleetSeries.all(model, version, limit).map(evaluationOf);
     },
-    latestPerDevice(model: string, version: string): DriftEvaluation[] {
-      return latestPerDevice.all(model, version).map(evaluationOf);
-    },
-    /** Devices whose latest own evaluation of the version is over. */
-    devicesOver(model: string, version: string): string[] {
-      return devicesOver.all(model, version);
-    },
-    /** Latest device evaluation score per device of `deviceIds` (devices without one are absent). */
-    driftScores(model: string, version: string, deviceIds: readonly string[]): Map<string, number> {
-      const wanted = new Set(deviceIds);
-      const scores = new Map<string, number>();
-      for (const row of latestPerDevice.all(model, version)) if (row.device_id !== null && wanted.has(row.device_id)) scores.set(row.device_id, row.score);
-      return scores;
-    },
     pruneEvaluations(model: string, version: string, deviceId: string | null, keep = EVALUATIONS_PER_SCOPE): number {
       return pruneScope.run(model, version, deviceId, keep).changes;
     },
-    /** Of the `batch` oldest records already evaluated (below the cursor), those made before `before` (epoch ms). */
-    pruneRecords(before: number, batch: number): number {
-      return pruneRecords.run(batch, before).changes;
+    /** Deletes up to `batch` of the oldest records with id below `belowId` (and below the cursor). */
+    pruneRecords(belowId: number, batch: number): number {
+      return pruneRecords.run(belowId, batch).changes;
     },
     activeAlert(model: string, version: string, deviceId: string | null): DriftAlert | undefined {
       const row = activeAlert.get(model, version, deviceId);
@@ -240,8 +222,9 @@ export function createDriftRepo(db: Db) {
       updateAlert.run(f.score, JSON.stringify(f.devices), JSON.stringify(f.features), f.message, id);
       return alertOf(alertById.get(id)!);
     },
-    clearAlert(id: number, at: number): DriftAlert {
-      clearAlert.run(at, id);
+    /** `message`: replaces the alert's (why it was cleared), else it stays. */
+    clearAlert(id: number, at: number, message?: string): DriftAlert {
+      clearAlert.run(at, message ?? null, id);
       return alertOf(alertById.get(id)!);
     },
   };

@@ -5,7 +5,8 @@ import type { Db } from '../store/database.js';
 import { scoreFeatures } from './drift-math.js';
 import type { DriftBaselines } from './drift-baselines.js';
 import { createDriftRepo, type DriftRecordRow, type DriftRepo } from './drift-repo.js';
-import { alertDecision, alertFeatures, alertMessage, type WindowVerdict } from './alert-rules.js';
+import { alertDecision, alertFeatures, alertMessage, previousOnBaseline, type WindowVerdict } from './alert-rules.js';
+import { createDriftUpkeep, type DriftNotice } from './drift-upkeep.js';
 import { addToWindow, FLEET_SCOPE, type PendingWindow } from './evaluation-window.js';
 import { createDriftViews } from './drift-views.js';
 
@@ -16,8 +17,10 @@ export interface DriftServiceDeps {
   log: Logger;
   /** Samples an evaluation window needs before it is scored. */
   minSamples: number;
-  /** Drift records already evaluated are deleted once older than this. */
+  /** Drift records already evaluated are deleted this many hours after they arrived. */
   recordRetentionHours: number;
+  /** An active alert whose scope has had no evaluation window for this many hours is cleared as stale (default 24). */
+  alertStaleHours?: number;
   /** Alert changes go here when configured. */
   webhook?: { send(body: DriftWebhookBody): void } | undefined;
   /** Most records per chunk (one transaction); the pass yields to the event loop between chunks. */
@@ -45,17 +48,14 @@ const DEFAULT_CHUNK = 2000;
 const DEFAULT_CHUNK_BUDGET_MS = 40;
 /** Records read from SQLite at a time within a chunk. */
 const READ_BATCH = 100;
-/** Evaluated records deleted per transaction when pruning (the pass yields between batches). */
-const PRUNE_BATCH = 1000;
 /**
  * A scope's evaluations beyond the newest EVALUATIONS_PER_SCOPE are pruned when an evaluation's id is
  * a multiple of this: about every this many of the scope's own windows, one indexed delete, instead
  * of a delete per window or a pass over every scope.
  */
 const PRUNE_SCOPE_EVERY = 64;
-const HOUR_MS = 3600_000;
-
-type DriftNotice = { event: HubEventMap['drift']; webhook?: DriftWebhookBody };
+/** Default of DriftServiceDeps.alertStaleHours. */
+export const DEFAULT_ALERT_STALE_HOURS = 24;
 
 /** Per baseline object: its layout fingerprint and array lengths, computed once instead of per record. */
 const layouts = new WeakMap<DriftBaseline, { fingerprint: number; lengths: ReturnType<typeof summaryLengths> }>();
@@ -102,7 +102,8 @@ const toApiScore = (f: ReturnType<typeof scoreFeatures>[number]): DriftFeatureSc
  * against its version's baseline, stores the evaluation and applies the alert rules. A pass works in
  * chunks; each chunk is one transaction that also moves the cursor and writes the pending windows, so
  * a crash part-way neither loses nor counts a record twice. Bus events and webhooks follow each
- * committed chunk. One pass at a time: a call during a pass joins it.
+ * committed chunk. After the chunks: stale alerts cleared, evaluated records pruned by arrival
+ * (drift-upkeep). One pass at a time: a call during a pass joins it.
  */
 export function createDriftService(deps: DriftServiceDeps) {
   const repo: DriftRepo = createDriftRepo(deps.db);
@@ -111,11 +112,13 @@ export function createDriftService(deps: DriftServiceDeps) {
   const chunkBudgetMs = deps.chunkBudgetMs ?? DEFAULT_CHUNK_BUDGET_MS;
   const counters: DriftEvaluationCounters = { passes: 0, summaries: 0, noBaseline: 0, mismatched: 0, unreadable: 0, stalePending: 0 };
   let running: Promise<EvaluationRun> | null = null;
+  const upkeep = createDriftUpkeep({ db: deps.db, repo, now, recordRetentionHours: deps.recordRetentionHours, alertStaleHours: deps.alertStaleHours ?? DEFAULT_ALERT_STALE_HOURS });
 
   function closeWindow(baseline: DriftBaseline, model: string, version: string, deviceId: string | null, window: PendingWindow, run: EvaluationRun, notices: DriftNotice[]): void {
     const features = scoreFeatures(baseline, window.summary).map(toApiScore);
     const current: WindowVerdict = { over: features.some((f) => f.drifted), score: features[0]?.score ?? 0, features };
-    const previous = repo.latest(model, version, deviceId);
+    // A window scored against the version's baseline before its rebuild pairs with nothing.
+    const previous = previousOnBaseline(repo.latest(model, version, deviceId), deps.baselines.info(model, version)?.createdAt);
     const at = now();
     const id = repo.insertEvaluation({ model, version, deviceId, windowStart: window.summary.window.start, windowEnd: window.summary.window.end, samples: window.samples, score: current.score, over: current.over, features, evaluatedAt: at });
     run.evaluations++;
@@ -126,7 +129,7 @@ export function createDriftService(deps: DriftServiceDeps) {
     let webhook: DriftWebhookBody | undefined;
     if (decision === 'raise' || decision === 'update') {
       const named = alertFeatures(previous, current);
-      const devices = deviceId === null ? repo.devicesOver(model, version) : [deviceId];
+      const devices = deviceId === null ? repo.latestRows.devicesOver(model, version) : [deviceId];
       const fields = { score: current.score, devices, features: named, message: alertMessage(model, version, deviceId, devices, named) };
       if (decision === 'raise') {
         webhook = { type: 'drift.alert.raised', alert: repo.raiseAlert(model, version, deviceId, at, fields) };
@@ -232,17 +235,6 @@ export function createDriftService(deps: DriftServiceDeps) {
 
   const chunkTransaction = deps.db.transaction(evaluateChunk);
   const fleetTransaction = deps.db.transaction(closeFleetWindows);
-  /** Evaluated records older than the retention, a batch per transaction, yielding between batches. */
-  async function pruneRecords(): Promise<number> {
-    const before = now() - deps.recordRetentionHours * HOUR_MS;
-    let pruned = 0;
-    for (;;) {
-      const n = repo.pruneRecords(before, PRUNE_BATCH);
-      pruned += n;
-      if (n < PRUNE_BATCH) return pruned;
-      await new Promise((resolve) => setImmediate(resolve));
-    }
-  }
 
   function announce(notices: readonly DriftNotice[]): void {
     for (const n of notices) {
@@ -263,8 +255,10 @@ export function createDriftService(deps: DriftServiceDeps) {
     }
     const notices: DriftNotice[] = [];
     fleetTransaction(run, notices);
+    run.cleared += upkeep.clearStaleAlerts(notices);
     announce(notices);
-    const pruned = await pruneRecords();
+    upkeep.notePass(repo.cursor());
+    const pruned = await upkeep.pruneRecords();
     counters.passes++;
     counters.summaries += run.summaries;
     if (run.evaluations > 0 || pruned > 0) deps.log.debug({ ...run, prunedRecords: pruned }, 'drift evaluation pass');
@@ -289,9 +283,9 @@ export function createDriftService(deps: DriftServiceDeps) {
     alerts(state: AlertState | 'all' = 'active'): DriftAlert[] {
       return repo.alerts(state);
     },
-    /** Latest device evaluation score per device (the rollout gate reads it). */
-    driftScores(model: string, version: string, deviceIds: readonly string[]): Map<string, number> {
-      return repo.driftScores(model, version, deviceIds);
+    /** Latest score per device whose latest window of the version ended after its `since` (the rollout gate reads it). */
+    driftScores(model: string, version: string, devices: ReadonlyArray<{ deviceId: string; since: number }>): Map<string, number> {
+      return repo.latestRows.scoresSince(model, version, devices);
     },
   };
 }

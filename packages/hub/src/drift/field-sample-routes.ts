@@ -4,6 +4,7 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import type { FastifyRequest } from 'fastify';
 import { requireDevice } from '../auth/device-basic-auth.js';
 import type { RequireOperator } from '../auth/operator-auth.js';
+import { acceptRawBodies, declaredLengthCheck, rawUploadBody } from '../http/raw-body-upload.js';
 import type { FieldSampleService } from './field-sample-service.js';
 
 const errors = { 400: ApiError, 401: ApiError, 403: ApiError, 404: ApiError, 413: ApiError, 429: ApiError };
@@ -55,18 +56,24 @@ const uploadRoute: FastifyPluginAsyncTypebox<FieldSampleRouteOptions> = async (a
   const limit = opts.maxFieldSampleBytes;
   /** The device each upload authenticated as, from its onRequest hook. */
   const uploader = new WeakMap<FastifyRequest, string>();
-  app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: limit }, (_req, body, done) => done(null, body));
-  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: limit }, (_req, body, done) => done(null, body));
-
+  const limits = { json: limit, binary: limit };
+  acceptRawBodies(app, limits);
+  const sizeCheck = declaredLengthCheck(limits, (length) => `field sample of ${length} bytes is over the limit of ${limit} bytes (maxFieldSampleBytes)`);
   app.post(
     '/api/v1/field-samples',
     {
-      // Credentials before the body is read, and a declared length over the limit refused naming it (the parser's own 413 names none).
-      onRequest: async (req) => {
-        uploader.set(req, requireDevice(req, opts.verifyDevice, 'upload field samples'));
-        const length = Number(req.headers['content-length']);
-        if (length > limit) throw new EdgefleetError('PAYLOAD_TOO_LARGE', `field sample of ${length} bytes is over the limit of ${limit} bytes (maxFieldSampleBytes)`);
+      // Before the body is read: credentials, a declared length over the limit (named; the parser's own 413 names none), then the device's rate, so an over-limit device costs no read or parse.
+      onRequest: async (req, reply) => {
+        const deviceId = requireDevice(req, opts.verifyDevice, 'upload field samples');
+        uploader.set(req, deviceId);
+        await sizeCheck(req);
+        try {
+          opts.service.admit(deviceId);
+        } catch (err) {
+          const retry = (err as { retryAfterSeconds?: number }).retryAfterSeconds;
+          if (retry !== undefined) reply.header('retry-after', String(retry));
+          throw err;
+        }
       },
       schema: {
         querystring: Type.Object({
@@ -83,32 +90,18 @@ const uploadRoute: FastifyPluginAsyncTypebox<FieldSampleRouteOptions> = async (a
       },
     },
     async (req, reply) => {
-      if (!Buffer.isBuffer(req.body)) {
-        throw new EdgefleetError('BAD_REQUEST', `a field sample is application/json or application/octet-stream, not ${req.headers['content-type'] ?? 'untyped'}`);
-      }
-      const binary = (req.headers['content-type'] ?? '').startsWith('application/octet-stream');
-      const raw = req.headers[BINARY_HEADER];
-      const headerLength = typeof raw === 'string' ? raw : undefined;
-      if (binary && headerLength === undefined) {
-        throw new EdgefleetError('BAD_REQUEST', `a binary field sample needs the ${BINARY_HEADER} header (the length of its JSON header); send JSON as application/json`);
-      }
+      const { body, binary, headerLength } = rawUploadBody(req, 'a field sample');
       if (!binary && headerLength !== undefined) {
         throw new EdgefleetError('BAD_REQUEST', `${BINARY_HEADER} goes with the binary form (application/octet-stream), not application/json`);
       }
-      try {
-        const info = await opts.service.upload({
-          ...req.query,
-          deviceId: uploader.get(req)!,
-          body: req.body,
-          contentType: binary ? 'application/octet-stream' : 'application/json',
-          headerLength,
-        });
-        return reply.code(201).send(info);
-      } catch (err) {
-        const retry = (err as { retryAfterSeconds?: number }).retryAfterSeconds;
-        if (retry !== undefined) reply.header('retry-after', String(retry));
-        throw err;
-      }
+      const info = await opts.service.upload({
+        ...req.query,
+        deviceId: uploader.get(req)!,
+        body,
+        contentType: binary ? 'application/octet-stream' : 'application/json',
+        headerLength,
+      });
+      return reply.code(201).send(info);
     },
   );
 };

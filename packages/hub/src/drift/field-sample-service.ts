@@ -1,6 +1,7 @@
 import { EdgefleetError, type FieldSampleInfo, type TensorSpec } from '@edgefleet/shared';
 import { parseCalibration } from '../models/calibration-data.js';
 import type { ArtifactStore } from '../models/artifact-store.js';
+import { extraFieldSampleKey } from './field-sample-body.js';
 import type { FieldSampleRateLimit } from './field-sample-rate.js';
 import type { FieldSampleRepo, StoredFieldSample } from './field-sample-repo.js';
 
@@ -27,8 +28,13 @@ export interface FieldSampleServiceDeps {
   artifacts: ArtifactStore;
   /** The input signature of a model version, undefined when the version does not exist. */
   inputsOf(model: string, version: string): readonly TensorSpec[] | undefined;
-  /** True when a model version's files use this digest (the artifact store is shared with them). */
-  usedByModels(sha256: string): boolean;
+  /**
+   * True when anything else in the shared artifact store uses this digest: model versions, variants,
+   * calibration data, drift baselines and references, manifests given to devices.
+   */
+  isReferenced(sha256: string): boolean;
+  /** The model versions a device last reported installed (active or standby). */
+  reportedModels(deviceId: string): ReadonlyArray<{ name: string; version: string }>;
   rate: FieldSampleRateLimit;
   /** Samples kept per model version; the oldest go first. */
   keepPerVersion: number;
@@ -68,6 +74,8 @@ function checkInputs(body: Uint8Array, headerLength: string | undefined, specs: 
   }
   if (set.labels) bad('field sample refused: it carries a "labels" tensor; a field sample holds only the model inputs');
   if (set.samples !== 1) bad(`field sample refused: its inputs hold ${set.samples} samples along dim 0; a field sample is one input at batch 1`);
+  const extra = extraFieldSampleKey(body, headerLength);
+  if (extra !== undefined) bad(`field sample refused: unknown key "${extra}"; a field sample holds only its inputs (name, datatype, shape, data or parameters.binary_data_size)`);
 }
 
 /**
@@ -86,6 +94,19 @@ export function createFieldSampleService(deps: FieldSampleServiceDeps) {
   };
 
   return {
+    /**
+     * Takes one of the device's upload slots, or refuses 429 (with retryAfterSeconds): called before
+     * the body is read, so an over-limit device costs no parse.
+     */
+    admit(deviceId: string): void {
+      const slot = deps.rate.take(deviceId, now());
+      if (!slot.ok) {
+        throw Object.assign(new EdgefleetError('TOO_MANY_REQUESTS', `device ${deviceId} is over its field-sample limit: retry after ${slot.retryAfterSeconds} s`), {
+          retryAfterSeconds: slot.retryAfterSeconds,
+        });
+      }
+    },
+    /** Stores one sample of a device already admitted. */
     async upload(u: FieldSampleUpload): Promise<FieldSampleInfo> {
       if (u.reason !== 'random' && u.reason !== 'hard') bad(`reason="${u.reason}": expected random or hard`);
       const margin = optionalNumber('margin', u.margin);
@@ -94,13 +115,10 @@ export function createFieldSampleService(deps: FieldSampleServiceDeps) {
       const taken = takenAtMs(u.takenAt, receivedAtMs);
       const specs = deps.inputsOf(u.model, u.version);
       if (!specs) bad(`model ${u.model}@${u.version} does not exist: a field sample names a model version the hub has`);
-      checkInputs(u.body, u.headerLength, specs);
-      const slot = deps.rate.take(u.deviceId, receivedAtMs);
-      if (!slot.ok) {
-        throw Object.assign(new EdgefleetError('TOO_MANY_REQUESTS', `device ${u.deviceId} is over its field-sample limit: retry after ${slot.retryAfterSeconds} s`), {
-          retryAfterSeconds: slot.retryAfterSeconds,
-        });
+      if (!deps.reportedModels(u.deviceId).some((m) => m.name === u.model && m.version === u.version)) {
+        throw new EdgefleetError('FORBIDDEN', `device ${u.deviceId} does not report ${u.model}@${u.version} installed: a device uploads field samples only for versions it runs (active or standby)`);
       }
+      checkInputs(u.body, u.headerLength, specs);
       return serial(async () => {
         const { sha256, size } = await deps.artifacts.put(u.body);
         const { stored, unreferenced } = deps.repo.add(
@@ -120,7 +138,7 @@ export function createFieldSampleService(deps: FieldSampleServiceDeps) {
           },
           deps.keepPerVersion,
         );
-        for (const sha of unreferenced) if (!deps.usedByModels(sha)) await deps.artifacts.remove(sha);
+        for (const sha of unreferenced) if (!deps.isReferenced(sha)) await deps.artifacts.remove(sha);
         return stored.info;
       });
     },

@@ -178,7 +178,9 @@ function fieldSampleRouteOptions(p: RouteParts, requireRole: FieldSampleRouteOpt
       repo: createFieldSampleRepo(p.database),
       artifacts: p.artifacts,
       inputsOf: (model, version) => stores.models.get(model, version)?.inputs,
-      usedByModels: (sha256) => stores.models.isReferenced(sha256),
+      // Every other holder of the shared artifact store: model versions, variants and calibration data, baselines and references (with manifests given out).
+      isReferenced: (sha256) => stores.models.isReferenced(sha256) || stores.variants.isReferenced(sha256) || p.baselines.isReferenced(sha256),
+      reportedModels: (id) => stores.devices.get(id)?.models ?? [],
       rate: createFieldSampleRateLimit(config.fieldSamplesPerHour),
       keepPerVersion: config.fieldSamplesPerVersion,
     }),

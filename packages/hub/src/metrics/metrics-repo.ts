@@ -18,16 +18,15 @@ export function createMetricsRepo(db: Db) {
   // Devices on the same versions report the same list, so there are few distinct texts: SQLite groups
   // them and only those are parsed. (json_each over every row took ~150 ms at 10,000 devices; this ~20.)
   const reportedModels = db.prepare('SELECT models, count(*) AS n FROM devices WHERE revoked = 0 GROUP BY models');
+  // Reported names are the device's word: only versions the registry holds become label values, so a device cannot mint series.
+  const registeredVersions = db.prepare('SELECT model, version FROM model_versions');
   const rolloutsByState = db.prepare(`SELECT state AS label, count(*) AS n FROM rollouts WHERE state IN ${ACTIVE_IN} GROUP BY state`);
   const rolloutDevicesByState = db.prepare(`
     SELECT rd.state AS label, count(*) AS n
     FROM rollouts r JOIN rollout_devices rd ON rd.rollout_id = r.id
     WHERE r.state IN ${ACTIVE_IN} GROUP BY rd.state`);
-  // The fleet's (device_id NULL) latest evaluation per version: its id is the largest of that scope.
-  const driftScores = db.prepare(`
-    SELECT e.model, e.version, e.score
-    FROM drift_evaluations e
-    JOIN (SELECT max(id) AS id FROM drift_evaluations WHERE device_id IS NULL GROUP BY model, version) latest ON latest.id = e.id`);
+  // The fleet's latest evaluation per version: one row each in drift_latest (scope ''), read by its partial index.
+  const driftScores = db.prepare("SELECT model, version, score FROM drift_latest WHERE scope = ''");
   const driftAlerts = db.prepare(`SELECT model, version, count(*) AS active FROM drift_alerts WHERE state = 'active' GROUP BY model, version`);
 
   // Zero-filled over the known labels, so a series does not vanish from a graph when its count drops to 0.
@@ -41,7 +40,8 @@ export function createMetricsRepo(db: Db) {
       return { online: c.online ?? 0, offline: c.offline ?? 0, revoked: c.revoked ?? 0 };
     },
     modelDevices(): ModelDevices[] {
-      return activeModelCounts(reportedModels.all() as Array<{ models: string; n: number }>);
+      const known = new Set((registeredVersions.all() as Array<{ model: string; version: string }>).map((r) => `${r.model}\0${r.version}`));
+      return activeModelCounts(reportedModels.all() as Array<{ models: string; n: number }>, (model, version) => known.has(`${model}\0${version}`));
     },
     rollouts(): RolloutCounts {
       return { byState: counts(rolloutsByState.all(), ACTIVE_ROLLOUT_STATES), devicesByState: counts(rolloutDevicesByState.all(), ROLLOUT_DEVICE_STATES) };
@@ -56,8 +56,11 @@ export function createMetricsRepo(db: Db) {
 }
 export type MetricsRepo = ReturnType<typeof createMetricsRepo>;
 
-/** Devices per active model version, from each distinct reported list and how many devices report it. */
-export function activeModelCounts(groups: ReadonlyArray<{ models: string; n: number }>): ModelDevices[] {
+/**
+ * Devices per active model version, from each distinct reported list and how many devices report it;
+ * only versions `registered` accepts are counted.
+ */
+export function activeModelCounts(groups: ReadonlyArray<{ models: string; n: number }>, registered: (model: string, version: string) => boolean): ModelDevices[] {
   const counts = new Map<string, ModelDevices>();
   for (const { models, n } of groups) {
     let list: unknown;
@@ -68,7 +71,7 @@ export function activeModelCounts(groups: ReadonlyArray<{ models: string; n: num
     }
     if (!Array.isArray(list)) continue;
     for (const m of list as Array<{ name?: unknown; version?: unknown; active?: unknown }>) {
-      if (m?.active !== true || typeof m.name !== 'string' || typeof m.version !== 'string') continue;
+      if (m?.active !== true || typeof m.name !== 'string' || typeof m.version !== 'string' || !registered(m.name, m.version)) continue;
       const key = `${m.name}\0${m.version}`;
       const entry = counts.get(key) ?? { model: m.name, version: m.version, devices: 0 };
       entry.devices += n;

@@ -3,7 +3,6 @@ import {
   BINARY_HEADER,
   BuildVariantsRequest,
   CalibrationSummary,
-  EdgefleetError,
   VariantBuild,
   VariantDetail,
   VariantList,
@@ -11,6 +10,7 @@ import {
 } from '@edgefleet/shared';
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { RequireOperator } from '../auth/operator-auth.js';
+import { acceptRawBodies, declaredLengthCheck, rawUploadBody } from '../http/raw-body-upload.js';
 import { MAX_CALIBRATION_JSON_BYTES } from './calibration-data.js';
 import type { VariantService } from './variant-service.js';
 
@@ -65,20 +65,11 @@ export const variantRoutes: FastifyPluginAsyncTypebox<VariantRouteOptions> = asy
 const calibrationUpload: FastifyPluginAsyncTypebox<VariantRouteOptions> = async (app, opts) => {
   const operator = opts.requireRole('operator');
   const limits = { json: MAX_CALIBRATION_JSON_BYTES, binary: opts.maxCalibrationBytes };
-  app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: limits.json }, (_req, body, done) => done(null, body));
-  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: limits.binary }, (_req, body, done) => done(null, body));
-
-  /** Refuses a declared length over the limit before the body is read, naming the limit (the parsers' own 413 names none). */
-  const sizeCheck: RequireOperator = async (req) => {
-    const binary = (req.headers['content-type'] ?? '').startsWith('application/octet-stream');
-    const limit = binary ? limits.binary : limits.json;
-    const length = Number(req.headers['content-length']);
-    if (length > limit) {
-      const hint = binary ? '' : `; send larger sets in the binary tensor form (application/octet-stream with ${BINARY_HEADER}, up to ${limits.binary} bytes)`;
-      throw new EdgefleetError('PAYLOAD_TOO_LARGE', `calibration body of ${length} bytes is over the ${binary ? 'binary' : 'JSON'} limit of ${limit} bytes${hint}`);
-    }
-  };
+  acceptRawBodies(app, limits);
+  const sizeCheck = declaredLengthCheck(limits, (length, limit, binary) => {
+    const hint = binary ? '' : `; send larger sets in the binary tensor form (application/octet-stream with ${BINARY_HEADER}, up to ${limits.binary} bytes)`;
+    return `calibration body of ${length} bytes is over the ${binary ? 'binary' : 'JSON'} limit of ${limit} bytes${hint}`;
+  });
 
   app.put(
     `${PATH}/calibration`,
@@ -92,16 +83,7 @@ const calibrationUpload: FastifyPluginAsyncTypebox<VariantRouteOptions> = async 
       },
     },
     async (req) => {
-      // Another content type reached Fastify's own parsers (text/plain gives a string): name the two this route reads.
-      if (!Buffer.isBuffer(req.body)) {
-        throw new EdgefleetError('BAD_REQUEST', `a calibration body is application/json or application/octet-stream, not ${req.headers['content-type'] ?? 'untyped'}`);
-      }
-      const body = req.body;
-      const raw = req.headers[BINARY_HEADER];
-      const headerLength = typeof raw === 'string' ? raw : undefined;
-      if (headerLength === undefined && (req.headers['content-type'] ?? '').startsWith('application/octet-stream')) {
-        throw new EdgefleetError('BAD_REQUEST', `a binary calibration body needs the ${BINARY_HEADER} header (the length of its JSON header); send JSON as application/json`);
-      }
+      const { body, headerLength } = rawUploadBody(req, 'a calibration body');
       return opts.service.uploadCalibration(req.params.name, req.params.version, body, headerLength);
     },
   );

@@ -5,8 +5,12 @@ import type { GateResult, ModelStats, ShadowReport, WaveGates } from '@edgefleet
  * GateResults whose messages carry the numbers an operator needs to see why a wave stopped.
  */
 
-/** The latest drift score of `version` on each of these devices that has an evaluation of it. */
-export type DriftScores = (model: string, version: string, deviceIds: readonly string[]) => Map<string, number>;
+/**
+ * The latest drift score of `version` on each of these devices whose latest evaluation window of it
+ * ended after the device's `since` (when it switched to it): a score from before — an earlier
+ * rollout of the same version — neither passes nor fails this wave. Devices without one are absent.
+ */
+export type DriftScores = (model: string, version: string, devices: ReadonlyArray<{ deviceId: string; since: number }>) => Map<string, number>;
 
 /** One telemetry record of a device, oldest first. */
 export interface TelemetrySample {

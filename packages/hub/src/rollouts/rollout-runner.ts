@@ -171,15 +171,15 @@ export function createRolloutRunner(deps: {
     const judgesTelemetry = wave.spec.gates?.maxErrorRateIncrease !== undefined || wave.spec.gates?.maxP99Ratio !== undefined;
     const usage = judgesTelemetry ? collectDeviceUsage(deps.records, switched.map((d) => ({ ...d, assignedAt: d.assignedAt ?? d.switchedAt! })), now) : [];
     const shadow = shadowGate(wave.spec.gates, rows.filter((d) => d.shadow !== null || d.state === 'active').map((d) => d.shadow), at);
-    const drift = wave.spec.gates?.maxDriftScore !== undefined && deps.driftScores ? driftGateOf(rolloutId, wave, switched.map((d) => d.deviceId), at) : undefined;
+    const drift = wave.spec.gates?.maxDriftScore !== undefined && deps.driftScores ? driftGateOf(rolloutId, wave, switched.map((d) => ({ deviceId: d.deviceId, since: d.switchedAt! })), at) : undefined;
     return [...metricGates(wave.spec.gates, usage, at), ...(shadow ? [shadow] : []), ...(drift ? [drift] : [])];
   };
 
-  /** The drift gate over the switched devices' latest evaluations of the rollout's version. */
-  const driftGateOf = (rolloutId: string, wave: WaveCore, deviceIds: string[], at: string): GateResult | undefined => {
+  /** The drift gate over the switched devices' evaluations of the rollout's version since each switched. */
+  const driftGateOf = (rolloutId: string, wave: WaveCore, switched: Array<{ deviceId: string; since: number }>, at: string): GateResult | undefined => {
     const rec = rollouts.record(rolloutId);
     if (!rec || !deps.driftScores) return undefined;
-    return driftGate(wave.spec.gates, deviceIds, deps.driftScores(rec.model, rec.version, deviceIds), at);
+    return driftGate(wave.spec.gates, switched.map((d) => d.deviceId), deps.driftScores(rec.model, rec.version, switched), at);
   };
 
   /** Advances one rollout as far as it goes now: gates, waves, assignments under the download limit. In the caller's transaction. */

@@ -141,7 +141,12 @@ export const DriftModelView = Type.Object(
     baseline: Nullable(BaselineInfo),
     /** Fleet evaluations, oldest first (the last `limit`). */
     fleet: Type.Array(DriftEvaluation),
+    /** Devices over first, then the highest scores; at most a page of them (the counts below cover all). */
     devices: Type.Array(DeviceDriftRow),
+    /** Devices with an evaluation of the version (all of them, not only the rows in `devices`). */
+    devicesEvaluated: Type.Integer({ minimum: 0 }),
+    /** Of those, devices whose latest evaluation is over. */
+    devicesOver: Type.Integer({ minimum: 0 }),
     /** Active alerts first, then the latest cleared ones. */
     alerts: Type.Array(DriftAlert),
     /** Samples received but not yet evaluated (below the minimum), fleet-wide. */

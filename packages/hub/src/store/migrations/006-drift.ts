@@ -53,6 +53,25 @@ CREATE TABLE drift_evaluations (
 );
 CREATE INDEX drift_evaluations_by_scope ON drift_evaluations(model, version, device_id, id);
 
+-- Each scope's newest evaluation (scope '' = the fleet, else a device id), upserted with every
+-- evaluation: the fleet view, alerts' devices over, the rollout gate and /metrics read it instead
+-- of a max(id) per device over every evaluation kept (78 ms at 200,000 evaluations, 206 at 2 million).
+CREATE TABLE drift_latest (
+  model TEXT NOT NULL,
+  version TEXT NOT NULL,
+  scope TEXT NOT NULL,
+  evaluation_id INTEGER NOT NULL,
+  score REAL NOT NULL,
+  over INTEGER NOT NULL,
+  samples INTEGER NOT NULL,
+  window_end INTEGER NOT NULL,
+  evaluated_at INTEGER NOT NULL,
+  drifted TEXT NOT NULL,
+  PRIMARY KEY (model, version, scope)
+);
+CREATE INDEX drift_latest_by_score ON drift_latest(model, version, over, score, scope);
+CREATE INDEX drift_latest_fleet ON drift_latest(model, version) WHERE scope = '';
+
 CREATE TABLE drift_alerts (
   id INTEGER PRIMARY KEY,
   model TEXT NOT NULL,
