@@ -186,6 +186,7 @@ describe.skipIf(!hasTool('chromium', 'chromium'))('dashboard drift view in headl
       for (const name of shiftedNames) expect(drifted).toContain(name);
     }
     expect(await view.locator(`#drift-devices tr[data-device-id="${east!.deviceId}"]`).getAttribute('data-over')).toBe('false');
+    expect(await view.locator('[data-field="devices-over"]').textContent()).toBe('Devices over: 2 of 3 evaluated');
 
     // The chart: both fleet windows, a line per top feature (the shifted ones among them), drawn.
     const chart = view.locator('#drift-chart');

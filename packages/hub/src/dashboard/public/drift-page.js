@@ -64,6 +64,8 @@ export function createDriftPage(els, { api, deviceName, onAuthLost }) {
       h('div', { 'data-field': 'baseline' }, h('span', { class: 'muted' }, 'Baseline: '), baselineText(view.baseline) ?? 'none'),
       h('div', { 'data-field': 'fleet-score' }, h('span', { class: 'muted' }, 'Fleet score: '),
         latest ? `${scoreText(latest.score)} (${latest.samples} samples, window ending ${clockText(latest.windowEnd)})` : 'not evaluated yet'),
+      h('div', { 'data-field': 'devices-over' }, h('span', { class: 'muted' }, 'Devices over: '),
+        `${view.devicesOver} of ${view.devicesEvaluated} evaluated`, view.devices.length < view.devicesEvaluated ? ` (the ${view.devices.length} highest shown)` : ''),
       h('div', { 'data-field': 'pending' }, h('span', { class: 'muted' }, 'Samples waiting for a window: '), String(view.pendingSamples)));
   }
 
