@@ -192,7 +192,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): HubConfig {
     driftAlertStaleHours: positiveInt(env, 'EDGEFLEET_DRIFT_ALERT_STALE_HOURS', DEFAULT_CONFIG.driftAlertStaleHours),
     driftWebhookUrl: webhookUrlFromEnv(env, 'EDGEFLEET_DRIFT_WEBHOOK_URL'),
     driftWebhookSecret: env.EDGEFLEET_DRIFT_WEBHOOK_SECRET || undefined,
-    maxFieldSampleBytes: positiveInt(env, 'EDGEFLEET_MAX_FIELD_SAMPLE_BYTES', DEFAULT_CONFIG.maxFieldSampleBytes),
+    maxFieldSampleBytes: positiveInt(env, 'EDGEFLEET_HUB_MAX_FIELD_SAMPLE_BYTES', DEFAULT_CONFIG.maxFieldSampleBytes),
     fieldSamplesPerHour: positiveInt(env, 'EDGEFLEET_HUB_FIELD_SAMPLES_PER_HOUR', DEFAULT_CONFIG.fieldSamplesPerHour),
     fieldSamplesPerVersion: positiveInt(env, 'EDGEFLEET_HUB_FIELD_SAMPLES_PER_VERSION', DEFAULT_CONFIG.fieldSamplesPerVersion),
   };
