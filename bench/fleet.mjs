@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { BINARY_HEADER, joinBinaryBody } from '../packages/shared/dist/index.js';
 import { buildConvNet } from '../packages/shared/dist/onnx/index.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -33,6 +34,23 @@ function start(args, env, readyMsg) {
     child.on('exit', (code) => reject(new Error(`${args[0]} exited ${code}`)));
   });
   return { child, ready, lines };
+}
+
+/**
+ * Reference images for a version's drift baseline (binary tensor form), so the measured agent tracks
+ * drift in its workers as a deployed one would.
+ */
+async function putReference(apiUrl, version, samples = 128, size = 64) {
+  const data = new Float32Array(samples * 3 * size * size);
+  for (let i = 0; i < data.length; i++) data[i] = Math.sin(i * 0.37) * 0.5 + 0.5;
+  const bytes = new Uint8Array(data.buffer);
+  const { body, headerLength } = joinBinaryBody({ inputs: [{ name: 'image', datatype: 'FP32', shape: [samples, 3, size, size], parameters: { binary_data_size: bytes.byteLength } }] }, [bytes]);
+  const res = await fetch(`${apiUrl}/api/v1/models/bench-conv/versions/${version}/reference`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream', [BINARY_HEADER]: String(headerLength) },
+    body,
+  });
+  if (!res.ok) throw new Error(`reference of bench-conv@${version}: ${res.status} ${await res.text()}`);
 }
 
 async function hub(apiUrl, method, path, body) {
@@ -89,6 +107,7 @@ async function main() {
     await hub(apiUrl, 'POST', '/api/v1/models/bench-conv/versions?version=1', model);
     await rollOut('1');
     await hub(apiUrl, 'POST', '/api/v1/models/bench-conv/versions?version=2', buildConvNet({ name: 'bench-conv', channels: 3, size: 64, filters: [16, 32, 64], classes: 10, seed: 9 }));
+    await putReference(apiUrl, '2');
 
     await hub(apiUrl, 'GET', '/api/v1/health?reset=1');
     const t0 = performance.now();
