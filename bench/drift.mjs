@@ -6,7 +6,6 @@
 // windows are taken every second as the agent's reporter would. Also prints the wire size of one
 // 500-sample window for 30 and 50 tabular features. Writes bench/results/drift.json.
 // Env: BENCH_SECONDS (per measurement, default 2), BENCH_WARMUP_MS (default 300), BENCH_ROUNDS (default 3).
-import { fork } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
@@ -16,13 +15,12 @@ import * as ort from 'onnxruntime-node';
 import {
   addSample,
   baselineFromReference,
-  BINARY_HEADER,
   createFeatureExtractor,
   emptySummary,
   extractionFeatureNames,
   extractionWidth,
-  joinBinaryBody,
   planExtraction,
+  seededRandom,
   summaryBytes,
   summarySamples,
 } from '../packages/shared/dist/index.js';
@@ -30,6 +28,7 @@ import { buildConvNet, buildMlp, decodeModel, readSignature } from '../packages/
 import { createModelRuntime } from '../packages/agent/dist/inference/model-runtime.js';
 import { createModelTable } from '../packages/agent/dist/inference/model-table.js';
 import { createLocalApi } from '../packages/agent/dist/local-api/local-api.js';
+import { loadGenerator, percentile, requestBody } from './socket-load.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const { pino } = createRequire(join(here, '../packages/agent/package.json'))('pino');
@@ -45,30 +44,7 @@ const MODELS = {
 };
 const CASES = [1, 16];
 
-function percentile(sorted, q) {
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
-}
 const median = (values) => percentile([...values].sort((a, b) => a - b), 0.5);
-
-/** Seeded uniform in [0, 1) (mulberry32): the same reference data on every run. */
-function uniforms(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** The request input of bench/run.mjs. */
-function sample(shape) {
-  const n = shape.reduce((a, b) => a * b, 1);
-  const x = new Float32Array(n);
-  for (let i = 0; i < n; i++) x[i] = Math.sin(i * 0.37) * 0.5;
-  return x;
-}
 
 /** The baseline as the hub builds it: the fp32 model run on reference data, features extracted, quantile bins. */
 async function buildBaseline(path, model, signature) {
@@ -76,7 +52,7 @@ async function buildBaseline(path, model, signature) {
   const extractor = createFeatureExtractor(extraction, signature);
   const names = extractionFeatureNames(extraction);
   const per = model.shape.slice(1).reduce((a, b) => a * b, 1);
-  const rand = uniforms(17);
+  const rand = seededRandom(17);
   const inputCols = names.features.map(() => new Float64Array(model.reference));
   const outputCols = names.outputs.map(() => new Float64Array(model.reference));
   const session = await ort.InferenceSession.create(path);
@@ -109,7 +85,7 @@ async function buildBaseline(path, model, signature) {
 
 /** Bytes of one 500-sample window's summary on the wire for `features` standard-normal-ish columns and a 4-class output. */
 function windowBytes(features) {
-  const rand = uniforms(features);
+  const rand = seededRandom(features);
   const normal = () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
   const rows = 2000;
   const cols = Array.from({ length: features }, () => Float64Array.from({ length: rows }, normal));
@@ -126,28 +102,6 @@ function windowBytes(features) {
   }
   summary.window.end = Date.now();
   return { features, samples: summarySamples(baseline, summary), bytes: summaryBytes(summary) };
-}
-
-function binaryBody(model) {
-  const x = sample(model.shape);
-  const { body, headerLength } = joinBinaryBody(
-    { inputs: [{ name: model.input, datatype: 'FP32', shape: model.shape, parameters: { binary_data_size: x.byteLength } }], parameters: { binary_data_output: true } },
-    [new Uint8Array(x.buffer)],
-  );
-  return { body, headers: { 'content-type': 'application/octet-stream', [BINARY_HEADER]: String(headerLength) } };
-}
-
-function loadGenerator() {
-  const child = fork(join(here, 'load-generator.mjs'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  return {
-    run(job) {
-      return new Promise((resolve, reject) => {
-        child.once('message', (m) => (m.ok ? resolve(m.result) : reject(new Error(m.error))));
-        child.send(job);
-      });
-    },
-    close: () => child.kill(),
-  };
 }
 
 /** One local API over its own runtime (drift on or off) serving every file. */
@@ -204,7 +158,7 @@ async function main() {
     const servers = { on, off };
     try {
       for (const [name, model] of Object.entries(MODELS)) {
-        const { body, headers } = binaryBody(model);
+        const { body, headers } = requestBody(model, 'binary');
         const file = files.find((f) => f.name === name);
         for (const concurrency of CASES) {
           const key = `${name}-binary-c${concurrency}`;

@@ -9,11 +9,11 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
-import { BINARY_HEADER, joinBinaryBody } from '../packages/shared/dist/index.js';
 import { buildConvNet, buildMlp, decodeModel, readSignature } from '../packages/shared/dist/onnx/index.js';
 import { createModelRuntime } from '../packages/agent/dist/inference/model-runtime.js';
 import { createModelTable } from '../packages/agent/dist/inference/model-table.js';
 import { createLocalApi } from '../packages/agent/dist/local-api/local-api.js';
+import { loadGenerator, percentile, requestBody, sample } from './socket-load.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const { pino } = createRequire(join(here, '../packages/agent/package.json'))('pino');
@@ -26,17 +26,6 @@ const MODELS = {
   conv: { bytes: buildConvNet({ channels: 3, size: 128, filters: [32, 64, 128, 256], classes: 10 }), input: 'image', shape: [1, 3, 128, 128] },
   tiny: { bytes: buildMlp({ inputSize: 16, hidden: [32], outputSize: 4 }), input: 'input', shape: [1, 16] },
 };
-
-function percentile(sorted, q) {
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
-}
-
-function sample(shape) {
-  const n = shape.reduce((a, b) => a * b, 1);
-  const x = new Float32Array(n);
-  for (let i = 0; i < n; i++) x[i] = Math.sin(i * 0.37) * 0.5;
-  return x;
-}
 
 /** Sequential in-process session.run for SECONDS: the baseline. */
 async function raw(path, model, options) {
@@ -84,30 +73,6 @@ async function inProcess(file, model, pool, concurrency) {
   }
 }
 
-function requestBody(model, mode) {
-  const x = sample(model.shape);
-  if (mode === 'json') {
-    return { body: Buffer.from(JSON.stringify({ inputs: [{ name: model.input, datatype: 'FP32', shape: model.shape, data: Array.from(x) }] })), headers: { 'content-type': 'application/json' } };
-  }
-  const { body, headerLength } = joinBinaryBody(
-    { inputs: [{ name: model.input, datatype: 'FP32', shape: model.shape, parameters: { binary_data_size: x.byteLength } }], parameters: { binary_data_output: true } },
-    [new Uint8Array(x.buffer)],
-  );
-  return { body, headers: { 'content-type': 'application/octet-stream', [BINARY_HEADER]: String(headerLength) } };
-}
-
-function loadGenerator() {
-  const child = fork(join(here, 'load-generator.mjs'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  return {
-    run(job) {
-      return new Promise((resolve, reject) => {
-        child.once('message', (m) => (m.ok ? resolve(m.result) : reject(new Error(m.error))));
-        child.send(job);
-      });
-    },
-    close: () => child.kill(),
-  };
-}
 
 async function socketRuns(gen, socketPath, name, model, cases) {
   const out = {};

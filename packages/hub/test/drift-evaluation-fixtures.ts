@@ -8,7 +8,7 @@ import type { DriftBaselines } from '../src/drift/drift-baselines.js';
  */
 export const FEATURES = 30;
 const SD = Array.from({ length: FEATURES }, (_, f) => [1 + f / 5, 0.5, 2.9, 2, 0][f % 5] as number);
-const normal = (random: () => number) => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+export const normal = (random: () => number) => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
 
 export const prng = (seed: number): (() => number) => seededRandom(seed);
 

@@ -8,49 +8,14 @@ import {
   type DriftBaseline,
   type DriftExtraction,
   type DriftSummary,
-  seededRandom,
 } from '@edgefleet/shared';
 import { describe, expect, it } from 'vitest';
+import { normal, prng, referenceBaseline, windowSummary } from './drift-evaluation-fixtures.js';
 import { binnedKsAndWasserstein, chiSquare, jensenShannon, psi, PSI_BASE, psiThreshold, scoreFeatures } from '../src/drift/drift-math.js';
 
-/** The shared seeded PRNG (mulberry32), so every run sees the same data. */
-const prng = seededRandom;
-
-const normal = (random: () => number) => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
-
-/**
- * 30 tabular features of mixed kinds, each with its standard deviation so a test can shift it:
- * normals at different scales, log-normals (skewed), uniforms, integer counts (discrete, repeated
- * edges) and small categorical codes with uneven shares.
- */
-const FEATURES = 30;
-const SD = Array.from({ length: FEATURES }, (_, f) => [1 + f / 5, 0.5, 2.9, 2][f % 5] ?? 1);
-function drawFeature(f: number, random: () => number, shiftSd = 0): number {
-  const shift = shiftSd * (SD[f] as number);
-  switch (f % 5) {
-    case 0: return 10 * f + (SD[f] as number) * normal(random) + shift;
-    case 1: return Math.exp(0.5 * normal(random)) + shift;
-    case 2: return 10 * random() + shift;
-    case 3: return Math.max(0, Math.round(4 + 2 * normal(random) + shift));
-    default: { const u = random(); return u < 0.5 ? 0 : u < 0.8 ? 1 : u < 0.95 ? 2 : 3; }
-  }
-}
-
-function referenceBaseline(rows: number, random: () => number): DriftBaseline {
-  const columns = Array.from({ length: FEATURES }, (_, f) => ({ name: `f${f}`, values: new Float64Array(rows) }));
-  for (let r = 0; r < rows; r++) columns.forEach((c, f) => (c.values[r] = drawFeature(f, random)));
-  return baselineFromReference({ features: columns });
-}
-
-function window(baseline: DriftBaseline, rows: number, random: () => number, shifted: ReadonlySet<number> = new Set()): DriftSummary {
-  const summary = emptySummary(baseline);
-  const row = new Array<number>(FEATURES).fill(0);
-  for (let r = 0; r < rows; r++) {
-    for (let f = 0; f < FEATURES; f++) row[f] = drawFeature(f, random, shifted.has(f) ? 0.5 : 0);
-    addSample(baseline, summary, row);
-  }
-  return summary;
-}
+/** The test's 30 mixed tabular features (shared with the evaluation tests); a shifted feature moves by 0.5 σ here. */
+const window = (baseline: DriftBaseline, rows: number, random: () => number, shifted: ReadonlySet<number> = new Set()): DriftSummary =>
+  windowSummary(baseline, rows, random, { shifted, shiftSd: 0.5 });
 
 function rawKs(a: Float64Array, b: Float64Array): number {
   const x = Float64Array.from(a).sort();

@@ -110,8 +110,8 @@ CREATE TABLE field_samples (
 );
 CREATE INDEX field_samples_by_version ON field_samples(model, version, id);
 
--- /metrics counts devices by status and by reported models on every scrape: ~2 ms at 10,000
--- devices with these, 17–45 ms each without.
+-- /metrics counts devices by status on every scrape: ~2 ms at 10,000 devices with this index, 17–45 ms
+-- without. Reported models are not indexed (~30 ms per scrape at 10,000): an index over that JSON text
+-- is rewritten with every reported document and made a 10,000-device reconnect storm 3.2 → 3.6 s.
 CREATE INDEX devices_by_status ON devices(revoked, online);
-CREATE INDEX devices_by_models ON devices(revoked, models);
 `;
