@@ -5,7 +5,7 @@
 // it, the last agent's traffic is shifted and the drift view is printed. Ctrl-C stops every process it started.
 import { spawn, execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -142,7 +142,7 @@ async function main() {
   for (let i = 1; i <= 3; i++) {
     const stateDir = join(workDir, `agent-${i}`);
     const { token } = await hubApi(apiUrl, 'POST', '/api/v1/enrollment-tokens', { ttlSeconds: 600, labels: { site: 'demo' } });
-    const { stdout } = await promisify(execFile)(process.execPath, [join(root, 'packages/agent/dist/main.js'), 'enroll', '--hub', apiUrl, '--token', token, '--name', `demo-${i}`, '--state-dir', stateDir]);
+    await promisify(execFile)(process.execPath, [join(root, 'packages/agent/dist/main.js'), 'enroll', '--hub', apiUrl, '--token', token, '--name', `demo-${i}`, '--state-dir', stateDir]);
     const socketPath = join(stateDir, 'agent.sock');
     await start(`agent-${i}`, [join(root, 'packages/agent/dist/main.js'), 'run', '--state-dir', stateDir, '--socket', socketPath], {
       EDGEFLEET_TELEMETRY_INTERVAL_MS: '2000',
@@ -151,7 +151,9 @@ async function main() {
       EDGEFLEET_DRIFT_WINDOW_REQUESTS: String(WINDOW_REQUESTS),
       EDGEFLEET_LOG_LEVEL: 'info',
     }, 'agent ready');
-    agents.push({ socketPath, deviceId: stdout.trim().split(/\s+/).pop() });
+    // The identity enroll wrote names the device (its stdout also carries log lines).
+    const { deviceId } = JSON.parse(await readFile(join(stateDir, 'identity.json'), 'utf8'));
+    agents.push({ socketPath, deviceId });
     say(`agent demo-${i} enrolled and running (socket ${socketPath})`);
   }
 

@@ -43,8 +43,6 @@ export interface WorkerPoolOptions {
   drift?: WorkerDriftInit;
 }
 
-export type { WorkerDriftPart };
-
 export interface PoolStats {
   workers: number;
   ready: number;

@@ -13,8 +13,9 @@ export interface RecordStream<K extends StreamKind> {
 }
 
 /**
- * What ingest tells its consumers (rollouts, planner, benchmarks, drift, the dashboard's bus), one
- * typed stream per kind a device publishes. Records are delivered after the batch holding them has
+ * What ingest tells its consumers (rollouts, planner, benchmarks, the dashboard's bus; drift
+ * evaluation reads the committed records from their table on its schedule instead), one typed stream
+ * per kind a device publishes. Records are delivered after the batch holding them has
  * committed, `reported` after its state write, `status` after its last-seen write: a listener never
  * hears of something a restart could lose.
  */

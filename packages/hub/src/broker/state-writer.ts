@@ -7,14 +7,14 @@ import { createIngestQueue, type IngestQueue } from './ingest-queue.js';
 /** Where a state write goes after its commit. */
 interface StateEntry {
   write: StateWrite;
-  /** Runs after the commit holding the write (events, rollout observer). */
+  /** Runs after the commit holding the write (bus event, the `reported` stream). */
   after?: () => void;
 }
 
 export interface StateWriter {
   /** Records presence; the bus hears `online`/`offline` once it is committed. */
   presence(deviceId: string, online: boolean): void;
-  /** Stores a device's reported state; `done` (the PUBACK) and the observer wait for the commit. */
+  /** Stores a device's reported state; `done` (the PUBACK) and `after` wait for the commit. */
   reported(deviceId: string, reported: MessageOf<'reported'>, done: (err: Error | null) => void, after: () => void): void;
   /** Updates last-seen (a status message); `done` waits for the commit. */
   seen(deviceId: string, done: (err: Error | null) => void): void;

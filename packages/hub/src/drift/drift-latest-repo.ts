@@ -9,17 +9,6 @@ import { FLEET_SCOPE } from './evaluation-window.js';
  * view and the gate read only the rows they show or judge.
  */
 
-export interface LatestOfScope {
-  evaluationId: number;
-  score: number;
-  over: boolean;
-  samples: number;
-  windowEnd: number;
-  evaluatedAt: number;
-  /** Drifted feature names, highest score first. */
-  drifted: string[];
-}
-
 /** An active alert whose scope has had no evaluation window since `before` (or none at all). */
 export interface StaleAlertRow {
   id: number;

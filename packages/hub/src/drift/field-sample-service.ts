@@ -143,7 +143,7 @@ export function createFieldSampleService(deps: FieldSampleServiceDeps) {
       });
     },
     list(model: string, version: string, reason: 'random' | 'hard' | undefined, limit: number): FieldSampleInfo[] {
-      if (!deps.inputsOf(model, version)) throw new EdgefleetError('NOT_FOUND', `model ${model}@${version} does not exist`);
+      if (!deps.inputsOf(model, version)) throw new EdgefleetError('MODEL_NOT_FOUND', `model ${model}@${version} does not exist`);
       return deps.repo.list(model, version, reason, limit);
     },
     /** A stored sample and the path of its body. */

@@ -46,11 +46,10 @@ export interface HubMetricSources {
   /** Records waiting in the ingest write queue now. */
   ingestQueueLength(): number;
   brokerConnections(): number;
-  /** Optional until drift evaluation is wired: absent sources export no series. */
-  driftScores?(): readonly DriftScore[];
-  driftAlerts?(): readonly DriftAlertCount[];
+  driftScores(): readonly DriftScore[];
+  driftAlerts(): readonly DriftAlertCount[];
   /** Drift summaries ingest refused, by reason (unknown version, wrong layout, too large, …). */
-  driftRejections?(): CountByLabel;
+  driftRejections(): CountByLabel;
 }
 
 export interface HubMetrics {
@@ -80,17 +79,15 @@ function setCounter(counter: Counter<string>, value: number, labels: Record<stri
   counter.inc(labels, Math.max(0, value));
 }
 
-export function createHubMetrics(sources: HubMetricSources, opts: { defaultMetrics?: boolean } = {}): HubMetrics {
+export function createHubMetrics(sources: HubMetricSources): HubMetrics {
   const registry = new Registry();
   const registers = [registry];
   // Process CPU, memory, handles, GC and event-loop lag (…_nodejs_eventloop_lag_p99_seconds among them).
-  if (opts.defaultMetrics !== false) {
-    collectDefaultMetrics({ register: registry, prefix: DEFAULT_METRICS_PREFIX });
-    // prom-client names these gauges …_total, which Prometheus reserves for counters (promtool's lint
-    // refuses them); the handle and request counts say little about the hub that lag and memory do not.
-    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
-      registry.removeSingleMetric(DEFAULT_METRICS_PREFIX + name);
-    }
+  collectDefaultMetrics({ register: registry, prefix: DEFAULT_METRICS_PREFIX });
+  // prom-client names these gauges …_total, which Prometheus reserves for counters (promtool's lint
+  // refuses them); the handle and request counts say little about the hub that lag and memory do not.
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+    registry.removeSingleMetric(DEFAULT_METRICS_PREFIX + name);
   }
 
   new Gauge({
@@ -189,7 +186,7 @@ export function createHubMetrics(sources: HubMetricSources, opts: { defaultMetri
     registers,
     collect() {
       this.reset();
-      for (const d of driftScores?.() ?? []) this.set({ model: d.model, version: d.version }, d.score);
+      for (const d of driftScores()) this.set({ model: d.model, version: d.version }, d.score);
     },
   });
   new Gauge({
@@ -199,7 +196,7 @@ export function createHubMetrics(sources: HubMetricSources, opts: { defaultMetri
     registers,
     collect() {
       this.reset();
-      for (const a of driftAlerts?.() ?? []) this.set({ model: a.model, version: a.version }, a.active);
+      for (const a of driftAlerts()) this.set({ model: a.model, version: a.version }, a.active);
     },
   });
   new Counter({
@@ -209,7 +206,7 @@ export function createHubMetrics(sources: HubMetricSources, opts: { defaultMetri
     registers,
     collect() {
       this.reset();
-      for (const [reason, n] of Object.entries(driftRejections?.() ?? {})) setCounter(this, n, { reason });
+      for (const [reason, n] of Object.entries(driftRejections())) setCounter(this, n, { reason });
     },
   });
 

@@ -10,6 +10,8 @@ import { Type, type Static } from 'typebox';
  * - `POST /api/v1/drift/evaluations` → EvaluationRun (evaluate now instead of waiting for the job)
  * - `GET  /api/v1/alerts?state=active|cleared|all` → DriftAlert[]
  * - `GET  /api/v1/models/{name}/versions/{version}/field-samples` → FieldSampleInfo[]
+ * - `GET  /api/v1/field-samples/{id}` → the sample's body as uploaded
+ * - `POST /api/v1/field-samples?model=&version=&reason=` (device Basic auth, body as the infer request) → FieldSampleInfo
  */
 
 const CLOSED = { additionalProperties: false } as const;

@@ -2,7 +2,8 @@
  * 006: drift monitoring. A version's baseline (built from its reference data, else its calibration
  * data; the JSON is an artifact named by every manifest of the version). Evaluation windows per device
  * and for the fleet (device_id NULL), with what is still accumulating toward the minimum sample count
- * in drift_pending (scope '' is the fleet). Alerts with their state; field samples devices sent.
+ * in drift_pending (scope '' is the fleet) and each scope's newest evaluation in drift_latest. Alerts
+ * with their state; field samples devices sent.
  * The `drift` record table keeps what devices sent; `drift_cursor` is how far evaluation has read it.
  */
 export const sql = `
