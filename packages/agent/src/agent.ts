@@ -9,8 +9,7 @@ import { createBenchmarkRunner } from './benchmark/benchmark-runner.js';
 import { createCommandDispatcher } from './commands/command-table.js';
 import type { RunConfig } from './config.js';
 import { createDeploymentRunner, type DeploymentRunner } from './deployment/runner.js';
-import { createDriftReporter, type DriftReporter } from './drift/drift-reporter.js';
-import { createFieldSampleUploader } from './drift/field-sample-upload.js';
+import { createDriftReporting } from './drift/drift-reporting.js';
 import { rebuildFromModelFiles, restoreActiveModels } from './deployment/restore.js';
 import { createHubLink, type HubLink } from './hub-link/hub-link.js';
 import { createModelRuntime, type PooledModelRuntime } from './inference/model-runtime.js';
@@ -18,7 +17,6 @@ import { createModelTable } from './inference/model-table.js';
 import { createShadowRegistry, type ShadowRegistry } from './inference/shadow-registry.js';
 import type { ModelTable } from './inference/types.js';
 import { createLocalApi } from './local-api/local-api.js';
-import { createDriftMetrics } from './local-api/metrics.js';
 import { createUpdateLock, type UpdateLock } from './local-api/update-lock.js';
 import { createDownloader } from './models/download.js';
 import { ensureModelsDir } from './models/model-files.js';
@@ -170,28 +168,15 @@ export function createAgent(config: RunConfig, logger: Logger, proc: AgentProces
       // One downloader (one pinned TLS dispatcher) for deployments and benchmarks alike.
       download: createDownloader({ logger, ca: identity.hubCaPem }),
     };
-    // Drift windows go out through the outbox like telemetry; field samples over the downloader's pinned TLS.
-    const driftSettings = config.drift ?? { enabled: true };
-    let drift: DriftReporter | undefined;
-    if (driftSettings.enabled) {
-      const driftMetrics = createDriftMetrics(metricsRegistry);
-      const { fieldSamples } = driftSettings;
-      const uploader =
-        fieldSamples && hub.download.fetch
-          ? createFieldSampleUploader({ apiUrl: hub.apiUrl, auth: hub.auth, fetch: hub.download.fetch, metrics: driftMetrics, logger })
-          : undefined;
-      if (uploader) started('field samples', () => uploader.stop());
-      drift = createDriftReporter({
-        table,
-        publish: (body) => hubLink?.publishRecord('drift', body),
-        ...(driftSettings.windowSec === undefined ? {} : { windowSec: driftSettings.windowSec }),
-        ...(driftSettings.windowRequests === undefined ? {} : { windowRequests: driftSettings.windowRequests }),
-        ...(fieldSamples ? { fieldSamples } : {}),
-        ...(uploader ? { uploader } : {}),
-        metrics: driftMetrics,
-        logger,
-      });
-    }
+    const drift = createDriftReporting({
+      settings: config.drift ?? { enabled: true },
+      table,
+      publish: (body) => hubLink?.publishRecord('drift', body),
+      hub: { apiUrl: hub.apiUrl, auth: hub.auth, fetch: hub.download.fetch },
+      metricsRegistry,
+      started,
+      logger,
+    });
     const runner: DeploymentRunner = createDeploymentRunner({
       ...hub,
       store,

@@ -9,11 +9,10 @@ import { createIngestService, type IngestCounters, type IngestService } from './
 import { VARIANT_BUILD_LIMITS } from './compression/variant-builder.js';
 import type { HubConfig } from './config.js';
 import type { DriftBaselines } from './drift/drift-baselines.js';
-import { createBaselineRepo } from './drift/baseline-repo.js';
-import { createBaselineService, type BaselineService } from './drift/baseline-service.js';
+import type { BaselineService } from './drift/baseline-service.js';
+import { buildBaselines, buildDrift } from './drift/drift-parts.js';
 import type { DriftScores } from './rollouts/gates.js';
-import { createAlertWebhook } from './drift/alert-webhook.js';
-import { createDriftService, type DriftService } from './drift/drift-service.js';
+import type { DriftService } from './drift/drift-service.js';
 import { createHubEventBus, type HubEventBus } from './events/hub-event-bus.js';
 import { displayHost } from './http/display-host.js';
 import { createHttpServer } from './http/http-server.js';
@@ -114,16 +113,7 @@ async function buildParts(config: HubConfig, ctx: BuildContext): Promise<HubPart
   const stores = openStores(database, config, log);
   const signingKey = loadOrCreateSigningKey(config.dataDir, log.child({ module: 'models' }));
   const artifacts = createArtifactStore(config.dataDir);
-  const baselines = createBaselineService({
-    repo: createBaselineRepo(database),
-    models: stores.models,
-    variants: stores.variants,
-    artifacts,
-    privateKeyPem: signingKey.privateKeyPem,
-    heapMb: config.variantBuildHeapMb,
-    log: log.child({ module: 'baselines' }),
-  });
-  stack.push(() => baselines.stop());
+  const baselines = buildBaselines(config, { database, stores, artifacts, signingKey, stack, log });
   const ingest = createIngestService({
     devices: stores.devices,
     // Health reports degraded while record batches fail (a damaged index can break writes and leave reads working).
@@ -188,25 +178,6 @@ async function buildParts(config: HubConfig, ctx: BuildContext): Promise<HubPart
   await registerRoutes(app, { config, database, stores, bus, broker, ingest, rollouts, signingKey, artifacts, variantService, baselines, plans, benchmarks, drift, storage, tls, apiUrl: () => ctx.urls.apiUrl, log });
   await app.ready();
   return { stores, signingKey, ingest, broker, rollouts, variantService, planning: { repo: planRepo, plans, benchmarks }, drift, baselines, app };
-}
-
-/** Drift evaluation (run by the 'drift-evaluate' job) with its optional alert webhook; stopping waits for a running pass. */
-function buildDrift(config: HubConfig, ctx: BuildContext, driftBaselines: DriftBaselines): DriftService {
-  const log = ctx.log.child({ module: 'drift' });
-  const webhook = config.driftWebhookUrl ? createAlertWebhook({ url: config.driftWebhookUrl, secret: config.driftWebhookSecret, log }) : undefined;
-  if (webhook) ctx.stack.push(() => webhook.stop());
-  const drift = createDriftService({
-    db: ctx.database,
-    baselines: driftBaselines,
-    bus: ctx.bus,
-    log,
-    minSamples: config.driftMinSamples,
-    recordRetentionHours: config.driftRecordRetentionHours,
-    alertStaleHours: config.driftAlertStaleHours,
-    webhook,
-  });
-  ctx.stack.push(() => drift.idle());
-  return drift;
 }
 
 /** Broker (desired state republished), then HTTP, then jobs. */
