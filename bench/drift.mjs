@@ -15,11 +15,8 @@ import * as ort from 'onnxruntime-node';
 import {
   addSample,
   baselineFromReference,
-  createFeatureExtractor,
+  datatypeFromOrt,
   emptySummary,
-  extractionFeatureNames,
-  extractionWidth,
-  planExtraction,
   seededRandom,
   summaryBytes,
   summarySamples,
@@ -28,6 +25,7 @@ import { buildConvNet, buildMlp, decodeModel, readSignature } from '../packages/
 import { createModelRuntime } from '../packages/agent/dist/inference/model-runtime.js';
 import { createModelTable } from '../packages/agent/dist/inference/model-table.js';
 import { createLocalApi } from '../packages/agent/dist/local-api/local-api.js';
+import { computeBaseline } from '../packages/hub/dist/drift/baseline-compute.js';
 import { loadGenerator, percentile, requestBody } from './socket-load.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -46,41 +44,20 @@ const CASES = [1, 16];
 
 const median = (values) => percentile([...values].sort((a, b) => a - b), 0.5);
 
-/** The baseline as the hub builds it: the fp32 model run on reference data, features extracted, quantile bins. */
+/** The baseline as the hub builds it (its own baseline-compute): the fp32 model run on seeded reference data. */
 async function buildBaseline(path, model, signature) {
-  const extraction = planExtraction(signature.inputs, signature.outputs);
-  const extractor = createFeatureExtractor(extraction, signature);
-  const names = extractionFeatureNames(extraction);
-  const per = model.shape.slice(1).reduce((a, b) => a * b, 1);
   const rand = seededRandom(17);
-  const inputCols = names.features.map(() => new Float64Array(model.reference));
-  const outputCols = names.outputs.map(() => new Float64Array(model.reference));
+  const data = new Float32Array(model.reference * model.shape.slice(1).reduce((a, b) => a * b, 1));
+  for (let i = 0; i < data.length; i++) data[i] = (rand() - 0.5) * 1.2;
   const session = await ort.InferenceSession.create(path);
-  const rowIn = new Float64Array(extractor.featureCount);
-  const rowOut = new Float64Array(extractor.outputCount);
-  const batch = 16;
-  for (let start = 0; start < model.reference; start += batch) {
-    const n = Math.min(batch, model.reference - start);
-    const x = new Float32Array(n * per);
-    for (let i = 0; i < x.length; i++) x[i] = (rand() - 0.5) * 1.2;
-    const dims = [n, ...model.shape.slice(1)];
-    const out = await session.run({ [model.input]: new ort.Tensor('float32', x, dims) });
-    const ins = [{ name: model.input, dims, data: x }];
-    const outs = Object.entries(out).map(([name, t]) => ({ name, dims: t.dims, data: t.data }));
-    for (let r = 0; r < n; r++) {
-      extractor.inputRow(ins, r, rowIn);
-      extractor.outputRow(outs, r, rowOut);
-      rowIn.forEach((v, i) => (inputCols[i][start + r] = v));
-      rowOut.forEach((v, i) => (outputCols[i][start + r] = v));
-    }
-  }
+  const run = async (inputs) => {
+    const out = await session.run(Object.fromEntries(inputs.map((t) => [t.name, new ort.Tensor('float32', t.data, t.shape)])));
+    return Object.entries(out).map(([name, t]) => ({ name, datatype: datatypeFromOrt(t.type), shape: [...t.dims], data: t.data }));
+  };
+  const reference = { samples: model.reference, inputs: [{ name: model.input, datatype: 'FP32', shape: [model.reference, ...model.shape.slice(1)], data }] };
+  const { baseline } = await computeBaseline(signature, reference, run);
   await session.release();
-  const categories = extraction.outputs.flatMap((e) => (e.mode === 'class' ? [Array.from({ length: e.size ?? 2 }, (_, k) => k)] : new Array(extractionWidth(e)).fill(undefined)));
-  const baseline = baselineFromReference({
-    features: names.features.map((name, i) => ({ name, values: inputCols[i] })),
-    outputs: names.outputs.map((name, i) => ({ name, values: outputCols[i], ...(categories[i] ? { categories: categories[i] } : {}) })),
-  });
-  return { ...baseline, extraction };
+  return baseline;
 }
 
 /** Bytes of one 500-sample window's summary on the wire for `features` standard-normal-ish columns and a 4-class output. */
