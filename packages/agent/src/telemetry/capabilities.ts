@@ -1,27 +1,27 @@
-import { existsSync, readFileSync } from 'node:fs';
 import { arch, availableParallelism, cpus, platform, totalmem } from 'node:os';
 import { cpuFlags } from 'systeminformation';
 import type { Capabilities } from '@edgefleet/shared';
+import { probeDevice, type DeviceFacts } from './device-probe/probe-device.js';
 
-/** Accelerators visible without drivers: a Jetson shows itself in the device tree, not on PCI. */
-function accelerators(): string[] {
-  const found: string[] = [];
-  try {
-    const model = readFileSync('/proc/device-tree/model', 'utf8');
-    if (/jetson/i.test(model)) found.push('nvidia-jetson');
-  } catch {
-    // no device tree (x86): nothing to add
-  }
-  if (existsSync('/dev/nvidia0')) found.push('nvidia-gpu');
-  return found;
-}
-
-async function probedCpuFlags(): Promise<string[]> {
+/** systeminformation covers what /proc/cpuinfo cannot (macOS, Windows, a sandbox that hides /proc). */
+async function probedCpuFlags(facts: DeviceFacts): Promise<string[]> {
+  if (facts.cpuFeatures.length > 0) return facts.cpuFeatures;
   try {
     return (await cpuFlags()).split(/\s+/).filter(Boolean);
   } catch {
     return [];
   }
+}
+
+/**
+ * Node's model comes from `model name`, which arm64 kernels do not print ("unknown" or empty);
+ * there the probe's core name from `CPU part` ("Cortex-A72") is the better one.
+ */
+function cpuModel(facts: DeviceFacts): string {
+  const fromNode = cpus()[0]?.model?.trim();
+  const isArm = arch() === 'arm64' || arch() === 'arm';
+  if (facts.cpuModel !== undefined && (isArm || !fromNode || fromNode === 'unknown')) return facts.cpuModel;
+  return fromNode || 'unknown';
 }
 
 /**
@@ -38,18 +38,19 @@ export interface CapabilityDeclarations {
   cpuFlags?: string[];
 }
 
-/** What the device can do, gathered once at start (cpuFlags reads /proc/cpuinfo); declared lists replace the probed ones. */
+/** What the device can do, gathered once at start from /proc, /sys and /etc; declared lists replace the probed ones. */
 export async function gatherCapabilities(opts: { executionProviders: string[]; agentVersion: string; declared?: CapabilityDeclarations }): Promise<Capabilities> {
   const declared = opts.declared ?? {};
+  const facts = await probeDevice();
   return {
     arch: arch(),
     platform: platform(),
     cores: Math.max(1, availableParallelism()),
     memoryMb: Math.round(totalmem() / 1024 / 1024),
-    cpuModel: cpus()[0]?.model?.trim() || 'unknown',
-    cpuFlags: declared.cpuFlags ?? (await probedCpuFlags()),
+    cpuModel: cpuModel(facts),
+    cpuFlags: declared.cpuFlags ?? (await probedCpuFlags(facts)),
     executionProviders: declared.executionProviders ?? (opts.executionProviders.length > 0 ? opts.executionProviders : ['cpu']),
-    accelerators: declared.accelerators ?? accelerators(),
+    accelerators: declared.accelerators ?? facts.accelerators,
     agentVersion: opts.agentVersion,
   };
 }
