@@ -241,7 +241,9 @@ describe.skipIf(!hasTool('chromium', 'chromium'))('dashboard in headless Chromiu
     // without leaving the button "Asking…", and after signing in shows the models afresh (a version
     // uploaded meanwhile is listed).
     await page.context().clearCookies();
-    await plans.locator(`tr[data-device-id="${online!.deviceId}"] [data-action="benchmark"]`).click();
+    // A refetch that an event (telemetry, plans) triggers may meet the refusal first and bring the
+    // sign-in form up before the click; the click is dispatched to the button either way.
+    await plans.locator(`tr[data-device-id="${online!.deviceId}"] [data-action="benchmark"]`).dispatchEvent('click');
     await page.locator('#login-error', { hasText: 'Your session has ended' }).waitFor({ timeout: 10_000 });
     const again = plans.locator(`tr[data-device-id="${online!.deviceId}"] [data-action="benchmark"]`);
     expect(await again.textContent()).toBe('Benchmark');
