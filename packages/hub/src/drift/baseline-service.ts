@@ -143,7 +143,7 @@ export function createBaselineService(deps: BaselineServiceDeps) {
     /** Parses a reference upload like a calibration upload, builds the baseline from it and stores both (400 naming the problem, nothing stored). */
     async uploadReference(model: string, version: string, body: Uint8Array, headerLength: string | undefined): Promise<BaselineInfo> {
       const v = versionOf(model, version);
-      const set = parseCalibration(body, headerLength, v.inputs);
+      const set = parseCalibration(body, headerLength, v.inputs, 'reference');
       if (set.samples < MIN_BASELINE_SAMPLES) {
         throw new EdgefleetError('BAD_REQUEST', `reference data for ${model}@${version} holds ${set.samples} samples: at least ${MIN_BASELINE_SAMPLES} expected (windows are judged on hundreds of samples, the reference needs at least this many)`);
       }

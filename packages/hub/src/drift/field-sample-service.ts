@@ -67,7 +67,7 @@ function takenAtMs(raw: string | undefined, now: number): number {
 function checkInputs(body: Uint8Array, headerLength: string | undefined, specs: readonly TensorSpec[]): void {
   let set;
   try {
-    set = parseCalibration(body, headerLength, specs);
+    set = parseCalibration(body, headerLength, specs, 'field sample');
   } catch (err) {
     if (err instanceof EdgefleetError) bad(`field sample refused: ${err.message}`);
     throw err;

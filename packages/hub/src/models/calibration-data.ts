@@ -50,34 +50,34 @@ function bad(message: string): never {
 
 const describe = (s: { datatype: string; shape: readonly number[] }) => `${s.datatype} [${s.shape.join(',')}]`;
 
-/** The JSON header (and the binary tail) of a calibration body. */
-function parseEnvelope(body: Uint8Array, headerLength: string | undefined): { request: InferRequest; tail: Uint8Array } {
+/** The JSON header (and the binary tail) of an upload body; `what` names the upload in errors. */
+function parseEnvelope(body: Uint8Array, headerLength: string | undefined, what: string): { request: InferRequest; tail: Uint8Array } {
   let parsed: unknown;
   let tail: Uint8Array = new Uint8Array(0);
   if (headerLength !== undefined) {
     if (!/^\d+$/.test(headerLength)) bad(`Inference-Header-Content-Length must be a non-negative integer, got "${headerLength}"`);
     if (Number(headerLength) > MAX_CALIBRATION_BINARY_HEADER_BYTES) {
-      bad(`Inference-Header-Content-Length ${headerLength} is over the ${MAX_CALIBRATION_BINARY_HEADER_BYTES}-byte limit of a binary calibration body's JSON header: tensors' numbers go after the header as bytes (parameters.binary_data_size), not in it`);
+      bad(`Inference-Header-Content-Length ${headerLength} is over the ${MAX_CALIBRATION_BINARY_HEADER_BYTES}-byte limit of a binary ${what} body's JSON header: tensors' numbers go after the header as bytes (parameters.binary_data_size), not in it`);
     }
     try {
       ({ header: parsed, tail } = splitBinaryBody(body, Number(headerLength)));
     } catch (err) {
-      bad(`calibration body: ${(err as Error).message}`);
+      bad(`${what} body: ${(err as Error).message}`);
     }
   } else {
     try {
       parsed = JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8'));
     } catch (err) {
-      bad(`calibration body is not valid JSON: ${(err as Error).message}`);
+      bad(`${what} body is not valid JSON: ${(err as Error).message}`);
     }
   }
   if (!checkRequest.Check(parsed)) {
     const first = checkRequest.Errors(parsed)[0];
-    bad(`calibration body is not an inference request: at "${first?.instancePath ?? ''}": ${first?.message ?? 'invalid'}`);
+    bad(`${what} body is not an inference request: at "${first?.instancePath ?? ''}": ${first?.message ?? 'invalid'}`);
   }
   if (headerLength !== undefined) {
     const inline = parsed.inputs.find((input) => input.data !== undefined);
-    if (inline) bad(`tensor "${inline.name}" has JSON data in a binary calibration body's header: in the binary form every tensor's bytes follow the header (parameters.binary_data_size); send JSON data as application/json`);
+    if (inline) bad(`tensor "${inline.name}" has JSON data in a binary ${what} body's header: in the binary form every tensor's bytes follow the header (parameters.binary_data_size); send JSON data as application/json`);
   }
   return { request: parsed, tail };
 }
@@ -135,20 +135,20 @@ function fromJson(name: string, datatype: Datatype, shape: readonly number[], da
 }
 
 /** The first non-finite value of a float tensor, named with its sample. */
-function checkFinite(t: TypedTensor, perSample: number): void {
+function checkFinite(t: TypedTensor, perSample: number, what: string): void {
   if (t.datatype !== 'FP32' && t.datatype !== 'FP64') return;
   const data = t.data as Float32Array | Float64Array;
   for (let i = 0; i < data.length; i++) {
-    if (!Number.isFinite(data[i]!)) bad(`tensor "${t.name}" holds ${data[i]} at element ${i} (sample ${Math.floor(i / perSample)}): calibration data must be finite`);
+    if (!Number.isFinite(data[i]!)) bad(`tensor "${t.name}" holds ${data[i]} at element ${i} (sample ${Math.floor(i / perSample)}): ${what} data must be finite`);
   }
 }
 
 /** FP16 travels as raw bits: an all-ones exponent is NaN or ±Infinity. */
-function checkFiniteHalf(t: TypedTensor, perSample: number): void {
+function checkFiniteHalf(t: TypedTensor, perSample: number, what: string): void {
   if (t.datatype !== 'FP16') return;
   const bits = t.data as Uint16Array;
   for (let i = 0; i < bits.length; i++) {
-    if ((bits[i]! & 0x7c00) === 0x7c00) bad(`tensor "${t.name}" holds a NaN or infinite FP16 value at element ${i} (sample ${Math.floor(i / perSample)}): calibration data must be finite`);
+    if ((bits[i]! & 0x7c00) === 0x7c00) bad(`tensor "${t.name}" holds a NaN or infinite FP16 value at element ${i} (sample ${Math.floor(i / perSample)}): ${what} data must be finite`);
   }
 }
 
@@ -157,13 +157,13 @@ function checkFiniteHalf(t: TypedTensor, perSample: number): void {
  * Samples are fed one at a time (batch 1), so the model's dim 0 must be dynamic or 1: a fixed batch
  * of 4 would read [3,4] as 3 samples of [4] and fail in the build, long after the upload's 200.
  */
-function checkShape(input: InferInput, spec: TensorSpec): number {
+function checkShape(input: InferInput, spec: TensorSpec, what: string): number {
   if (input.shape.length !== spec.shape.length) {
     bad(`input "${spec.name}": shape [${input.shape.join(',')}] has rank ${input.shape.length}; the model's input is ${describe(spec)} (samples along dim 0)`);
   }
   const batch = spec.shape[0]!;
   if (batch > 1) {
-    bad(`input "${spec.name}": the model's input is ${describe(spec)}, a fixed batch of ${batch}; calibration samples are fed at batch 1, so dim 0 must be dynamic or 1 (export the model with a dynamic batch dimension)`);
+    bad(`input "${spec.name}": the model's input is ${describe(spec)}, a fixed batch of ${batch}; ${what} samples are fed at batch 1, so dim 0 must be dynamic or 1 (export the model with a dynamic batch dimension)`);
   }
   for (let d = 1; d < spec.shape.length; d++) {
     const want = spec.shape[d]!;
@@ -190,9 +190,10 @@ function labelsFrom(input: InferInput, data: TypedArray, samples: number): Int32
  * Parses and checks a calibration upload against the model's inputs; throws BAD_REQUEST naming the
  * first problem (missing or unknown tensor, wrong datatype, shape mismatch with the numbers,
  * truncated binary data, sample counts that differ, labels of the wrong length or sign, NaN).
+ * Reference data and field samples share the format: `what` names the upload in the messages.
  */
-export function parseCalibration(body: Uint8Array, headerLength: string | undefined, specs: readonly TensorSpec[]): CalibrationSet {
-  const { request, tail } = parseEnvelope(body, headerLength);
+export function parseCalibration(body: Uint8Array, headerLength: string | undefined, specs: readonly TensorSpec[], what = 'calibration'): CalibrationSet {
+  const { request, tail } = parseEnvelope(body, headerLength, what);
   const byName = new Map<string, InferInput>();
   for (const input of request.inputs) {
     if (byName.has(input.name)) bad(`tensor "${input.name}" appears twice`);
@@ -214,7 +215,7 @@ export function parseCalibration(body: Uint8Array, headerLength: string | undefi
     const spec = specs.find((s) => s.name === input.name);
     if (spec) {
       if (input.datatype !== spec.datatype) bad(`input "${spec.name}": datatype ${input.datatype}, the model expects ${spec.datatype}`);
-      sampleCount(spec.name, checkShape(input, spec));
+      sampleCount(spec.name, checkShape(input, spec, what));
     } else {
       if (input.datatype !== 'INT64' && input.datatype !== 'INT32') bad(`tensor "${LABELS_TENSOR}": datatype ${input.datatype}, expected INT64 or INT32`);
       if (input.shape.length !== 1) bad(`tensor "${LABELS_TENSOR}": shape [${input.shape.join(',')}], expected [N] (one class index per sample)`);
@@ -229,15 +230,15 @@ export function parseCalibration(body: Uint8Array, headerLength: string | undefi
   }
   reader.finish();
   for (const spec of specs) {
-    if (!byName.has(spec.name)) bad(`calibration data lacks model input "${spec.name}" ${describe(spec)}`);
+    if (!byName.has(spec.name)) bad(`${what} data lacks model input "${spec.name}" ${describe(spec)}`);
   }
   const n = samples!;
   const inputs = specs.map((spec): TypedTensor => {
     const input = byName.get(spec.name)!;
     const t = { name: spec.name, datatype: spec.datatype as Datatype, shape: [...input.shape], data: read.get(spec.name)! };
     const perSample = Math.max(1, elementCount(input.shape.slice(1)));
-    checkFinite(t, perSample);
-    checkFiniteHalf(t, perSample);
+    checkFinite(t, perSample, what);
+    checkFiniteHalf(t, perSample, what);
     return t;
   });
   const labelsInput = byName.get(LABELS_TENSOR);
