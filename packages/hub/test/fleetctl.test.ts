@@ -1,0 +1,160 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Device, EnrollResponse, EnrollmentToken, ModelVersion, Rollout, RolloutSummary } from '@edgefleet/shared';
+import { buildMlp } from '@edgefleet/shared/onnx';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { useTestHub } from './hub-harness.js';
+import { simDevice, type SimDevice } from './rollout-devices.js';
+
+/** The built bin, as a user runs it (`npx tsc -b` first). */
+const FLEETCTL = fileURLToPath(new URL('../dist/cli/fleetctl.js', import.meta.url));
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+describe('fleetctl against a running hub', () => {
+  const t = useTestHub();
+  let scratch: string;
+  const sims: SimDevice[] = [];
+
+  beforeAll(async () => {
+    scratch = await mkdtemp(join(tmpdir(), 'ef-fleetctl-'));
+  });
+  afterAll(async () => {
+    await Promise.all(sims.map((s) => s.close()));
+    await rm(scratch, { recursive: true, force: true });
+  });
+
+  /** Runs the bin with no EDGEFLEET_* variables of the caller and an empty config directory, unless `env` gives them. */
+  function run(args: string[], env: Record<string, string> = {}): Promise<Run> {
+    const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('EDGEFLEET_')));
+    return new Promise((resolve) => {
+      execFile(process.execPath, [FLEETCTL, ...args], { env: { ...base, XDG_CONFIG_HOME: scratch, ...env }, timeout: 30_000 }, (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
+        resolve({ code, stdout, stderr });
+      });
+    });
+  }
+  /** `--hub`/`--token` of the test hub and `--json`; the output must parse. */
+  async function json<T>(...args: string[]): Promise<T> {
+    const r = await run(['--hub', t.hub.apiUrl, '--token', t.adminToken, '--json', ...args]);
+    expect(r.stderr, `fleetctl ${args.join(' ')}`).toBe('');
+    expect(r.code).toBe(0);
+    return JSON.parse(r.stdout) as T;
+  }
+
+  it('drives a one-wave rollout: token, enrollment, labels, model push, create, watch to success', async () => {
+    const token = await json<EnrollmentToken>('tokens', 'create', '--ttl', '600', '--label', 'site=lab');
+    expect(token.token).toBeTruthy();
+    const enrolled = await t.api<EnrollResponse>('POST', '/api/v1/enroll', { token: token.token, name: 'd0' });
+    expect(enrolled.status).toBe(201);
+    const sim = await simDevice(t, enrolled.body);
+    sims.push(sim);
+
+    const { devices } = await json<{ devices: Device[] }>('devices', 'list', '--label', 'site=lab');
+    expect(devices.map((d) => d.id)).toEqual([sim.id]);
+    const labelled = await json<Device>('devices', 'label', sim.id, 'rack=3', 'site=lab');
+    expect(labelled.labels).toEqual({ site: 'lab', rack: '3' });
+    expect((await json<Device>('devices', 'show', sim.id)).name).toBe('d0');
+
+    const file = join(scratch, 'clf.onnx');
+    await writeFile(file, buildMlp({ inputSize: 4, hidden: [8], outputSize: 3 }));
+    const pushed = await json<ModelVersion>('models', 'push', file, '--name', 'clf', '--version', '1');
+    expect(pushed).toMatchObject({ name: 'clf', version: '1' });
+    expect((await json<{ models: Array<{ name: string; latest: string }> }>('models', 'list')).models).toContainEqual(expect.objectContaining({ name: 'clf', latest: '1' }));
+
+    const created = await json<Rollout>('rollouts', 'create', '--model', 'clf', '--version', '1', '--target', 'label', 'rack=3', '--waves', '100%');
+    expect(created).toMatchObject({ model: 'clf', version: '1', state: 'running', target: { labels: { rack: '3' } } });
+    expect(created.waves.map((w) => w.spec.size)).toEqual(['100%']);
+
+    // The simulated device takes its assignment and switches while fleetctl watches.
+    const watching = run(['--hub', t.hub.apiUrl, '--token', t.adminToken, '--json', 'rollouts', 'status', created.id, '--watch', '--interval', '0.1']);
+    await sim.switchTo(await sim.assigned('clf', created.id));
+    const watched = await watching;
+    expect(watched.code, watched.stderr).toBe(0);
+    const done = JSON.parse(watched.stdout) as Rollout;
+    expect(done.state).toBe('succeeded');
+    expect(done.counts).toMatchObject({ active: 1 });
+
+    const status = await json<Rollout>('rollouts', 'status', created.id);
+    expect(status.waves[0]!.devices.map((d) => [d.deviceId, d.state])).toEqual([[sim.id, 'active']]);
+    expect((await json<{ rollouts: RolloutSummary[] }>('rollouts', 'list')).rollouts.map((r) => r.id)).toContain(created.id);
+
+    // The human forms render the same answers as tables.
+    const human = await run(['--hub', t.hub.apiUrl, '--token', t.adminToken, 'rollouts', 'status', created.id]);
+    expect(human.code).toBe(0);
+    expect(human.stdout).toMatch(/state:\s+succeeded/);
+    expect(human.stdout).toContain('active 1');
+  });
+
+  it('pauses, resumes and aborts a rollout that waits on its device', async () => {
+    const sim = sims[0]!;
+    const file = join(scratch, 'clf2.onnx');
+    await writeFile(file, buildMlp({ inputSize: 4, hidden: [8], outputSize: 3, seed: 2 }));
+    await json<ModelVersion>('models', 'push', file, '--name', 'clf', '--version', '2');
+    const created = await json<Rollout>('rollouts', 'create', '--model', 'clf', '--version', '2', '--target', 'devices', sim.id, '--bake-sec', '60');
+    expect(created.waves[0]!.spec).toEqual({ size: '100%', bakeSec: 60 });
+    expect((await json<Rollout>('rollouts', 'pause', created.id)).state).toBe('paused');
+    expect((await json<Rollout>('rollouts', 'resume', created.id)).state).toBe('running');
+    expect((await json<Rollout>('rollouts', 'abort', created.id)).state).toBe('aborted');
+
+    const again = await run(['--hub', t.hub.apiUrl, '--token', t.adminToken, 'rollouts', 'resume', created.id]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/^fleetctl: .+ \([A-Z_]+\)\n$/);
+  });
+
+  it('reads health and drift, with hub and token from the environment or the config file', async () => {
+    const env = { EDGEFLEET_HUB_URL: t.hub.apiUrl, EDGEFLEET_TOKEN: t.adminToken };
+    const health = await run(['--json', 'health'], env);
+    expect(health.code, health.stderr).toBe(0);
+    expect(JSON.parse(health.stdout)).toMatchObject({ status: 'ok', connections: expect.any(Number) });
+
+    const config = join(scratch, 'fleetctl.json');
+    await writeFile(config, JSON.stringify({ hub: t.hub.apiUrl, token: t.adminToken }));
+    const drift = await run(['--config', config, '--json', 'drift', 'list']);
+    expect(drift.code, drift.stderr).toBe(0);
+    expect(JSON.parse(drift.stdout)).toEqual(expect.any(Array));
+    const alerts = await run(['--config', config, '--json', 'alerts', '--state', 'all']);
+    expect(alerts.code, alerts.stderr).toBe(0);
+    expect(JSON.parse(alerts.stdout)).toEqual([]);
+  });
+
+  it("prints the hub's error and exits 1 on a bad token", async () => {
+    const direct = await fetch(`${t.hub.apiUrl}/api/v1/devices`, { headers: { authorization: 'Bearer not-a-token' } });
+    const { error, code } = (await direct.json()) as { error: string; code: string };
+    const r = await run(['--hub', t.hub.apiUrl, '--token', 'not-a-token', 'devices', 'list']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`fleetctl: ${error} (${code})\n`);
+    expect(r.stdout).toBe('');
+  });
+
+  it("answers an unknown command with commander's usage and a non-zero exit", async () => {
+    const r = await run(['--hub', t.hub.apiUrl, 'deploy-everything']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("unknown command 'deploy-everything'");
+    expect(r.stderr).toContain('Usage: fleetctl');
+  });
+
+  it('names the URL when the hub is down, and asks for one when none is given', async () => {
+    const port = await new Promise<number>((resolve) => {
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const p = (s.address() as { port: number }).port;
+        s.close(() => resolve(p));
+      });
+    });
+    const down = await run(['--hub', `http://127.0.0.1:${port}`, 'health']);
+    expect(down.code).toBe(1);
+    expect(down.stderr).toContain(`cannot reach the hub at http://127.0.0.1:${port}`);
+
+    const none = await run(['devices', 'list']);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toContain('no hub URL');
+  });
+});
