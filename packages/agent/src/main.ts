@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-import { spawn } from 'node:child_process';
 import { pino, type Logger } from 'pino';
 import { isEdgefleetError } from '@edgefleet/shared';
+import { notifySystemd } from '@edgefleet/shared/systemd';
 import { enroll } from './cli/enroll.js';
 import { parseCommand, USAGE, type LogLevel, type RunConfig } from './config.js';
 
@@ -18,18 +18,6 @@ function fail(err: unknown, logger?: Logger): never {
   logger?.error({ code, err: message }, 'command failed');
   process.stderr.write(`edgefleet-agent: ${message}\n`);
   process.exit(code === 'BAD_REQUEST' ? 2 : 1);
-}
-
-/** Type=notify with NotifyAccess=all: Node has no datagram Unix socket, so systemd-notify sends it. */
-function notifySystemd(logger: Logger, state: string): void {
-  if (!process.env.NOTIFY_SOCKET) return;
-  const args = state === 'READY=1' ? ['--ready'] : [state];
-  const child = spawn('systemd-notify', args, { stdio: 'ignore' });
-  child.on('error', (err) => logger.warn({ err: err.message, state }, 'systemd-notify could not be run; continuing'));
-  child.on('exit', (code) => {
-    if (code === 0) logger.debug({ state }, 'systemd notified');
-    else logger.warn({ code, state }, 'systemd-notify failed; continuing');
-  });
 }
 
 async function run(config: RunConfig): Promise<void> {

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -151,5 +152,60 @@ describe('edgefleet-agent run', () => {
     await agent.waitForMsg('agent ready');
     expect((await infer()).status).toBe(200);
     expect(await agent.stop()).toBe(0);
+  });
+});
+
+/**
+ * The unit's hardening, reproduced where it can be without systemd as PID 1 (DESIGN.md, "systemd"):
+ * an unprivileged user (nobody, via setpriv), UMask=0077, StateDirectory 0700 owned by that user, the
+ * socket in a RuntimeDirectory (0750). The agent still readies, makes its socket 0660 for group
+ * edgefleet's local apps, and says STOPPING=1 on SIGTERM.
+ */
+describe('edgefleet-agent run as the unit runs it (unprivileged, umask 077)', () => {
+  const NOBODY = 65534;
+  let dir: { path: string; remove: () => Promise<void> };
+  let notify: Awaited<ReturnType<typeof startNotifySocket>>;
+
+  beforeAll(async () => {
+    if (process.getuid?.() !== 0) throw new Error('this test runs the agent as nobody through setpriv and chowns its directories: expected to run as root (as CI does)');
+    dir = await tempDir('unit');
+    await chmod(dir.path, 0o755);
+    for (const [name, mode] of [['state', 0o700], ['run', 0o750]] as const) {
+      await mkdir(join(dir.path, name), { mode });
+      await chown(join(dir.path, name), NOBODY, NOBODY);
+    }
+    const keys = generateSigningKeyPair();
+    // Nothing listens on port 1: the agent serves from its state dir while the hub is unreachable.
+    await writeIdentity(join(dir.path, 'state'), { deviceId: 'dev-unit1', secret: 's', hubPublicKey: keys.publicKeyPem, brokerUrl: 'mqtt://127.0.0.1:1', apiUrl: 'http://127.0.0.1:1' });
+    for (const entry of await readdir(join(dir.path, 'state'))) await chown(join(dir.path, 'state', entry), NOBODY, NOBODY);
+    notify = await startNotifySocket(join(dir.path, 'notify.sock'));
+    // The fake NOTIFY_SOCKET is bound by root; systemd's own accepts any sender in the unit.
+    await chmod(join(dir.path, 'notify.sock'), 0o666);
+  });
+
+  afterAll(async () => {
+    await killAll();
+    await notify?.close();
+    await dir?.remove();
+  });
+
+  it('readies as nobody, makes agent.sock 0660, and sends STOPPING=1 on SIGTERM', async () => {
+    const socket = join(dir.path, 'run', 'agent.sock');
+    const privileges = `umask 077 && exec setpriv --reuid=${NOBODY} --regid=${NOBODY} --clear-groups "$@"`;
+    const agent = startProcess(
+      'agent-unit',
+      ['-c', privileges, 'sh', process.execPath, AGENT_MAIN, 'run', '--state-dir', join(dir.path, 'state'), '--socket', socket],
+      { NOTIFY_SOCKET: join(dir.path, 'notify.sock') },
+      { command: 'sh' },
+    );
+    await agent.waitForMsg('agent ready');
+    await eventually(() => notify.messages.includes('READY=1'), 'READY=1 on NOTIFY_SOCKET');
+    const info = await stat(socket);
+    expect(info.mode & 0o777).toBe(0o660);
+    expect(info.uid).toBe(NOBODY);
+    expect((await unixRequest(socket, 'GET', '/v2/health/live')).status).toBe(200);
+    expect(await agent.stop()).toBe(0);
+    // systemd-notify is a child of its own; it may deliver after the agent has exited.
+    await eventually(() => notify.messages.includes('STOPPING=1'), 'STOPPING=1 on NOTIFY_SOCKET');
   });
 });

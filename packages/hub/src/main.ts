@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { pino } from 'pino';
+import { notifySystemd } from '@edgefleet/shared/systemd';
 import { createHub } from './app.js';
 import { loadConfig } from './config.js';
 
@@ -16,6 +17,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'hub stopping');
+    notifySystemd(log, 'STOPPING=1');
     const force = setTimeout(() => {
       log.error({ timeoutMs: STOP_TIMEOUT_MS }, 'stop took too long; exiting');
       process.exit(1);
@@ -54,6 +56,8 @@ async function main(): Promise<void> {
   }
   if (stopping) return;
   log.info({ apiUrl: hub.apiUrl, brokerUrl: hub.brokerUrl, dataDir: config.dataDir }, 'hub ready');
+  // Type=notify (deploy/systemd/edgefleet-hub.service): HTTP and MQTT listen once start() resolves.
+  notifySystemd(log, 'READY=1');
 }
 
 void main();
