@@ -184,7 +184,10 @@ function capabilitiesConfig(values: Partial<Record<DeclarableFlag, string>>, env
       // TypeBox keeps the JSON Schema keywords on the schema object; its static types do not list them.
       const schema = d.schema as unknown as { maxItems: number; items: { maxLength: number } };
       const bounds = { maxItems: schema.maxItems, maxLength: schema.items.maxLength };
-      return [key, capabilityList(values[d.flag] ?? env[d.env], `${key} (--${d.flag}, ${d.env})`, bounds)] as const;
+      const raw = values[d.flag] ?? env[d.env];
+      // EDGEFLEET_EXECUTION_PROVIDERS also orders the providers sessions try (execution-providers.ts): "auto" declares nothing.
+      const value = raw?.trim().toLowerCase() === 'auto' ? undefined : raw;
+      return [key, capabilityList(value, `${key} (--${d.flag}, ${d.env})`, bounds)] as const;
     })
     .filter(([, v]) => v !== undefined);
   return entries.length === 0 ? {} : { capabilities: Object.fromEntries(entries) as CapabilityDeclarations };

@@ -17,6 +17,7 @@ describe('device probe on captured device trees', () => {
       board: 'Raspberry Pi 4 Model B Rev 1.4',
       cpuModel: 'Cortex-A72',
       cpuFeatures: ['fp', 'asimd', 'evtstrm', 'crc32', 'cpuid'],
+      memTotalMb: 3794,
       accelerators: [],
       temperaturesC: { 'cpu-thermal': 48.7 },
     });

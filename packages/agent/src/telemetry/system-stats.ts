@@ -2,6 +2,7 @@ import { readdir, readFile, statfs } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { cpuTemperature, mem } from 'systeminformation';
 import type { SystemStats } from '@edgefleet/shared';
+import { probeSensors } from './device-probe/probe-device.js';
 
 /** Temperature and disk change slowly and cost more (si.cpuTemperature spawns processes): sample rarely. */
 const SLOW_SAMPLE_MS = 60_000;
@@ -58,6 +59,13 @@ async function diskUsedPercent(dir: string): Promise<number | null> {
   }
 }
 
+/** Jetson GPU load and every named thermal zone, only those the device has (fields absent otherwise). */
+async function sensorStats(root: string): Promise<Pick<SystemStats, 'gpuLoadPercent' | 'thermalZones'>> {
+  const { gpuLoadPercent, temperaturesC } = await probeSensors(root);
+  const zones = Object.entries(temperaturesC).map(([name, celsius]) => ({ name: name.slice(0, 80), celsius }));
+  return { ...(gpuLoadPercent !== undefined && { gpuLoadPercent }), ...(zones.length > 0 && { thermalZones: zones }) };
+}
+
 export interface SystemSampler {
   sample(): Promise<SystemStats>;
 }
@@ -66,11 +74,12 @@ export interface SystemSampler {
  * CPU% from os.cpus() deltas between samples; memory from si.mem() (a file read); the rest cached.
  * `rss` gives the agent's resident set size in bytes (main.ts owns `process`).
  */
-export function createSystemSampler(opts: { stateDir: string; now?: () => number; rss: () => number }): SystemSampler {
+export function createSystemSampler(opts: { stateDir: string; now?: () => number; rss: () => number; sysRoot?: string }): SystemSampler {
   const now = opts.now ?? Date.now;
   let lastCpu = cpuTimes();
   let slowAt = -Infinity;
   let slow: { temperatureC: number | null; diskUsedPercent: number | null } = { temperatureC: null, diskUsedPercent: null };
+  let sensors: Pick<SystemStats, 'gpuLoadPercent' | 'thermalZones'> = {};
   return {
     async sample() {
       const cpu = cpuTimes();
@@ -80,6 +89,7 @@ export function createSystemSampler(opts: { stateDir: string; now?: () => number
       if (now() - slowAt >= SLOW_SAMPLE_MS) {
         slowAt = now();
         slow = { temperatureC: await temperature(), diskUsedPercent: await diskUsedPercent(opts.stateDir) };
+        sensors = await sensorStats(opts.sysRoot ?? '/');
       }
       const m = await mem();
       const mb = (bytes: number) => Math.round((bytes / 1024 / 1024) * 10) / 10;
@@ -91,6 +101,7 @@ export function createSystemSampler(opts: { stateDir: string; now?: () => number
         diskUsedPercent: slow.diskUsedPercent,
         agentRssMb: mb(opts.rss()),
         loadAvg1: Math.max(0, loadavg()[0] ?? 0),
+        ...sensors,
       };
     },
   };

@@ -14,6 +14,7 @@ export interface DeviceClass {
   int8: Int8Support | null;
   /** ARMv8.6 int8 matrix multiply (i8mm): noted in the name, since it makes int8 faster still. */
   i8mm: boolean;
+  /** A GPU execution provider float16 can run on (see gpuComputeOf). */
   gpu: boolean;
 }
 
@@ -51,6 +52,17 @@ function int8SupportOf(arch: string, flags: ReadonlySet<string>): Int8Support {
   return 'baseline';
 }
 
+/**
+ * Whether float16 can run on a GPU here: a GPU execution provider a session really opened with
+ * (`usableExecutionProviders`, reported once a model has loaded), else one the agent lists (agents
+ * before issue 18 listed only the providers their onnxruntime ships). A Jetson board alone is not
+ * enough: the arm64 onnxruntime-node build is CPU-only, and fp16 on its CPU runs slower than fp32.
+ */
+function gpuComputeOf(caps: Capabilities): boolean {
+  const providers = caps.usableExecutionProviders ?? caps.executionProviders;
+  return providers.some((ep) => GPU_PROVIDERS.has(providerName(ep)));
+}
+
 /** The class of a device from its reported capabilities (UNKNOWN_CLASS before it has reported any). */
 export function deviceClassOf(caps: Capabilities | null | undefined): DeviceClass {
   if (!caps) return UNKNOWN_CLASS;
@@ -59,7 +71,7 @@ export function deviceClassOf(caps: Capabilities | null | undefined): DeviceClas
   const flags = new Set(caps.cpuFlags.map((f) => f.toLowerCase()));
   const int8 = int8SupportOf(arch, flags);
   const i8mm = int8 === 'dotprod' && flags.has('i8mm');
-  const gpu = caps.executionProviders.some((ep) => GPU_PROVIDERS.has(providerName(ep))) || caps.accelerators.some((a) => a.toLowerCase().startsWith('nvidia-'));
+  const gpu = gpuComputeOf(caps);
   const name = `${arch} ${int8}${i8mm ? ' i8mm' : ''}${gpu ? '+gpu' : ''}`;
   return { name, arch, int8, i8mm, gpu };
 }

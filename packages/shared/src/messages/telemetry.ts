@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox';
 import { EnvelopeFields } from '../envelope.js';
+import { ThermalZones } from './reported.js';
 import { CLOSED, Counter, LatencyMs, Megabytes, Name, Percent } from './bounds.js';
 
 export const SystemStats = Type.Object(
@@ -12,6 +13,10 @@ export const SystemStats = Type.Object(
     diskUsedPercent: Type.Union([Percent, Type.Null()]),
     agentRssMb: Megabytes,
     loadAvg1: Type.Number({ minimum: 0, maximum: 1e6 }),
+    /** Jetson GPU busy share from sysfs (absent where there is none; agents before issue 18 never send it). */
+    gpuLoadPercent: Type.Optional(Percent),
+    /** Every named thermal zone (temperatureC is the hottest of them), absent where sysfs has none. */
+    thermalZones: Type.Optional(ThermalZones),
   },
   CLOSED,
 );

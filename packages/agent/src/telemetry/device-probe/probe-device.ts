@@ -10,10 +10,18 @@ export interface DeviceFacts {
   cpuModel?: string;
   /** Empty when /proc/cpuinfo is unreadable or lists none: callers treat empty as unknown. */
   cpuFeatures: string[];
+  /** MemTotal from /proc/meminfo in MB; absent when unreadable. */
+  memTotalMb?: number;
   accelerators: string[];
   gpuLoadPercent?: number;
   /** Keyed by the zone's `type`; a repeated type is keyed "type (thermal_zoneN)". */
   temperaturesC: Record<string, number>;
+}
+
+/** `MemTotal:  3884740 kB` from /proc/meminfo, in MB (the kernel's kB are KiB). */
+export function parseMemTotalMb(text: string): number | undefined {
+  const m = /^MemTotal:\s+(\d+)\s*kB/m.exec(text);
+  return m ? Math.round(Number(m[1]) / 1024) : undefined;
 }
 
 /** L4T 35+ moved the GPU under platform/; older releases keep it at the top of /sys/devices. */
@@ -36,7 +44,7 @@ async function exists(root: string, path: string): Promise<boolean> {
   );
 }
 
-async function gpuLoad(root: string): Promise<number | undefined> {
+export async function gpuLoad(root: string): Promise<number | undefined> {
   for (const path of GPU_LOAD_PATHS) {
     const raw = await readText(root, path);
     if (raw !== undefined) return parseGpuLoad(raw);
@@ -44,7 +52,7 @@ async function gpuLoad(root: string): Promise<number | undefined> {
   return undefined;
 }
 
-async function temperatures(root: string): Promise<Record<string, number>> {
+export async function temperatures(root: string): Promise<Record<string, number>> {
   let zones: string[];
   try {
     zones = (await readdir(join(root, THERMAL_DIR))).filter((z) => /^thermal_zone\d+$/.test(z));
@@ -63,13 +71,20 @@ async function temperatures(root: string): Promise<Record<string, number>> {
   return out;
 }
 
+/** The readings that change while the agent runs (telemetry samples them): GPU load and thermal zones. */
+export async function probeSensors(root = '/'): Promise<{ gpuLoadPercent?: number; temperaturesC: Record<string, number> }> {
+  const [gpuLoadPercent, temperaturesC] = await Promise.all([gpuLoad(root), temperatures(root)]);
+  return { ...(gpuLoadPercent !== undefined && { gpuLoadPercent }), temperaturesC };
+}
+
 /**
  * What the device's /proc, /sys and /etc say about it, read under `root` so tests can point it at a
  * captured tree. The agent calls it once at start; nothing here throws for a file a board lacks.
  */
 export async function probeDevice(root = '/'): Promise<DeviceFacts> {
-  const [cpuinfoText, modelText, tegraText, nvidia0, gpuLoadPercent, temperaturesC] = await Promise.all([
+  const [cpuinfoText, meminfoText, modelText, tegraText, nvidia0, gpuLoadPercent, temperaturesC] = await Promise.all([
     readText(root, 'proc/cpuinfo'),
+    readText(root, 'proc/meminfo'),
     readText(root, 'proc/device-tree/model'),
     readText(root, 'etc/nv_tegra_release'),
     exists(root, 'dev/nvidia0'),
@@ -79,6 +94,7 @@ export async function probeDevice(root = '/'): Promise<DeviceFacts> {
   const cpu = cpuinfoText === undefined ? { features: [] } : parseCpuInfo(cpuinfoText);
   const board = modelText === undefined ? undefined : parseDeviceTreeModel(modelText);
   const l4tRelease = tegraText === undefined ? undefined : parseTegraRelease(tegraText);
+  const memTotal = meminfoText === undefined ? undefined : parseMemTotalMb(meminfoText);
   const accelerators: string[] = [];
   // Only L4T writes nv_tegra_release, so its presence says Jetson even when its line is unparseable.
   if ((board !== undefined && isJetsonBoard(board)) || tegraText !== undefined) accelerators.push('nvidia-jetson');
@@ -88,6 +104,7 @@ export async function probeDevice(root = '/'): Promise<DeviceFacts> {
     ...(l4tRelease !== undefined && { l4tRelease }),
     ...(cpu.model !== undefined && { cpuModel: cpu.model }),
     cpuFeatures: cpu.features,
+    ...(memTotal !== undefined && { memTotalMb: memTotal }),
     accelerators,
     ...(gpuLoadPercent !== undefined && { gpuLoadPercent }),
     temperaturesC,
