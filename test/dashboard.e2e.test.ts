@@ -218,6 +218,13 @@ describe.skipIf(!hasTool('chromium', 'chromium'))('dashboard in headless Chromiu
       expect((await row.locator('.plan-reason').innerText()).length).toBeGreaterThan(0);
     }
 
+    // A redraw of the plans (here for a `device` event: a label set) keeps each row's benchmark button.
+    // A rebuilt body swallowed clicks whose mousedown and mouseup straddled a redraw (seen under load in CI).
+    const button = await plans.locator(`tr[data-device-id="${offline!.deviceId}"] [data-action="benchmark"]`).elementHandle();
+    await api(hub, 'PUT', `/api/v1/devices/${offline!.deviceId}/labels`, { labels: { redraw: 'yes' } });
+    await page.locator(`#device-rows tr[data-device-id="${offline!.deviceId}"] [data-label="redraw"]`).waitFor({ state: 'attached', timeout: 10_000 });
+    expect(await button!.evaluate((el) => el.isConnected)).toBe(true);
+
     // Benchmarks: the hub refuses the stopped device (409, shown), and asks the online one.
     await plans.locator(`tr[data-device-id="${offline!.deviceId}"] [data-action="benchmark"]`).click();
     const refused = plans.locator(`tr[data-device-id="${offline!.deviceId}"] [data-benchmark-error]`);

@@ -1,10 +1,10 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Device, EnrollResponse, EnrollmentToken, ModelVersion, Rollout, RolloutSummary } from '@edgefleet/shared';
+import type { ApiTokenList, CreatedApiToken, Device, EnrollResponse, EnrollmentToken, ModelVersion, Rollout, RolloutSummary } from '@edgefleet/shared';
 import { buildMlp } from '@edgefleet/shared/onnx';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useTestHub } from './hub-harness.js';
@@ -101,13 +101,49 @@ describe('fleetctl against a running hub', () => {
     await json<ModelVersion>('models', 'push', file, '--name', 'clf', '--version', '2');
     const created = await json<Rollout>('rollouts', 'create', '--model', 'clf', '--version', '2', '--target', 'devices', sim.id, '--bake-sec', '60');
     expect(created.waves[0]!.spec).toEqual({ size: '100%', bakeSec: 60 });
-    expect((await json<Rollout>('rollouts', 'pause', created.id)).state).toBe('paused');
+    const paused = await run(['--hub', t.hub.apiUrl, '--token', t.adminToken, 'rollouts', 'pause', created.id]);
+    expect(paused.stdout).toBe(`${created.id}: paused\n`);
+    // Without a terminal --watch prints one line per change and no redraw codes; a pause is not success.
+    const watchPaused = await run(['--hub', t.hub.apiUrl, '--token', t.adminToken, 'rollouts', 'status', created.id, '--watch', '--interval', '0.1']);
+    expect(watchPaused.code).toBe(1);
+    expect(watchPaused.stdout).toMatch(new RegExp(`^${created.id} paused wave 0 \\S+ devices .+\n$`));
+    expect(watchPaused.stdout).not.toContain('\u001b[');
+    expect(watchPaused.stderr).toContain(`rollouts resume ${created.id}`);
     expect((await json<Rollout>('rollouts', 'resume', created.id)).state).toBe('running');
     expect((await json<Rollout>('rollouts', 'abort', created.id)).state).toBe('aborted');
+    const watchAborted = await run(['--hub', t.hub.apiUrl, '--token', t.adminToken, '--json', 'rollouts', 'status', created.id, '--watch']);
+    expect(watchAborted.code).toBe(1);
+    expect((JSON.parse(watchAborted.stdout) as Rollout).state).toBe('aborted');
+    expect(watchAborted.stderr).toBe(`fleetctl: rollout ${created.id} ended aborted: aborted by an operator\n`);
 
     const again = await run(['--hub', t.hub.apiUrl, '--token', t.adminToken, 'rollouts', 'resume', created.id]);
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/^fleetctl: .+ \([A-Z_]+\)\n$/);
+  });
+
+  it('creates, lists and revokes API tokens; shows model versions; revokes and restores a device', async () => {
+    const created = await json<CreatedApiToken>('api-tokens', 'create', '--name', 'ci@build-1', '--role', 'viewer');
+    expect(created).toMatchObject({ name: 'ci@build-1', role: 'viewer', expiresAt: null, token: expect.any(String) });
+    const listed = await json<ApiTokenList>('api-tokens', 'list');
+    expect(listed.tokens.find((x) => x.id === created.id)).toEqual({ id: created.id, name: 'ci@build-1', role: 'viewer', createdAt: created.createdAt, expiresAt: null });
+    expect(JSON.stringify(listed)).not.toContain(created.token);
+    const asViewer = await run(['--hub', t.hub.apiUrl, '--token', created.token, '--json', 'models', 'list']);
+    expect(asViewer.code, asViewer.stderr).toBe(0);
+    expect(await json('api-tokens', 'revoke', created.id)).toEqual({ id: created.id, revoked: true });
+    const revoked = await run(['--hub', t.hub.apiUrl, '--token', created.token, 'models', 'list']);
+    expect(revoked.code).toBe(1);
+    expect(revoked.stderr).toMatch(/^fleetctl: .+ \([A-Z_]+\)\n$/);
+
+    const versions = await json<{ versions: ModelVersion[] }>('models', 'show', 'clf');
+    expect(versions.versions.map((v) => v.version).sort()).toEqual(['1', '2']);
+    expect(await json<ModelVersion>('models', 'show', 'clf', '1')).toEqual(versions.versions.find((v) => v.version === '1'));
+    const budget = join(scratch, 'clf3.onnx');
+    await writeFile(budget, buildMlp({ inputSize: 4, hidden: [8], outputSize: 3, seed: 3 }));
+    expect((await json<ModelVersion>('models', 'push', budget, '--name', 'clf', '--version', '3', '--min-agreement', '0.95')).budget).toEqual({ minAgreement: 0.95 });
+
+    const sim = sims[0]!;
+    expect((await json<Device>('devices', 'revoke', sim.id)).revoked).toBe(true);
+    expect((await json<Device>('devices', 'restore', sim.id)).revoked).toBe(false);
   });
 
   it('reads health and drift, with hub and token from the environment or the config file', async () => {
@@ -117,7 +153,14 @@ describe('fleetctl against a running hub', () => {
     expect(JSON.parse(health.stdout)).toMatchObject({ status: 'ok', connections: expect.any(Number) });
 
     const config = join(scratch, 'fleetctl.json');
-    await writeFile(config, JSON.stringify({ hub: t.hub.apiUrl, token: t.adminToken }));
+    // Like ssh with a private key: a token others may read is refused, naming the fix.
+    await writeFile(config, JSON.stringify({ hub: t.hub.apiUrl, token: t.adminToken }), { mode: 0o644 });
+    await chmod(config, 0o644);
+    const open = await run(['--config', config, 'health']);
+    expect(open.code).toBe(1);
+    expect(open.stderr).toContain(`chmod 600 ${config}`);
+    expect(open.stderr + open.stdout).not.toContain(t.adminToken);
+    await chmod(config, 0o600);
     const drift = await run(['--config', config, '--json', 'drift', 'list']);
     expect(drift.code, drift.stderr).toBe(0);
     expect(JSON.parse(drift.stdout)).toEqual(expect.any(Array));
@@ -135,9 +178,15 @@ describe('fleetctl against a running hub', () => {
     expect(r.stdout).toBe('');
   });
 
-  it("answers an unknown command with commander's usage and a non-zero exit", async () => {
+  it("answers usage errors with commander's usage (or the bad argument named) and exit code 2", async () => {
+    const missing = await run(['--hub', t.hub.apiUrl, 'rollouts', 'create', '--model', 'clf']);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain("required option '--version <version>' not specified");
+    const badTarget = await run(['--hub', t.hub.apiUrl, 'rollouts', 'create', '--model', 'clf', '--version', '1', '--target', 'everywhere']);
+    expect(badTarget.code).toBe(2);
+    expect(badTarget.stderr).toMatch(/^fleetctl: --target "everywhere" is not one of/);
     const r = await run(['--hub', t.hub.apiUrl, 'deploy-everything']);
-    expect(r.code).not.toBe(0);
+    expect(r.code).toBe(2);
     expect(r.stderr).toContain("unknown command 'deploy-everything'");
     expect(r.stderr).toContain('Usage: fleetctl');
   });

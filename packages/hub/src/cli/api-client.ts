@@ -1,10 +1,20 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 
 /** A failure fleetctl reports as `fleetctl: <message>` with exit code 1. */
 export class CliError extends Error {
+  readonly exitCode: number = 1;
   constructor(message: string) {
     super(message);
     this.name = 'CliError';
+  }
+}
+
+/** An argument commander let through but fleetctl cannot use: exit code 2, like commander's own usage errors. */
+export class UsageError extends CliError {
+  override readonly exitCode = 2;
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
   }
 }
 
@@ -51,6 +61,7 @@ export async function readConfigFile(path: string): Promise<ConnectionSources['f
     throw new CliError(`${path} is not JSON (${(err as Error).message}); expected {"hub": "…", "token": "…"}`);
   }
   const isObject = typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed);
+  if (isObject && (parsed as Record<string, unknown>).token !== undefined) await refuseReadableByOthers(path);
   const field = (k: string): string | undefined => {
     const v = isObject ? (parsed as Record<string, unknown>)[k] : undefined;
     if (v !== undefined && typeof v !== 'string') throw new CliError(`${path}: "${k}" must be a string`);
@@ -58,6 +69,19 @@ export async function readConfigFile(path: string): Promise<ConnectionSources['f
   };
   if (!isObject) throw new CliError(`${path} must hold an object {"hub": "…", "token": "…"}`);
   return { hub: field('hub'), token: field('token') };
+}
+
+/**
+ * A token in a file others can read is a token others hold: refused, as ssh refuses a private key
+ * with such modes, with the chmod that fixes it. Not checked on Windows, which has no such modes.
+ */
+async function refuseReadableByOthers(path: string): Promise<void> {
+  if (process.platform === 'win32') return;
+  const { mode } = await stat(path);
+  if ((mode & 0o077) !== 0) {
+    const octal = (mode & 0o777).toString(8).padStart(3, '0');
+    throw new CliError(`${path} holds a token but is readable or writable by others (mode ${octal}); expected 600: run chmod 600 ${path}`);
+  }
 }
 
 export interface RequestOptions {

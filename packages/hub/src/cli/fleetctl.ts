@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Command, CommanderError } from 'commander';
 import { CliError, createApiClient, readConfigFile, resolveConnection, type ApiClient } from './api-client.js';
+import { registerApiTokens } from './commands/api-tokens.js';
 import { registerDevices } from './commands/devices.js';
 import { registerDrift } from './commands/drift.js';
 import { registerHealth } from './commands/health.js';
@@ -56,16 +57,16 @@ const ctx: CommandContext = {
   sleep: (ms) => sleep(ms),
 };
 
-for (const register of [registerDevices, registerTokens, registerModels, registerRollouts, registerHealth, registerDrift]) register(program, ctx);
+for (const register of [registerDevices, registerTokens, registerApiTokens, registerModels, registerRollouts, registerHealth, registerDrift]) register(program, ctx);
 
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
   if (err instanceof CommanderError) {
-    // Commander has printed the usage error or the help already.
-    process.exitCode = err.exitCode;
+    // Commander has printed the usage error or the help already; usage errors exit 2 (help exits 0).
+    process.exitCode = err.exitCode === 0 ? 0 : 2;
   } else {
     process.stderr.write(`fleetctl: ${err instanceof CliError ? err.message : (err as Error).stack ?? String(err)}\n`);
-    process.exitCode = 1;
+    process.exitCode = err instanceof CliError ? err.exitCode : 1;
   }
 }

@@ -1,6 +1,6 @@
 import Table from 'cli-table3';
 import type { Rollout, RolloutSummary } from '@edgefleet/shared';
-import { CliError, type ApiClient } from './api-client.js';
+import { UsageError, type ApiClient } from './api-client.js';
 
 /** What every command gets from the entry: the client (built on first use), the output mode and the streams. */
 export interface CommandContext {
@@ -8,7 +8,7 @@ export interface CommandContext {
   json(): boolean;
   write(text: string): void;
   /** The terminal stream for live views (log-update redraws on it). */
-  stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  stdout: NodeJS.WritableStream & { isTTY?: boolean; rows?: number };
   sleep(ms: number): Promise<void>;
 }
 
@@ -84,7 +84,7 @@ export function parseLabels(args: readonly string[]): Record<string, string> {
   const labels: Record<string, string> = {};
   for (const arg of args) {
     const eq = arg.indexOf('=');
-    if (eq <= 0) throw new CliError(`label "${arg}" is not key=value`);
+    if (eq <= 0) throw new UsageError(`label "${arg}" is not key=value`);
     labels[arg.slice(0, eq)] = arg.slice(eq + 1);
   }
   return labels;

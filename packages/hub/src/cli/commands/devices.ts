@@ -78,4 +78,11 @@ export function registerDevices(program: Command, ctx: CommandContext): void {
       const client = await ctx.client();
       emit(ctx, await client.request<Device>('POST', `/devices/${encodeURIComponent(id)}/revoke`, { json: {} }), (d) => `${d.id} revoked`);
     });
+  devices
+    .command('restore <id>')
+    .description('undo a revoke: the device may connect again with its own credentials')
+    .action(async (id: string) => {
+      const client = await ctx.client();
+      emit(ctx, await client.request<Device>('POST', `/devices/${encodeURIComponent(id)}/restore`, { json: {} }), (d) => `${d.id} restored`);
+    });
 }

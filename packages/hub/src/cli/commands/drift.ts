@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
-import type { DriftAlert, DriftOverview } from '@edgefleet/shared';
-import { emit, table, type CommandContext } from '../format.js';
+import type { DriftAlert, DriftModelView, DriftOverview } from '@edgefleet/shared';
+import { emit, fields, table, type CommandContext } from '../format.js';
 
 const score = (n: number | null): string => (n === null ? '-' : n.toFixed(2));
 
@@ -17,6 +17,24 @@ export function registerDrift(program: Command, ctx: CommandContext): void {
           rows.map((r) => [r.model, r.version, r.source, score(r.fleetScore), r.activeAlerts, r.devicesOver, r.lastEvaluatedAt]),
         ),
       );
+    });
+  drift
+    .command('show <model> <version>')
+    .description("one version's drift: baseline, latest fleet score, devices over, alerts")
+    .action(async (model: string, version: string) => {
+      const client = await ctx.client();
+      const view = await client.request<DriftModelView>('GET', `/drift/${encodeURIComponent(model)}/${encodeURIComponent(version)}`);
+      emit(ctx, view, (v) => {
+        const latest = v.fleet.at(-1);
+        return fields([
+          ['version', `${v.model}@${v.version}`],
+          ['baseline', v.baseline ? `${v.baseline.source}, ${v.baseline.samples} samples, ${v.baseline.createdAt}` : 'none'],
+          ['fleet score', latest ? `${score(latest.score)}${latest.over ? ' (over)' : ''} at ${latest.windowEnd}` : null],
+          ['devices over', `${v.devicesOver} of ${v.devicesEvaluated} evaluated`],
+          ['pending samples', v.pendingSamples],
+          ['active alerts', v.alerts.filter((a) => a.state === 'active').length],
+        ]);
+      });
     });
   program
     .command('alerts')

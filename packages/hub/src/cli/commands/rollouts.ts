@@ -1,13 +1,11 @@
 import { Option, type Command } from 'commander';
 import { createLogUpdate } from 'log-update';
 import { PROFILES, ROLLOUT_ACTIONS, type CreateRolloutRequest, type Profile, type Rollout, type RolloutState, type RolloutSummary, type RolloutTarget, type WaveSpec } from '@edgefleet/shared';
-import { CliError } from '../api-client.js';
-import { emit, parseLabels, rolloutStatus, rolloutTable, type CommandContext } from '../format.js';
+import { CliError, UsageError } from '../api-client.js';
+import { countText, emit, parseLabels, rolloutStatus, rolloutTable, type CommandContext } from '../format.js';
 
 /** States a watch stops at: done, or waiting on an operator (resume, rollback). */
 const WATCH_STOPS: readonly RolloutState[] = ['succeeded', 'halted', 'paused', 'aborted', 'rolled-back'];
-/** A watch that ends in one of these exits 1, so a script sees the rollout did not go through. */
-const WATCH_FAILURES: readonly RolloutState[] = ['halted', 'aborted', 'rolled-back'];
 
 /** `all` | `label k=v…` | `devices a,b` (also `labels`, `device`). */
 export function parseTarget(words: readonly string[]): RolloutTarget {
@@ -18,7 +16,7 @@ export function parseTarget(words: readonly string[]): RolloutTarget {
     const deviceIds = rest.flatMap((r) => r.split(',')).filter(Boolean);
     if (deviceIds.length > 0) return { deviceIds };
   }
-  throw new CliError(`--target "${words.join(' ')}" is not one of: all | label key=value… | devices id1,id2`);
+  throw new UsageError(`--target "${words.join(' ')}" is not one of: all | label key=value… | devices id1,id2`);
 }
 
 /** `10%,50%,100%` or `1,10,100%`: cumulative sizes, each wave baking `bakeSec`. */
@@ -26,7 +24,7 @@ export function parseWaves(text: string, bakeSec: number | undefined): WaveSpec[
   return text.split(',').map((part) => {
     const p = part.trim();
     const size = /^\d+$/.test(p) ? Number(p) : p;
-    if (typeof size === 'string' && !p.endsWith('%')) throw new CliError(`wave size "${p}" is neither a device count nor a percentage like 10%`);
+    if (typeof size === 'string' && !p.endsWith('%')) throw new UsageError(`wave size "${p}" is neither a device count nor a percentage like 10%`);
     return bakeSec === undefined ? { size } : { size, bakeSec };
   });
 }
@@ -34,7 +32,7 @@ export function parseWaves(text: string, bakeSec: number | undefined): WaveSpec[
 function wholeSeconds(flag: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new CliError(`${flag} "${value}" is not a whole number of seconds`);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`${flag} "${value}" is not a whole number of seconds`);
   return n;
 }
 
@@ -48,20 +46,42 @@ interface CreateOptions {
   profile?: Profile;
 }
 
-/** Polls the rollout and redraws its status until it stops; `--json` prints only the final document. */
+/** One line for logs and CI: what changed is the state or a device count. */
+export function progressLine(r: Rollout): string {
+  const wave = r.waves.find((w) => w.state === 'running' || w.state === 'baking' || w.state === 'halted') ?? r.waves.at(-1);
+  return `${r.id} ${r.state}${wave ? ` wave ${wave.index} ${wave.state}` : ''} devices ${countText(r.counts)}${r.reason ? ` (${r.reason.message})` : ''}`;
+}
+
+/**
+ * Polls the rollout until it stops. On a terminal the status is redrawn in place (log-update);
+ * elsewhere (CI, a pipe) one line is printed per change; `--json` prints only the final document.
+ * Only `succeeded` exits 0, so `fleetctl rollouts status --watch <id> && next-step` goes on only
+ * when every device took the version.
+ */
 async function watch(ctx: CommandContext, id: string, intervalMs: number): Promise<void> {
   const client = await ctx.client();
-  const live = ctx.json() ? undefined : createLogUpdate(ctx.stdout, { showCursor: true });
+  // A terminal of no size (a pty nobody sized, as some CI runners allocate) would get nothing from log-update.
+  const terminal = ctx.stdout.isTTY === true && (ctx.stdout.rows ?? 0) > 0;
+  const live = !ctx.json() && terminal ? createLogUpdate(ctx.stdout, { showCursor: true }) : undefined;
+  let lastLine = '';
   let r: Rollout;
   for (;;) {
     r = await client.request<Rollout>('GET', `/rollouts/${encodeURIComponent(id)}`);
-    live?.(`${rolloutStatus(r)}\n${WATCH_STOPS.includes(r.state) ? '' : `watching every ${intervalMs / 1000}s (Ctrl-C stops watching, not the rollout)`}`);
-    if (WATCH_STOPS.includes(r.state)) break;
+    const stopped = WATCH_STOPS.includes(r.state);
+    if (live) live(`${rolloutStatus(r)}\n${stopped ? '' : `watching every ${intervalMs / 1000}s (Ctrl-C stops watching, not the rollout)`}`);
+    else if (!ctx.json() && progressLine(r) !== lastLine) {
+      lastLine = progressLine(r);
+      ctx.write(`${lastLine}\n`);
+    }
+    if (stopped) break;
     await ctx.sleep(intervalMs);
   }
   live?.done();
   if (ctx.json()) emit(ctx, r, rolloutStatus);
-  if (WATCH_FAILURES.includes(r.state)) throw new CliError(`rollout ${r.id} ended ${r.state}${r.reason ? `: ${r.reason.message}` : ''}`);
+  if (r.state !== 'succeeded') {
+    const next = r.state === 'paused' ? ` (fleetctl rollouts resume ${r.id} goes on)` : r.state === 'halted' ? ` (resume, abort or rollback it)` : '';
+    throw new CliError(`rollout ${r.id} ${r.state === 'paused' ? 'is paused' : `ended ${r.state}`}${r.reason ? `: ${r.reason.message}` : ''}${next}`);
+  }
 }
 
 export function registerRollouts(program: Command, ctx: CommandContext): void {
@@ -98,12 +118,12 @@ export function registerRollouts(program: Command, ctx: CommandContext): void {
   rollouts
     .command('status <id>')
     .description('one rollout: waves, gates, device counts by state')
-    .option('-w, --watch', 'redraw until it succeeds, halts, pauses or ends (exit 1 when it halted, aborted or rolled back)')
+    .option('-w, --watch', 'follow it until it succeeds (exit 0), halts, pauses, is aborted or rolled back (exit 1); redrawn on a terminal, one line per change otherwise')
     .option('--interval <seconds>', 'seconds between polls with --watch', '1')
     .action(async (id: string, opts: { watch?: boolean; interval: string }) => {
       if (opts.watch) {
         const seconds = Number(opts.interval);
-        if (!(seconds > 0)) throw new CliError(`--interval "${opts.interval}" is not a positive number of seconds`);
+        if (!(seconds > 0)) throw new UsageError(`--interval "${opts.interval}" is not a positive number of seconds`);
         return watch(ctx, id, seconds * 1000);
       }
       const client = await ctx.client();

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { EnrollmentToken } from '@edgefleet/shared';
-import { CliError } from '../api-client.js';
+import { UsageError } from '../api-client.js';
 import { emit, fields, parseLabels, type CommandContext } from '../format.js';
 
 export function registerTokens(program: Command, ctx: CommandContext): void {
@@ -12,7 +12,7 @@ export function registerTokens(program: Command, ctx: CommandContext): void {
     .option('--label <key=value...>', 'labels every device enrolled with it starts with')
     .action(async (opts: { ttl?: string; label?: string[] }) => {
       const ttlSeconds = opts.ttl === undefined ? undefined : Number(opts.ttl);
-      if (ttlSeconds !== undefined && !Number.isInteger(ttlSeconds)) throw new CliError(`--ttl "${opts.ttl}" is not a whole number of seconds`);
+      if (ttlSeconds !== undefined && !Number.isInteger(ttlSeconds)) throw new UsageError(`--ttl "${opts.ttl}" is not a whole number of seconds`);
       const labels = opts.label ? parseLabels(opts.label) : undefined;
       const client = await ctx.client();
       const created = await client.request<EnrollmentToken>('POST', '/enrollment-tokens', { json: { ttlSeconds, labels } });

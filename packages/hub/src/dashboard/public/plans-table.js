@@ -20,15 +20,28 @@ function candidatesCell(plan) {
     h('ul', {}, sorted.map(candidateItem))));
 }
 
-function benchmarkCell(plan, status, online) {
-  const busy = status?.busy ?? false;
-  return h('td', { class: 'benchmark small' },
-    h('button', {
-      type: 'button', class: 'button', 'data-action': 'benchmark', 'data-device-id': plan.deviceId, disabled: busy,
-      title: online === false ? 'the device is offline: the hub will refuse (409)' : 'ask the device to measure every accepted variant',
-    }, busy ? 'Asking…' : 'Benchmark'),
-    status?.error ? h('p', { class: 'error', role: 'alert', 'data-benchmark-error': true }, status.error) : null,
-    status?.message ? h('p', { class: 'muted', 'data-benchmark-sent': true }, status.message) : null);
+/**
+ * The benchmark cell of a row, kept for the row's life: redraws update its button in place, so a
+ * click whose mousedown and mouseup straddle a redraw (a `plan` or `device` event) still lands.
+ */
+function createBenchmarkCell(deviceId) {
+  const button = h('button', { type: 'button', class: 'button', 'data-action': 'benchmark', 'data-device-id': deviceId });
+  const notes = h('div', {});
+  const cell = h('td', { class: 'benchmark small' }, button, notes);
+  let shown = null;
+  function update(status, online) {
+    const busy = status?.busy ?? false;
+    button.disabled = busy;
+    button.textContent = busy ? 'Asking…' : 'Benchmark';
+    button.title = online === false ? 'the device is offline: the hub will refuse (409)' : 'ask the device to measure every accepted variant';
+    // The answer's line is rebuilt only when the answer changed.
+    if (shown === status) return;
+    shown = status;
+    notes.replaceChildren(
+      status?.error ? h('p', { class: 'error', role: 'alert', 'data-benchmark-error': true }, status.error) : '',
+      status?.message ? h('p', { class: 'muted', 'data-benchmark-sent': true }, status.message) : '');
+  }
+  return { cell, update };
 }
 
 /**
@@ -43,22 +56,54 @@ export function createPlansTable(table, { deviceName, deviceOnline, onBenchmark 
     if (button && !button.disabled) onBenchmark(button.dataset.deviceId);
   });
 
-  /** plans: DevicePlan[]; statuses: Map deviceId → {busy, error, message}. */
-  function render(plans, statuses, emptyText) {
-    const now = Date.now();
-    const sorted = [...plans].sort((a, b) => deviceName(a.deviceId).localeCompare(deviceName(b.deviceId)) || a.deviceId.localeCompare(b.deviceId));
-    if (sorted.length === 0) {
-      body.replaceChildren(h('tr', { class: 'empty' }, h('td', { colspan: HEADS.length }, emptyText)));
-      return;
-    }
-    body.replaceChildren(...sorted.map((p) => h('tr', { 'data-device-id': p.deviceId, 'data-profile': p.profile, 'data-decided-by': p.decidedBy },
+  const rows = new Map(); // deviceId → {tr, bench}: rows live as long as their device is planned
+
+  function planCells(p, now) {
+    return [
       h('td', {}, h('div', { class: 'name' }, deviceName(p.deviceId)), h('div', { class: 'mono muted small' }, p.deviceId)),
       h('td', { class: 'small' }, p.deviceClass),
       h('td', { class: 'mono', 'data-field': 'profile' }, p.profile),
       h('td', {}, h('span', { class: `badge decided-${p.decidedBy}`, title: DECISION_TITLES[p.decidedBy] ?? null }, p.decidedBy)),
       h('td', { class: 'plan-reason small' }, p.reason, h('div', { class: 'muted', title: p.plannedAt }, `planned ${relativeTime(p.plannedAt, now)}`)),
       candidatesCell(p),
-      benchmarkCell(p, statuses.get(p.deviceId), deviceOnline(p.deviceId)))));
+    ];
+  }
+
+  /** Updates a device's row in place: the plan's cells are redrawn, the benchmark cell is kept. */
+  function rowFor(p, status, online, now) {
+    let row = rows.get(p.deviceId);
+    if (!row) {
+      const bench = createBenchmarkCell(p.deviceId);
+      row = { tr: h('tr', { 'data-device-id': p.deviceId }, bench.cell), bench };
+      rows.set(p.deviceId, row);
+    }
+    row.tr.dataset.profile = p.profile;
+    row.tr.dataset.decidedBy = p.decidedBy;
+    while (row.tr.firstElementChild !== row.bench.cell) row.tr.firstElementChild.remove();
+    row.bench.cell.before(...planCells(p, now));
+    row.bench.update(status, online);
+    return row.tr;
+  }
+
+  /**
+   * plans: DevicePlan[]; statuses: Map deviceId → {busy, error, message}. Rows are keyed by device
+   * and moved only when the order changes: rebuilding the body on every event would swap the button
+   * under a click in progress.
+   */
+  function render(plans, statuses, emptyText) {
+    const now = Date.now();
+    const sorted = [...plans].sort((a, b) => deviceName(a.deviceId).localeCompare(deviceName(b.deviceId)) || a.deviceId.localeCompare(b.deviceId));
+    const planned = new Set(sorted.map((p) => p.deviceId));
+    for (const id of [...rows.keys()]) if (!planned.has(id)) rows.delete(id);
+    if (sorted.length === 0) {
+      body.replaceChildren(h('tr', { class: 'empty' }, h('td', { colspan: HEADS.length }, emptyText)));
+      return;
+    }
+    const trs = sorted.map((p) => rowFor(p, statuses.get(p.deviceId), deviceOnline(p.deviceId), now));
+    for (const el of [...body.children]) if (!trs.includes(el)) el.remove();
+    trs.forEach((tr, i) => {
+      if (body.children[i] !== tr) body.insertBefore(tr, body.children[i] ?? null);
+    });
   }
 
   return { render };
