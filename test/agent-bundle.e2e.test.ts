@@ -1,12 +1,12 @@
 import { execFile } from 'node:child_process';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildAgentBundle, type BuiltBundle } from './support/agent-bundle.js';
+import { buildAgentBundle, snapshotTree, type BuiltBundle, type TreeEntry } from './support/agent-bundle.js';
 import { api, eventually, makeTempDir, startHub, type Hub } from './support/fleet.js';
 import { sampleModel } from './support/models.js';
-import { killAll, startProcess, type RunningProcess } from './support/processes.js';
+import { killAll, REPO_ROOT, startProcess, type RunningProcess } from './support/processes.js';
 import { createRollout, uploadVersion, waitForState } from './support/rollout-fleet.js';
 import { unixRequest } from './support/unix-http.js';
 
@@ -14,21 +14,27 @@ const run = promisify(execFile);
 
 // Acceptance 3: the bundled agent starts from the bundle alone (unpacked from its tarball in a temp dir
 // outside the repository, no workspace, no NODE_PATH) and serves inference after a real rollout.
+// The directory's name has a space (a careless unpack) and nothing is written beside the bundle at run
+// time (under the unit's ProtectSystem=strict it is read-only).
 describe('the agent bundle', () => {
   let work: { path: string; remove: () => Promise<void> };
   let hub: Hub;
   let bundle: BuiltBundle;
   let entry: string;
+  let bundleDir: string;
+  let unpacked: Map<string, TreeEntry>;
   let agent: RunningProcess | undefined;
   const env = (): Record<string, string> => ({ NODE_PATH: '', EDGEFLEET_TELEMETRY_INTERVAL_MS: '300' });
 
   beforeAll(async () => {
     work = await makeTempDir('bundle');
     [hub, bundle] = await Promise.all([startHub({ dataDir: join(work.path, 'hub') }), buildAgentBundle(join(work.path, 'out'))]);
-    const device = join(work.path, 'device');
+    const device = join(work.path, 'the device');
     await mkdir(device);
     await run('tar', ['-xzf', bundle.tarball, '-C', device]);
-    entry = join(device, bundle.dir.split('/').pop()!, bundle.manifest.entry);
+    bundleDir = join(device, bundle.dir.split('/').pop()!);
+    entry = join(bundleDir, bundle.manifest.entry);
+    unpacked = await snapshotTree(bundleDir);
   });
 
   afterAll(async () => {
@@ -51,11 +57,12 @@ describe('the agent bundle', () => {
   });
 
   it('enrolls, takes a rollout and answers inference over its Unix socket', async () => {
-    const cwd = join(work.path, 'device');
+    const cwd = join(work.path, 'the device');
     const state = join(cwd, 'state');
     const socketPath = join(cwd, 'agent.sock');
     const { token } = await api<{ token: string }>(hub, 'POST', '/api/v1/enrollment-tokens', { ttlSeconds: 600 });
-    const enroll = startProcess('bundle-enroll', [entry, 'enroll', '--hub', hub.apiUrl, '--token', token, '--name', 'bundled', '--state-dir', state], env(), { cwd });
+    // The token by environment, as install.sh passes it: not on the command line, where ps shows it.
+    const enroll = startProcess('bundle-enroll', [entry, 'enroll', '--hub', hub.apiUrl, '--name', 'bundled', '--state-dir', state], { ...env(), EDGEFLEET_ENROLL_TOKEN: token }, { cwd });
     expect(await enroll.exited).toBe(0);
     const enrolled = await enroll.waitForMsg('enrolled');
     const deviceId = String(enrolled.deviceId);
@@ -80,6 +87,12 @@ describe('the agent bundle', () => {
     expect(outputs[0]!.shape).toEqual([1, 4]);
     expect(outputs[0]!.data.every((v) => Number.isFinite(v))).toBe(true);
 
+    // Nothing mapped from the workspace (a module resolved through the repo's node_modules would be).
+    const maps = await readFile(`/proc/${agent.child.pid}/maps`, 'utf8');
+    expect(maps).toContain(join(bundleDir, 'node_modules'));
+    expect(maps.split('\n').filter((line) => line.includes(REPO_ROOT))).toEqual([]);
+
     expect(await agent.stop()).toBe(0);
+    expect(await snapshotTree(bundleDir)).toEqual(unpacked);
   });
 });

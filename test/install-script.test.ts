@@ -1,52 +1,16 @@
 import { spawnSync } from 'node:child_process';
-import { cp, mkdir, readFile, readlink, stat, writeFile } from 'node:fs/promises';
+import { cp, readFile, readlink, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildAgentBundle, snapshotTree, type BuiltBundle, type TreeEntry } from './support/agent-bundle.js';
 import { api, makeTempDir, startHub, type Hub } from './support/fleet.js';
 import { killAll } from './support/processes.js';
+import { makeScratchRoot, PASSWD, runScript, treeDiff } from './support/scratch-root.js';
 
 // Acceptance 2: install.sh against a scratch root (--root), with a real hub and a real token.
 // useradd/groupadd --prefix and chown need root; this machine and CI run tests as root.
 if (process.getuid?.() !== 0) {
   throw new Error('install-script.test.ts must run as root (useradd --prefix, chown); run the tests as root or under `unshare --map-root-user`');
-}
-
-const PASSWD = 'root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n';
-const GROUP = 'root:x:0:\ndaemon:x:1:\n';
-const SHADOW = 'root:*:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n';
-const GSHADOW = 'root:*::\ndaemon:*::\n';
-
-/** A minimal root file system: what install.sh expects of a Debian device. */
-async function makeScratchRoot(root: string): Promise<void> {
-  for (const dir of ['etc/systemd/system', 'opt', 'var/lib', 'usr/sbin']) await mkdir(join(root, dir), { recursive: true });
-  await writeFile(join(root, 'etc/passwd'), PASSWD, { mode: 0o644 });
-  await writeFile(join(root, 'etc/group'), GROUP, { mode: 0o644 });
-  await writeFile(join(root, 'etc/shadow'), SHADOW, { mode: 0o640 });
-  await writeFile(join(root, 'etc/gshadow'), GSHADOW, { mode: 0o640 });
-  // The admin's own backup: must be left exactly as it was.
-  await writeFile(join(root, 'etc/passwd-'), PASSWD, { mode: 0o600 });
-}
-
-function runScript(script: string, args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(script, args, { encoding: 'utf8', env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin` } });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-/** What differs between two snapshots, one line per path; `withTimes` also compares mtimes. */
-function treeDiff(a: Map<string, TreeEntry>, b: Map<string, TreeEntry>, withTimes: boolean): string[] {
-  const diffs: string[] = [];
-  for (const path of new Set([...a.keys(), ...b.keys()])) {
-    const x = a.get(path);
-    const y = b.get(path);
-    if (!x || !y) {
-      diffs.push(`${path}: ${x ? 'removed' : 'added'}`);
-      continue;
-    }
-    const strip = (e: TreeEntry) => (withTimes ? e : { ...e, mtimeMs: 0 });
-    if (JSON.stringify(strip(x)) !== JSON.stringify(strip(y))) diffs.push(`${path}: ${JSON.stringify(x)} -> ${JSON.stringify(y)}`);
-  }
-  return diffs;
 }
 
 describe('install.sh and uninstall.sh in a scratch root', () => {

@@ -1,13 +1,19 @@
 #!/bin/bash
+# `sudo sh install.sh` would parse this with dash, which has no arrays: re-run under bash.
+if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 # Installs the edgefleet agent from this unpacked bundle (see README "Installing the agent on a device").
 #   sudo ./install.sh --hub URL --token TOKEN [--name NAME] [--root DIR] [--node PATH] [--no-start]
+# The token reaches the agent's enroll through its environment, never its command line (ps shows that);
+# --token-file FILE (or - for stdin) keeps it off install.sh's own command line and the shell history too.
 # Idempotent: a second run with the same arguments rewrites nothing and does not enroll again
 # (tokens are single-use). Every step prints what it did, or that it was already so.
 set -eu
 
-USAGE='usage: sudo ./install.sh --hub URL --token TOKEN [--name NAME] [--root DIR] [--node PATH] [--no-start]
+USAGE='usage: sudo ./install.sh --hub URL --token TOKEN|--token-file FILE [--name NAME] [--root DIR] [--node PATH] [--no-start]
   --hub URL     the hub API URL, e.g. https://hub.example.com:8080
-  --token TOK   a single-use enrollment token (fleetctl tokens create, or POST /api/v1/enrollment-tokens)
+  --token TOK   a single-use enrollment token (fleetctl tokens create, or POST /api/v1/enrollment-tokens);
+                not needed when the device is already enrolled (reinstall after uninstall --keep-state)
+  --token-file FILE  read the token from FILE (- for stdin) instead
   --name NAME   the device name the hub shows (default: the hostname)
   --root DIR    install into DIR as if it were / (images, tests); nothing is started
   --node PATH   the node binary the unit runs (default: node on PATH)
@@ -24,13 +30,13 @@ die() {
 }
 step() { echo "  $1"; }
 
-HUB='' TOKEN='' NAME='' ROOT='' NODE='' START=1
+HUB='' TOKEN='' TOKEN_FILE='' NAME='' ROOT='' NODE='' START=1
 while [ $# -gt 0 ]; do
   case "$1" in
-    --hub | --token | --name | --root | --node)
+    --hub | --token | --token-file | --name | --root | --node)
       [ $# -ge 2 ] && [ -n "$2" ] || usage_error "$1 needs a value"
       case "$1" in
-        --hub) HUB=$2 ;; --token) TOKEN=$2 ;; --name) NAME=$2 ;; --root) ROOT=$2 ;; --node) NODE=$2 ;;
+        --hub) HUB=$2 ;; --token) TOKEN=$2 ;; --token-file) TOKEN_FILE=$2 ;; --name) NAME=$2 ;; --root) ROOT=$2 ;; --node) NODE=$2 ;;
       esac
       shift 2
       ;;
@@ -40,14 +46,24 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -n "$HUB" ] || usage_error "--hub is required"
-[ -n "$TOKEN" ] || usage_error "--token is required"
+if [ -n "$TOKEN_FILE" ]; then
+  [ -z "$TOKEN" ] || usage_error "--token and --token-file: give one of them"
+  if [ "$TOKEN_FILE" = - ]; then TOKEN=$(head -n 1); else TOKEN=$(head -n 1 -- "$TOKEN_FILE") || die "cannot read --token-file $TOKEN_FILE"; fi
+  TOKEN=${TOKEN%$'\r'} # a file saved on Windows
+  [ -n "$TOKEN" ] || usage_error "--token-file $TOKEN_FILE is empty"
+fi
 case "$HUB" in http://* | https://*) ;; *) usage_error "--hub is \"$HUB\", expected an http:// or https:// URL" ;; esac
+# It goes into agent.env as is: a newline would add settings (NODE_OPTIONS=...), quotes and backslashes
+# are systemd's EnvironmentFile syntax. A URL needs none of them.
+case "$HUB" in *[[:space:][:cntrl:]\"\'\\]*) usage_error "--hub contains whitespace, a quote or a backslash: expected a plain URL" ;; esac
 
-BUNDLE=$(cd "$(dirname "$0")" && pwd)
+# CDPATH would make cd print the directory, doubling it in the captured path.
+unset CDPATH
+BUNDLE=$(cd -P -- "$(dirname -- "$0")" && pwd)
 [ -f "$BUNDLE/bundle.json" ] || die "$BUNDLE/bundle.json is missing: run install.sh from an unpacked edgefleet-agent bundle"
 if [ -n "$ROOT" ]; then
   [ -d "$ROOT" ] || die "--root $ROOT is not a directory"
-  ROOT=$(cd "$ROOT" && pwd)
+  ROOT=$(cd -P -- "$ROOT" && pwd)
   [ "$ROOT" != / ] || ROOT=''
 fi
 [ "$(id -u)" -eq 0 ] || die "must run as root (sudo ./install.sh ...): it creates a system user and writes /etc, /opt and /var/lib"
@@ -58,6 +74,8 @@ if [ -z "$NODE" ]; then
 fi
 [ -x "$NODE" ] || die "--node $NODE is not an executable"
 NODE=$(readlink -f "$NODE")
+# It goes unquoted into the unit's ExecStart= (and through sed): systemd would split it at a space.
+case "$NODE" in *[!A-Za-z0-9._/+@-]*) die "node is at \"$NODE\": the unit's ExecStart= needs a path of letters, digits and ._/+@- only; pass --node with a symlink such as /usr/local/bin/node" ;; esac
 manifest() { "$NODE" -e 'const m = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); console.log(m[process.argv[2]]);' "$BUNDLE/bundle.json" "$1"; }
 VERSION=$(manifest version)
 BUNDLE_ARCH=$(manifest arch)
@@ -80,20 +98,25 @@ restart_needed=0
 
 # --- enrollment first: a refused token leaves nothing installed -------------------------------------
 if [ -f "$STATE/identity.json" ]; then
-  step "enrollment: already enrolled ($STATE/identity.json), token not used"
+  step "enrollment: already enrolled ($STATE/identity.json), no token used"
 else
-  # Into a private temp dir first, so a refused token leaves no trace on the device.
+  [ -n "$TOKEN" ] || usage_error "--token is required (this device has no $STATE/identity.json yet)"
+  # Into a private temp dir first, so a refused token leaves no trace on the device; removed however we exit.
   enroll_dir=$(mktemp -d)
-  set -- enroll --hub "$HUB" --token "$TOKEN" --state-dir "$enroll_dir/state"
-  [ -z "$NAME" ] || set -- "$@" --name "$NAME"
-  if ! out=$(EDGEFLEET_LOG_LEVEL=warn "$NODE" "$BUNDLE/edgefleet-agent.mjs" "$@" 2>&1); then
-    rm -rf "$enroll_dir"
+  trap 'rm -rf "$enroll_dir"' EXIT
+  # --opt=value: a value starting with "-" (a name) would otherwise be taken for an option.
+  set -- enroll "--hub=$HUB" "--state-dir=$enroll_dir/state"
+  [ -z "$NAME" ] || set -- "$@" "--name=$NAME"
+  if ! out=$(EDGEFLEET_ENROLL_TOKEN=$TOKEN EDGEFLEET_LOG_LEVEL=warn "$NODE" "$BUNDLE/edgefleet-agent.mjs" "$@" 2>&1); then
     echo "$out" | grep -v '^{' >&2 || true
     die "enrollment with $HUB failed (nothing was installed); get a fresh token and run install.sh again"
   fi
   mkdir -p -m 0700 "$STATE"
-  cp -R -p "$enroll_dir/state/." "$STATE/"
+  # identity.json last and by rename: a run killed midway leaves no half identity that a re-run would trust.
+  cp -p "$enroll_dir/state/identity.json" "$STATE/identity.json.new"
+  mv "$STATE/identity.json.new" "$STATE/identity.json"
   rm -rf "$enroll_dir"
+  trap - EXIT
   step "enrollment: enrolled with $HUB, identity in $STATE/identity.json"
 fi
 
@@ -121,7 +144,9 @@ fi
 NOLOGIN=/usr/sbin/nologin
 [ -x "$ROOT$NOLOGIN" ] || [ -x "$NOLOGIN" ] || NOLOGIN=/sbin/nologin
 if grep -q '^edgefleet:' "$ROOT/etc/passwd"; then
-  step "user edgefleet: already exists"
+  # Someone else's user of that name is used as it is (its shell and home are not the agent's concern: the
+  # unit gives it no home and no login); uninstall.sh will remove it, though.
+  step "user edgefleet: already exists ($(awk -F: '$1 == "edgefleet" { print "uid " $3 ", shell " $7 }' "$ROOT/etc/passwd"))"
 else
   shadow_tool useradd "${PREFIX[@]}" --system --gid edgefleet --no-create-home --home-dir /nonexistent \
     --shell "$NOLOGIN" --comment 'edgefleet agent' edgefleet || die "useradd edgefleet failed"
@@ -145,13 +170,23 @@ else
   restart_needed=1
   step "bundle: installed $VERSION to $TARGET"
 fi
-if [ "$(readlink "$OPT/current" 2>/dev/null || true)" = "$VERSION" ]; then
+PREVIOUS=$(readlink "$OPT/current" 2>/dev/null || true)
+if [ "$PREVIOUS" = "$VERSION" ]; then
   step "bundle: $OPT/current already points at $VERSION"
 else
   ln -sfn "$VERSION" "$OPT/current.new"
   mv -T "$OPT/current.new" "$OPT/current"
   restart_needed=1
-  step "bundle: $OPT/current now points at $VERSION"
+  step "bundle: $OPT/current now points at $VERSION${PREVIOUS:+ (was $PREVIOUS)}"
+  # The version just replaced stays, for a rollback by hand (ln -sfn OLD current; systemctl restart);
+  # older ones, and leftovers of a killed run, go.
+  for old in "$OPT"/*; do
+    name=${old##*/}
+    case "$name" in current | "$VERSION" | "$PREVIOUS") continue ;; esac
+    [ -e "$old" ] || continue
+    rm -rf -- "$old"
+    step "bundle: removed $old"
+  done
 fi
 
 # --- config file: written once, a user's edits are kept -------------------------------------------------

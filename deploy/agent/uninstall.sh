@@ -1,4 +1,6 @@
 #!/bin/bash
+# `sudo sh uninstall.sh` would parse this with dash, which has no arrays: re-run under bash.
+if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 # Removes what install.sh put on the device: the service, the unit, the bundle, the config, the state
 # (unless --keep-state), the edgefleet user and group.
 #   sudo ./uninstall.sh [--root DIR] [--keep-state]
@@ -30,7 +32,8 @@ while [ $# -gt 0 ]; do
 done
 if [ -n "$ROOT" ]; then
   [ -d "$ROOT" ] || die "--root $ROOT is not a directory"
-  ROOT=$(cd "$ROOT" && pwd)
+  unset CDPATH
+  ROOT=$(cd -P -- "$ROOT" && pwd)
   [ "$ROOT" != / ] || ROOT=''
 fi
 [ "$(id -u)" -eq 0 ] || die "must run as root (sudo ./uninstall.sh): it removes a system user and files in /etc, /opt and /var/lib"
@@ -71,7 +74,10 @@ remove_dir() {
 }
 remove_dir "$ROOT/opt/edgefleet/agent" bundle
 rmdir "$ROOT/opt/edgefleet" 2>/dev/null || true
-remove_dir "$ROOT/etc/edgefleet" config
+# Only the agent's file: /etc/edgefleet also holds hub.env when the hub runs on this machine.
+rm -f "$ROOT/etc/edgefleet/agent.env.new"
+remove_dir "$ROOT/etc/edgefleet/agent.env" config
+rmdir "$ROOT/etc/edgefleet" 2>/dev/null || true
 if [ "$KEEP_STATE" -eq 1 ]; then
   step "state: $ROOT/var/lib/edgefleet kept (--keep-state); owned by the removed user's uid until the next install"
 else

@@ -65,7 +65,7 @@ export interface EnrollConfig {
 export type Command = { command: 'run'; config: RunConfig } | { command: 'enroll'; config: EnrollConfig } | { command: 'help' };
 
 export const USAGE = `usage:
-  edgefleet-agent enroll --hub <apiUrl> --token <token> [--name N] [--label k=v ...] [--state-dir DIR] [--timeout SECONDS] [--ca FILE]
+  edgefleet-agent enroll --hub <apiUrl> --token <token> (or env EDGEFLEET_ENROLL_TOKEN) [--name N] [--label k=v ...] [--state-dir DIR] [--timeout SECONDS] [--ca FILE]
   edgefleet-agent run [--state-dir DIR] [--socket PATH] [--tcp-port N] [--workers N] [--threads N]
                       [--standby auto|on|off] [--standby-keep-sec N] [--max-defer-sec N]
                       [--accelerators A,B] [--execution-providers A,B] [--cpu-flags A,B]
@@ -246,6 +246,8 @@ function enrollConfig(argv: string[], env: Env): EnrollConfig {
     strict: true,
   });
   if (!values.hub) bad('enroll needs --hub <apiUrl>, e.g. --hub http://hub.local:8080');
+  // EDGEFLEET_ENROLL_TOKEN keeps the single-use token out of ps (install.sh passes it so).
+  values.token ??= env.EDGEFLEET_ENROLL_TOKEN;
   if (!values.token) bad('enroll needs --token <enrollment token> (create one with POST /api/v1/enrollment-tokens)');
   // "hub.local:8080" parses too, with "hub.local:" as its scheme: only http(s) reaches a hub.
   const scheme = URL.canParse(values.hub) ? new URL(values.hub).protocol : undefined;
