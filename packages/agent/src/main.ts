@@ -4,6 +4,7 @@ import { isEdgefleetError } from '@edgefleet/shared';
 import { notifySystemd } from '@edgefleet/shared/systemd';
 import { enroll } from './cli/enroll.js';
 import { parseCommand, USAGE, type LogLevel, type RunConfig } from './config.js';
+import { createRestartBackoff } from './restart-backoff.js';
 
 /** The only module that touches `process`: argv, env (through config), signals, exit, systemd. */
 const STOP_TIMEOUT_MS = 15_000;
@@ -25,19 +26,27 @@ async function run(config: RunConfig): Promise<void> {
   // Loaded only for `run`: enrolling needs neither onnxruntime nor SQLite.
   const { createAgent, AGENT_VERSION } = await import('./agent.js');
   const agent = createAgent(config, logger, { rss: () => process.memoryUsage.rss(), pid: process.pid });
+  const backoff = createRestartBackoff({ stateDir: config.stateDir, logger, pid: process.pid, env: process.env });
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'stopping');
     notifySystemd(logger, 'STOPPING=1');
+    if (backoff.waiting) {
+      backoff.stopped();
+      process.exit(0);
+    }
     const force = setTimeout(() => {
       logger.error({ timeoutMs: STOP_TIMEOUT_MS }, 'stop took too long; exiting');
       process.exit(1);
     }, STOP_TIMEOUT_MS);
     force.unref();
     agent.stop().then(
-      () => process.exit(0),
+      () => {
+        backoff.stopped();
+        process.exit(0);
+      },
       (err) => fail(err, logger),
     );
   };
@@ -52,12 +61,14 @@ async function run(config: RunConfig): Promise<void> {
     process.exit(1);
   });
   try {
+    await backoff.wait();
     await agent.start();
   } catch (err) {
     fail(err, logger);
   }
   logger.info({ socketPath: config.socketPath, version: AGENT_VERSION }, 'agent ready');
   notifySystemd(logger, 'READY=1');
+  backoff.ready();
 }
 
 async function main(): Promise<void> {
