@@ -74,13 +74,17 @@ describe('validateInputs', () => {
 });
 
 describe('poolSize', () => {
-  it('keeps workers × threads within the cores by default', () => {
-    expect(poolSize(2)).toEqual({ workers: 2, threads: 1 });
-    expect(poolSize(2, 1)).toEqual({ workers: 1, threads: 2 });
-    expect(poolSize(8, undefined, 2)).toEqual({ workers: 4, threads: 2 });
-    expect(poolSize(8, 2)).toEqual({ workers: 2, threads: 4 });
-    expect(poolSize(1)).toEqual({ workers: 1, threads: 1 });
-    expect(poolSize(2, 3, 1)).toEqual({ workers: 3, threads: 1 });
+  it('is adaptive by default on several cores: up to a 1-thread worker per core', () => {
+    expect(poolSize(2)).toEqual({ workers: 2, threads: 1, adaptive: true });
+    expect(poolSize(8)).toEqual({ workers: 8, threads: 1, adaptive: true });
+  });
+
+  it('keeps an explicit fixed pool within the cores unless both are given', () => {
+    expect(poolSize(2, 1)).toEqual({ workers: 1, threads: 2, adaptive: false });
+    expect(poolSize(8, undefined, 2)).toEqual({ workers: 4, threads: 2, adaptive: false });
+    expect(poolSize(8, 2)).toEqual({ workers: 2, threads: 4, adaptive: false });
+    expect(poolSize(1)).toEqual({ workers: 1, threads: 1, adaptive: false });
+    expect(poolSize(2, 3, 1)).toEqual({ workers: 3, threads: 1, adaptive: false });
   });
 });
 

@@ -11,10 +11,14 @@ import { createDriftTracker } from './drift-tracker.js';
 import { mergeDriftParts } from './drift-window.js';
 
 export interface ModelRuntimeOptions {
-  /** Worker threads per loaded model (default: cores / threads). */
+  /** Worker threads per loaded model (default: adaptive, see poolSize; given: a fixed pool of cores / threads). */
   workers?: number;
-  /** onnxruntime intra-op threads per worker (default: cores / workers, at least 1). */
+  /** onnxruntime intra-op threads per worker (default: adaptive; given: a fixed pool, workers default cores / threads). */
   threads?: number;
+  /** An adaptive pool's extra workers retire after this long idle (default 30 s). */
+  idleRetireMs?: number;
+  /** The cores the pools are sized for (default: availableParallelism()). */
+  cores?: number;
   /**
    * Dynamic batching limit in rows (default 32; 1 = off). Applies to models whose inputs and outputs
    * all have a variable dimension 0, and only while requests queue behind busy workers.
@@ -50,27 +54,33 @@ export interface PooledModelRuntime extends ModelRuntime {
   load(file: ModelFile): Promise<PooledModel>;
   /** Execution providers whose libraries ship with this onnxruntime build. */
   executionProviders(): string[];
+  /** The most workers per model (an adaptive pool runs one until requests queue). */
   readonly workers: number;
+  /** Intra-op threads a lone request gets (an adaptive pool's worker 0; its extra workers run 1). */
   readonly threads: number;
+  /** The pool's shape in words, e.g. `adaptive 1-2 workers (2 threads alone, 1 each under load)` or `2x1`. */
+  readonly shape: string;
 }
 
 /**
- * Pool sizing: workers × threads stays within the cores unless both are given explicitly; by default
- * one intra-op thread per worker and a worker per core (2×1 on 2 cores).
+ * Pool sizing: workers × threads stays within the cores unless both are given explicitly. Either one
+ * given means a fixed pool (EDGEFLEET_AGENT_WORKERS / _THREADS); neither, on more than one core, the
+ * adaptive pool (worker-scaling.ts): one worker whose session has a thread per core while requests
+ * come one at a time, 1-thread workers up to a worker per core once they queue.
  *
- * Measured on 2 cores (bench/run.mjs, conv net, quiet box): 1×2 serves a lone request in ~2.6 ms
- * against ~5.1–5.3 ms for 2×1 (onnxruntime's two threads run it ~1.7–1.9x faster); at 16 concurrent
- * requests both serve about the same (≈350 req/s through the socket, ≈415–425 in process; ±10% from
- * run to run). But whenever another process takes CPU, a 2-thread session waits for its straggling
- * thread at every operator: in process at c16 1×2 fell to ≈160 req/s while 2×1 kept ≈255–430 in the
- * same runs. 2×2 without spin-waiting oversubscribes the cores (≈300 req/s at c16).
- * So the default stays 2×1; EDGEFLEET_AGENT_WORKERS=1 (threads then fill the cores) trades
- * robustness under CPU contention for half the single-request latency on a dedicated device.
+ * Why adaptive (bench/run.mjs, conv net, 2 cores, quiet box): a lone request takes ~1.6 ms on a
+ * 2-thread session against ~2.9 ms on 1 thread, so a fixed 2×1 (the old default) doubled single-request
+ * latency. A fixed 1×2 serves c16 about as well as 2×1 on a quiet box (≈550 vs ≈530 req/s in process)
+ * but whenever another process takes CPU a 2-thread session waits for its straggling thread at every
+ * operator: in process at c16 1×2 fell to ≈160 req/s while 2×1 kept ≈255–430 in the same runs. 2×2
+ * without spin-waiting oversubscribes the cores (≈300 req/s at c16). Under load the adaptive pool is
+ * 2×1, so it keeps 2×1's robustness; alone it is 1×2.
  */
-export function poolSize(cores: number, workers?: number, threads?: number): { workers: number; threads: number } {
+export function poolSize(cores: number, workers?: number, threads?: number): { workers: number; threads: number; adaptive: boolean } {
+  if (workers === undefined && threads === undefined && cores > 1) return { workers: cores, threads: 1, adaptive: true };
   const t = threads ?? (workers ? Math.max(1, Math.floor(cores / workers)) : 1);
   const w = workers ?? Math.max(1, Math.floor(cores / t));
-  return { workers: w, threads: t };
+  return { workers: w, threads: t, adaptive: false };
 }
 
 /** Throws INVALID_MODEL when the manifest declares an unsupported datatype or names other than the loaded session's. */
@@ -125,9 +135,12 @@ const STOP_DRAIN_MS = 5_000;
 
 export function createModelRuntime(opts: ModelRuntimeOptions): PooledModelRuntime {
   const log = opts.logger.child({ module: 'model-runtime' });
-  const cores = availableParallelism();
+  const cores = Math.max(1, opts.cores ?? availableParallelism());
   const size = poolSize(cores, opts.workers, opts.threads);
-  const allowSpinning = opts.allowSpinning ?? size.workers * size.threads <= cores;
+  // Adaptive: worker 0's wide session spins like raw onnxruntime; under load it sits idle beside 1-thread sessions.
+  const allowSpinning = opts.allowSpinning ?? (size.adaptive || size.workers * size.threads <= cores);
+  const adaptive = size.adaptive ? { wideThreads: cores, ...(opts.idleRetireMs !== undefined ? { idleRetireMs: opts.idleRetireMs } : {}) } : undefined;
+  const shape = adaptive ? `adaptive 1-${size.workers} workers (${cores} threads alone, ${size.threads} each under load)` : `${size.workers}x${size.threads}`;
   const maxBatch = opts.maxBatch ?? DEFAULT_MAX_BATCH;
   /** Each loaded model with its close, which stop() calls with a shorter drain. */
   const loaded = new Map<PooledModel, (drainMs?: number) => Promise<void>>();
@@ -138,8 +151,10 @@ export function createModelRuntime(opts: ModelRuntimeOptions): PooledModelRuntim
     const drift = driftInit(file, opts, log);
     const pool = createWorkerPool({
       path: file.path,
-      ...size,
+      workers: size.workers,
+      threads: size.threads,
       allowSpinning,
+      ...(adaptive ? { adaptive } : {}),
       maxBatch: batchable(file) ? maxBatch : 1,
       ...(opts.maxQueued !== undefined ? { maxQueued: opts.maxQueued } : {}),
       ...(opts.drainTimeoutMs !== undefined ? { drainTimeoutMs: opts.drainTimeoutMs } : {}),
@@ -182,12 +197,14 @@ export function createModelRuntime(opts: ModelRuntimeOptions): PooledModelRuntim
     }
 
     loaded.set(model, closeModel);
-    log.info({ model: file.name, version: file.version, ...size }, 'model loaded');
+    log.info({ model: file.name, version: file.version, pool: shape }, 'model loaded');
     return model;
   }
 
   return {
-    ...size,
+    workers: size.workers,
+    threads: adaptive ? adaptive.wideThreads : size.threads,
+    shape,
     load,
     executionProviders: () => ort.listSupportedBackends().filter((b) => b.bundled).map((b) => b.name),
     async stop() {

@@ -5,6 +5,11 @@ import * as ort from 'onnxruntime-node';
 import type { DriftTracker } from './drift-tracker.js';
 import { transferList, type DriftTakeRequest, type ExitRequest, type RunItem, type RunRequest, type WireTensor, type WorkerInit, type WorkerReply } from './worker-protocol.js';
 import type { TensorData } from './types.js';
+import { createSession as openWithFallback, workerProviders, type OpenedSession } from './execution-providers.js';
+
+/** Providers to try, in order; `opened` is the main session's outcome, for the ready reply. */
+const providers = workerProviders((workerData as WorkerInit).executionProviders, process.env, ort.listSupportedBackends().map((b) => b.name));
+let opened: OpenedSession | undefined;
 
 const port = parentPort;
 if (!port) throw new Error('session-worker.js must run in a worker thread');
@@ -110,7 +115,7 @@ async function run(session: ort.InferenceSession, req: RunRequest): Promise<void
   }
   const buffers: ArrayBuffer[] = [];
   for (const item of items) if ('outputs' in item) transferList(item.outputs, buffers);
-  reply({ type: 'result', id: req.id, items, computeMs, ...(unbatchable ? { unbatchable } : {}) }, buffers);
+  reply({ type: 'result', id: req.id, items, computeMs, ...(unbatchable ? { unbatchable } : {}), ...(session === narrow ? { narrow: true } : {}) }, buffers);
   try {
     drift?.commit(req.batch, items);
   } catch (err) {
@@ -126,14 +131,36 @@ function takeDrift(req: DriftTakeRequest): void {
   reply({ type: 'drift', id: req.id, summary, samples }, buffers);
 }
 
-try {
-  const session = await ort.InferenceSession.create(init.path, {
-    intraOpNumThreads: init.intraOpNumThreads,
+/** The one place sessions are made: the main one and, in an adaptive pool's worker 0, the narrow one. */
+function createSession(intraOpNumThreads: number): Promise<ort.InferenceSession> {
+  return openWithFallback(ort, init.path, {
+    intraOpNumThreads,
     interOpNumThreads: 1,
     executionMode: 'sequential',
     graphOptimizationLevel: 'all',
     ...(init.allowSpinning ? {} : { extra: { session: { intra_op: { allow_spinning: '0' } } } }),
-  });
+  }, opened ? [opened.provider] : providers).then((o) => ((opened ??= o), o.session));
+}
+
+/** The narrow session once created (undefined before, or when it could not be made: the main one serves). */
+let narrow: ort.InferenceSession | undefined;
+let narrowAsked = false;
+
+/** The session for `req`: narrow when asked for and ready; asking first starts creating it in the background. */
+function sessionFor(main: ort.InferenceSession, req: RunRequest): ort.InferenceSession {
+  if (!req.narrow || init.narrowThreads === undefined) return main;
+  if (!narrowAsked) {
+    narrowAsked = true;
+    createSession(init.narrowThreads).then(
+      (s) => (narrow = s),
+      (err: Error) => console.error(`narrow session for ${init.path} could not be created; the main one serves: ${err.message}`),
+    );
+  }
+  return narrow ?? main;
+}
+
+try {
+  const session = await createSession(init.intraOpNumThreads);
   // Loaded only when tracking, and through shared's schema-free drift entry: the package index
   // (typebox schemas) costs each worker ~0.4 s to import and ~34 MB of RSS, the hot path ~12 ms and none of that.
   drift = init.drift ? (await import('./drift-tracker.js')).createDriftTracker(init.drift) : undefined;
@@ -150,12 +177,12 @@ try {
         .catch((err: Error) => reply({ type: 'drift', id: req.id, summary: null, samples: [], error: err.message }));
     } else {
       queue = queue
-        .then(() => run(session, req))
+        .then(() => run(sessionFor(session, req), req))
         // Never leave the chain rejected (every later run would be skipped): answer each request with the error.
         .catch((err: Error) => reply({ type: 'result', id: req.id, items: req.batch.map(() => ({ error: err.message })), computeMs: 0 }));
     }
   });
-  reply({ type: 'ready', inputNames: [...session.inputNames], outputNames: [...session.outputNames] });
+  reply({ type: 'ready', inputNames: [...session.inputNames], outputNames: [...session.outputNames], provider: opened?.provider, fallbacks: opened?.fallbacks });
 } catch (err) {
   reply({ type: 'init-error', message: (err as Error).message });
 }

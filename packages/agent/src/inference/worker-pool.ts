@@ -1,15 +1,13 @@
 import { EventEmitter } from 'node:events';
 import { EdgefleetError } from '@edgefleet/shared';
-import type { Logger } from 'pino';
 import { sharedRows, takeBatch, type BatchableJob } from './batching.js';
 import { createDriftTakes, type WorkerDriftPart } from './drift-takes.js';
-import { transferList, type RunItem, type WireTensor, type WorkerDriftInit, type WorkerReply } from './worker-protocol.js';
+import type { RunResult, WorkerPool, WorkerPoolOptions } from './worker-pool-api.js';
+import { transferList, type RunItem, type WorkerReply } from './worker-protocol.js';
+import { createWorkerScaling } from './worker-scaling.js';
 import { createWorkerSlots, type Slot as WorkerSlot } from './worker-slots.js';
 
-export interface RunResult {
-  outputs: WireTensor[];
-  computeMs: number;
-}
+export type { PoolStats, RunResult, WorkerPool, WorkerPoolOptions } from './worker-pool-api.js';
 
 interface Job extends BatchableJob {
   id: number;
@@ -19,67 +17,11 @@ interface Job extends BatchableJob {
 
 type Slot = WorkerSlot<Job>;
 
-export interface WorkerPoolOptions {
-  path: string;
-  workers: number;
-  threads: number;
-  logger: Logger;
-  /** Runs handed to one worker at a time: 2 keeps it busy while the next result travels back. */
-  maxInFlightPerWorker?: number;
-  /**
-   * Dynamic batching: while every worker is busy, queued jobs with the same input names, types and
-   * trailing dimensions are joined along dimension 0 (up to this many rows) into one run. A lone job is
-   * never held back (Triton's max_queue_delay 0). 1 turns batching off; only models whose inputs and
-   * outputs all have a variable dimension 0 should batch.
-   */
-  maxBatch?: number;
-  /** onnxruntime intra-op spin-waiting (default on when workers × threads fits the cores). */
-  allowSpinning?: boolean;
-  /** Requests waiting for a worker beyond which run() refuses with UNAVAILABLE (default 1024). */
-  maxQueued?: number;
-  /** How long close() lets queued and in-flight requests finish before failing them (default 30 s). */
-  drainTimeoutMs?: number;
-  /** Drift tracking in every worker (absent: not tracked). */
-  drift?: WorkerDriftInit;
-}
-
-export interface PoolStats {
-  workers: number;
-  ready: number;
-  /** Jobs (requests) posted to workers and not answered yet. */
-  inFlight: number;
-  queued: number;
-  /** Runs that joined more than one job, and the jobs they carried, since start. */
-  batches: number;
-  batchedJobs: number;
-}
-
-export interface WorkerPool {
-  /** Resolves when every worker has created its session; rejects (INVALID_MODEL) when one cannot. */
-  start(): Promise<{ inputNames: string[]; outputNames: string[] }>;
-  /** Queues a job; its input buffers are transferred to the worker that runs it. */
-  run(inputs: WireTensor[]): Promise<RunResult>;
-  stats(): PoolStats;
-  /**
-   * Takes the drift window of every ready worker (each after the runs already posted to it; each
-   * starts a new window). A worker that exits before answering is left out: what it saw is lost.
-   */
-  takeDrift(): Promise<WorkerDriftPart[]>;
-  /** Stops one worker as a crash would: its in-flight jobs are rejected and a new worker replaces it. */
-  restartWorker(index: number): Promise<void>;
-  /** Emits `dispatch` ({ worker, id, batch }) when a job is posted to a worker (batch: jobs in that run). */
-  readonly events: EventEmitter;
-  /**
-   * Refuses new jobs at once, lets queued and in-flight ones finish (for at most `drainMs`, default the
-   * pool's drainTimeoutMs; then they fail with UNAVAILABLE), then retires the workers. Safe twice.
-   */
-  close(drainMs?: number): Promise<void>;
-}
-
 /** Queued compute (ms) from which a batching model's jobs are spread over more than one worker. */
 const SPILL_MS = 0.5;
 const DEFAULT_MAX_QUEUED = 1024;
 const DEFAULT_DRAIN_MS = 30_000;
+const DEFAULT_IDLE_RETIRE_MS = 30_000;
 /** How long closing waits for drift windows already asked for (each is one message through an idle worker). */
 const TAKE_AT_CLOSE_MS = 2_000;
 
@@ -103,16 +45,22 @@ export function createWorkerPool(opts: WorkerPoolOptions): WorkerPool {
   let queuedRows = 0;
   /** Moving average of compute time per row, from the workers' replies (undefined until the first). */
   let msPerRow: number | undefined;
+  /** Adaptive pool: when each lone run (one job, nothing ahead of it) was posted to worker 0, by run id. */
+  const loneSince = new Map<number, number>();
 
+  const init = { path: opts.path, intraOpNumThreads: opts.threads, allowSpinning: opts.allowSpinning ?? true, ...(opts.drift ? { drift: opts.drift } : {}) };
+  const adaptive = opts.adaptive;
   const workers = createWorkerSlots<Job>({
     path: opts.path,
     workers: opts.workers,
-    init: { path: opts.path, intraOpNumThreads: opts.threads, allowSpinning: opts.allowSpinning ?? true, ...(opts.drift ? { drift: opts.drift } : {}) },
+    ...(adaptive ? { startWorkers: 1 } : {}),
+    init: (index) => (adaptive && index === 0 ? { ...init, intraOpNumThreads: adaptive.wideThreads, narrowThreads: opts.threads } : init),
     logger: opts.logger,
     onReady: () => pump(),
     onReply,
     onExit(slot) {
       drift.settle(slot);
+      if (slot.index === 0) loneSince.clear();
       if (closed) return;
       if (!slots.some((s) => s?.ready)) {
         rejectQueued(draining ? `model ${opts.path} is being unloaded and has no inference worker left` : `no inference worker is running for ${opts.path}; respawning`);
@@ -122,6 +70,14 @@ export function createWorkerPool(opts: WorkerPoolOptions): WorkerPool {
     },
   });
   const slots = workers.slots;
+  const scaling = adaptive
+    ? createWorkerScaling({
+        workers,
+        idleRetireMs: adaptive.idleRetireMs ?? DEFAULT_IDLE_RETIRE_MS,
+        ...(opts.drift ? { takeDrift: (slot: Slot) => drift.request(slot, nextId++) } : {}),
+        logger: log,
+      })
+    : undefined;
 
   /**
    * The ready worker with the fewest runs in flight; ties go to the lowest index, so a lone request
@@ -158,17 +114,23 @@ export function createWorkerPool(opts: WorkerPoolOptions): WorkerPool {
       const slot = pickWorker(pack);
       if (!slot) return;
       const jobs = nextBatch(pack);
+      // More than one request at once (a batch, or a run behind another): an adaptive pool adds a
+      // worker, unless this model's queue is packed onto one on purpose.
+      if (scaling && !pack && !draining && (jobs.length > 1 || slot.inFlight.size > 0)) scaling.grow();
       const id = nextId++;
       try {
         const buffers: ArrayBuffer[] = [];
         for (const job of jobs) transferList(job.inputs, buffers);
+        if (scaling && slot.index === 0 && jobs.length === 1 && slot.inFlight.size === 0) loneSince.set(id, performance.now());
         slot.inFlight.set(id, jobs);
-        slot.worker.postMessage({ type: 'run', id, batch: jobs.map((j) => j.inputs) }, buffers);
+        const narrow = scaling?.narrow(slot) ?? false;
+        scaling?.used(slot);
+        slot.worker.postMessage({ type: 'run', id, batch: jobs.map((j) => j.inputs), ...(narrow ? { narrow } : {}) }, buffers);
         if (jobs.length > 1) {
           batches++;
           batchedJobs += jobs.length;
         }
-        for (const job of jobs) events.emit('dispatch', { worker: slot.index, id: job.id, batch: jobs.length });
+        for (const job of jobs) events.emit('dispatch', { worker: slot.index, id: job.id, batch: jobs.length, narrow });
       } catch (err) {
         slot.inFlight.delete(id);
         const error = new EdgefleetError('INTERNAL', `could not hand the request to an inference worker: ${(err as Error).message}`);
@@ -198,6 +160,13 @@ export function createWorkerPool(opts: WorkerPoolOptions): WorkerPool {
     }
     const rows = jobs.reduce((n, j) => n + j.rows, 0);
     const sample = msg.computeMs / Math.max(1, rows);
+    // What a lone request waited, hand-offs included: with another process on a core the wide session's
+    // spinning thread delayed the reply by a scheduler tick (~4 ms) that its compute time did not show.
+    const since = loneSince.get(msg.id);
+    if (since !== undefined) {
+      loneSince.delete(msg.id);
+      scaling?.observe(slot, msg.narrow === true, (performance.now() - since) / Math.max(1, rows));
+    }
     msPerRow = msPerRow === undefined ? sample : msPerRow + 0.2 * (sample - msPerRow);
     jobs.forEach((job, i) => settle(job, msg.items[i], msg.computeMs));
     pump();
@@ -231,6 +200,7 @@ export function createWorkerPool(opts: WorkerPoolOptions): WorkerPool {
 
   async function shutDown(drainMs: number): Promise<void> {
     draining = true;
+    scaling?.stop();
     workers.stopRespawning();
     const drained = await drain(drainMs);
     closed = true;
@@ -286,8 +256,8 @@ export function createWorkerPool(opts: WorkerPoolOptions): WorkerPool {
     },
     async takeDrift() {
       const ready = slots.filter((s): s is Slot => s?.ready === true && !s.retiring);
-      const parts = await Promise.all(ready.map((slot) => drift.request(slot, nextId++)));
-      return parts.filter((p): p is WorkerDriftPart => p !== null);
+      const [retired, parts] = await Promise.all([scaling?.retiredDrift() ?? [], Promise.all(ready.map((slot) => drift.request(slot, nextId++)))]);
+      return [...retired, ...parts.filter((p): p is WorkerDriftPart => p !== null)];
     },
     async restartWorker(index) {
       const slot = slots[index];

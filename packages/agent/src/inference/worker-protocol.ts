@@ -8,6 +8,14 @@ export interface WorkerInit {
   intraOpNumThreads: number;
   /** onnxruntime's intra-op spin-waiting; off lets several multi-threaded sessions share the cores. */
   allowSpinning: boolean;
+  /**
+   * When set, the worker also runs requests marked `narrow` on a second session of the same model with
+   * this many intra-op threads (the adaptive pool's worker 0: wide alone, narrow beside other workers).
+   * It is created on the first narrow request; until it is ready such requests run on the main session.
+   */
+  narrowThreads?: number;
+  /** Execution providers to try in order (execution-providers.ts); absent: EDGEFLEET_EXECUTION_PROVIDERS, else auto. */
+  executionProviders?: string[];
   /** Drift tracking of this model version (absent: not tracked). */
   drift?: WorkerDriftInit;
 }
@@ -48,6 +56,8 @@ export interface RunRequest {
   type: 'run';
   id: number;
   batch: WireTensor[][];
+  /** Run on the worker's narrow session (see WorkerInit.narrowThreads); ignored without one. */
+  narrow?: boolean;
 }
 
 /** Takes the worker's drift window (after the runs posted before it); the worker starts a new one. */
@@ -68,10 +78,12 @@ export interface ExitRequest {
 export type RunItem = { outputs: WireTensor[] } | { error: string };
 
 export type WorkerReply =
-  | { type: 'ready'; inputNames: string[]; outputNames: string[] }
+  /** `provider`: what the main session opened with; `fallbacks`: providers that failed first, with onnxruntime's reason. */
+  | { type: 'ready'; inputNames: string[]; outputNames: string[]; provider?: string; fallbacks?: { provider: string; reason: string }[] }
   | { type: 'init-error'; message: string }
   /** `unbatchable`: an output's dimension 0 did not follow the batch, so the pool must stop batching this model. */
-  | { type: 'result'; id: number; items: RunItem[]; computeMs: number; unbatchable?: boolean }
+  /** `narrow`: the run was on the worker's narrow session (asked for and ready). */
+  | { type: 'result'; id: number; items: RunItem[]; computeMs: number; unbatchable?: boolean; narrow?: boolean }
   /** The window since the previous take: summary null when nothing was served (or drift is not tracked). */
   | { type: 'drift'; id: number; summary: DriftSummary | null; samples: WireFieldSample[]; error?: string };
 

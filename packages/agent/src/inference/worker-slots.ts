@@ -4,6 +4,7 @@ import { Worker } from 'node:worker_threads';
 import { EdgefleetError } from '@edgefleet/shared';
 import type { Logger } from 'pino';
 import type { WorkerInit, WorkerReply } from './worker-protocol.js';
+import { noteSessionProviders } from '../telemetry/session-providers.js';
 
 // The lifecycle of a pool's session workers: spawn, ready, respawn with back-off, retire. What runs
 // on them (queueing, batching, dispatch) is the pool's business (worker-pool.ts).
@@ -32,6 +33,8 @@ export interface Slot<J extends Rejectable> {
   ready: boolean;
   /** Asked to exit (restart or close): counts as a worker that was ready, for the respawn back-off. */
   retiring?: boolean;
+  /** Retired for good (an adaptive pool's idle extra worker): not respawned when it exits. */
+  dismissed?: boolean;
   /** Runs posted to this worker, by run id: the jobs of each (one, or a batch). */
   inFlight: Map<number, J[]>;
 }
@@ -43,8 +46,12 @@ export interface SessionNames {
 
 export interface WorkerSlotsOptions<J extends Rejectable> {
   path: string;
+  /** Slots (the most workers the pool may run). */
   workers: number;
-  init: WorkerInit;
+  /** Workers spawned by start() (default all); the others only when add() asks. */
+  startWorkers?: number;
+  /** What slot `index`'s worker is started with. */
+  init: (index: number) => WorkerInit;
   logger: Logger;
   /** A worker's session is ready to take runs. */
   onReady: (slot: Slot<J>) => void;
@@ -56,8 +63,12 @@ export interface WorkerSlotsOptions<J extends Rejectable> {
 
 export interface WorkerSlots<J extends Rejectable> {
   readonly slots: ReadonlyArray<Slot<J> | undefined>;
-  /** Spawns every worker; resolves with the session's names once all are ready. */
+  /** Spawns the first `startWorkers` workers; resolves with the session's names once all are ready. */
   start(): Promise<SessionNames>;
+  /** Spawns slot `index`'s worker unless it has one or is about to respawn it; false when it did nothing. */
+  add(index: number): boolean;
+  /** Retires an idle worker for good: its slot stays empty until add() fills it again. */
+  dismiss(slot: Slot<J>): Promise<unknown>;
   /** From now on an exited worker is not replaced (pending respawns are cancelled). */
   stopRespawning(): void;
   retire(slot: Slot<J>, error?: Error): Promise<unknown>;
@@ -71,18 +82,25 @@ export function createWorkerSlots<J extends Rejectable>(opts: WorkerSlotsOptions
   const url = sessionWorkerUrl();
   const slots: Array<Slot<J> | undefined> = new Array(opts.workers).fill(undefined);
   const timers = new Set<NodeJS.Timeout>();
+  /** Slots with a respawn timer pending. */
+  const respawning = new Set<number>();
   let respawn = true;
   let failures = 0;
 
   /** Spawns the worker of slot `index`; resolves with the session's names once it is ready. */
   function spawn(index: number): Promise<SessionNames> {
     return new Promise((resolve, reject) => {
-      const worker = new Worker(url, { workerData: opts.init, name: `ef-session-${index}` });
+      const worker = new Worker(url, { workerData: opts.init(index), name: `ef-session-${index}` });
       const slot: Slot<J> = { index, worker, ready: false, inFlight: new Map() };
       slots[index] = slot;
       worker.on('message', (msg: WorkerReply) => {
         if (msg.type === 'ready') {
           slot.ready = true;
+          noteSessionProviders(msg.provider, msg.fallbacks);
+          // Every worker of a load tries the same providers: worker 0 speaks for them, once per load.
+          if (index === 0 && msg.fallbacks?.length) {
+            for (const f of msg.fallbacks) log.warn({ provider: f.provider, reason: f.reason, using: msg.provider }, `execution provider ${f.provider} failed; falling back to ${msg.provider}: ${f.reason}`);
+          }
           failures = 0;
           resolve({ inputNames: msg.inputNames, outputNames: msg.outputNames });
           opts.onReady(slot);
@@ -103,7 +121,7 @@ export function createWorkerSlots<J extends Rejectable>(opts: WorkerSlotsOptions
         }
         slot.inFlight.clear();
         reject(new EdgefleetError('INVALID_MODEL', `inference worker ${index} exited (code ${code}) before its session was ready`));
-        if (respawn) {
+        if (respawn && !slot.dismissed) {
           log.warn({ worker: index, code, wasReady }, 'inference worker exited; respawning');
           if (!wasReady) failures++;
           respawnLater(index);
@@ -115,9 +133,11 @@ export function createWorkerSlots<J extends Rejectable>(opts: WorkerSlotsOptions
 
   function respawnLater(index: number): void {
     const delay = failures === 0 ? 0 : Math.min(RESPAWN_MAX_MS, RESPAWN_MIN_MS * 2 ** (failures - 1));
+    respawning.add(index);
     const timer = setTimeout(() => {
       timers.delete(timer);
-      if (!respawn) return;
+      respawning.delete(index);
+      if (!respawn || slots[index]) return;
       spawn(index).catch((err: Error) => log.error({ worker: index, err: err.message }, 'respawned inference worker failed'));
     }, delay);
     timer.unref();
@@ -148,13 +168,24 @@ export function createWorkerSlots<J extends Rejectable>(opts: WorkerSlotsOptions
   return {
     slots,
     async start() {
-      const names = await Promise.all(slots.map((_, i) => spawn(i)));
+      const count = Math.min(slots.length, Math.max(1, opts.startWorkers ?? slots.length));
+      const names = await Promise.all(slots.slice(0, count).map((_, i) => spawn(i)));
       return names[0]!;
+    },
+    add(index) {
+      if (!respawn || slots[index] || respawning.has(index) || index >= slots.length) return false;
+      spawn(index).catch((err: Error) => log.error({ worker: index, err: err.message }, 'added inference worker failed'));
+      return true;
+    },
+    dismiss(slot) {
+      slot.dismissed = true;
+      return retire(slot);
     },
     stopRespawning() {
       respawn = false;
       for (const t of timers) clearTimeout(t);
       timers.clear();
+      respawning.clear();
     },
     retire,
   };
