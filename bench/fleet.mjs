@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { BINARY_HEADER, joinBinaryBody } from '../packages/shared/dist/index.js';
 import { buildConvNet } from '../packages/shared/dist/onnx/index.js';
+import { unitLaunch } from './agent-idle.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const AGENTS = Number(process.env.BENCH_AGENTS ?? 5);
@@ -31,7 +32,7 @@ function start(args, env, readyMsg) {
         if (line.msg === readyMsg) resolve(line);
       } catch {}
     });
-    child.on('exit', (code) => reject(new Error(`${args[0]} exited ${code}`)));
+    child.on('exit', (code) => reject(new Error(`${args.find((a) => !a.startsWith('-'))} exited ${code}`)));
   });
   return { child, ready, lines };
 }
@@ -84,12 +85,15 @@ async function main() {
       EDGEFLEET_AUTO_BUILD_VARIANTS: '0', // a background variant build would take a core from the measured rollout
     }, 'hub ready');
     const { apiUrl } = await h.ready;
+    // Agents run with the unit's node flags and Environment= lines, as a device would (agent-idle.mjs);
+    // the unit's state dir and socket are replaced by each agent's own.
+    const unit = unitLaunch(await readFile(join(root, 'deploy/systemd/edgefleet-agent.service'), 'utf8'));
     const agents = [];
     for (let i = 0; i < AGENTS; i++) {
       const stateDir = join(dir, `agent-${i}`);
       const { token: t } = await hub(apiUrl, 'POST', '/api/v1/enrollment-tokens', {});
       await promisify(execFile)(process.execPath, [join(root, 'packages/agent/dist/main.js'), 'enroll', '--hub', apiUrl, '--token', t, '--state-dir', stateDir]);
-      const a = start([join(root, 'packages/agent/dist/main.js'), 'run', '--state-dir', stateDir, '--socket', join(stateDir, 'agent.sock')], { EDGEFLEET_STANDBY: 'on', EDGEFLEET_STANDBY_KEEP_SEC: String(STANDBY_KEEP_SEC) }, 'agent ready');
+      const a = start([...unit.flags, join(root, 'packages/agent/dist/main.js'), 'run', '--state-dir', stateDir, '--socket', join(stateDir, 'agent.sock')], { ...unit.env, EDGEFLEET_STANDBY: 'on', EDGEFLEET_STANDBY_KEEP_SEC: String(STANDBY_KEEP_SEC) }, 'agent ready');
       await a.ready;
       agents.push(a);
     }
