@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BINARY_HEADER, EdgefleetError, type ModelMetadata, type ServerMetadata } from '@edgefleet/shared';
 import type { ShadowTap } from '../inference/shadow-registry.js';
 import type { LoadedModel, ModelTable, Tensor } from '../inference/types.js';
+import { ownsItsBuffer } from './body-buffer.js';
 import { binaryBodyLimit, jsonBodyLimit, type BodyLimit, type BodyLimitSettings } from './body-limit.js';
 import { encodeInferResponse, parseInferBody, planOutputs, requestTensors } from './infer-codec.js';
 import type { InferenceMetrics } from './metrics.js';
@@ -87,9 +88,9 @@ export function registerOipRoutes(app: FastifyInstance, deps: OipRouteDeps): voi
       const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
       const { request, tail } = parseInferBody(body, Array.isArray(header) ? header[0] : header);
       const plan = planOutputs(request, model.outputs);
-      // Fastify hands the body over as a fresh Buffer.concat copy; when it sits alone in its ArrayBuffer
-      // (bodies over 4 KB; small ones share Node's pool), that buffer is this request's to move to a worker.
-      const owned = body.byteOffset === 0 && body.byteLength === body.buffer.byteLength && body.buffer instanceof ArrayBuffer;
+      // The body reader gives each body a buffer of its own (tensor data already aligned): this request's
+      // to move to a worker without a copy.
+      const owned = ownsItsBuffer(body) && body.buffer instanceof ArrayBuffer;
       const inputs = requestTensors(request, tail, model.inputs, owned);
       const sample = deps.shadow?.tap(model.name);
       const candidateInputs = sample ? inputs.map(copyTensor) : undefined;
