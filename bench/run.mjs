@@ -1,8 +1,9 @@
 // Socket inference benchmark: requests/s and p50/p99 through the agent's local API (createLocalApi +
 // createModelRuntime from packages/agent/dist, a real Unix socket, the load generator in its own process)
 // against raw in-process `session.run` in the same run. Prints a table and writes bench/results/*.json.
-// Env: BENCH_SECONDS (per measurement, default 2.5), BENCH_WARMUP_MS (default 1500: with 400 the optimizing compiler was still busy with the HTTP path in the measured window), BENCH_BUSY=1 (a
-// busy-loop process takes one core for the whole run: the pool shapes under outside CPU contention).
+// Env: BENCH_SECONDS (per measurement, default 2.5), BENCH_WARMUP_MS (default 1500: with 400, V8's
+// optimizing compiler was still busy with the HTTP path in the measured window), BENCH_BUSY=1 (a busy-loop
+// process takes one core for the whole run: the pool shapes under outside CPU contention).
 import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
