@@ -94,10 +94,10 @@ describe('adaptive worker pool', () => {
     expect(summarySamples(baseline, window!.summary!)).toBe(n);
     expect(window!.summary!.counts).toEqual(expectedSummary(mlp, baseline, served).counts);
 
-    // Alone again: worker 0 only (on whichever of its sessions measured faster).
+    // Alone again: worker 0 only, on its wide session.
     const before = seen.length;
     await serve(model, rows(1, 1), []);
-    expect(seen.slice(before)).toEqual([expect.objectContaining({ worker: 0 })]);
+    expect(seen.slice(before)).toEqual([expect.objectContaining({ worker: 0, narrow: false })]);
   });
 
   it('answers the same on the wide and the narrow session as a fixed 1-thread pool', async () => {
@@ -119,30 +119,23 @@ describe('adaptive worker pool', () => {
 });
 
 describe('worker 0 session choice', () => {
-  // The policy alone, on stand-in slots (no workers run): which session a lone run goes to.
+  // The policy alone, on stand-in slots (no workers run): which session a run goes to.
   const slot = (index: number, inFlight = 0) => ({ index, worker: {} as never, ready: true, inFlight: new Map(Array.from({ length: inFlight }, (_, i) => [i, []])) });
-  const choices = (scaling: ReturnType<typeof createWorkerScaling>, s: ReturnType<typeof slot>, n: number) => Array.from({ length: n }, () => scaling.narrow(s));
 
-  it('runs lone requests on the faster session, tries the other 3 runs in 32 (in 128 while clearly slower), and goes narrow beside a busy worker', () => {
+  it('runs lone requests wide, and narrow only while another worker of the pool is running', () => {
     const zero = slot(0);
-    const slots: Array<ReturnType<typeof slot> | undefined> = [zero, undefined];
+    const slots: Array<ReturnType<typeof slot> | undefined> = [zero, undefined, undefined];
     const scaling = createWorkerScaling({ workers: { slots, add: () => true, dismiss: async () => {} } as never, idleRetireMs: 1000, logger: silentLogger });
-    expect(scaling.narrow(zero)).toBe(false); // nothing measured yet: wide
-    scaling.observe(zero, false, 1.6);
-    const first = choices(scaling, zero, 64);
-    expect(first.filter(Boolean)).toHaveLength(6); // the narrow session is tried though never measured
-    scaling.observe(zero, true, 3.5); // the first run after a switch is cold: not counted
-    scaling.observe(zero, true, 2.9);
-    expect(choices(scaling, zero, 128).filter(Boolean)).toHaveLength(3); // wide is clearly faster: narrow only as a try
-    for (let i = 0; i < 10; i++) scaling.observe(zero, false, 15); // another process took a core
-    const contended = choices(scaling, zero, 128);
-    expect(contended.filter((n) => !n)).toHaveLength(3); // narrow now, wide only as a try
-    for (let i = 0; i < 10; i++) scaling.observe(zero, false, 3.2); // close: narrow must be 15% faster to serve
-    expect(choices(scaling, zero, 64).filter(Boolean)).toHaveLength(6);
-    slots[1] = slot(1, 1);
-    for (let i = 0; i < 10; i++) scaling.observe(zero, true, 2.9);
-    for (let i = 0; i < 10; i++) scaling.observe(zero, false, 1.6);
-    expect(choices(scaling, zero, 64).every(Boolean)).toBe(true); // another worker runs: always narrow
+    expect(scaling.narrow(zero)).toBe(false); // alone: wide
+    zero.inFlight.set(1, []);
+    expect(scaling.narrow(zero)).toBe(false); // its own run ahead does not make worker 0 narrow
+    slots[1] = slot(1); // an extra worker, idle
+    expect(scaling.narrow(zero)).toBe(false);
+    slots[2] = slot(2, 1); // another worker running: contention from our own requests
+    expect(scaling.narrow(zero)).toBe(true);
+    expect(scaling.narrow(slots[1]!)).toBe(false); // extra workers have one session only
+    slots[2] = undefined; // retired
+    expect(scaling.narrow(zero)).toBe(false);
     scaling.stop();
   });
 });

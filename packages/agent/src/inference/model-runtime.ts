@@ -74,7 +74,8 @@ export interface PooledModelRuntime extends ModelRuntime {
  * but whenever another process takes CPU a 2-thread session waits for its straggling thread at every
  * operator: in process at c16 1×2 fell to ≈160 req/s while 2×1 kept ≈255–430 in the same runs. 2×2
  * without spin-waiting oversubscribes the cores (≈300 req/s at c16). Under load the adaptive pool is
- * 2×1, so it keeps 2×1's robustness; alone it is 1×2.
+ * 2×1, so it keeps 2×1's robustness; alone it is 1×2, also when another process takes a core (a lone
+ * request is then as slow as on raw onnxruntime with default options: the pool reacts only to its own queue).
  */
 export function poolSize(cores: number, workers?: number, threads?: number): { workers: number; threads: number; adaptive: boolean } {
   if (workers === undefined && threads === undefined && cores > 1) return { workers: cores, threads: 1, adaptive: true };

@@ -115,7 +115,7 @@ async function run(session: ort.InferenceSession, req: RunRequest): Promise<void
   }
   const buffers: ArrayBuffer[] = [];
   for (const item of items) if ('outputs' in item) transferList(item.outputs, buffers);
-  reply({ type: 'result', id: req.id, items, computeMs, ...(unbatchable ? { unbatchable } : {}), ...(session === narrow ? { narrow: true } : {}) }, buffers);
+  reply({ type: 'result', id: req.id, items, computeMs, ...(unbatchable ? { unbatchable } : {}) }, buffers);
   try {
     drift?.commit(req.batch, items);
   } catch (err) {

@@ -45,8 +45,6 @@ export function createWorkerPool(opts: WorkerPoolOptions): WorkerPool {
   let queuedRows = 0;
   /** Moving average of compute time per row, from the workers' replies (undefined until the first). */
   let msPerRow: number | undefined;
-  /** Adaptive pool: when each lone run (one job, nothing ahead of it) was posted to worker 0, by run id. */
-  const loneSince = new Map<number, number>();
 
   const init = { path: opts.path, intraOpNumThreads: opts.threads, allowSpinning: opts.allowSpinning ?? true, ...(opts.drift ? { drift: opts.drift } : {}) };
   const adaptive = opts.adaptive;
@@ -60,7 +58,6 @@ export function createWorkerPool(opts: WorkerPoolOptions): WorkerPool {
     onReply,
     onExit(slot) {
       drift.settle(slot);
-      if (slot.index === 0) loneSince.clear();
       if (closed) return;
       if (!slots.some((s) => s?.ready)) {
         rejectQueued(draining ? `model ${opts.path} is being unloaded and has no inference worker left` : `no inference worker is running for ${opts.path}; respawning`);
@@ -121,7 +118,6 @@ export function createWorkerPool(opts: WorkerPoolOptions): WorkerPool {
       try {
         const buffers: ArrayBuffer[] = [];
         for (const job of jobs) transferList(job.inputs, buffers);
-        if (scaling && slot.index === 0 && jobs.length === 1 && slot.inFlight.size === 0) loneSince.set(id, performance.now());
         slot.inFlight.set(id, jobs);
         const narrow = scaling?.narrow(slot) ?? false;
         scaling?.used(slot);
@@ -160,13 +156,6 @@ export function createWorkerPool(opts: WorkerPoolOptions): WorkerPool {
     }
     const rows = jobs.reduce((n, j) => n + j.rows, 0);
     const sample = msg.computeMs / Math.max(1, rows);
-    // What a lone request waited, hand-offs included: with another process on a core the wide session's
-    // spinning thread delayed the reply by a scheduler tick (~4 ms) that its compute time did not show.
-    const since = loneSince.get(msg.id);
-    if (since !== undefined) {
-      loneSince.delete(msg.id);
-      scaling?.observe(slot, msg.narrow === true, (performance.now() - since) / Math.max(1, rows));
-    }
     msPerRow = msPerRow === undefined ? sample : msPerRow + 0.2 * (sample - msPerRow);
     jobs.forEach((job, i) => settle(job, msg.items[i], msg.computeMs));
     pump();

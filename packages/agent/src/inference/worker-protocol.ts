@@ -82,8 +82,7 @@ export type WorkerReply =
   | { type: 'ready'; inputNames: string[]; outputNames: string[]; provider?: string; fallbacks?: { provider: string; reason: string }[] }
   | { type: 'init-error'; message: string }
   /** `unbatchable`: an output's dimension 0 did not follow the batch, so the pool must stop batching this model. */
-  /** `narrow`: the run was on the worker's narrow session (asked for and ready). */
-  | { type: 'result'; id: number; items: RunItem[]; computeMs: number; unbatchable?: boolean; narrow?: boolean }
+  | { type: 'result'; id: number; items: RunItem[]; computeMs: number; unbatchable?: boolean }
   /** The window since the previous take: summary null when nothing was served (or drift is not tracked). */
   | { type: 'drift'; id: number; summary: DriftSummary | null; samples: WireFieldSample[]; error?: string };
 
