@@ -91,6 +91,7 @@ export function createAgent(config: RunConfig, logger: Logger, proc: AgentProces
     const runtime: PooledModelRuntime = createModelRuntime({
       ...(config.workers === undefined ? {} : { workers: config.workers }),
       ...(config.threads === undefined ? {} : { threads: config.threads }),
+      ...(config.capabilities?.executionProviders ? { executionProviders: config.capabilities.executionProviders } : {}),
       ...(config.drift?.enabled === false ? { drift: false } : {}),
       ...(config.drift?.fieldSamples
         ? { fieldSamples: { randomPerWindow: config.drift.fieldSamples.random, hardPerWindow: config.drift.fieldSamples.hard, hardMargin: config.drift.fieldSamples.hardMargin } }

@@ -6,7 +6,7 @@ import * as ort from 'onnxruntime-node';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildMlp } from '@edgefleet/shared/onnx';
-import { chooseProviders, createSession, detectNvidiaGpu, parseProviderSetting, workerProviders } from '../src/inference/execution-providers.js';
+import { chooseProviders, createSession, detectNvidiaGpu } from '../src/inference/execution-providers.js';
 import { createWorkerPool } from '../src/inference/worker-pool.js';
 import { providerFallbacks, resetSessionProviders, usableExecutionProviders } from '../src/telemetry/session-providers.js';
 import { eventually, tempDir } from './support/temp.js';
@@ -16,18 +16,10 @@ const devices = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'devic
 const listed = ort.listSupportedBackends().map((b) => b.name);
 
 describe('choosing execution providers (pure)', () => {
-  it('reads the setting: auto by default, a list in order, duplicates dropped', () => {
-    expect(parseProviderSetting(undefined)).toBe('auto');
-    expect(parseProviderSetting(' AUTO ')).toBe('auto');
-    expect(parseProviderSetting('cpu')).toEqual(['cpu']);
-    expect(parseProviderSetting('TensorRT, cuda cpu,cuda')).toEqual(['tensorrt', 'cuda', 'cpu']);
-  });
-
   it('auto picks cpu on this x86 box: onnxruntime lists cuda and tensorrt, but there is no GPU', () => {
     expect(listed).toEqual(expect.arrayContaining(['cpu', 'cuda', 'tensorrt']));
     expect(detectNvidiaGpu('/')).toBe(false);
-    expect(workerProviders(undefined, {}, listed)).toEqual(['cpu']);
-    expect(workerProviders(undefined, { EDGEFLEET_EXECUTION_PROVIDERS: 'auto' }, listed)).toEqual(['cpu']);
+    expect(chooseProviders('auto', listed, detectNvidiaGpu('/'))).toEqual(['cpu']);
   });
 
   it('auto would pick tensorrt, cuda, cpu on the Jetson fixture, and cpu on the Pi and the x86 box', () => {
@@ -39,10 +31,8 @@ describe('choosing execution providers (pure)', () => {
     expect(auto('x86-box', listed)).toEqual(['cpu']);
   });
 
-  it('an explicit list is the operator\'s word; the pool\'s order wins over the environment', () => {
+  it('an explicit list is the operator\'s word, even without a GPU or a listing', () => {
     expect(chooseProviders(['cuda', 'cpu'], ['cpu'], false)).toEqual(['cuda', 'cpu']);
-    expect(workerProviders(['cpu'], { EDGEFLEET_EXECUTION_PROVIDERS: 'cuda,cpu' }, listed)).toEqual(['cpu']);
-    expect(workerProviders(undefined, { EDGEFLEET_EXECUTION_PROVIDERS: 'cuda,cpu' }, listed)).toEqual(['cuda', 'cpu']);
   });
 });
 
@@ -77,7 +67,7 @@ describe('opening sessions with fallback (real onnxruntime)', () => {
     await expect(createSession(ort, path, {}, ['tensorrt', 'cuda'])).rejects.toThrow(/no execution provider could open .*mlp\.onnx \(tried tensorrt, cuda\): tensorrt: .*; cuda: /);
   });
 
-  it('EDGEFLEET_EXECUTION_PROVIDERS=cuda,cpu: the real worker pool logs the fallback once, records it, and serves', async () => {
+  it('providers cuda,cpu: the real worker pool logs the fallback once, records it, and serves', async () => {
     const lines: Record<string, unknown>[] = [];
     const sink = new Writable({
       write(chunk: Buffer, _enc, done) {
@@ -85,10 +75,7 @@ describe('opening sessions with fallback (real onnxruntime)', () => {
         done();
       },
     });
-    const before = process.env.EDGEFLEET_EXECUTION_PROVIDERS;
-    // Worker threads take a copy of the environment when they are created: set it just for this pool.
-    process.env.EDGEFLEET_EXECUTION_PROVIDERS = 'cuda,cpu';
-    const pool = createWorkerPool({ path, workers: 2, threads: 1, logger: pino({ level: 'info' }, sink) });
+    const pool = createWorkerPool({ path, workers: 2, threads: 1, executionProviders: ['cuda', 'cpu'], logger: pino({ level: 'info' }, sink) });
     try {
       await pool.start();
       const result = await pool.run([{ name: 'input', type: 'float32', dims: [1, 4], data: new Float32Array([1, 2, 3, 4]) }]);
@@ -100,8 +87,6 @@ describe('opening sessions with fallback (real onnxruntime)', () => {
       expect(usableExecutionProviders()).toEqual(['cpu']);
       expect(providerFallbacks().map((f) => f.provider)).toEqual(['cuda']);
     } finally {
-      if (before === undefined) delete process.env.EDGEFLEET_EXECUTION_PROVIDERS;
-      else process.env.EDGEFLEET_EXECUTION_PROVIDERS = before;
       await pool.close();
     }
   });

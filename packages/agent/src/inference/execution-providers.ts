@@ -5,7 +5,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { InferenceSession } from 'onnxruntime-node';
 
-/** `auto`, or the providers to try in order (EDGEFLEET_EXECUTION_PROVIDERS=tensorrt,cuda,cpu). */
+/** `auto`, or the providers to try in order (EDGEFLEET_EXECUTION_PROVIDERS=tensorrt,cuda,cpu, read by config.ts). */
 export type ProviderSetting = 'auto' | string[];
 
 export interface ProviderFallback {
@@ -25,17 +25,6 @@ export interface OpenedSession {
 /** GPU providers in the order `auto` prefers them: TensorRT builds engines faster than CUDA runs kernels. */
 const GPU_PROVIDERS = ['tensorrt', 'cuda'] as const;
 const REASON_MAX = 512;
-
-/**
- * The setting from its text: unset, empty or "auto" is auto; otherwise provider names separated by
- * commas or spaces, lower-cased, duplicates dropped (as config.ts reads declared lists).
- */
-export function parseProviderSetting(text: string | undefined): ProviderSetting {
-  const trimmed = text?.trim().toLowerCase() ?? '';
-  if (trimmed === '' || trimmed === 'auto') return 'auto';
-  if (trimmed === 'none') return ['cpu'];
-  return [...new Set(trimmed.split(/[\s,]+/).filter(Boolean))];
-}
 
 /**
  * The providers to try, in order. An explicit list is taken as given (the operator's word, so a list
@@ -87,15 +76,4 @@ export async function createSession(ort: OrtLike, path: string, options: Inferen
   }
   const tried = fallbacks.map((f) => `${f.provider}: ${f.reason}`).join('; ');
   throw new Error(`no execution provider could open ${path} (tried ${order.join(', ')}): ${tried}`);
-}
-
-/**
- * The order a session worker uses: the pool's (WorkerInit.executionProviders) when it passes one,
- * else EDGEFLEET_EXECUTION_PROVIDERS from the environment the worker thread inherits, resolved
- * against what this onnxruntime lists and the GPU detected on this device.
- */
-export function workerProviders(fromPool: readonly string[] | undefined, env: Record<string, string | undefined>, listed: readonly string[]): string[] {
-  if (fromPool !== undefined && fromPool.length > 0) return [...fromPool];
-  const setting = parseProviderSetting(env.EDGEFLEET_EXECUTION_PROVIDERS);
-  return chooseProviders(setting, listed, setting === 'auto' && detectNvidiaGpu());
 }

@@ -5,6 +5,7 @@ import { DATATYPES, datatypeFromOrt, EdgefleetError, isDatatype, type TensorSpec
 import type { Logger } from 'pino';
 import { validateInputs } from './tensor-signature.js';
 import type { DriftWindow, LoadedModel, ModelFile, ModelRuntime, Tensor } from './types.js';
+import { chooseProviders, detectNvidiaGpu } from './execution-providers.js';
 import { createWorkerPool, type PoolStats } from './worker-pool.js';
 import type { FieldSampleOptions, WireTensor, WorkerDriftInit } from './worker-protocol.js';
 import { createDriftTracker } from './drift-tracker.js';
@@ -26,6 +27,11 @@ export interface ModelRuntimeOptions {
   maxBatch?: number;
   /** onnxruntime intra-op spin-waiting (default: on unless workers × threads exceeds the cores). */
   allowSpinning?: boolean;
+  /**
+   * Execution providers sessions try, in order (EDGEFLEET_EXECUTION_PROVIDERS); absent: auto, i.e.
+   * TensorRT and CUDA when this onnxruntime lists them and an NVIDIA GPU is present, then CPU.
+   */
+  executionProviders?: string[];
   /** Requests waiting per loaded model beyond which inference answers UNAVAILABLE (default 1024). */
   maxQueued?: number;
   /** How long closing a model (e.g. the version a deployment replaced) lets its requests finish (default 30 s). */
@@ -143,6 +149,10 @@ export function createModelRuntime(opts: ModelRuntimeOptions): PooledModelRuntim
   const adaptive = size.adaptive ? { wideThreads: cores, ...(opts.idleRetireMs !== undefined ? { idleRetireMs: opts.idleRetireMs } : {}) } : undefined;
   const shape = adaptive ? `adaptive 1-${size.workers} workers (${cores} threads alone, ${size.threads} each under load)` : `${size.workers}x${size.threads}`;
   const maxBatch = opts.maxBatch ?? DEFAULT_MAX_BATCH;
+  // Resolved once here, so every worker of every model tries the same providers in the same order.
+  const providers = opts.executionProviders?.length
+    ? [...opts.executionProviders]
+    : chooseProviders('auto', ort.listSupportedBackends().map((b) => b.name), detectNvidiaGpu());
   /** Each loaded model with its close, which stop() calls with a shorter drain. */
   const loaded = new Map<PooledModel, (drainMs?: number) => Promise<void>>();
   let stopped = false;
@@ -152,6 +162,7 @@ export function createModelRuntime(opts: ModelRuntimeOptions): PooledModelRuntim
     const drift = driftInit(file, opts, log);
     const pool = createWorkerPool({
       path: file.path,
+      executionProviders: providers,
       workers: size.workers,
       threads: size.threads,
       allowSpinning,

@@ -5,10 +5,10 @@ import * as ort from 'onnxruntime-node';
 import type { DriftTracker } from './drift-tracker.js';
 import { transferList, type DriftTakeRequest, type ExitRequest, type RunItem, type RunRequest, type WireTensor, type WorkerInit, type WorkerReply } from './worker-protocol.js';
 import type { TensorData } from './types.js';
-import { createSession as openWithFallback, workerProviders, type OpenedSession } from './execution-providers.js';
+import { createSession as openWithFallback, type OpenedSession } from './execution-providers.js';
 
-/** Providers to try, in order; `opened` is the main session's outcome, for the ready reply. */
-const providers = workerProviders((workerData as WorkerInit).executionProviders, process.env, ort.listSupportedBackends().map((b) => b.name));
+/** Providers to try, in order (the runtime resolves them); `opened` is the main session's outcome, for the ready reply. */
+const providers = (workerData as WorkerInit).executionProviders ?? ['cpu'];
 let opened: OpenedSession | undefined;
 
 const port = parentPort;

@@ -14,6 +14,8 @@ export interface WorkerPoolOptions {
   path: string;
   workers: number;
   threads: number;
+  /** Execution providers each session tries, in order (absent: cpu). */
+  executionProviders?: string[];
   logger: Logger;
   /** Runs handed to one worker at a time: 2 keeps it busy while the next result travels back. */
   maxInFlightPerWorker?: number;

@@ -46,7 +46,13 @@ export function createWorkerPool(opts: WorkerPoolOptions): WorkerPool {
   /** Moving average of compute time per row, from the workers' replies (undefined until the first). */
   let msPerRow: number | undefined;
 
-  const init = { path: opts.path, intraOpNumThreads: opts.threads, allowSpinning: opts.allowSpinning ?? true, ...(opts.drift ? { drift: opts.drift } : {}) };
+  const init = {
+    path: opts.path,
+    intraOpNumThreads: opts.threads,
+    allowSpinning: opts.allowSpinning ?? true,
+    ...(opts.executionProviders ? { executionProviders: opts.executionProviders } : {}),
+    ...(opts.drift ? { drift: opts.drift } : {}),
+  };
   const adaptive = opts.adaptive;
   const workers = createWorkerSlots<Job>({
     path: opts.path,
