@@ -64,7 +64,8 @@ function parseEnvList(text) {
   return env;
 }
 
-function start(args, env, readyMsg, children) {
+/** Starts a node process; `ready` resolves with its first log line whose msg is `readyMsg`. */
+export function start(args, env, readyMsg, children) {
   const child = spawn(process.execPath, args, { env: { ...process.env, EDGEFLEET_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(child);
   const lines = createInterface({ input: child.stdout });

@@ -5,12 +5,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { BINARY_HEADER, joinBinaryBody } from '../packages/shared/dist/index.js';
 import { buildConvNet } from '../packages/shared/dist/onnx/index.js';
-import { unitLaunch } from './agent-idle.mjs';
+import { start as startProcess, unitLaunch } from './agent-idle.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const AGENTS = Number(process.env.BENCH_AGENTS ?? 5);
@@ -20,22 +19,8 @@ const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 30);
 const STANDBY_KEEP_SEC = 10;
 const token = randomBytes(24).toString('base64url');
 const children = [];
+const start = (args, env, readyMsg) => startProcess(args, env, readyMsg, children);
 
-function start(args, env, readyMsg) {
-  const child = spawn(process.execPath, args, { env: { ...process.env, EDGEFLEET_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
-  children.push(child);
-  const lines = createInterface({ input: child.stdout });
-  const ready = new Promise((resolve, reject) => {
-    lines.on('line', (text) => {
-      try {
-        const line = JSON.parse(text);
-        if (line.msg === readyMsg) resolve(line);
-      } catch {}
-    });
-    child.on('exit', (code) => reject(new Error(`${args.find((a) => !a.startsWith('-'))} exited ${code}`)));
-  });
-  return { child, ready, lines };
-}
 
 /**
  * Reference images for a version's drift baseline (binary tensor form), so the measured agent tracks

@@ -9,7 +9,7 @@
 //   session-worker.js       the session worker, found beside the entry by sessionWorkerUrl()
 //   package.json            {"type":"module"}, so the worker's .js is ESM
 //   node_modules/           only the native modules and what they require at run time
-//   edgefleet-agent.service, install.sh, uninstall.sh, bundle.json (version, arch, node ABI, sha256s)
+//   edgefleet-agent.service, install.sh, uninstall.sh (+ shadow-tool.sh), bundle.json (version, arch, node ABI, sha256s)
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -141,7 +141,7 @@ writeFileSync(join(bundleDir, 'package.json'), `${JSON.stringify({ name: 'edgefl
 for (const n of NATIVE) copyPackage(n, AGENT, bundleDir, arch);
 
 copyFileSync(join(REPO, 'deploy/systemd/edgefleet-agent.service'), join(bundleDir, 'edgefleet-agent.service'));
-for (const script of ['install.sh', 'uninstall.sh']) {
+for (const script of ['install.sh', 'uninstall.sh', 'shadow-tool.sh']) {
   copyFileSync(join(REPO, 'deploy/agent', script), join(bundleDir, script));
   chmodSync(join(bundleDir, script), 0o755);
 }

@@ -121,18 +121,7 @@ else
 fi
 
 # --- system user and group ----------------------------------------------------------------------
-# useradd/groupadd rewrite etc/passwd- and friends as backups; the admin's own backups are kept as they were.
-shadow_tool() {
-  backup=$(mktemp -d)
-  for f in passwd group shadow gshadow; do [ ! -e "$ROOT/etc/$f-" ] || cp -p "$ROOT/etc/$f-" "$backup/$f-"; done
-  status=0
-  "$@" || status=$?
-  for f in passwd group shadow gshadow; do
-    if [ -e "$backup/$f-" ]; then cp -p "$backup/$f-" "$ROOT/etc/$f-"; else rm -f "$ROOT/etc/$f-"; fi
-  done
-  rm -rf "$backup"
-  return $status
-}
+. "$BUNDLE/shadow-tool.sh"
 PREFIX=()
 [ -z "$ROOT" ] || PREFIX=(--prefix "$ROOT")
 if grep -q '^edgefleet:' "$ROOT/etc/group"; then

@@ -30,9 +30,11 @@ while [ $# -gt 0 ]; do
     *) usage_error "unknown argument: $1" ;;
   esac
 done
+# CDPATH would make cd print the directory, doubling it in a captured path.
+unset CDPATH
+HERE=$(cd -P -- "$(dirname -- "$0")" && pwd)
 if [ -n "$ROOT" ]; then
   [ -d "$ROOT" ] || die "--root $ROOT is not a directory"
-  unset CDPATH
   ROOT=$(cd -P -- "$ROOT" && pwd)
   [ "$ROOT" != / ] || ROOT=''
 fi
@@ -84,18 +86,7 @@ else
   remove_dir "$ROOT/var/lib/edgefleet" state
 fi
 
-# userdel/groupdel rewrite etc/passwd- and friends as backups; the admin's own backups are kept as they were.
-shadow_tool() {
-  backup=$(mktemp -d)
-  for f in passwd group shadow gshadow; do [ ! -e "$ROOT/etc/$f-" ] || cp -p "$ROOT/etc/$f-" "$backup/$f-"; done
-  status=0
-  "$@" || status=$?
-  for f in passwd group shadow gshadow; do
-    if [ -e "$backup/$f-" ]; then cp -p "$backup/$f-" "$ROOT/etc/$f-"; else rm -f "$ROOT/etc/$f-"; fi
-  done
-  rm -rf "$backup"
-  return $status
-}
+. "$HERE/shadow-tool.sh"
 PREFIX=()
 [ -z "$ROOT" ] || PREFIX=(--prefix "$ROOT")
 if grep -q '^edgefleet:' "$ROOT/etc/passwd"; then
