@@ -1,4 +1,4 @@
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { EdgefleetError } from '@edgefleet/shared';
@@ -13,11 +13,11 @@ import { lockStateDir } from './store/state-lock.js';
 
 export const RESTARTS_FILE = 'restarts.json';
 /** First wait after a failed start; EDGEFLEET_RESTART_BACKOFF_BASE_MS shrinks it for tests. */
-export const DEFAULT_BASE_MS = 5_000;
+const DEFAULT_BASE_MS = 5_000;
 /** The cap is this many base delays: 5 min with the default base. */
 const CAP_IN_BASES = 60;
 /** A run that stayed up this long after READY was healthy: the next failure starts the count anew. */
-export const HEALTHY_RUN_MS = 60_000;
+const HEALTHY_RUN_MS = 60_000;
 /** The start timeout is extended to the rest of the wait plus this, and re-extended this often. */
 const EXTEND_MARGIN_MS = 30_000;
 const EXTEND_REFRESH_MS = 20_000;
@@ -40,6 +40,9 @@ export interface StartPlan {
   record: RestartHistory;
 }
 
+/** Failed starts counted at most: far past the cap, and a tampered huge count cannot overflow. */
+const MAX_COUNTED_FAILURES = 1_000_000;
+
 /** base × 2^(n-1), capped at 60 × base; 0 when nothing failed. */
 export function delayFor(failedStarts: number, baseMs = DEFAULT_BASE_MS): number {
   if (failedStarts <= 0) return 0;
@@ -55,7 +58,8 @@ export function delayFor(failedStarts: number, baseMs = DEFAULT_BASE_MS): number
  * wait longer than the cap.
  */
 export function nextDelay(history: RestartHistory | undefined, now: number, baseMs = DEFAULT_BASE_MS): StartPlan {
-  const failedStarts = history?.state === 'starting' ? history.failedStarts + 1 : 0;
+  // Bounded so the count stays a safe integer (parseHistory would drop it, restarting the back-off at 0).
+  const failedStarts = history?.state === 'starting' ? Math.min(history.failedStarts + 1, MAX_COUNTED_FAILURES) : 0;
   return { failedStarts, delayMs: delayFor(failedStarts, baseMs), record: { failedStarts, lastStartAt: now, state: 'starting' } };
 }
 
@@ -76,7 +80,7 @@ export function parseHistory(text: string): RestartHistory | undefined {
 }
 
 /** EDGEFLEET_RESTART_BACKOFF_BASE_MS (a test knob) or the 5 s default. */
-export function backoffBaseMs(env: NodeJS.ProcessEnv): number {
+function backoffBaseMs(env: NodeJS.ProcessEnv): number {
   const raw = env.EDGEFLEET_RESTART_BACKOFF_BASE_MS;
   if (raw === undefined || raw === '') return DEFAULT_BASE_MS;
   const value = Number(raw);
@@ -88,19 +92,38 @@ export function backoffBaseMs(env: NodeJS.ProcessEnv): number {
 
 // ---- I/O: the file in the state directory, the wait, the timers ----
 
+/** A record is one short line; anything longer is not ours. */
+const HISTORY_MAX_BYTES = 4096;
+
+/**
+ * The record, or undefined when it is missing or not one: a symlink (not followed), anything but a
+ * regular file (a FIFO or /dev/zero would block or never end), or a file over HISTORY_MAX_BYTES.
+ */
 export function readHistory(stateDir: string): RestartHistory | undefined {
+  let fd: number | undefined;
   try {
-    return parseHistory(readFileSync(join(stateDir, RESTARTS_FILE), 'utf8'));
+    fd = openSync(join(stateDir, RESTARTS_FILE), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    const stat = fstatSync(fd);
+    if (!stat.isFile() || stat.size > HISTORY_MAX_BYTES) return undefined;
+    const buf = Buffer.alloc(HISTORY_MAX_BYTES);
+    const length = readSync(fd, buf, 0, HISTORY_MAX_BYTES, 0);
+    return parseHistory(buf.toString('utf8', 0, length));
   } catch {
     return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
 
-/** Written whole (tmp + rename) so a power cut leaves the old record or the new one, never half. */
-export function writeHistory(stateDir: string, record: RestartHistory): void {
+/**
+ * Written whole (tmp + rename) so a power cut leaves the old record or the new one, never half. The
+ * tmp file is made afresh (exclusive create): a symlink planted in its place is removed, not written through.
+ */
+function writeHistory(stateDir: string, record: RestartHistory): void {
   const path = join(stateDir, RESTARTS_FILE);
   const tmp = `${path}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(record)}\n`, { mode: 0o600 });
+  rmSync(tmp, { force: true });
+  writeFileSync(tmp, `${JSON.stringify(record)}\n`, { mode: 0o600, flag: 'wx' });
   renameSync(tmp, path);
 }
 

@@ -87,6 +87,15 @@ describe('capabilities from captured device trees', () => {
     expect(sent.usableExecutionProviders).toEqual(['cpu']);
     expect(sent.providerFallbacks).toEqual([{ provider: 'cuda', reason: 'libonnxruntime_providers_cuda.so: cannot open shared object file' }]);
   });
+
+  it('keeps what a long provider list of the operator teaches within what `reported` carries', async () => {
+    const caps = withSessionProviders(await fixtureCapabilities('x86-box'));
+    const failed = Array.from({ length: 12 }, (_, i) => ({ provider: `made-up-${i}-${'x'.repeat(80)}`, reason: 'r'.repeat(2000) }));
+    noteSessionProviders('cpu', failed);
+    const sent = roundTrip(caps).capabilities;
+    expect(sent.providerFallbacks).toHaveLength(8);
+    expect(sent.providerFallbacks?.every((f) => f.provider.length === 64 && f.reason.length === 512)).toBe(true);
+  });
 });
 
 describe('periodic GPU load and temperatures (telemetry)', () => {

@@ -88,6 +88,7 @@ describe('device file parsers', () => {
     expect(parseGpuLoad('n/a')).toBeUndefined();
     expect(parseThermalTemp('-5000\n')).toBe(-5);
     expect(parseThermalTemp('-256000')).toBeUndefined();
+    expect(parseThermalTemp('1000001')).toBeUndefined(); // past what the schemas carry: a broken sensor
     expect(parseThermalTemp('')).toBeUndefined();
   });
 });

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BINARY_HEADER, joinBinaryBody } from '@edgefleet/shared';
 import { encodeModel, GraphBuilder } from '@edgefleet/shared/onnx';
 import type { Tensor } from '../src/inference/types.js';
-import { BodyBuffer, bodyPadding, ownsItsBuffer, PREALLOCATE_MAX, TENSOR_ALIGNMENT } from '../src/local-api/body-buffer.js';
+import { BodyBuffer, bodyPadding, EAGER_MAX, ownsItsBuffer, TENSOR_ALIGNMENT } from '../src/local-api/body-buffer.js';
 import { startLocalApiRig, type LocalApiRig } from './support/local-api-rig.js';
 import { rawRequest } from './support/raw-http.js';
 
@@ -56,12 +56,37 @@ describe('BodyBuffer (pure)', () => {
     expect([...buffer.finish()]).toEqual([1, 1, 1, 1, 1, 1, 3, 3, 3, 3]);
   });
 
-  it('gathers a body declared beyond PREALLOCATE_MAX as it comes instead of reserving it up front', () => {
-    const buffer = new BodyBuffer(PREALLOCATE_MAX + 1, 3);
+  it('holds no more than about twice what arrived when the Content-Length promises more than EAGER_MAX', () => {
+    const declared = 64 * 1024 * 1024;
+    const buffer = new BodyBuffer(declared, 3);
+    expect(buffer.held).toBe(0); // nothing reserved for a client that declares 64 MB and sends nothing
     expect(buffer.push(Buffer.from('abc'))).toBe(true);
+    expect(buffer.held).toBe(3);
     const body = buffer.finish();
     expect(body.toString()).toBe('abc');
     expect(body.buffer.byteLength).toBe(bodyPadding(3) + 3);
+  });
+
+  it('places a large declared body in its final buffer once half has come, keeping every byte in order', () => {
+    const declared = 4 * EAGER_MAX;
+    const bytes = Buffer.from(Array.from({ length: declared }, (_, i) => (i * 31) % 251));
+    const buffer = new BodyBuffer(declared, 5);
+    for (const chunk of chunksOf(bytes, 10_000)) {
+      expect(buffer.push(chunk)).toBe(true);
+      expect(buffer.held).toBeLessThanOrEqual(2 * buffer.received + bodyPadding(5));
+      if (2 * buffer.received < declared) expect(buffer.held).toBe(buffer.received);
+      else expect(buffer.held).toBe(bodyPadding(5) + declared);
+    }
+    expect(buffer.push(Buffer.from('x'))).toBe(false); // past the declared length
+    const body = buffer.finish();
+    expect(body.equals(bytes)).toBe(true);
+    expect((body.byteOffset + 5) % TENSOR_ALIGNMENT).toBe(0);
+    expect(body.byteOffset + body.byteLength).toBe(body.buffer.byteLength);
+  });
+
+  it('reserves a small declared body (up to EAGER_MAX) before its first byte', () => {
+    expect(new BodyBuffer(EAGER_MAX, 0).held).toBe(EAGER_MAX);
+    expect(new BodyBuffer(EAGER_MAX + 1, 0).held).toBe(0);
   });
 });
 

@@ -1,4 +1,4 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -96,6 +96,34 @@ describe('restart back-off: restarts.json', () => {
     expect(readHistory(dir.path)).toEqual({ failedStarts: 1, lastStartAt: NOW, state: 'starting' });
     const bad = createRestartBackoff({ stateDir: dir.path, logger: silentLogger, pid: process.pid, env: { EDGEFLEET_RESTART_BACKOFF_BASE_MS: '5s' } });
     await expect(bad.wait()).rejects.toThrow(/EDGEFLEET_RESTART_BACKOFF_BASE_MS is "5s": expected a whole number of milliseconds/);
+  });
+
+  it('survives a tampered state dir: absurd counts, symlinks, oversized files, a state dir it cannot write', async () => {
+    const file = join(dir.path, RESTARTS_FILE);
+    const victim = join(dir.path, 'victim');
+    const env = { EDGEFLEET_RESTART_BACKOFF_BASE_MS: '1' };
+    // An absurd count waits the cap and is stored bounded, so the next start can still read it.
+    await writeFile(file, JSON.stringify(starting(Number.MAX_SAFE_INTEGER)));
+    await createRestartBackoff({ stateDir: dir.path, logger: silentLogger, pid: process.pid, env, now: () => NOW }).wait();
+    expect(readHistory(dir.path)).toEqual({ failedStarts: 1_000_000, lastStartAt: NOW, state: 'starting' });
+    // A symlinked record is not followed (read as no history); writing replaces the link, not its target.
+    await writeFile(victim, JSON.stringify(starting(3)));
+    await rm(file);
+    await symlink(victim, file);
+    expect(readHistory(dir.path)).toBeUndefined();
+    // A symlink planted as the tmp file is not written through either.
+    await symlink(victim, `${file}.tmp`);
+    await createRestartBackoff({ stateDir: dir.path, logger: silentLogger, pid: process.pid, env, now: () => NOW }).wait();
+    expect(JSON.parse(await readFile(victim, 'utf8'))).toEqual(starting(3));
+    expect(readHistory(dir.path)).toEqual({ failedStarts: 0, lastStartAt: NOW, state: 'starting' });
+    // A record far longer than one line is not one.
+    await writeFile(file, JSON.stringify({ ...starting(1), pad: 'x'.repeat(10_000) }));
+    expect(readHistory(dir.path)).toBeUndefined();
+    // A state "dir" that is a file: the start goes on without a record.
+    const notADir = join(dir.path, 'not-a-dir');
+    await writeFile(notADir, '');
+    await createRestartBackoff({ stateDir: notADir, logger: silentLogger, pid: process.pid, env, now: () => NOW }).wait();
+    expect(readHistory(notADir)).toBeUndefined();
   });
 });
 

@@ -116,6 +116,16 @@ describe('adaptive worker pool', () => {
       return narrowRuns > 0;
     }, 'some runs on the narrow session');
   });
+
+  it('closes while an extra worker is still starting: the burst is served and no worker is left', async () => {
+    const model = await runtime({ drift: false }).load(mlp);
+    const burst = Array.from({ length: 8 }, (_, i) => model.infer([rows(900 + i, 1)]).then(() => 'ok', (err: Error) => err.message));
+    // The second request found worker 0 busy: the extra worker is spawned, its session not yet made.
+    expect(model.stats()).toMatchObject({ workers: 2, ready: 1 });
+    await model.close();
+    expect(await Promise.all(burst)).toEqual(Array(8).fill('ok'));
+    expect(model.stats()).toMatchObject({ workers: 0, ready: 0 });
+  });
 });
 
 describe('worker 0 session choice', () => {

@@ -176,6 +176,14 @@ describe('fleetctl against a running hub', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toBe(`fleetctl: ${error} (${code})\n`);
     expect(r.stdout).toBe('');
+
+    // A rollout id that does not exist: the hub's 404 named, exit 1, nothing on stdout, with or without --watch.
+    const missing = await fetch(`${t.hub.apiUrl}/api/v1/rollouts/ro-missing`, { headers: { authorization: `Bearer ${t.adminToken}` } });
+    const notFound = (await missing.json()) as { error: string; code: string };
+    for (const watch of [[], ['--watch']]) {
+      const s = await run(['--hub', t.hub.apiUrl, '--token', t.adminToken, 'rollouts', 'status', 'ro-missing', ...watch]);
+      expect(s).toEqual({ code: 1, stdout: '', stderr: `fleetctl: ${notFound.error} (${notFound.code})\n` });
+    }
   });
 
   it("answers usage errors with commander's usage (or the bad argument named) and exit code 2", async () => {
@@ -185,6 +193,8 @@ describe('fleetctl against a running hub', () => {
     const badTarget = await run(['--hub', t.hub.apiUrl, 'rollouts', 'create', '--model', 'clf', '--version', '1', '--target', 'everywhere']);
     expect(badTarget.code).toBe(2);
     expect(badTarget.stderr).toMatch(/^fleetctl: --target "everywhere" is not one of/);
+    const badInterval = await run(['--hub', t.hub.apiUrl, 'rollouts', 'status', 'ro-1', '--watch', '--interval', 'Infinity']);
+    expect(badInterval).toEqual({ code: 2, stdout: '', stderr: 'fleetctl: --interval "Infinity" is not a number of seconds from 0 to 3600\n' });
     const r = await run(['--hub', t.hub.apiUrl, 'deploy-everything']);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("unknown command 'deploy-everything'");

@@ -13,7 +13,7 @@ export interface NotifyLogger {
 }
 
 /** The `systemd-notify` arguments that send `state`: READY=1 goes through --ready, as systemd's man page asks. */
-export function notifyArgs(state: string): string[] {
+function notifyArgs(state: string): string[] {
   return state === 'READY=1' ? ['--ready'] : [state];
 }
 

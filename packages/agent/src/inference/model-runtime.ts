@@ -50,7 +50,7 @@ export interface PooledModel extends LoadedModel {
   stats(): PoolStats;
   /** Terminates one worker as a crash would (in-flight requests fail, the worker is replaced). */
   restartWorker(index: number): Promise<void>;
-  /** `dispatch` ({ worker, id }) each time a request is handed to a worker. */
+  /** `dispatch` ({ worker, id, batch, narrow }) each time a request is handed to a worker. */
   readonly events: EventEmitter;
   /** Null when this model's drift is not tracked (runtime option off, or no usable baseline). */
   takeDrift(): Promise<DriftWindow | null>;

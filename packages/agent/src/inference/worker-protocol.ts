@@ -14,7 +14,7 @@ export interface WorkerInit {
    * It is created on the first narrow request; until it is ready such requests run on the main session.
    */
   narrowThreads?: number;
-  /** Execution providers to try in order (execution-providers.ts); absent: EDGEFLEET_EXECUTION_PROVIDERS, else auto. */
+  /** Execution providers to try in order, resolved once by the runtime (execution-providers.ts); absent: cpu. */
   executionProviders?: string[];
   /** Drift tracking of this model version (absent: not tracked). */
   drift?: WorkerDriftInit;

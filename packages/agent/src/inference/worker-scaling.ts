@@ -53,18 +53,16 @@ export function createWorkerScaling<J extends Rejectable>(opts: WorkerScalingOpt
     return slots.slice(1).filter((s): s is Slot<J> => s !== undefined);
   }
 
-  /** Retires extra workers idle for idleRetireMs; stops checking once only worker 0 is left. */
+  /**
+   * Retires extra workers idle for idleRetireMs. Runs until stop(), also while only worker 0 is left:
+   * a crashed extra worker is respawned (after a back-off) and must still be retired once idle.
+   */
   function check(): void {
     const now = performance.now();
-    const live = extras();
-    for (const slot of live) {
+    for (const slot of extras()) {
       if (!slot.ready || slot.dismissed || slot.inFlight.size > 0 || now - lastUsed[slot.index]! < opts.idleRetireMs) continue;
       const done = dismiss(slot).finally(() => dismissing.delete(done));
       dismissing.add(done);
-    }
-    if (live.length === 0 && timer) {
-      clearInterval(timer);
-      timer = undefined;
     }
   }
 

@@ -95,6 +95,8 @@ export function createWorkerSlots<J extends Rejectable>(opts: WorkerSlotsOptions
       slots[index] = slot;
       worker.on('message', (msg: WorkerReply) => {
         if (msg.type === 'ready') {
+          // Retired while starting (close() during a grow): it is exiting on its own, take no runs.
+          if (slot.retiring) return;
           slot.ready = true;
           noteSessionProviders(msg.provider, msg.fallbacks);
           // Every worker of a load tries the same providers: worker 0 speaks for them, once per load.
@@ -149,10 +151,11 @@ export function createWorkerSlots<J extends Rejectable>(opts: WorkerSlotsOptions
    * arrive meanwhile are ignored, as a crash would lose them). A worker in the middle of a run is not
    * terminated but asked to exit, which it does once the run returns: terminating a thread inside
    * onnxruntime's native run can abort the whole process (a Napi::Error thrown as the run returns
-   * into a dying environment).
+   * into a dying environment). A worker still starting is inside onnxruntime's synchronous model load,
+   * so it too is asked: the request waits in its port until the session is made.
    */
   function retire(slot: Slot<J>, error?: Error): Promise<unknown> {
-    const busy = slot.inFlight.size > 0;
+    const busy = slot.inFlight.size > 0 || (!slot.ready && !slot.retiring);
     slot.retiring = true;
     slot.ready = false;
     if (error) {

@@ -23,10 +23,12 @@ export function ownsItsBuffer(body: Buffer): boolean {
 }
 
 /**
- * Largest body whose buffer is made from its Content-Length before any byte arrives; a larger one is
- * gathered as it comes, so a client that declares much and sends little holds no more than it sent.
+ * Largest body whose buffer is made from its Content-Length before any byte arrives. A larger declared
+ * body is gathered as chunks until half of it has come, then placed in a buffer of its declared size:
+ * a client that declares much and sends little (on any number of connections) holds at most about
+ * twice what it sent, and an honest large body costs one extra copy of its first half.
  */
-export const PREALLOCATE_MAX = 16 * 1024 * 1024;
+export const EAGER_MAX = 64 * 1024;
 
 /** A fresh, unpooled buffer (not zeroed: the padding is cleared here, the body is written before it is read). */
 function allocate(padding: number, bytes: number): Buffer {
@@ -36,46 +38,56 @@ function allocate(padding: number, bytes: number): Buffer {
 }
 
 /**
- * Collects the chunks of one body. With a declared length (up to PREALLOCATE_MAX) the buffer is made before the first byte
- * and each chunk is copied once into place; without one (chunked transfer) the chunks are kept and
- * copied into a buffer of the right size at the end.
+ * Collects the chunks of one body. With a declared length the body ends in a buffer of that size, made
+ * before the first byte (up to EAGER_MAX) or once half has come; each chunk after that is copied once
+ * into place. Without one (chunked transfer) the chunks are kept and copied into a buffer of the right
+ * size at the end.
  */
 export class BodyBuffer {
   readonly padding: number;
-  private readonly target: Buffer | undefined;
+  /** The Content-Length, when there is a usable one. */
+  private readonly declared: number | undefined;
+  private target: Buffer | undefined;
   private readonly chunks: Buffer[] = [];
   private size = 0;
 
   constructor(declared: number | undefined, headerLength: number | undefined) {
     this.padding = bodyPadding(headerLength);
-    this.target = declared === undefined || declared > PREALLOCATE_MAX ? undefined : allocate(this.padding, declared);
+    this.declared = declared !== undefined && Number.isSafeInteger(declared) && declared >= 0 ? declared : undefined;
+    if (this.declared !== undefined && this.declared <= EAGER_MAX) this.target = allocate(this.padding, this.declared);
   }
 
   get received(): number {
     return this.size;
   }
 
+  /** Bytes this body holds in memory now: its buffer once made, else the chunks kept. */
+  get held(): number {
+    return this.target ? this.target.byteLength : this.size;
+  }
+
   /** Adds a chunk; false (and nothing kept) when it would pass the declared length. */
   push(chunk: Buffer): boolean {
-    if (this.target) {
-      if (this.padding + this.size + chunk.byteLength > this.target.byteLength) return false;
-      chunk.copy(this.target, this.padding + this.size);
-    } else {
-      this.chunks.push(chunk);
-    }
+    if (this.declared !== undefined && this.size + chunk.byteLength > this.declared) return false;
+    if (this.target) chunk.copy(this.target, this.padding + this.size);
+    else this.chunks.push(chunk);
     this.size += chunk.byteLength;
+    if (!this.target && this.declared !== undefined && 2 * this.size >= this.declared) this.target = this.gather(this.declared);
     return true;
+  }
+
+  /** The chunks so far, copied into a new buffer with room for `bytes` after the padding. */
+  private gather(bytes: number): Buffer {
+    const whole = allocate(this.padding, bytes);
+    let at = this.padding;
+    for (const chunk of this.chunks) at += chunk.copy(whole, at);
+    this.chunks.length = 0;
+    return whole;
   }
 
   /** The body: a view of `received` bytes at `padding` in a buffer of its own. Call once, when complete. */
   finish(): Buffer {
-    let whole = this.target;
-    if (!whole) {
-      whole = allocate(this.padding, this.size);
-      let at = this.padding;
-      for (const chunk of this.chunks) at += chunk.copy(whole, at);
-      this.chunks.length = 0;
-    }
+    const whole = this.target ?? this.gather(this.size);
     const body = whole.subarray(this.padding, this.padding + this.size);
     owners.add(body);
     return body;
@@ -84,5 +96,6 @@ export class BodyBuffer {
   /** Drops what was read (after a refusal). */
   discard(): void {
     this.chunks.length = 0;
+    this.target = undefined;
   }
 }

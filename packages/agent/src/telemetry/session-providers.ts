@@ -5,19 +5,26 @@ import type { ProviderFallback } from '@edgefleet/shared';
 // x64 Linux without their libraries, so only opening a session tells). Main-thread module state,
 // written by the worker slots when a worker says it is ready.
 
+/** The most of each list the reported schema carries (usableExecutionProviders, providerFallbacks: 8 each, names of 64). */
+const MAX_NOTED = 8;
+const NAME_MAX = 64;
+
 const usable: string[] = [];
 const fallbacks = new Map<string, string>();
 
-/** Notes one session's outcome; returns true when it taught something new (the caller logs only then). */
+/** Notes one session's outcome; returns true when it taught something new. */
 export function noteSessionProviders(provider: string | undefined, failed: readonly ProviderFallback[] = []): boolean {
+  // An operator's list may name more providers than `reported` carries (up to 32): the first 8 are kept.
   let learned = false;
-  if (provider !== undefined && !usable.includes(provider)) {
-    usable.push(provider);
+  const name = provider?.slice(0, NAME_MAX);
+  if (name !== undefined && !usable.includes(name) && usable.length < MAX_NOTED) {
+    usable.push(name);
     learned = true;
   }
   for (const f of failed) {
-    if (fallbacks.has(f.provider)) continue;
-    fallbacks.set(f.provider, f.reason);
+    const failedName = f.provider.slice(0, NAME_MAX);
+    if (fallbacks.has(failedName) || fallbacks.size >= MAX_NOTED) continue;
+    fallbacks.set(failedName, f.reason.slice(0, 512));
     learned = true;
   }
   return learned;

@@ -1,6 +1,7 @@
 import Table from 'cli-table3';
 import type { Rollout, RolloutSummary } from '@edgefleet/shared';
-import { UsageError, type ApiClient } from './api-client.js';
+import { rawJsonOf, UsageError, type ApiClient } from './api-client.js';
+import { printable } from './terminal-text.js';
 
 /** What every command gets from the entry: the client (built on first use), the output mode and the streams. */
 export interface CommandContext {
@@ -12,21 +13,25 @@ export interface CommandContext {
   sleep(ms: number): Promise<void>;
 }
 
-/** `--json` prints the API's answer as is (one document); otherwise the human rendering. */
+/**
+ * `--json` prints the hub's JSON text as it came (one document, no number rounded by a parse);
+ * otherwise the human rendering, with any control character from the hub shown escaped.
+ */
 export function emit<T>(ctx: CommandContext, data: T, human: (data: T) => string): void {
-  ctx.write(ctx.json() ? `${JSON.stringify(data, null, 2)}\n` : `${human(data)}\n`);
+  if (ctx.json()) ctx.write(`${rawJsonOf(data) ?? JSON.stringify(data)}\n`);
+  else ctx.write(`${human(data).split('\n').map(printable).join('\n')}\n`);
 }
 
 export function table(head: string[], rows: Array<Array<string | number | boolean | null | undefined>>): string {
   const t = new Table({ head, style: { head: [], border: [] } });
-  for (const row of rows) t.push(row.map((c) => (c === null || c === undefined ? '-' : String(c))));
+  for (const row of rows) t.push(row.map((c) => (c === null || c === undefined ? '-' : printable(String(c)))));
   return t.toString();
 }
 
 /** `key: value` lines, aligned. */
 export function fields(pairs: Array<[string, string | number | boolean | null | undefined]>): string {
   const width = Math.max(...pairs.map(([k]) => k.length));
-  return pairs.map(([k, v]) => `${`${k}:`.padEnd(width + 2)}${v === null || v === undefined ? '-' : String(v)}`).join('\n');
+  return pairs.map(([k, v]) => `${`${k}:`.padEnd(width + 2)}${v === null || v === undefined ? '-' : printable(String(v))}`).join('\n');
 }
 
 export const labelText = (labels: Record<string, string>): string =>

@@ -19,7 +19,7 @@ export interface DeviceFacts {
 }
 
 /** `MemTotal:  3884740 kB` from /proc/meminfo, in MB (the kernel's kB are KiB). */
-export function parseMemTotalMb(text: string): number | undefined {
+function parseMemTotalMb(text: string): number | undefined {
   const m = /^MemTotal:\s+(\d+)\s*kB/m.exec(text);
   return m ? Math.round(Number(m[1]) / 1024) : undefined;
 }
@@ -27,6 +27,8 @@ export function parseMemTotalMb(text: string): number | undefined {
 /** L4T 35+ moved the GPU under platform/; older releases keep it at the top of /sys/devices. */
 const GPU_LOAD_PATHS = ['sys/devices/platform/gpu.0/load', 'sys/devices/gpu.0/load'];
 const THERMAL_DIR = 'sys/class/thermal';
+/** The most zones the reported and telemetry schemas carry (ThermalZones' maxItems); boards have a dozen at most. */
+const MAX_THERMAL_ZONES = 64;
 
 /** A file's text, or undefined: a missing or unreadable file is an absent fact, never an error. */
 async function readText(root: string, path: string): Promise<string | undefined> {
@@ -44,7 +46,7 @@ async function exists(root: string, path: string): Promise<boolean> {
   );
 }
 
-export async function gpuLoad(root: string): Promise<number | undefined> {
+async function gpuLoad(root: string): Promise<number | undefined> {
   for (const path of GPU_LOAD_PATHS) {
     const raw = await readText(root, path);
     if (raw !== undefined) return parseGpuLoad(raw);
@@ -62,6 +64,7 @@ export async function temperatures(root: string): Promise<Record<string, number>
   zones.sort((a, b) => Number(a.slice(12)) - Number(b.slice(12)));
   const out: Record<string, number> = {};
   for (const zone of zones) {
+    if (Object.keys(out).length >= MAX_THERMAL_ZONES) break;
     const type = (await readText(root, `${THERMAL_DIR}/${zone}/type`))?.trim() || zone;
     const raw = await readText(root, `${THERMAL_DIR}/${zone}/temp`);
     const celsius = raw === undefined ? undefined : parseThermalTemp(raw);

@@ -2,6 +2,7 @@ import { Option, type Command } from 'commander';
 import { createLogUpdate } from 'log-update';
 import { PROFILES, ROLLOUT_ACTIONS, type CreateRolloutRequest, type Profile, type Rollout, type RolloutState, type RolloutSummary, type RolloutTarget, type WaveSpec } from '@edgefleet/shared';
 import { CliError, UsageError } from '../api-client.js';
+import { printable } from '../terminal-text.js';
 import { countText, emit, parseLabels, rolloutStatus, rolloutTable, type CommandContext } from '../format.js';
 
 /** States a watch stops at: done, or waiting on an operator (resume, rollback). */
@@ -69,8 +70,8 @@ async function watch(ctx: CommandContext, id: string, intervalMs: number): Promi
     r = await client.request<Rollout>('GET', `/rollouts/${encodeURIComponent(id)}`);
     const stopped = WATCH_STOPS.includes(r.state);
     if (live) live(`${rolloutStatus(r)}\n${stopped ? '' : `watching every ${intervalMs / 1000}s (Ctrl-C stops watching, not the rollout)`}`);
-    else if (!ctx.json() && progressLine(r) !== lastLine) {
-      lastLine = progressLine(r);
+    else if (!ctx.json() && printable(progressLine(r)) !== lastLine) {
+      lastLine = printable(progressLine(r));
       ctx.write(`${lastLine}\n`);
     }
     if (stopped) break;
@@ -80,7 +81,7 @@ async function watch(ctx: CommandContext, id: string, intervalMs: number): Promi
   if (ctx.json()) emit(ctx, r, rolloutStatus);
   if (r.state !== 'succeeded') {
     const next = r.state === 'paused' ? ` (fleetctl rollouts resume ${r.id} goes on)` : r.state === 'halted' ? ` (resume, abort or rollback it)` : '';
-    throw new CliError(`rollout ${r.id} ${r.state === 'paused' ? 'is paused' : `ended ${r.state}`}${r.reason ? `: ${r.reason.message}` : ''}${next}`);
+    throw new CliError(`rollout ${r.id} ${r.state === 'paused' ? 'is paused' : `ended ${r.state}`}${r.reason ? `: ${printable(r.reason.message)}` : ''}${next}`);
   }
 }
 
@@ -123,7 +124,8 @@ export function registerRollouts(program: Command, ctx: CommandContext): void {
     .action(async (id: string, opts: { watch?: boolean; interval: string }) => {
       if (opts.watch) {
         const seconds = Number(opts.interval);
-        if (!(seconds > 0)) throw new UsageError(`--interval "${opts.interval}" is not a positive number of seconds`);
+        // Past ~24.8 days a timer overflows to 1 ms, which would poll the hub in a tight loop.
+        if (!(seconds > 0 && seconds <= 3600)) throw new UsageError(`--interval "${opts.interval}" is not a number of seconds from 0 to 3600`);
         return watch(ctx, id, seconds * 1000);
       }
       const client = await ctx.client();
