@@ -81,16 +81,20 @@ export function start(args, env, readyMsg, children) {
   return { child, ready };
 }
 
-async function hub(apiUrl, method, path, body) {
-  const bytes = body instanceof Uint8Array;
-  const res = await fetch(`${apiUrl}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': bytes ? 'application/octet-stream' : 'application/json' } : {}) },
-    body: body ? (bytes ? body : JSON.stringify(body)) : undefined,
-  });
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
-  return res.json();
+/** A call of the hub's API with the operator token; JSON or bytes in, JSON out. */
+export function hubCaller(token) {
+  return async (apiUrl, method, path, body) => {
+    const bytes = body instanceof Uint8Array;
+    const res = await fetch(`${apiUrl}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': bytes ? 'application/octet-stream' : 'application/json' } : {}) },
+      body: body ? (bytes ? body : JSON.stringify(body)) : undefined,
+    });
+    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
+    return res.json();
+  };
 }
+const hub = hubCaller(token);
 
 const kbField = (text, name) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? 0);
 const mb = (kb) => +(kb / 1024).toFixed(1);

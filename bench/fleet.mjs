@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { BINARY_HEADER, joinBinaryBody } from '../packages/shared/dist/index.js';
 import { buildConvNet } from '../packages/shared/dist/onnx/index.js';
-import { start as startProcess, unitLaunch } from './agent-idle.mjs';
+import { hubCaller, start as startProcess, unitLaunch } from './agent-idle.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const AGENTS = Number(process.env.BENCH_AGENTS ?? 5);
@@ -39,16 +39,7 @@ async function putReference(apiUrl, version, samples = 128, size = 64) {
   if (!res.ok) throw new Error(`reference of bench-conv@${version}: ${res.status} ${await res.text()}`);
 }
 
-async function hub(apiUrl, method, path, body) {
-  const bytes = body instanceof Uint8Array;
-  const res = await fetch(`${apiUrl}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': bytes ? 'application/octet-stream' : 'application/json' } : {}) },
-    body: body ? (bytes ? body : JSON.stringify(body)) : undefined,
-  });
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
-  return res.json();
-}
+const hub = hubCaller(token);
 
 async function procStat(pid) {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
